@@ -1,0 +1,34 @@
+# Two commands for a fresh clone: `make demo` and `make test`. Both build .venv when it is absent.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.radflow-installed
+DEMO   := data/demo
+CORES  ?= all
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install demo test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: install
+	test -f $(DEMO)/truth.json || $(BIN)/radflow demo $(DEMO)
+	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
+	@echo
+	@echo "radflow: done. Results are in $(abspath results)/:"
+	@echo "  features.parquet / features.csv   one row per patient x series x ROI"
+	@echo "  clinical.csv                      one row per patient (OS)"
+	@echo "  modelling_table.csv, cohort.tsv   features joined with outcomes, and every patient accounted for"
+	@echo "  index/problems.tsv                what was left out, and why"
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+clean:
+	rm -rf results .snakemake

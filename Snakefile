@@ -1,0 +1,29 @@
+# radflow: TCIA DICOM cohort -> pyradiomics features per patient x series x ROI -> joined with GDC outcomes.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/index.smk"
+include: "workflow/rules/convert.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/clinical.smk"
+include: "workflow/rules/model.smk"
+
+
+rule all:
+    input:
+        "results/index/problems.tsv",
+        "results/features.parquet",
+        "results/features.csv",
+        "results/clinical.csv",
+        "results/modelling_table.csv",
+        "results/cohort.tsv",

@@ -1,0 +1,116 @@
+"""radflow's command line: single items, through the same functions the workflow's rules call."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _demo(args):
+    from .demo import generate_demo
+
+    truth = generate_demo(args.out_dir)
+    print(f"demo cohort ({len(truth['patients'])} patients with images, synthetic) written to {args.out_dir}")
+
+
+def _index(args):
+    from .index import build_index
+
+    tables = build_index(args.dicom_root, args.out_dir, args.roi_names, threads=args.threads)
+    s = tables["series"]
+    print(f"{len(tables['instances'])} files, {len(s)} series ({int(s['convert'].sum())} images to convert), "
+          f"{len(tables['rois'])} ROIs, {len(tables['problems'])} problems -> {args.out_dir}")
+
+
+def _convert(args):
+    from .convert import convert_series, image_files_in
+
+    sidecar = convert_series(image_files_in(args.series_dir), args.out)
+    print(json.dumps({k: sidecar[k] for k in ("modality", "units", "size", "spacing", "warnings")}))
+
+
+def _masks(args):
+    import tempfile
+
+    from .convert import convert_series, image_files_in
+    from .masks import write_masks
+    from .roi_names import load_aliases
+
+    aliases = load_aliases(args.roi_names)
+    with tempfile.TemporaryDirectory() as tmp:
+        image = Path(tmp) / "image.nii.gz"
+        sidecar = convert_series(image_files_in(args.image_series_dir), image)
+        masks = write_masks([args.rtstruct], image, args.out_dir, aliases, sidecar["series_uid"])
+    for m in masks:
+        print(f"{m['label']}\t{m['roi_original']}\t{m['voxel_count']} voxels\t{m['volume_mm3']:.1f} mm3"
+              + (f"\t{'; '.join(m['warnings'])}" if m["warnings"] else ""))
+
+
+def _clinical(args):
+    from .clinical import clinical_table
+
+    table = clinical_table(args.files, args.out)
+    print(f"{len(table)} patients -> {args.out}")
+
+
+def _features(args):
+    from .features import extract_series
+
+    df = extract_series(args.image, args.masks_dir, args.settings)
+    df.to_csv(args.out, index=False)
+    print(f"{len(df)} rows ({int((df['status'] == 'ok').sum())} ok) -> {args.out}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="radflow", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="write the synthetic demo cohort")
+    p.add_argument("out_dir")
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("index", help="index a DICOM tree")
+    p.add_argument("dicom_root")
+    p.add_argument("out_dir")
+    p.add_argument("--roi-names", default="config/roi_names.yaml")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.set_defaults(func=_index)
+
+    p = sub.add_parser("convert", help="one image series (a folder) to NIfTI + JSON sidecar")
+    p.add_argument("series_dir")
+    p.add_argument("out", help="OUT.nii.gz")
+    p.set_defaults(func=_convert)
+
+    p = sub.add_parser("masks", help="rasterise an RTSTRUCT's ROIs on an image series")
+    p.add_argument("rtstruct")
+    p.add_argument("image_series_dir")
+    p.add_argument("out_dir")
+    p.add_argument("--roi-names", default="config/roi_names.yaml")
+    p.set_defaults(func=_masks)
+
+    p = sub.add_parser("clinical", help="GDC clinical files to one row per patient")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_clinical)
+
+    p = sub.add_parser("features", help="pyradiomics features of one image and a masks folder")
+    p.add_argument("image")
+    p.add_argument("masks_dir")
+    p.add_argument("--settings", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_features)
+
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        print(f"radflow {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""One DICOM image series to one NIfTI volume with exactly the DICOM geometry, plus a JSON sidecar.
+
+CT in HU, PET in SUVbw, MR as stored (float32). Rescale slope and intercept are applied slice by slice.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+
+from . import __version__
+from .geometry import Grid, direction_from_orientation
+from .suv import suv_bw_factor
+
+UNITS = {"CT": "HU", "MR": "as stored", "PT": "SUVbw (g/ml)"}
+
+
+class ConversionError(ValueError):
+    """A series cannot be converted; the message names the series and the reason."""
+
+
+def read_series(files) -> tuple[list, np.ndarray, Grid, list[str]]:
+    """(datasets sorted along the slice normal, rescaled volume [k, j, i] float64, grid, warnings)."""
+    if not files:
+        raise ConversionError("no files given")
+    datasets = [pydicom.dcmread(f) for f in files]
+    uids = {str(ds.SeriesInstanceUID) for ds in datasets}
+    if len(uids) != 1:
+        raise ConversionError(f"files belong to {len(uids)} series, expected one: {sorted(uids)}")
+    uid = uids.pop()
+    orientations = {tuple(round(float(v), 5) for v in ds.ImageOrientationPatient) for ds in datasets}
+    if len(orientations) != 1:
+        raise ConversionError(f"series {uid}: {len(orientations)} different slice orientations")
+    direction = direction_from_orientation(datasets[0].ImageOrientationPatient)
+    positions = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in datasets])
+    along = positions @ direction[:, 2]
+    order = np.argsort(along, kind="stable")
+    datasets = [datasets[i] for i in order]
+    positions, along = positions[order], along[order]
+    steps = np.diff(along)
+    if len(datasets) < 2:
+        raise ConversionError(f"series {uid}: a single slice is not a volume")
+    if (steps < 1e-3).any():
+        raise ConversionError(f"series {uid}: duplicate slice positions")
+    spacing_z = round(float(np.median(steps)), 5)  # DS positions carry float noise
+    warnings = []
+    if np.abs(steps - spacing_z).max() > 0.01 * spacing_z:
+        warnings.append(f"slice spacing varies from {steps.min():.4f} to {steps.max():.4f} mm; "
+                        f"the median {spacing_z:.4f} mm is used")
+    # Slices must stack along the normal; an in-plane drift (gantry tilt) would need resampling.
+    drift = positions - positions[0] - np.outer(along - along[0], direction[:, 2])
+    if np.abs(drift).max() > 0.01:
+        warnings.append(f"slice positions drift {np.abs(drift).max():.3f} mm off the slice normal "
+                        "(gantry tilt?); geometry follows the first slice")
+    shapes = {(int(ds.Rows), int(ds.Columns)) for ds in datasets}
+    if len(shapes) != 1:
+        raise ConversionError(f"series {uid}: several matrix sizes {sorted(shapes)}")
+    volume = np.empty((len(datasets), *shapes.pop()), dtype=np.float64)
+    for k, ds in enumerate(datasets):
+        slope = float(ds.get("RescaleSlope", 1) or 1)
+        intercept = float(ds.get("RescaleIntercept", 0) or 0)
+        volume[k] = ds.pixel_array.astype(np.float64) * slope + intercept
+    ps = [float(v) for v in datasets[0].PixelSpacing]  # (row spacing, column spacing)
+    grid = Grid(size=(volume.shape[2], volume.shape[1], volume.shape[0]), spacing=(ps[1], ps[0], spacing_z),
+                origin=tuple(positions[0]), direction=tuple(direction.ravel()))
+    return datasets, volume, grid, warnings
+
+
+def convert_series(files, out_path, sidecar_path=None) -> dict:
+    """Convert one image series; writes out_path (.nii.gz) and its JSON sidecar; returns the sidecar."""
+    datasets, volume, grid, warnings = read_series(files)
+    first = datasets[0]
+    modality = str(first.Modality).upper()
+    uid = str(first.SeriesInstanceUID)
+    sidecar = dict(
+        radflow_version=__version__, patient_id=str(first.get("PatientID", "")),
+        study_uid=str(first.StudyInstanceUID), series_uid=uid, modality=modality,
+        frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "")),
+        series_description=str(first.get("SeriesDescription", "")), manufacturer=str(first.get("Manufacturer", "")),
+        n_slices=len(datasets), size=list(grid.size), spacing=list(grid.spacing), origin=list(grid.origin),
+        direction=list(grid.direction), units=UNITS.get(modality, "as stored"), warnings=warnings,
+    )
+    if modality == "CT":
+        data = volume
+    elif modality == "PT":
+        try:
+            factor, info = suv_bw_factor(datasets)
+        except ValueError as err:
+            raise ConversionError(f"PET series {uid}: {err}") from None
+        data = volume * factor
+        sidecar["suv"] = info
+    elif modality == "MR":
+        data = volume
+    else:
+        raise ConversionError(f"series {uid}: modality {modality} is not an image radflow converts")
+    # CT in whole HU fits int16 exactly; everything else is float32.
+    if modality == "CT" and np.array_equal(data, np.round(data)) and data.min() >= -32768 and data.max() <= 32767:
+        array = data.astype(np.int16)
+    else:
+        array = data.astype(np.float32)
+    image = grid.apply_to(sitk.GetImageFromArray(array))
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(image, str(out_path), useCompression=True)
+    sidecar_path = Path(sidecar_path) if sidecar_path else sidecar_for(out_path)
+    sidecar_path.write_text(json.dumps(sidecar, indent=2, sort_keys=True))
+    return sidecar
+
+
+def sidecar_for(nifti_path) -> Path:
+    p = Path(nifti_path)
+    name = p.name[:-7] if p.name.endswith(".nii.gz") else p.stem
+    return p.with_name(name + ".json")
+
+
+def image_files_in(folder) -> list[str]:
+    """The files of the one image series in a folder (for the command line)."""
+    files = [p for p in sorted(Path(folder).rglob("*")) if p.is_file()]
+    series: dict[str, list[str]] = {}
+    for f in files:
+        try:
+            ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesInstanceUID", "Modality"])
+        except Exception:
+            continue
+        if str(ds.get("Modality", "")).upper() in UNITS:
+            series.setdefault(str(ds.SeriesInstanceUID), []).append(str(f))
+    if len(series) != 1:
+        raise ConversionError(f"{folder}: expected one CT, MR or PET series, found {len(series)}")
+    return next(iter(series.values()))

@@ -1,0 +1,192 @@
+"""RTSTRUCT ROIs rasterised on the grid of an image series.
+
+Contour points are mapped to continuous voxel coordinates; all contours of one plane are filled together with
+the even-odd rule (holes, rings and islands come out right); a voxel is inside when its centre is. Contours are
+placed on slices by their position along the slice normal, never by ReferencedSOPInstanceUID, so the same ROI can
+be rasterised directly on any grid of its frame of reference (the PET of a PET/CT).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+
+from .geometry import Grid
+from .roi_names import UNMAPPED, standard_name
+
+
+class MaskError(ValueError):
+    """An ROI cannot be rasterised."""
+
+
+def read_rtstruct(path) -> tuple[pydicom.Dataset, dict[int, dict]]:
+    """(dataset, {roi_number: {name, contours: [(type, points (N, 3))]}})."""
+    ds = pydicom.dcmread(path)
+    if str(ds.get("Modality", "")).upper() != "RTSTRUCT":
+        raise MaskError(f"{path}: Modality is {ds.get('Modality', '(none)')}, not RTSTRUCT")
+    rois = {int(item.ROINumber): dict(name=str(item.get("ROIName", "")).strip(), contours=[])
+            for item in ds.get("StructureSetROISequence", [])}
+    for rc in ds.get("ROIContourSequence", []):
+        number = int(rc.ReferencedROINumber)
+        if number not in rois:
+            continue
+        for c in rc.get("ContourSequence", []):
+            data = np.asarray([float(v) for v in c.get("ContourData", [])], float)
+            if data.size % 3:
+                raise MaskError(f"{path}: ROI '{rois[number]['name']}': ContourData length {data.size} "
+                                "is not a multiple of 3")
+            rois[number]["contours"].append((str(c.get("ContourGeometricType", "")).upper(), data.reshape(-1, 3)))
+    return ds, rois
+
+
+def fill_even_odd(polygons: list[np.ndarray], rows: int, cols: int) -> np.ndarray:
+    """Boolean (rows, cols) image of pixel centres inside the polygons under the even-odd rule.
+
+    polygons: arrays (n, 2) of continuous (i = column, j = row) coordinates."""
+    out = np.zeros((rows, cols), bool)
+    edges = []
+    for poly in polygons:
+        if len(poly) >= 3:
+            edges.append(np.column_stack([poly, np.roll(poly, -1, axis=0)]))
+    if not edges:
+        return out
+    e = np.concatenate(edges)
+    e = e[e[:, 1] != e[:, 3]]  # horizontal edges never cross a scanline
+    if not len(e):
+        return out
+    x0, y0, x1, y1 = e.T
+    ylo, yhi = np.minimum(y0, y1), np.maximum(y0, y1)
+    j_first = max(0, int(np.ceil(ylo.min())))
+    j_last = min(rows - 1, int(np.floor(yhi.max())))
+    centres = np.arange(cols, dtype=float)
+    for j in range(j_first, j_last + 1):
+        crossing = (ylo <= j) & (j < yhi)  # half-open: a vertex on the scanline counts once
+        if not crossing.any():
+            continue
+        xs = np.sort(x0[crossing] + (j - y0[crossing]) * (x1[crossing] - x0[crossing]) / (y1[crossing] - y0[crossing]))
+        out[j] = np.searchsorted(xs, centres, side="right") % 2 == 1
+    return out
+
+
+def _shoelace(poly: np.ndarray) -> float:
+    x, y = poly[:, 0], poly[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def _contains(poly: np.ndarray, point) -> bool:
+    x, y = point
+    xs, ys = poly[:, 0], poly[:, 1]
+    x2, y2 = np.roll(xs, -1), np.roll(ys, -1)
+    crossing = (ys <= y) != (y2 <= y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xi = xs + (y - ys) * (x2 - xs) / (y2 - ys)
+    return bool((crossing & (xi > x)).sum() % 2)
+
+
+def _plane_area(polys: list[np.ndarray]) -> float:
+    """Area (index units) of a plane's polygons under the even-odd rule: nested contours alternate sign."""
+    area = 0.0
+    for n, p in enumerate(polys):
+        depth = sum(_contains(q, p[0]) for m, q in enumerate(polys) if m != n)
+        area += _shoelace(p) * (-1 if depth % 2 else 1)
+    return area
+
+
+def rasterise_roi(contours, grid: Grid, name: str = "ROI") -> tuple[np.ndarray, dict]:
+    """Mask (slices, rows, cols) uint8 of one ROI's contours on a grid, and an audit dict."""
+    cols, rows, slices = grid.size
+    warnings, notes = [], []
+    planes: list[tuple[float, np.ndarray]] = []
+    for kind, pts in contours:
+        if kind != "CLOSED_PLANAR":
+            notes.append(f"{kind or 'untyped'} contour ignored")
+            continue
+        if len(pts) < 3:
+            notes.append(f"closed contour with {len(pts)} point(s) ignored")
+            continue
+        idx = grid.to_index(pts)
+        if np.ptp(idx[:, 2]) > 0.01:
+            warnings.append("a contour is not parallel to the image slices; its mean position is used")
+        planes.append((float(idx[:, 2].mean()), idx[:, :2]))
+    mask = np.zeros((slices, rows, cols), np.uint8)
+    audit = dict(warnings=warnings, notes=sorted(set(notes)), polygon_volume_mm3=0.0, n_contours=len(planes))
+    if not planes:
+        audit["warnings"].append(f"ROI '{name}' has no closed planar contours: empty mask")
+        return mask, audit
+    # Group contours into planes (tolerance: a thousandth of a slice).
+    planes.sort(key=lambda p: p[0])
+    positions, groups = [], []
+    for k, poly in planes:
+        if positions and abs(k - positions[-1]) < 1e-3:
+            groups[-1].append(poly)
+        else:
+            positions.append(k)
+            groups.append([poly])
+    positions = np.asarray(positions)
+    # Each contour plane stands for a slab as thick as the spacing between contour planes.
+    thickness = float(np.median(np.diff(positions))) if len(positions) > 1 else 1.0
+    half = thickness / 2 + 1e-6
+    all_pts = np.concatenate([p for g in groups for p in g])
+    if (all_pts[:, 0] < -0.5).any() or (all_pts[:, 0] > cols - 0.5).any() or \
+       (all_pts[:, 1] < -0.5).any() or (all_pts[:, 1] > rows - 0.5).any():
+        warnings.append(f"ROI '{name}' lies partly outside the image in-plane; clipped at the image border")
+    outside = int(((positions < -0.5) | (positions > slices - 0.5)).sum())
+    if outside:
+        warnings.append(f"ROI '{name}': {outside} contour plane(s) lie beyond the image's slices; clipped")
+    for k in range(slices):
+        nearest = int(np.argmin(np.abs(positions - k)))
+        if abs(positions[nearest] - k) <= half:
+            mask[k] = fill_even_odd(groups[nearest], rows, cols)
+    pixel_area = grid.spacing[0] * grid.spacing[1]
+    audit["polygon_volume_mm3"] = float(sum(_plane_area(g) for g in groups) * pixel_area * thickness
+                                        * grid.spacing[2])
+    return mask, audit
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "roi"
+
+
+def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="", relation="") -> list[dict]:
+    """Rasterise every ROI of the RTSTRUCTs on the image's grid; writes {roi}.nii.gz + {roi}.json per ROI and
+    masks.json (the list of sidecars). ROIs that map to the same standard name get _2, _3 … suffixes."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    image = sitk.ReadImage(str(image_path))
+    grid = Grid.of_image(image)
+    spacing = np.asarray(grid.spacing)
+    voxel_mm3 = float(np.prod(spacing))
+    used: set[str] = set()
+    sidecars = []
+    for rs_path in sorted(rtstruct_paths):
+        ds, rois = read_rtstruct(rs_path)
+        for number, roi in sorted(rois.items()):
+            standard, pattern = standard_name(roi["name"], aliases)
+            base = standard if standard != UNMAPPED else f"{UNMAPPED}__{_safe(roi['name'])}"
+            label, n = base, 1
+            while label in used:
+                n += 1
+                label = f"{base}_{n}"
+            used.add(label)
+            mask, audit = rasterise_roi(roi["contours"], grid, roi["name"])
+            count = int(mask.sum())
+            if count == 0:
+                audit["warnings"].append(f"ROI '{roi['name']}' covers no voxel centre of this image")
+            img = sitk.GetImageFromArray(mask)
+            img.CopyInformation(image)
+            sitk.WriteImage(img, str(out / f"{label}.nii.gz"), useCompression=True)
+            sidecar = dict(label=label, roi=standard, roi_original=roi["name"], roi_pattern=pattern,
+                           roi_number=number, rtstruct_sop_uid=str(ds.SOPInstanceUID),
+                           rtstruct_series_uid=str(ds.SeriesInstanceUID), image_series_uid=image_series_uid,
+                           relation=relation.get(str(ds.SeriesInstanceUID), "") if isinstance(relation, dict)
+                           else relation,
+                           voxel_count=count, volume_mm3=count * voxel_mm3, **audit)
+            (out / f"{label}.json").write_text(json.dumps(sidecar, indent=2, sort_keys=True))
+            sidecars.append(sidecar)
+    (out / "masks.json").write_text(json.dumps(sidecars, indent=2, sort_keys=True))
+    return sidecars

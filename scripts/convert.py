@@ -1,0 +1,10 @@
+import sys
+
+import pandas as pd
+
+from radflow.convert import convert_series
+from radflow.index import series_files
+
+sys.stdout = sys.stderr = open(snakemake.log[0], "w")
+instances = pd.read_parquet(snakemake.input.instances, columns=["series_uid", "path"])
+convert_series(series_files(instances, snakemake.wildcards.series), snakemake.output.image, snakemake.output.sidecar)

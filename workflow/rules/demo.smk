@@ -1,0 +1,10 @@
+if config.get("demo_cohort"):
+
+    rule demo_cohort:
+        output:
+            truth=f"{config['demo_cohort']}/truth.json",
+            clinical=f"{config['demo_cohort']}/clinical.tsv",
+        log:
+            "logs/demo_cohort.log",
+        script:
+            "../../scripts/demo_cohort.py"

@@ -1,0 +1,19 @@
+checkpoint index:
+    input:
+        demo_cohort(),
+        roi_names=config["roi_names"],
+    output:
+        instances="results/index/instances.parquet",
+        series="results/index/series.parquet",
+        rois="results/index/rois.parquet",
+        links="results/index/links.parquet",
+        problems=report("results/index/problems.tsv", caption="../report/problems.rst", category="Index"),
+    params:
+        root=config["dicom_root"],
+    threads: config.get("index_threads", 2)
+    resources:
+        mem_mb=2000,
+    log:
+        "logs/index.log",
+    script:
+        "../../scripts/index.py"
