@@ -1,0 +1,71 @@
+"""Shared fixtures: the demo cohort and one real snakemake run on it, in a temporary project folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO.parent / "shared" / "reference"
+
+
+def snakemake_env() -> dict:
+    """PATH with this interpreter's bin first, so that snakemake and its scripts use the project's venv."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def make_project(workdir: Path, demo_dir: Path, **overrides) -> Path:
+    """A user's project folder: a copy of config/ with config.yaml pointing at demo_dir."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(REPO / "config", workdir / "config", dirs_exist_ok=True)
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg.update(demo_cohort=str(demo_dir), dicom_root=str(demo_dir / "TCGA-HNSC"),
+               clinical=[str(demo_dir / "clinical.tsv")])
+    cfg.update(overrides)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return workdir
+
+
+def run_snakemake(workdir: Path, *extra, timeout=1200) -> subprocess.CompletedProcess:
+    cmd = ["snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", *extra]
+    return subprocess.run(cmd, cwd=workdir, env=snakemake_env(), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory) -> Path:
+    from radflow.demo import generate_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    generate_demo(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def truth(demo_dir) -> dict:
+    return json.loads((demo_dir / "truth.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def index_tables(demo_dir, tmp_path_factory):
+    from radflow.index import build_index
+
+    return build_index(demo_dir / "TCGA-HNSC", tmp_path_factory.mktemp("index"), REPO / "config" / "roi_names.yaml",
+                       threads=2)
+
+
+@pytest.fixture(scope="session")
+def demo_run(demo_dir, tmp_path_factory) -> Path:
+    """The whole workflow, run by snakemake on the demo cohort; returns the project folder."""
+    workdir = make_project(tmp_path_factory.mktemp("project"), demo_dir)
+    proc = run_snakemake(workdir)
+    assert proc.returncode == 0, f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    return workdir

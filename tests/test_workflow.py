@@ -1,0 +1,134 @@
+"""A real snakemake run on the demo cohort, checked against the generator's analytic truth."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture(scope="module")
+def features(demo_run):
+    return pd.read_parquet(demo_run / "results" / "features.parquet")
+
+
+def test_every_table_is_written(demo_run):
+    for rel in ["index/series.parquet", "index/rois.parquet", "index/problems.tsv", "index/links.parquet",
+                "features.parquet", "features.csv", "clinical.csv", "modelling_table.csv", "cohort.tsv"]:
+        assert (demo_run / "results" / rel).stat().st_size > 0, rel
+
+
+def test_features_csv_equals_parquet(demo_run, features):
+    csv = pd.read_csv(demo_run / "results" / "features.csv")
+    assert list(csv.columns) == list(features.columns)
+    assert np.allclose(csv["original_firstorder_Mean"], features["original_firstorder_Mean"], rtol=1e-12)
+
+
+def test_one_row_per_patient_series_roi(features, truth):
+    assert not features.duplicated(["patient_id", "series_uid", "roi_label"]).any()
+    ct = features[features["modality"] == "CT"]
+    # every demo patient: 5 ROIs on the planning CT
+    assert ct.groupby("patient_id").size().to_dict() == {p: 5 for p in truth["patients"]}
+    assert (features["status"] == "ok").all()
+    assert features.columns[:6].tolist() == ["patient_id", "study_uid", "series_uid", "modality", "roi",
+                                             "roi_original"]
+
+
+def test_gtv_volume_matches_the_analytic_volume(features, truth):
+    for pid, p in truth["patients"].items():
+        for original, roi in p["rois"].items():
+            row = features[(features["patient_id"] == pid) & (features["series_uid"] == p["ct_series_uid"])
+                           & (features["roi_original"] == original)].iloc[0]
+            # radflow's mask on the CT grid: within 2 % of the ellipsoid / cylinder the generator drew
+            assert row["mask_volume_mm3"] == pytest.approx(roi["volume_mm3"], rel=0.02), (pid, original)
+            if roi["standard"].startswith("GTV"):
+                # pyradiomics' own volume is taken after its 1 mm resampling (nearest-neighbour mask)
+                assert row["original_shape_VoxelVolume"] == pytest.approx(roi["volume_mm3"], rel=0.06)
+
+
+def test_pet_lesion_suvmax(features, truth):
+    pets = [(pid, p) for pid, p in truth["patients"].items() if "pet_series_uid" in p]
+    assert len(pets) >= 2
+    for pid, p in pets:
+        row = features[(features["series_uid"] == p["pet_series_uid"]) & (features["roi"] == "GTVp")].iloc[0]
+        assert row["modality"] == "PT"
+        assert row["original_firstorder_Maximum"] == pytest.approx(p["pet_lesion_suvmax"], rel=0.01)
+        # the GTV drawn on the CT was rasterised directly on the PET grid
+        assert row["relation"] == "same_frame_of_reference"
+
+
+def test_every_demo_roi_name_is_mapped(demo_run, truth):
+    rois = pd.read_parquet(demo_run / "results" / "index" / "rois.parquet")
+    assert (rois["roi"] != "unmapped").all()
+    for pid, p in truth["patients"].items():
+        got = rois[rois["rtstruct_series_uid"] == p["rtstruct_series_uid"]]
+        assert dict(zip(got["roi_original"], got["roi"])) == {o: r["standard"] for o, r in p["rois"].items()}
+
+
+def test_os_equals_what_the_clinical_rows_imply(demo_run, truth):
+    clinical = pd.read_csv(demo_run / "results" / "clinical.csv").set_index("patient_id")
+    assert set(clinical.index) == set(truth["clinical"])
+    for pid, c in truth["clinical"].items():
+        assert clinical.loc[pid, "os_days"] == c["os_days"], pid
+        assert clinical.loc[pid, "os_event"] == c["os_event"], pid
+        assert clinical.loc[pid, "sex"] == c["sex"]
+        assert clinical.loc[pid, "stage"] == c["stage"]
+
+
+def test_scout_rtplan_rtdose_are_not_images(demo_run, truth):
+    series = pd.read_parquet(demo_run / "results" / "index" / "series.parquet").set_index("series_uid")
+    converted = {p.name[:-7] for p in (demo_run / "results" / "images").rglob("*.nii.gz")}
+    for kind, uid in truth["not_images"].items():
+        assert uid in series.index, kind
+        assert not series.loc[uid, "convert"], kind
+        assert uid not in converted, kind
+        assert series.loc[uid, "reason"], kind
+    assert "LOCALIZER" in series.loc[truth["not_images"]["scout"], "reason"]
+    problems = pd.read_csv(demo_run / "results" / "index" / "problems.tsv", sep="\t")
+    assert set(truth["not_images"].values()) <= set(problems["series_uid"])
+
+
+def test_converted_images_are_the_ct_pet_and_mr(demo_run, truth):
+    converted = {p.name[:-7] for p in (demo_run / "results" / "images").rglob("*.nii.gz")}
+    expected = set()
+    for p in truth["patients"].values():
+        expected |= {p[k] for k in ("ct_series_uid", "pet_series_uid", "mr_series_uid") if k in p}
+    assert converted == expected
+
+
+def test_sidecars_say_units_and_suv_factor(demo_run, truth):
+    p = truth["patients"]["TCGA-00-0001"]
+    sidecar = json.loads((demo_run / "results" / "images" / "TCGA-00-0001" / f"{p['pet_series_uid']}.json").read_text())
+    assert sidecar["units"].startswith("SUVbw")
+    assert sidecar["suv"]["suv_factor"] == pytest.approx(p["pet_suv_per_bqml"], rel=1e-6)
+    ct = sitk.ReadImage(str(demo_run / "results" / "images" / "TCGA-00-0001" / f"{p['ct_series_uid']}.nii.gz"))
+    hu = sitk.GetArrayFromImage(ct)
+    assert hu.min() == -1000 and 600 < hu.max() < 800  # air and bone in HU
+
+
+def test_modelling_table_and_cohort(demo_run, truth):
+    table = pd.read_csv(demo_run / "results" / "modelling_table.csv")
+    cohort = pd.read_csv(demo_run / "results" / "cohort.tsv", sep="\t", keep_default_na=False)
+    assert sorted(table["patient_id"]) == sorted(truth["patients"])
+    assert not table["patient_id"].duplicated().any()
+    assert (table["roi"] == "GTVp").all() and (table["modality"] == "CT").all()
+    for pid, c in truth["clinical"].items():
+        if pid in truth["patients"]:
+            assert table.set_index("patient_id").loc[pid, "os_days"] == c["os_days"]
+    # every patient is accounted for; the clinical-only patient says why it is absent
+    assert set(cohort["patient_id"]) == set(truth["clinical"]) | set(truth["patients"])
+    only = cohort.set_index("patient_id").loc[truth["clinical_only"][0]]
+    assert not only["in_modelling_table"] and "no converted image" in only["reason"]
+
+
+def test_rerun_does_nothing(demo_run):
+    from conftest import run_snakemake
+
+    proc = run_snakemake(demo_run, "--dry-run")
+    assert proc.returncode == 0
+    assert "Nothing to be done" in proc.stdout + proc.stderr
