@@ -1,0 +1,58 @@
+"""The command line calls the same functions as the rules, and fails with a clear message."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from conftest import REPO
+
+RADFLOW = [sys.executable, "-m", "radflow.cli"]
+
+
+def run(*args, cwd=REPO):
+    return subprocess.run([*RADFLOW, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def _folder(demo_dir, pattern):
+    return next(p for p in (demo_dir / "TCGA-HNSC" / "TCGA-00-0001").rglob(pattern) if p.is_dir())
+
+
+def test_convert_and_masks(demo_dir, truth, tmp_path):
+    ct_dir, rs_dir = _folder(demo_dir, "*CT HEAD NECK*"), _folder(demo_dir, "*RTSTRUCT*")
+    proc = run("convert", ct_dir, tmp_path / "ct.nii.gz")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["units"] == "HU"
+    assert sitk.ReadImage(str(tmp_path / "ct.nii.gz")).GetSize() == (256, 256, 72)
+
+    proc = run("masks", next(rs_dir.iterdir()), ct_dir, tmp_path / "masks")
+    assert proc.returncode == 0, proc.stderr
+    names = sorted(p.name for p in (tmp_path / "masks").glob("*.nii.gz"))
+    assert names == sorted(f"{r['standard']}.nii.gz" for r in truth["patients"]["TCGA-00-0001"]["rois"].values())
+    gtv = json.loads((tmp_path / "masks" / "GTVp.json").read_text())
+    assert gtv["volume_mm3"] == pytest.approx(truth["patients"]["TCGA-00-0001"]["rois"]["GTV"]["volume_mm3"], rel=0.02)
+
+
+def test_index_and_clinical(demo_dir, tmp_path):
+    proc = run("index", demo_dir / "TCGA-HNSC", tmp_path / "index", "--threads", "1")
+    assert proc.returncode == 0, proc.stderr
+    # NBIA layout: collection / patient / study / series folder; one series per folder
+    folders = [p for p in (demo_dir / "TCGA-HNSC").glob("*/*/*") if p.is_dir()]
+    assert len(pd.read_parquet(tmp_path / "index" / "series.parquet")) == len(folders) == 15
+    proc = run("clinical", demo_dir / "clinical.tsv", "--out", tmp_path / "clinical.csv")
+    assert proc.returncode == 0, proc.stderr
+    assert len(pd.read_csv(tmp_path / "clinical.csv")) == 5
+
+
+def test_clear_errors(tmp_path):
+    proc = run("index", tmp_path / "nowhere", tmp_path / "index")
+    assert proc.returncode == 2 and "nowhere" in proc.stderr and "does not exist" in proc.stderr
+    (tmp_path / "empty").mkdir()
+    proc = run("convert", tmp_path / "empty", tmp_path / "x.nii.gz")
+    assert proc.returncode == 2 and "expected one CT, MR or PET series, found 0" in proc.stderr
