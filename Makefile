@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.radflow-installed
-DEMO   := data/demo
 CORES  ?= all
 export PATH := $(abspath $(BIN)):$(PATH)
 
@@ -17,8 +16,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+# The workflow's demo_cohort rule writes the demo cohort first when config.yaml asks for it and it is absent.
 demo: install
-	test -f $(DEMO)/truth.json || $(BIN)/radflow demo $(DEMO)
 	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
 	@echo
 	@echo "radflow: done. Results are in $(abspath results)/:"

@@ -13,7 +13,19 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = REPO.parent / "shared" / "reference"
+
+
+def _reference() -> Path:
+    """Reference data written by others (IBSI, TCGA): $RADFLOW_REFERENCE, ../shared/reference, or /work/shared."""
+    candidates = [os.environ.get("RADFLOW_REFERENCE", ""), REPO.parent / "shared" / "reference",
+                  Path("/work/shared/reference")]
+    for c in candidates:
+        if c and Path(c).is_dir():
+            return Path(c)
+    return Path(candidates[1])
+
+
+REFERENCE = _reference()
 
 
 def snakemake_env() -> dict:
