@@ -218,7 +218,10 @@ def series_table(instances: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
             slice_spacing=geometry.get("slice_spacing", np.nan), slice_thickness=first["slice_thickness"],
             orientation=first["orientation"], convert=bool(convert), reason=reason,
         ))
-    return pd.DataFrame(rows, columns=SERIES_COLUMNS), problems
+    df = pd.DataFrame(rows, columns=SERIES_COLUMNS)
+    order = pd.to_numeric(df["series_number"], errors="coerce")
+    df = df.assign(_n=order).sort_values(["patient_id", "study_date", "study_uid", "_n", "series_uid"])
+    return df.drop(columns="_n").reset_index(drop=True), problems
 
 
 def link_table(series: pd.DataFrame, rois: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
