@@ -19,7 +19,8 @@ def _demo(args):
 def _index(args):
     from .index import build_index
 
-    tables = build_index(args.dicom_root, args.out_dir, args.roi_names, threads=args.threads)
+    tables = build_index(args.dicom_root, args.out_dir, args.roi_names, threads=args.threads,
+                         pet_fallback=args.pet_fallback)
     s = tables["series"]
     print(f"{len(tables['instances'])} files, {len(s)} series ({int(s['convert'].sum())} images to convert), "
           f"{len(tables['rois'])} ROIs, {len(tables['problems'])} problems -> {args.out_dir}")
@@ -28,7 +29,7 @@ def _index(args):
 def _convert(args):
     from .convert import convert_series, image_files_in
 
-    sidecar = convert_series(image_files_in(args.series_dir), args.out)
+    sidecar = convert_series(image_files_in(args.series_dir), args.out, pet_fallback=args.pet_fallback)
     print(json.dumps({k: sidecar[k] for k in ("modality", "units", "size", "spacing", "warnings")}))
 
 
@@ -77,11 +78,15 @@ def main(argv=None):
     p.add_argument("out_dir")
     p.add_argument("--roi-names", default="config/roi_names.yaml")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--pet-fallback", choices=["bqml"], default=None,
+                   help="keep BQML PET in Bq/ml when SUVbw cannot be computed (default: exclude it)")
     p.set_defaults(func=_index)
 
     p = sub.add_parser("convert", help="one image series (a folder) to NIfTI + JSON sidecar")
     p.add_argument("series_dir")
     p.add_argument("out", help="OUT.nii.gz")
+    p.add_argument("--pet-fallback", choices=["bqml"], default=None,
+                   help="keep BQML PET in Bq/ml when SUVbw cannot be computed (default: refuse)")
     p.set_defaults(func=_convert)
 
     p = sub.add_parser("masks", help="rasterise an RTSTRUCT's ROIs on an image series")

@@ -14,7 +14,7 @@ import SimpleITK as sitk
 
 from . import __version__
 from .geometry import Grid, direction_from_orientation
-from .suv import suv_bw_factor
+from .suv import SUVError, suv_factors, suv_tags
 
 UNITS = {"CT": "HU", "MR": "as stored", "PT": "SUVbw (g/ml)"}
 
@@ -46,11 +46,12 @@ def read_series(files) -> tuple[list, np.ndarray, Grid, list[str]]:
         raise ConversionError(f"series {uid}: a single slice is not a volume")
     if (steps < 1e-3).any():
         raise ConversionError(f"series {uid}: duplicate slice positions")
-    spacing_z = round(float(np.median(steps)), 5)  # DS positions carry float noise
+    # The mean step over the whole stack: exact for uniform series, and free of one slice's rounding noise.
+    spacing_z = float((along[-1] - along[0]) / (len(along) - 1))
     warnings = []
     if np.abs(steps - spacing_z).max() > 0.01 * spacing_z:
         warnings.append(f"slice spacing varies from {steps.min():.4f} to {steps.max():.4f} mm; "
-                        f"the median {spacing_z:.4f} mm is used")
+                        f"the mean {spacing_z:.4f} mm is used")
     # Slices must stack along the normal; an in-plane drift (gantry tilt) would need resampling.
     drift = positions - positions[0] - np.outer(along - along[0], direction[:, 2])
     if np.abs(drift).max() > 0.01:
@@ -70,7 +71,27 @@ def read_series(files) -> tuple[list, np.ndarray, Grid, list[str]]:
     return datasets, volume, grid, warnings
 
 
-def convert_series(files, out_path, sidecar_path=None) -> dict:
+def pet_to_suv(datasets, volume, fallback: str | None = None) -> tuple[np.ndarray, dict, str]:
+    """(values, SUV provenance, units). fallback "bqml" keeps a BQML series in Bq/ml when its SUV factor
+    cannot be computed, flagged in the provenance; otherwise that series is refused."""
+    uid = str(datasets[0].SeriesInstanceUID)
+    try:
+        factors, info = suv_factors([suv_tags(ds) for ds in datasets])
+    except SUVError as err:
+        units = str(datasets[0].get("Units", "")).upper()
+        if fallback == "bqml" and units == "BQML":
+            info = dict(units="BQML", suv_factor=None, fallback="kept in Bq/ml (config pet_fallback: bqml)",
+                        warnings=[f"SUVbw not computable: {err}"])
+            return volume, info, "Bq/ml (SUV not computable)"
+        raise ConversionError(f"PET series {uid}: {err}") from None
+    uniform = bool(np.ptp(factors) <= 1e-12 * np.abs(factors).max())
+    info["suv_factor"] = float(factors[0]) if uniform else None
+    if not uniform:
+        info["suv_factor_per_slice"] = [float(f) for f in factors]
+    return volume * factors[:, None, None], info, UNITS["PT"]
+
+
+def convert_series(files, out_path, sidecar_path=None, pet_fallback: str | None = None) -> dict:
     """Convert one image series; writes out_path (.nii.gz) and its JSON sidecar; returns the sidecar."""
     datasets, volume, grid, warnings = read_series(files)
     first = datasets[0]
@@ -83,16 +104,14 @@ def convert_series(files, out_path, sidecar_path=None) -> dict:
         series_description=str(first.get("SeriesDescription", "")), manufacturer=str(first.get("Manufacturer", "")),
         n_slices=len(datasets), size=list(grid.size), spacing=list(grid.spacing), origin=list(grid.origin),
         direction=list(grid.direction), units=UNITS.get(modality, "as stored"), warnings=warnings,
+        transfer_syntax=str(first.file_meta.TransferSyntaxUID.name) if "TransferSyntaxUID" in first.file_meta else "",
+        sop_instance_uids=[str(ds.SOPInstanceUID) for ds in datasets],
     )
     if modality == "CT":
         data = volume
     elif modality == "PT":
-        try:
-            factor, info = suv_bw_factor(datasets)
-        except ValueError as err:
-            raise ConversionError(f"PET series {uid}: {err}") from None
-        data = volume * factor
-        sidecar["suv"] = info
+        data, sidecar["suv"], sidecar["units"] = pet_to_suv(datasets, volume, pet_fallback)
+        sidecar["warnings"].extend(sidecar["suv"].pop("warnings", []))
     elif modality == "MR":
         data = volume
     else:

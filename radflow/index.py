@@ -7,6 +7,7 @@ to convert; everything downstream trusts it.
 
 from __future__ import annotations
 
+import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -17,6 +18,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from .roi_names import load_aliases, standard_name
+from .suv import SUVError, suv_factors, suv_tags
 
 IMAGE_MODALITIES = {"CT", "MR", "PT"}
 RTSTRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
@@ -28,7 +30,7 @@ INSTANCE_COLUMNS = [
     "series_number", "series_description", "modality", "sop_class_uid", "sop_instance_uid", "frame_of_reference_uid",
     "manufacturer", "image_type", "rows", "columns", "pixel_spacing_row", "pixel_spacing_col", "slice_thickness",
     "orientation", "position_x", "position_y", "position_z", "instance_number", "number_of_frames",
-    "referenced_series_uid",
+    "referenced_series_uid", "suv_tags",
 ]
 SERIES_COLUMNS = [
     "patient_id", "study_uid", "study_date", "study_description", "series_uid", "series_number", "series_description",
@@ -117,6 +119,8 @@ def read_instance(path) -> tuple[dict | None, list[dict], str]:
         instance_number=int(ds.get("InstanceNumber", 0) or 0),
         number_of_frames=int(ds.get("NumberOfFrames", 1) or 1),
         referenced_series_uid=_referenced_series(ds) if row_is_rtstruct(ds, sop_class) else "",
+        # PET: the tags that decide the SUV factor, so that the index can refuse a series before conversion
+        suv_tags=json.dumps(suv_tags(ds), sort_keys=True) if _text(ds, "Modality").upper() == "PT" else "",
     )
     rois = _roi_rows(ds, row) if row_is_rtstruct(ds, sop_class) else []
     return row, rois, ""
@@ -186,15 +190,32 @@ def check_image_series(group: pd.DataFrame) -> tuple[bool, str, dict]:
     return True, "", geometry
 
 
-def series_table(instances: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
+def check_pet_series(group: pd.DataFrame, pet_fallback: str | None = None) -> tuple[bool, str, str]:
+    """(convert?, reason, severity): whether SUVbw can be computed from the slices' headers."""
+    slices = group.assign(_z=_positions_along_normal(group)).sort_values("_z")
+    try:
+        suv_factors([json.loads(t) for t in slices["suv_tags"]])
+    except SUVError as err:
+        units = json.loads(slices["suv_tags"].iloc[0])["units"]
+        if pet_fallback == "bqml" and units == "BQML":
+            return True, f"SUVbw not computable ({err}); kept in Bq/ml (pet_fallback: bqml)", "warning"
+        return False, f"PET without SUVbw: {err}", "excluded"
+    return True, "", ""
+
+
+def series_table(instances: pd.DataFrame, pet_fallback: str | None = None) -> tuple[pd.DataFrame, list[dict]]:
     rows, problems = [], []
     for series_uid, group in instances.groupby("series_uid", sort=True):
         first = group.sort_values("instance_number").iloc[0]
         modality = first["modality"]
         role = "image" if modality in IMAGE_MODALITIES else ROLES.get(modality, "other")
         convert, reason, geometry = False, "", {}
+        severity = "excluded" if role == "image" else "info"
         if role == "image":
             convert, reason, geometry = check_image_series(group)
+            if convert and modality == "PT":
+                convert, reason, pet_severity = check_pet_series(group, pet_fallback)
+                severity = pet_severity or severity
         elif role == "rtdose":
             reason = "RTDOSE: a dose grid, not an image series; not converted as an image"
         elif role == "rtplan":
@@ -205,8 +226,7 @@ def series_table(instances: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
             reason = f"modality {modality or '(none)'}: not an image series radflow converts"
         if reason:
             problems.append(dict(level="series", item=series_uid, patient_id=first["patient_id"],
-                                 series_uid=series_uid, severity="excluded" if role == "image" else "info",
-                                 reason=reason))
+                                 series_uid=series_uid, severity=severity, reason=reason))
         rows.append(dict(
             patient_id=first["patient_id"], study_uid=first["study_uid"], study_date=first["study_date"],
             study_description=first["study_description"], series_uid=series_uid,
@@ -261,7 +281,8 @@ def link_table(series: pd.DataFrame, rois: pd.DataFrame) -> tuple[pd.DataFrame, 
 
 
 # ------------------------------------------------------------------------------------------ entry
-def build_index(root, out_dir, roi_names, threads: int = 1) -> dict[str, pd.DataFrame]:
+def build_index(root, out_dir, roi_names, threads: int = 1, pet_fallback: str | None = None
+                ) -> dict[str, pd.DataFrame]:
     """Index the DICOM tree under root into out_dir (parquet tables and problems.tsv)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -283,7 +304,7 @@ def build_index(root, out_dir, roi_names, threads: int = 1) -> dict[str, pd.Data
                              severity="skipped", reason=f"duplicate SOPInstanceUID {r['sop_instance_uid']}: "
                                                         "an earlier file has the same one"))
     instances = instances.drop(index=dup.index).reset_index(drop=True)
-    series, series_problems = series_table(instances)
+    series, series_problems = series_table(instances, pet_fallback)
     problems.extend(series_problems)
 
     rois = pd.DataFrame(roi_rows, columns=[c for c in ROI_COLUMNS if c not in ("roi", "roi_pattern")])

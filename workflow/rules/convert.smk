@@ -4,6 +4,8 @@ rule convert:
     output:
         image="results/images/{patient}/{series}.nii.gz",
         sidecar="results/images/{patient}/{series}.json",
+    params:
+        pet_fallback=config.get("pet_fallback"),
     resources:
         mem_mb=2000,
     log:

@@ -10,6 +10,7 @@ checkpoint index:
         problems=report("results/index/problems.tsv", caption="../report/problems.rst", category="Index"),
     params:
         root=config["dicom_root"],
+        pet_fallback=config.get("pet_fallback"),
     threads: config.get("index_threads", 2)
     resources:
         mem_mb=2000,
