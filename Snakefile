@@ -27,3 +27,4 @@ rule all:
         "results/clinical.csv",
         "results/modelling_table.csv",
         "results/cohort.tsv",
+        dose_files,

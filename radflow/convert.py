@@ -150,3 +150,78 @@ def image_files_in(folder) -> list[str]:
     if len(series) != 1:
         raise ConversionError(f"{folder}: expected one CT, MR or PET series, found {len(series)}")
     return next(iter(series.values()))
+
+
+def read_rtdose(path) -> tuple[pydicom.Dataset, np.ndarray, Grid, list[str]]:
+    """(dataset, dose in Gy [k, j, i], grid, warnings) of one multi-frame RTDOSE."""
+    ds = pydicom.dcmread(path)
+    uid = str(ds.get("SeriesInstanceUID", ""))
+    if str(ds.get("Modality", "")).upper() != "RTDOSE":
+        raise ConversionError(f"{path}: Modality {ds.get('Modality', '(none)')} is not RTDOSE")
+    missing = [t for t in ("DoseGridScaling", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
+               if t not in ds]
+    if missing:
+        raise ConversionError(f"RTDOSE {uid}: missing {', '.join(missing)}")
+    units = str(ds.get("DoseUnits", "")).upper()
+    if units not in ("GY", "CGY"):
+        raise ConversionError(f"RTDOSE {uid}: DoseUnits {units or '(none)'} is not an absolute dose (GY)")
+    frames = ds.pixel_array.astype(np.float64)
+    if frames.ndim == 2:
+        frames = frames[None]
+    dose = frames * float(ds.DoseGridScaling) * (0.01 if units == "CGY" else 1.0)
+    direction = direction_from_orientation(ds.ImageOrientationPatient)
+    origin = np.array([float(v) for v in ds.ImagePositionPatient])
+    offsets = np.array([float(v) for v in ds.get("GridFrameOffsetVector", [0.0])])
+    warnings = []
+    if len(offsets) != len(dose):
+        raise ConversionError(f"RTDOSE {uid}: {len(dose)} frames but {len(offsets)} GridFrameOffsetVector values")
+    if len(offsets) > 1 and offsets[0] != 0:
+        # "type B": offsets are absolute positions along the normal; make them relative to the first frame
+        offsets = offsets - origin @ direction[:, 2] if abs(offsets[0] - origin @ direction[:, 2]) < 1e-3 \
+            else offsets - offsets[0]
+    steps = np.diff(offsets)
+    if len(steps) and (steps <= 0).any():
+        raise ConversionError(f"RTDOSE {uid}: GridFrameOffsetVector is not increasing")
+    spacing_z = float((offsets[-1] - offsets[0]) / (len(offsets) - 1)) if len(offsets) > 1 else \
+        float(ds.get("SliceThickness", 1.0) or 1.0)
+    if len(steps) and np.abs(steps - spacing_z).max() > 0.01 * spacing_z:
+        warnings.append(f"dose frame spacing varies ({steps.min():.3f}-{steps.max():.3f} mm); mean used")
+    ps = [float(v) for v in ds.PixelSpacing]
+    grid = Grid(size=(dose.shape[2], dose.shape[1], dose.shape[0]), spacing=(ps[1], ps[0], spacing_z),
+                origin=tuple(origin + offsets[0] * direction[:, 2]), direction=tuple(direction.ravel()))
+    return ds, dose, grid, warnings
+
+
+def convert_rtdose(path, out_path, on_images: dict | None = None) -> dict:
+    """An RTDOSE to Gy on its own grid (out_path), and resampled (linear) onto each image in on_images
+    ({series UID: (image .nii.gz, output .nii.gz)}). Writes and returns the sidecar."""
+    ds, dose, grid, warnings = read_rtdose(path)
+    image = grid.apply_to(sitk.GetImageFromArray(dose.astype(np.float32)))
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(image, str(out_path), useCompression=True)
+    resampled = {}
+    for series_uid, (reference, target) in sorted((on_images or {}).items()):
+        ref = sitk.ReadImage(str(reference))
+        # Outside the dose grid the dose is 0 Gy, as planning systems assume; the sidecar says how much of the
+        # image the dose grid covers (NIfTI through ITK cannot keep NaN to mark it).
+        on_ref = sitk.Resample(image, ref, sitk.Transform(), sitk.sitkLinear, float("nan"), sitk.sitkFloat32)
+        values = sitk.GetArrayFromImage(on_ref)
+        covered = np.isfinite(values)
+        values[~covered] = 0.0
+        filled = sitk.GetImageFromArray(values)
+        filled.CopyInformation(on_ref)
+        sitk.WriteImage(filled, str(target), useCompression=True)
+        resampled[series_uid] = dict(path=Path(target).name, covered_fraction=float(covered.mean()))
+    sidecar = dict(
+        radflow_version=__version__, patient_id=str(ds.get("PatientID", "")), study_uid=str(ds.StudyInstanceUID),
+        series_uid=str(ds.SeriesInstanceUID), sop_instance_uid=str(ds.SOPInstanceUID), modality="RTDOSE",
+        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")), units="Gy",
+        dose_type=str(ds.get("DoseType", "")), dose_summation_type=str(ds.get("DoseSummationType", "")),
+        dose_grid_scaling=float(ds.DoseGridScaling), max_dose_gy=float(dose.max()),
+        referenced_plan_uids=[str(r.ReferencedSOPInstanceUID) for r in ds.get("ReferencedRTPlanSequence", [])],
+        size=list(grid.size), spacing=list(grid.spacing), origin=list(grid.origin), direction=list(grid.direction),
+        resampled_on=resampled, warnings=warnings,
+    )
+    sidecar_for(out_path).write_text(json.dumps(sidecar, indent=2, sort_keys=True))
+    return sidecar

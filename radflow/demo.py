@@ -657,6 +657,8 @@ def generate_demo(out_dir) -> dict:
             truth["not_images"]["rtplan"] = plan_series
             if spec.get("rtdose"):
                 truth["not_images"]["rtdose"] = _rtdose(study, ct, anat, plan_sop)
+                ptruth["rtdose"] = dict(series_uid=truth["not_images"]["rtdose"], peak_gy=70.0, sigma_mm=30.0,
+                                        centre=list(anat.gtvp.centre))
         truth["patients"][pid] = ptruth
     clinical = write_clinical(out / "clinical.tsv")
     truth["clinical"] = clinical

@@ -41,8 +41,8 @@ ROI_COLUMNS = [
     "patient_id", "study_uid", "rtstruct_series_uid", "rtstruct_sop_uid", "rtstruct_path", "referenced_series_uid",
     "frame_of_reference_uid", "roi_number", "roi_original", "roi", "roi_pattern", "n_contours", "contour_types",
 ]
-LINK_COLUMNS = ["patient_id", "rtstruct_series_uid", "rtstruct_sop_uid", "rtstruct_path", "image_series_uid",
-                "image_modality", "relation"]
+LINK_COLUMNS = ["patient_id", "source_modality", "source_series_uid", "source_sop_uid", "source_path",
+                "image_series_uid", "image_modality", "relation"]
 PROBLEM_COLUMNS = ["level", "item", "patient_id", "series_uid", "severity", "reason"]
 
 
@@ -217,7 +217,7 @@ def series_table(instances: pd.DataFrame, pet_fallback: str | None = None) -> tu
                 convert, reason, pet_severity = check_pet_series(group, pet_fallback)
                 severity = pet_severity or severity
         elif role == "rtdose":
-            reason = "RTDOSE: a dose grid, not an image series; not converted as an image"
+            reason = "RTDOSE: a dose grid, converted to Gy under results/dose, not as an image"
         elif role == "rtplan":
             reason = "RTPLAN: a treatment plan, holds no image"
         elif role in ("rtstruct", "seg"):
@@ -244,39 +244,51 @@ def series_table(instances: pd.DataFrame, pet_fallback: str | None = None) -> tu
     return df.drop(columns="_n").reset_index(drop=True), problems
 
 
-def link_table(series: pd.DataFrame, rois: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
-    """RTSTRUCT -> every converted image series it can be rasterised on.
+def link_table(series: pd.DataFrame, rois: pd.DataFrame, instances: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
+    """RTSTRUCT and RTDOSE -> every converted image series they belong to.
 
-    The referenced series (ReferencedSeriesInstanceUID) first; then every other converted image series of the
-    same frame of reference (the PET of a PET/CT), on which the ROI is rasterised directly."""
+    An RTSTRUCT goes first to the series it references (ReferencedSeriesInstanceUID), then to every other converted
+    image series of the same patient and frame of reference (the PET of a PET/CT), on which its ROIs are rasterised
+    directly. An RTDOSE goes to the converted image series of its frame of reference."""
     images = series[series["convert"]]
-    links, problems = [], []
+    modality = dict(zip(images["series_uid"], images["modality"]))
+    sources = []
     structs = rois.drop_duplicates("rtstruct_sop_uid") if len(rois) else rois
     for _, rs in structs.iterrows():
+        sources.append(dict(patient_id=rs["patient_id"], source_modality="RTSTRUCT",
+                            source_series_uid=rs["rtstruct_series_uid"], source_sop_uid=rs["rtstruct_sop_uid"],
+                            source_path=rs["rtstruct_path"], referenced=rs["referenced_series_uid"],
+                            frame_of_reference_uid=rs["frame_of_reference_uid"]))
+    for _, d in instances[instances["modality"] == "RTDOSE"].iterrows():
+        sources.append(dict(patient_id=d["patient_id"], source_modality="RTDOSE", source_series_uid=d["series_uid"],
+                            source_sop_uid=d["sop_instance_uid"], source_path=d["path"], referenced="",
+                            frame_of_reference_uid=d["frame_of_reference_uid"]))
+    links, problems = [], []
+    for src in sources:
         targets = {}
-        ref = rs["referenced_series_uid"]
-        if ref in set(images["series_uid"]):
+        ref = src["referenced"]
+        if ref in modality:
             targets[ref] = "referenced"
         elif ref:
-            problems.append(dict(level="series", item=rs["rtstruct_series_uid"], patient_id=rs["patient_id"],
-                                 series_uid=rs["rtstruct_series_uid"], severity="warning",
-                                 reason=f"RTSTRUCT references image series {ref}, which is not among the converted "
-                                        "image series; linked by frame of reference only"))
-        same_for = images[(images["frame_of_reference_uid"] == rs["frame_of_reference_uid"])
-                          & (images["patient_id"] == rs["patient_id"])]
+            problems.append(dict(level="series", item=src["source_series_uid"], patient_id=src["patient_id"],
+                                 series_uid=src["source_series_uid"], severity="warning",
+                                 reason=f"{src['source_modality']} references image series {ref}, which is not among "
+                                        "the converted image series; linked by frame of reference only"))
+        same_for = images[(images["frame_of_reference_uid"] == src["frame_of_reference_uid"])
+                          & (images["patient_id"] == src["patient_id"])]
+        if src["source_modality"] == "RTDOSE":
+            same_for = same_for[same_for["modality"] == "CT"]
         for uid in same_for["series_uid"]:
             targets.setdefault(uid, "same_frame_of_reference")
         if not targets:
-            problems.append(dict(level="series", item=rs["rtstruct_series_uid"], patient_id=rs["patient_id"],
-                                 series_uid=rs["rtstruct_series_uid"], severity="excluded",
-                                 reason="RTSTRUCT has no converted image series to be rasterised on "
+            problems.append(dict(level="series", item=src["source_series_uid"], patient_id=src["patient_id"],
+                                 series_uid=src["source_series_uid"], severity="excluded",
+                                 reason=f"{src['source_modality']} has no converted image series to go with "
                                         f"(referenced series {ref or '(none)'}, frame of reference "
-                                        f"{rs['frame_of_reference_uid'] or '(none)'})"))
-        modality = dict(zip(images["series_uid"], images["modality"]))
+                                        f"{src['frame_of_reference_uid'] or '(none)'})"))
         for uid, relation in targets.items():
-            links.append(dict(patient_id=rs["patient_id"], rtstruct_series_uid=rs["rtstruct_series_uid"],
-                              rtstruct_sop_uid=rs["rtstruct_sop_uid"], rtstruct_path=rs["rtstruct_path"],
-                              image_series_uid=uid, image_modality=modality[uid], relation=relation))
+            links.append(dict({k: src[k] for k in LINK_COLUMNS if k in src}, image_series_uid=uid,
+                              image_modality=modality[uid], relation=relation))
     return pd.DataFrame(links, columns=LINK_COLUMNS), problems
 
 
@@ -316,7 +328,7 @@ def build_index(root, out_dir, roi_names, threads: int = 1, pet_fallback: str | 
         problems.append(dict(level="roi", item=f"{r['rtstruct_series_uid']}/{r['roi_original']}",
                              patient_id=r["patient_id"], series_uid=r["rtstruct_series_uid"], severity="excluded",
                              reason=f"ROI '{r['roi_original']}' has no contours"))
-    links, link_problems = link_table(series, rois)
+    links, link_problems = link_table(series, rois, instances)
     problems.extend(link_problems)
 
     problems_df = pd.DataFrame(problems, columns=PROBLEM_COLUMNS)

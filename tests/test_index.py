@@ -26,13 +26,13 @@ def test_demo_series_roles(index_tables, truth):
 def test_links_put_the_ct_rtstruct_on_the_pet(index_tables, truth):
     links = index_tables["links"]
     for p in truth["patients"].values():
-        mine = links[links["rtstruct_series_uid"] == p["rtstruct_series_uid"]]
+        mine = links[links["source_series_uid"] == p["rtstruct_series_uid"]]
         expected = {p["ct_series_uid"]: "referenced"}
         if "pet_series_uid" in p:
             expected[p["pet_series_uid"]] = "same_frame_of_reference"
         assert dict(zip(mine["image_series_uid"], mine["relation"])) == expected
         if "mr_series_uid" in p:  # the MR has its own frame of reference: the CT's ROIs never land on it
-            assert set(links.loc[links["image_series_uid"] == p["mr_series_uid"], "rtstruct_series_uid"]) == {
+            assert set(links.loc[links["image_series_uid"] == p["mr_series_uid"], "source_series_uid"]) == {
                 p["mr_rtstruct_series_uid"]}
 
 
@@ -70,3 +70,27 @@ def test_parallel_and_serial_index_agree(demo_dir, index_tables, tmp_path):
     serial = build_index(demo_dir / "TCGA-HNSC", tmp_path, REPO / "config" / "roi_names.yaml", threads=1)
     for name in ("series", "rois", "links"):
         pd.testing.assert_frame_equal(serial[name], index_tables[name])
+
+
+def test_pet_without_weight_is_excluded_naming_the_tag(demo_dir, truth, tmp_path):
+    patient = "TCGA-00-0002"
+    root = tmp_path / "dicom"
+    shutil.copytree(demo_dir / "TCGA-HNSC" / patient, root / patient)
+    for f in next(p for p in root.rglob("*PET AC*") if p.is_dir()).iterdir():
+        ds = pydicom.dcmread(f)
+        del ds.PatientWeight
+        ds.save_as(f)
+    pet = truth["patients"][patient]["pet_series_uid"]
+    for fallback, convert, severity in ((None, False, "excluded"), ("bqml", True, "warning")):
+        tables = build_index(root, tmp_path / f"index-{fallback}", REPO / "config" / "roi_names.yaml",
+                             pet_fallback=fallback)
+        row = tables["series"].set_index("series_uid").loc[pet]
+        assert row["convert"] == convert and "PatientWeight" in row["reason"]
+        problem = tables["problems"][tables["problems"]["series_uid"] == pet].iloc[0]
+        assert problem["severity"] == severity and "PatientWeight" in problem["reason"]
+    # and the conversion with the fallback keeps Bq/ml, flagged
+    from radflow.convert import convert_series
+    from radflow.index import series_files
+
+    sidecar = convert_series(series_files(tables["instances"], pet), tmp_path / "pet.nii.gz", pet_fallback="bqml")
+    assert sidecar["units"].startswith("Bq/ml") and "PatientWeight" in " ".join(sidecar["warnings"])

@@ -132,3 +132,41 @@ def test_rerun_does_nothing(demo_run):
     proc = run_snakemake(demo_run, "--dry-run")
     assert proc.returncode == 0
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def _gaussian_dose(image: sitk.Image, rtdose: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(dose read, analytic dose) at every voxel centre of image."""
+    size = image.GetSize()
+    k, j, i = np.meshgrid(*(np.arange(n) for n in reversed(size)), indexing="ij")
+    idx = np.stack([i.ravel(), j.ravel(), k.ravel()], axis=1).astype(float)
+    d = np.asarray(image.GetDirection()).reshape(3, 3) * np.asarray(image.GetSpacing())
+    pts = idx @ d.T + np.asarray(image.GetOrigin())
+    r2 = ((pts - np.asarray(rtdose["centre"])) ** 2).sum(axis=1)
+    analytic = rtdose["peak_gy"] * np.exp(-r2 / (2 * rtdose["sigma_mm"] ** 2))
+    return sitk.GetArrayFromImage(image).ravel(), analytic
+
+
+def test_rtdose_in_gy_on_its_grid_and_on_the_ct(demo_run, truth):
+    p = truth["patients"]["TCGA-00-0001"]
+    folder = demo_run / "results" / "dose" / "TCGA-00-0001" / p["rtdose"]["series_uid"]
+    read, analytic = _gaussian_dose(sitk.ReadImage(str(folder / "dose.nii.gz")), p["rtdose"])
+    scaling = json.loads((folder / "dose.json").read_text())["dose_grid_scaling"]
+    assert np.abs(read - analytic).max() <= scaling  # quantisation of the stored integers only
+    on_ct = sitk.ReadImage(str(folder / f"on_{p['ct_series_uid']}.nii.gz"))
+    ct = sitk.ReadImage(str(demo_run / "results" / "images" / "TCGA-00-0001" / f"{p['ct_series_uid']}.nii.gz"))
+    assert on_ct.GetSize() == ct.GetSize() and np.allclose(on_ct.GetOrigin(), ct.GetOrigin())
+    read, analytic = _gaussian_dose(on_ct, p["rtdose"])
+    dose_grid = sitk.ReadImage(str(folder / "dose.nii.gz"))
+    lo = np.asarray(dose_grid.GetOrigin())
+    hi = lo + (np.asarray(dose_grid.GetSize()) - 1) * np.asarray(dose_grid.GetSpacing())
+    size = ct.GetSize()
+    k, j, i = np.meshgrid(*(np.arange(n) for n in reversed(size)), indexing="ij")
+    pts = np.stack([i.ravel(), j.ravel(), k.ravel()], 1) * np.asarray(ct.GetSpacing()) + np.asarray(ct.GetOrigin())
+    inside = ((pts >= lo - 1e-6) & (pts <= hi + 1e-6)).all(axis=1)
+    # the interpolator also serves the half voxel beyond the outermost dose voxel centres
+    half = np.asarray(dose_grid.GetSpacing()) / 2
+    served = ((pts >= lo - half) & (pts < hi + half)).all(axis=1)
+    covered = json.loads((folder / "dose.json").read_text())["resampled_on"][p["ct_series_uid"]]["covered_fraction"]
+    assert covered == pytest.approx(served.mean(), abs=0.005) and 0.2 < covered < 1.0
+    assert np.abs(read[inside] - analytic[inside]).max() < 0.01 * p["rtdose"]["peak_gy"]  # linear interpolation
+    assert (read[~served] == 0).all()

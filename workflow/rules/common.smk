@@ -15,8 +15,23 @@ def index_tables():
 def series_with_masks():
     """(patient, series UID, modality) of every converted image series that has an RTSTRUCT to rasterise."""
     series, links = index_tables()
-    images = series[series["convert"] & series["series_uid"].isin(set(links["image_series_uid"]))]
+    structs = links[links["source_modality"] == "RTSTRUCT"]
+    images = series[series["convert"] & series["series_uid"].isin(set(structs["image_series_uid"]))]
     return list(images[["patient_id", "series_uid", "modality"]].itertuples(index=False, name=None))
+
+
+def dose_files(wildcards):
+    """The dose folder of every RTDOSE that has an image series to go with."""
+    _, links = index_tables()
+    doses = links[links["source_modality"] == "RTDOSE"].drop_duplicates("source_series_uid")
+    return [f"results/dose/{p}/{s}" for p, s in zip(doses["patient_id"], doses["source_series_uid"])]
+
+
+def dose_images(wildcards):
+    """The converted CT images an RTDOSE is resampled onto."""
+    _, links = index_tables()
+    mine = links[(links["source_series_uid"] == wildcards.series) & (links["source_modality"] == "RTDOSE")]
+    return [f"results/images/{wildcards.patient}/{uid}.nii.gz" for uid in sorted(mine["image_series_uid"])]
 
 
 def feature_files(wildcards):

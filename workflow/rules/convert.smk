@@ -27,3 +27,17 @@ rule masks:
         "logs/masks/{patient}/{series}.log",
     script:
         "../../scripts/masks.py"
+
+
+rule dose:
+    input:
+        links="results/index/links.parquet",
+        images=dose_images,
+    output:
+        directory("results/dose/{patient}/{series}"),
+    resources:
+        mem_mb=2000,
+    log:
+        "logs/dose/{patient}/{series}.log",
+    script:
+        "../../scripts/dose.py"
