@@ -20,9 +20,11 @@ def _index(args):
     from .index import build_index
 
     tables = build_index(args.dicom_root, args.out_dir, args.roi_names, threads=args.threads,
-                         pet_fallback=args.pet_fallback)
-    s = tables["series"]
-    print(f"{len(tables['instances'])} files, {len(s)} series ({int(s['convert'].sum())} images to convert), "
+                         pet_fallback=args.pet_fallback, modalities=args.modalities,
+                         series_selection=args.series_selection, manifest=args.manifest)
+    s, st = tables["series"], tables["stats"]
+    print(f"{st['files']} files ({st['read']} read, {st['reused']} unchanged since the last index), "
+          f"{len(tables['instances'])} DICOM instances, {len(s)} series ({int(s['convert'].sum())} images to convert), "
           f"{len(tables['rois'])} ROIs, {len(tables['problems'])} problems -> {args.out_dir}")
 
 
@@ -80,6 +82,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--pet-fallback", choices=["bqml"], default=None,
                    help="keep BQML PET in Bq/ml when SUVbw cannot be computed (default: exclude it)")
+    p.add_argument("--modalities", nargs="+", default=["CT", "PT", "MR"])
+    p.add_argument("--series-selection", choices=["referenced", "all"], default="referenced")
+    p.add_argument("--manifest", default=None, help="an NBIA .tcia manifest to check the download against")
     p.set_defaults(func=_index)
 
     p = sub.add_parser("convert", help="one image series (a folder) to NIfTI + JSON sidecar")

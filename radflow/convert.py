@@ -91,15 +91,17 @@ def pet_to_suv(datasets, volume, fallback: str | None = None) -> tuple[np.ndarra
     return volume * factors[:, None, None], info, UNITS["PT"]
 
 
-def convert_series(files, out_path, sidecar_path=None, pet_fallback: str | None = None) -> dict:
-    """Convert one image series; writes out_path (.nii.gz) and its JSON sidecar; returns the sidecar."""
+def convert_series(files, out_path, sidecar_path=None, pet_fallback: str | None = None,
+                   series_key: str | None = None) -> dict:
+    """Convert one image series; writes out_path (.nii.gz) and its JSON sidecar; returns the sidecar.
+    series_key names a sub-series (<UID>_<n>) in the sidecar's series_uid; dicom_series_uid keeps the UID."""
     datasets, volume, grid, warnings = read_series(files)
     first = datasets[0]
     modality = str(first.Modality).upper()
     uid = str(first.SeriesInstanceUID)
     sidecar = dict(
         radflow_version=__version__, patient_id=str(first.get("PatientID", "")),
-        study_uid=str(first.StudyInstanceUID), series_uid=uid, modality=modality,
+        study_uid=str(first.StudyInstanceUID), series_uid=series_key or uid, dicom_series_uid=uid, modality=modality,
         frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "")),
         series_description=str(first.get("SeriesDescription", "")), manufacturer=str(first.get("Manufacturer", "")),
         n_slices=len(datasets), size=list(grid.size), spacing=list(grid.spacing), origin=list(grid.origin),

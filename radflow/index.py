@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pandas as pd
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from .dicom_header import pixel_data_problem, pixel_element, read_header
 from .roi_names import load_aliases, standard_name
 from .suv import SUVError, suv_factors, suv_tags
 
@@ -29,17 +31,20 @@ INSTANCE_COLUMNS = [
     "path", "size", "mtime", "patient_id", "study_uid", "study_date", "study_description", "series_uid",
     "series_number", "series_description", "modality", "sop_class_uid", "sop_instance_uid", "frame_of_reference_uid",
     "manufacturer", "image_type", "rows", "columns", "pixel_spacing_row", "pixel_spacing_col", "slice_thickness",
-    "orientation", "position_x", "position_y", "position_z", "instance_number", "number_of_frames",
-    "referenced_series_uid", "suv_tags",
+    "orientation", "position_x", "position_y", "position_z", "instance_number", "acquisition_number",
+    "number_of_frames", "referenced_series_uid", "suv_tags", "pixel_problem", "series_key",
 ]
+CACHE_COLUMNS = INSTANCE_COLUMNS + ["file_problem"]
 SERIES_COLUMNS = [
-    "patient_id", "study_uid", "study_date", "study_description", "series_uid", "series_number", "series_description",
-    "modality", "role", "frame_of_reference_uid", "manufacturer", "n_files", "rows", "columns", "n_slices",
-    "pixel_spacing_row", "pixel_spacing_col", "slice_spacing", "slice_thickness", "orientation", "convert", "reason",
+    "patient_id", "study_uid", "study_date", "study_description", "series_uid", "dicom_series_uid", "series_number",
+    "series_description", "modality", "role", "frame_of_reference_uid", "manufacturer", "n_files", "rows", "columns",
+    "n_slices", "pixel_spacing_row", "pixel_spacing_col", "slice_spacing", "slice_thickness", "orientation",
+    "z_min", "z_max", "convert", "reason",
 ]
 ROI_COLUMNS = [
     "patient_id", "study_uid", "rtstruct_series_uid", "rtstruct_sop_uid", "rtstruct_path", "referenced_series_uid",
     "frame_of_reference_uid", "roi_number", "roi_original", "roi", "roi_pattern", "n_contours", "contour_types",
+    "z_min", "z_max",
 ]
 LINK_COLUMNS = ["patient_id", "source_modality", "source_series_uid", "source_sop_uid", "source_path",
                 "image_series_uid", "image_modality", "relation"]
@@ -47,15 +52,26 @@ PROBLEM_COLUMNS = ["level", "item", "patient_id", "series_uid", "severity", "rea
 
 
 # ------------------------------------------------------------------------------------------ files
-def crawl(root) -> list[Path]:
-    """Every regular file under root (any layout, any extension), in a stable order; hidden files skipped."""
+def crawl(root) -> list[tuple[str, int, int]]:
+    """(path, size, mtime in ns) of every regular file under root (any layout, any extension), in a stable
+    order; hidden files and folders are skipped."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"DICOM root {root} does not exist or is not a folder")
     files = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        files.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
+    stack = [str(root)]
+    while stack:
+        folder = stack.pop()
+        with os.scandir(folder) as it:
+            entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+        subdirs = []
+        for e in entries:
+            if e.is_dir(follow_symlinks=False):
+                subdirs.append(e.path)
+            elif e.is_file():
+                st = e.stat()
+                files.append((e.path, st.st_size, st.st_mtime_ns))
+        stack.extend(reversed(subdirs))
     return files
 
 
@@ -64,14 +80,22 @@ def _text(ds, keyword, default=""):
     return default if v is None else str(v).strip()
 
 
-def _float(ds, keyword, index=None):
-    v = ds.get(keyword)
+def _values(v) -> list[str]:
+    """Multi-valued element as strings, from pydicom (MultiValue) or the fast reader ("a\\b")."""
     if v is None or v == "":
-        return np.nan
+        return []
+    if isinstance(v, str):
+        return [x.strip() for x in v.split("\\")]
+    if isinstance(v, (list, tuple)) or hasattr(v, "__iter__") and not isinstance(v, bytes):
+        return [str(x).strip() for x in v]
+    return [str(v).strip()]
+
+
+def _number(values: list[str], index: int, cast=float):
     try:
-        return float(v[index]) if index is not None else float(v)
-    except (TypeError, ValueError, IndexError):
-        return np.nan
+        return cast(float(values[index])) if cast is int else cast(values[index])
+    except (IndexError, TypeError, ValueError):
+        return np.nan if cast is float else 0
 
 
 def _referenced_series(ds) -> str:
@@ -83,14 +107,72 @@ def _referenced_series(ds) -> str:
     return ""
 
 
-def read_instance(path) -> tuple[dict | None, list[dict], str]:
-    """(instance row, ROI rows if an RTSTRUCT, problem) for one file. A file that is not DICOM gives a problem."""
-    path = Path(path)
-    st = path.stat()
+def instance_row(get, path: str, st) -> dict:
+    """One instances row from get(keyword) (a pydicom Dataset's .get, or the fast reader's dict .get)."""
+    orientation = _values(get("ImageOrientationPatient"))
+    position = _values(get("ImagePositionPatient"))
+    spacing = _values(get("PixelSpacing"))
+    def text(k):
+        v = get(k)
+        return "" if v is None else str(v).strip()
+    return dict(
+        path=path, size=st.st_size, mtime=st.st_mtime_ns,
+        patient_id=text("PatientID"), study_uid=text("StudyInstanceUID"), study_date=text("StudyDate"),
+        study_description=text("StudyDescription"), series_uid=text("SeriesInstanceUID"),
+        series_number=text("SeriesNumber"), series_description=text("SeriesDescription"),
+        modality=text("Modality").upper(), sop_class_uid=text("SOPClassUID") or text("MediaStorageSOPClassUID"),
+        sop_instance_uid=text("SOPInstanceUID"), frame_of_reference_uid=text("FrameOfReferenceUID"),
+        manufacturer=text("Manufacturer"), image_type="\\".join(_values(get("ImageType"))).upper(),
+        rows=_number([text("Rows")], 0, int), columns=_number([text("Columns")], 0, int),
+        pixel_spacing_row=_number(spacing, 0), pixel_spacing_col=_number(spacing, 1),
+        slice_thickness=_number([text("SliceThickness")], 0),
+        orientation="\\".join(f"{float(v):.6f}" for v in orientation) if len(orientation) == 6 else "",
+        position_x=_number(position, 0), position_y=_number(position, 1), position_z=_number(position, 2),
+        instance_number=_number([text("InstanceNumber")], 0, int),
+        acquisition_number=text("AcquisitionNumber"),
+        number_of_frames=max(1, _number([text("NumberOfFrames")], 0, int)),
+        referenced_series_uid="", suv_tags="", pixel_problem="",
+    )
+
+
+def _expected_pixel_bytes(row: dict, get) -> int | None:
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        bits = int(get("BitsAllocated") or 0)
+        samples = int(get("SamplesPerPixel") or 1)
+    except (TypeError, ValueError):
+        return None
+    if not bits or not row["rows"] or not row["columns"]:
+        return None
+    return row["rows"] * row["columns"] * samples * row["number_of_frames"] * bits // 8
+
+
+def read_instance(path) -> tuple[dict | None, list[dict], str]:
+    """(instance row, ROI rows if an RTSTRUCT, problem) for one file. A file that is not DICOM gives a problem.
+
+    CT/MR/RTDOSE headers go through the fast reader; PET (SUV tags), RTSTRUCT (ROIs), unusual transfer syntaxes
+    and anything the fast reader declines go through pydicom."""
+    path = str(path)
+    st = os.stat(path)
+    if st.st_size == 0:
+        return None, [], "empty file (0 bytes)"
+    fast = None
+    try:
+        fast = read_header(path)
+    except OSError as err:
+        return None, [], f"unreadable file: {err}"
+    if fast is not None and str(fast.get("Modality", "")).upper() not in ("PT", "RTSTRUCT", "SEG", "") \
+            and fast.get("SeriesInstanceUID") and fast.get("MediaStorageSOPClassUID") != DICOMDIR_CLASS:
+        row = instance_row(fast.get, path, st)
+        row["pixel_problem"] = pixel_data_problem(st.st_size, fast.get("_pixel_start"), fast.get("_pixel_length"),
+                                                  _expected_pixel_bytes(row, fast.get))
+        return row, [], ""
+    try:
+        with open(path, "rb") as fp:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True)
+            pixel_tell = fp.tell()
+            head = fp.read(12)
     except InvalidDicomError:
-        return None, [], "not a DICOM file (no DICOM preamble or header)"
+        return None, [], "not a DICOM file (no 'DICM' prefix after the 128-byte preamble)"
     except Exception as err:  # truncated or corrupt headers raise many kinds of errors
         return None, [], f"unreadable DICOM header: {type(err).__name__}: {err}"
     sop_class = _text(ds, "SOPClassUID") or _text(getattr(ds, "file_meta", {}), "MediaStorageSOPClassUID")
@@ -98,32 +180,24 @@ def read_instance(path) -> tuple[dict | None, list[dict], str]:
         return None, [], "DICOMDIR (a media directory, not an image)"
     if not ds.get("SeriesInstanceUID"):
         return None, [], "DICOM file without SeriesInstanceUID"
-    orientation = ds.get("ImageOrientationPatient")
-    position = ds.get("ImagePositionPatient")
-    row = dict(
-        path=str(path), size=st.st_size, mtime=st.st_mtime,
-        patient_id=_text(ds, "PatientID"), study_uid=_text(ds, "StudyInstanceUID"),
-        study_date=_text(ds, "StudyDate"), study_description=_text(ds, "StudyDescription"),
-        series_uid=_text(ds, "SeriesInstanceUID"), series_number=_text(ds, "SeriesNumber"),
-        series_description=_text(ds, "SeriesDescription"), modality=_text(ds, "Modality").upper(),
-        sop_class_uid=sop_class, sop_instance_uid=_text(ds, "SOPInstanceUID"),
-        frame_of_reference_uid=_text(ds, "FrameOfReferenceUID"), manufacturer=_text(ds, "Manufacturer"),
-        image_type="\\".join(str(v) for v in ds.get("ImageType", []) or []).upper(),
-        rows=int(ds.get("Rows", 0) or 0), columns=int(ds.get("Columns", 0) or 0),
-        pixel_spacing_row=_float(ds, "PixelSpacing", 0), pixel_spacing_col=_float(ds, "PixelSpacing", 1),
-        slice_thickness=_float(ds, "SliceThickness"),
-        orientation="\\".join(f"{float(v):.6f}" for v in orientation) if orientation else "",
-        position_x=float(position[0]) if position else np.nan,
-        position_y=float(position[1]) if position else np.nan,
-        position_z=float(position[2]) if position else np.nan,
-        instance_number=int(ds.get("InstanceNumber", 0) or 0),
-        number_of_frames=int(ds.get("NumberOfFrames", 1) or 1),
-        referenced_series_uid=_referenced_series(ds) if row_is_rtstruct(ds, sop_class) else "",
-        # PET: the tags that decide the SUV factor, so that the index can refuse a series before conversion
-        suv_tags=json.dumps(suv_tags(ds), sort_keys=True) if _text(ds, "Modality").upper() == "PT" else "",
-    )
-    rois = _roi_rows(ds, row) if row_is_rtstruct(ds, sop_class) else []
-    return row, rois, ""
+    row = instance_row(ds.get, path, st)
+    row["sop_class_uid"] = sop_class
+    syntax = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
+    little = syntax in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1") or syntax.startswith("1.2.840.10008.1.2.4") \
+        or syntax == "1.2.840.10008.1.2.5"
+    if little and head[:4] == b"\xe0\x7f\x10\x00":  # stopped at the pixel data element
+        start, length = pixel_element(head, pixel_tell, syntax == "1.2.840.10008.1.2")
+        row["pixel_problem"] = pixel_data_problem(st.st_size, start, length, _expected_pixel_bytes(row, ds.get))
+    elif not head and row["modality"] in IMAGE_MODALITIES | {"RTDOSE"}:
+        # pydicom reads a header cut short without complaint; an image file must go on to its pixels
+        row["pixel_problem"] = f"truncated: the file ends at byte {st.st_size} before any pixel data"
+    rtstruct = row_is_rtstruct(ds, sop_class)
+    if rtstruct:
+        row["referenced_series_uid"] = _referenced_series(ds)
+    if row["modality"] == "PT":
+        # the tags that decide the SUV factor, so that the index can refuse a series before conversion
+        row["suv_tags"] = json.dumps(suv_tags(ds), sort_keys=True)
+    return row, _roi_rows(ds, row) if rtstruct else [], ""
 
 
 def row_is_rtstruct(ds, sop_class) -> bool:
@@ -138,6 +212,8 @@ def _roi_rows(ds, inst: dict) -> list[dict]:
         number = int(item.ROINumber)
         seq = contours.get(number, [])
         types = sorted({str(c.get("ContourGeometricType", "")) for c in seq})
+        zs = [float(c.ContourData[2 + 3 * k]) for c in seq if c.get("ContourData")
+              for k in range(len(c.ContourData) // 3)]
         rows.append(dict(
             patient_id=inst["patient_id"], study_uid=inst["study_uid"], rtstruct_series_uid=inst["series_uid"],
             rtstruct_sop_uid=inst["sop_instance_uid"], rtstruct_path=inst["path"],
@@ -145,15 +221,34 @@ def _roi_rows(ds, inst: dict) -> list[dict]:
             frame_of_reference_uid=_text(item, "ReferencedFrameOfReferenceUID") or inst["frame_of_reference_uid"],
             roi_number=number, roi_original=_text(item, "ROIName"), n_contours=len(seq),
             contour_types=",".join(t for t in types if t),
+            z_min=min(zs) if zs else np.nan, z_max=max(zs) if zs else np.nan,
         ))
     return rows
 
 
-def _read_many(paths, threads: int):
-    if threads <= 1 or len(paths) < 64:
-        return [read_instance(p) for p in paths]
+def _read_many(paths, threads: int, progress: bool):
+    """read_instance over paths, in `threads` processes, with a progress line on a terminal."""
+    n = len(paths)
+    def report(done):
+        if progress:
+            print(f"\rradflow index: {done}/{n} files read", end="" if done < n else "\n", file=sys.stderr,
+                  flush=True)
+    if threads <= 1 or n < 256:
+        results = []
+        for k, p in enumerate(paths):
+            results.append(read_instance(p))
+            if k % 1000 == 999:
+                report(k + 1)
+        report(n)
+        return results
+    results = []
     with ProcessPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(read_instance, paths, chunksize=64))
+        for k, result in enumerate(pool.map(read_instance, paths, chunksize=256)):
+            results.append(result)
+            if k % 5000 == 4999:
+                report(k + 1)
+    report(n)
+    return results
 
 
 # ----------------------------------------------------------------------------------------- series
@@ -164,29 +259,68 @@ def _positions_along_normal(group: pd.DataFrame) -> np.ndarray:
     return pos @ normal
 
 
+def split_series(group: pd.DataFrame) -> tuple[list[pd.DataFrame], str]:
+    """Sub-series of one SeriesInstanceUID: one per orientation and matrix size, and one per acquisition when
+    acquisitions repeat the same slice positions. Returns ([group] , "") when nothing needs splitting."""
+    keys = group[["orientation", "rows", "columns"]].astype(str).agg("|".join, axis=1)
+    parts = [g for _, g in group.groupby(keys, sort=False)] if keys.nunique() > 1 else [group]
+    why = "orientation or matrix size" if len(parts) > 1 else ""
+    out = []
+    for part in parts:
+        usable = part["orientation"].ne("").all() and part["position_z"].notna().all()
+        if usable and part["acquisition_number"].nunique() > 1:
+            z = np.round(_positions_along_normal(part), 3)
+            if len(np.unique(z)) < len(z):  # repeated positions that the acquisitions tell apart
+                acq = [g for _, g in part.groupby("acquisition_number", sort=True)]
+                if all(len(np.unique(np.round(_positions_along_normal(g), 3))) == len(g) for g in acq):
+                    out.extend(acq)
+                    why = (why + " and " if why else "") + "acquisition (repeated slice positions)"
+                    continue
+        out.append(part)
+    out.sort(key=lambda g: (g["instance_number"].min(), g["path"].min()))
+    return out, why
+
+
 def check_image_series(group: pd.DataFrame) -> tuple[bool, str, dict]:
-    """(convert?, reason, geometry) for the instances of one CT/MR/PT series."""
+    """(convert?, reason, geometry) for the instances of one CT/MR/PT (sub-)series."""
     geometry = {}
     if group["image_type"].str.contains("LOCALIZER").any():
         return False, "localizer/scout image (ImageType LOCALIZER): not a volume", geometry
     if group["orientation"].eq("").any() or group["position_z"].isna().any():
         return False, "slices without ImageOrientationPatient/ImagePositionPatient", geometry
-    for column, what in (("orientation", "orientations"), ("rows", "row counts"), ("columns", "column counts")):
-        if group[column].nunique() > 1:
-            return False, f"several {what} in one series ({group[column].nunique()}); not converted", geometry
     if group["number_of_frames"].max() > 1:
-        return False, "multi-frame image series are not supported yet", geometry
+        return False, ("multi-frame (enhanced) image objects are not supported yet: "
+                       f"{int(group['number_of_frames'].max())} frames in one file"), geometry
     if len(group) < 2:
         return False, "a single slice: not a volume", geometry
-    z = np.sort(_positions_along_normal(group))
+    along = _positions_along_normal(group)
+    order = np.argsort(along)
+    z = along[order]
+    geometry.update(z_min=float(z[0]), z_max=float(z[-1]))
     steps = np.diff(z)
     if (steps < 1e-3).any():
         return False, f"{int((steps < 1e-3).sum())} duplicate slice position(s)", geometry
     median = float(np.median(steps))
     geometry["slice_spacing"] = median
     if (steps > 1.5 * median).any():
-        worst = float(steps.max())
-        return False, f"missing slice(s): a gap of {worst:.2f} mm where the spacing is {median:.2f} mm", geometry
+        return False, (f"missing slice(s): a gap of {float(steps.max()):.2f} mm where the spacing is "
+                       f"{median:.2f} mm"), geometry
+    mean = (z[-1] - z[0]) / (len(z) - 1)
+    off_grid = np.abs(z - (z[0] + mean * np.arange(len(z)))).max()
+    if off_grid > 0.1 * mean:
+        return False, (f"non-uniform slice spacing: steps from {steps.min():.2f} to {steps.max():.2f} mm, a slice "
+                       f"lies {off_grid:.2f} mm off a uniform grid"), geometry
+    # Gantry tilt: slices stacked along a direction that is not the slice normal.
+    o = np.array([float(v) for v in group["orientation"].iloc[0].split("\\")])
+    normal = np.cross(o[:3], o[3:6])
+    pos = group[["position_x", "position_y", "position_z"]].to_numpy(float)[order]
+    drift = pos - pos[0] - np.outer(z - z[0], normal)
+    pixel = float(np.nanmin(group[["pixel_spacing_row", "pixel_spacing_col"]].to_numpy(float)))
+    shift = float(np.abs(drift).max())
+    if shift > 0.5 * (pixel if pixel > 0 else 1.0):
+        angle = float(np.degrees(np.arctan2(np.linalg.norm(drift[-1]), z[-1] - z[0])))
+        return False, (f"gantry tilt (about {angle:.1f} degrees): slices shift {shift:.1f} mm in-plane across the "
+                       "stack; not converted"), geometry
     return True, "", geometry
 
 
@@ -203,140 +337,266 @@ def check_pet_series(group: pd.DataFrame, pet_fallback: str | None = None) -> tu
     return True, "", ""
 
 
-def series_table(instances: pd.DataFrame, pet_fallback: str | None = None) -> tuple[pd.DataFrame, list[dict]]:
+def _series_row(key, uid, group, geometry, role, convert, reason) -> dict:
+    first = group.sort_values("instance_number").iloc[0]
+    return dict(
+        patient_id=first["patient_id"], study_uid=first["study_uid"], study_date=first["study_date"],
+        study_description=first["study_description"], series_uid=key, dicom_series_uid=uid,
+        series_number=first["series_number"], series_description=first["series_description"],
+        modality=first["modality"], role=role, frame_of_reference_uid=first["frame_of_reference_uid"],
+        manufacturer=first["manufacturer"], n_files=len(group), rows=int(first["rows"]),
+        columns=int(first["columns"]), n_slices=int(group["number_of_frames"].sum()),
+        pixel_spacing_row=first["pixel_spacing_row"], pixel_spacing_col=first["pixel_spacing_col"],
+        slice_spacing=geometry.get("slice_spacing", np.nan), slice_thickness=first["slice_thickness"],
+        orientation=first["orientation"], z_min=geometry.get("z_min", np.nan), z_max=geometry.get("z_max", np.nan),
+        convert=bool(convert), reason=reason,
+    )
+
+
+def series_table(instances: pd.DataFrame, pet_fallback: str | None = None,
+                 modalities=("CT", "MR", "PT")) -> tuple[pd.DataFrame, list[dict], pd.Series]:
+    """(series table, problems, series key per instance). An image SeriesInstanceUID that mixes orientations,
+    matrix sizes or acquisitions becomes sub-series with keys <UID>_1, <UID>_2 …"""
     rows, problems = [], []
-    for series_uid, group in instances.groupby("series_uid", sort=True):
-        first = group.sort_values("instance_number").iloc[0]
-        modality = first["modality"]
+    keys = pd.Series(instances["series_uid"].to_numpy(), index=instances.index, dtype=object)
+    def problem(key, patient, severity, reason):
+        problems.append(dict(level="series", item=key, patient_id=patient, series_uid=key, severity=severity,
+                             reason=reason))
+    for uid, group in instances.groupby("series_uid", sort=True):
+        modality = group["modality"].iloc[0]
         role = "image" if modality in IMAGE_MODALITIES else ROLES.get(modality, "other")
-        convert, reason, geometry = False, "", {}
-        severity = "excluded" if role == "image" else "info"
-        if role == "image":
-            convert, reason, geometry = check_image_series(group)
+        patient = group["patient_id"].iloc[0]
+        if role != "image":
+            reason = {
+                "rtdose": "RTDOSE: a dose grid, converted to Gy under results/dose, not as an image",
+                "rtplan": "RTPLAN: a treatment plan, holds no image",
+                "rtstruct": "", "seg": "SEG: segmentations are not read yet (RTSTRUCT is)",
+            }.get(role, f"modality {modality or '(none)'}: not an image series radflow converts")
+            if reason:
+                problem(uid, patient, "info", reason)
+            rows.append(_series_row(uid, uid, group, {}, role, False, reason))
+            continue
+        parts, why = split_series(group)
+        if len(parts) > 1:
+            problem(uid, patient, "split", f"one SeriesInstanceUID holds {len(parts)} sub-series (by {why}); "
+                                           f"indexed as {uid}_1 … {uid}_{len(parts)}")
+        for n, part in enumerate(parts, start=1):
+            key = f"{uid}_{n}" if len(parts) > 1 else uid
+            keys[part.index] = key
+            convert, reason, geometry = check_image_series(part)
+            severity = "excluded"
+            if convert and modality not in modalities:
+                convert, reason, severity = False, f"modality {modality} is not in the config's modalities", "info"
             if convert and modality == "PT":
-                convert, reason, pet_severity = check_pet_series(group, pet_fallback)
+                convert, reason, pet_severity = check_pet_series(part, pet_fallback)
                 severity = pet_severity or severity
-        elif role == "rtdose":
-            reason = "RTDOSE: a dose grid, converted to Gy under results/dose, not as an image"
-        elif role == "rtplan":
-            reason = "RTPLAN: a treatment plan, holds no image"
-        elif role in ("rtstruct", "seg"):
-            reason = ""
-        else:
-            reason = f"modality {modality or '(none)'}: not an image series radflow converts"
-        if reason:
-            problems.append(dict(level="series", item=series_uid, patient_id=first["patient_id"],
-                                 series_uid=series_uid, severity=severity, reason=reason))
-        rows.append(dict(
-            patient_id=first["patient_id"], study_uid=first["study_uid"], study_date=first["study_date"],
-            study_description=first["study_description"], series_uid=series_uid,
-            series_number=first["series_number"], series_description=first["series_description"],
-            modality=modality, role=role, frame_of_reference_uid=first["frame_of_reference_uid"],
-            manufacturer=first["manufacturer"], n_files=len(group), rows=int(first["rows"]),
-            columns=int(first["columns"]), n_slices=int(group["number_of_frames"].sum()),
-            pixel_spacing_row=first["pixel_spacing_row"], pixel_spacing_col=first["pixel_spacing_col"],
-            slice_spacing=geometry.get("slice_spacing", np.nan), slice_thickness=first["slice_thickness"],
-            orientation=first["orientation"], convert=bool(convert), reason=reason,
-        ))
+            if reason:
+                problem(key, patient, severity, reason)
+            rows.append(_series_row(key, uid, part, geometry, role, convert, reason))
     df = pd.DataFrame(rows, columns=SERIES_COLUMNS)
     order = pd.to_numeric(df["series_number"], errors="coerce")
     df = df.assign(_n=order).sort_values(["patient_id", "study_date", "study_uid", "_n", "series_uid"])
-    return df.drop(columns="_n").reset_index(drop=True), problems
+    return df.drop(columns="_n").reset_index(drop=True), problems, keys
+
+
+def _overlaps(lo, hi, image_lo, image_hi, margin) -> bool:
+    if any(pd.isna(v) for v in (lo, hi, image_lo, image_hi)):
+        return True  # unknown extent: do not refuse
+    return hi >= image_lo - margin and lo <= image_hi + margin
 
 
 def link_table(series: pd.DataFrame, rois: pd.DataFrame, instances: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     """RTSTRUCT and RTDOSE -> every converted image series they belong to.
 
-    An RTSTRUCT goes first to the series it references (ReferencedSeriesInstanceUID), then to every other converted
-    image series of the same patient and frame of reference (the PET of a PET/CT), on which its ROIs are rasterised
-    directly. An RTDOSE goes to the converted image series of its frame of reference."""
+    An RTSTRUCT goes to the series it references (ReferencedSeriesInstanceUID, all its converted sub-series);
+    also, and when that reference dangles instead, to every converted image series of the same patient and frame
+    of reference whose slices cover its contours (the PET of a PET/CT), on which its ROIs are rasterised directly.
+    An RTDOSE goes to the converted CT series of its frame of reference."""
     images = series[series["convert"]]
     modality = dict(zip(images["series_uid"], images["modality"]))
     sources = []
-    structs = rois.drop_duplicates("rtstruct_sop_uid") if len(rois) else rois
-    for _, rs in structs.iterrows():
+    structs = rois.groupby("rtstruct_sop_uid", sort=False) if len(rois) else []
+    for _, g in structs:
+        rs = g.iloc[0]
         sources.append(dict(patient_id=rs["patient_id"], source_modality="RTSTRUCT",
                             source_series_uid=rs["rtstruct_series_uid"], source_sop_uid=rs["rtstruct_sop_uid"],
                             source_path=rs["rtstruct_path"], referenced=rs["referenced_series_uid"],
-                            frame_of_reference_uid=rs["frame_of_reference_uid"]))
+                            frame_of_reference_uid=rs["frame_of_reference_uid"], z_min=g["z_min"].min(),
+                            z_max=g["z_max"].max()))
     for _, d in instances[instances["modality"] == "RTDOSE"].iterrows():
         sources.append(dict(patient_id=d["patient_id"], source_modality="RTDOSE", source_series_uid=d["series_uid"],
                             source_sop_uid=d["sop_instance_uid"], source_path=d["path"], referenced="",
-                            frame_of_reference_uid=d["frame_of_reference_uid"]))
+                            frame_of_reference_uid=d["frame_of_reference_uid"], z_min=np.nan, z_max=np.nan))
     links, problems = [], []
     for src in sources:
         targets = {}
         ref = src["referenced"]
-        if ref in modality:
-            targets[ref] = "referenced"
-        elif ref:
+        referenced = images[images["dicom_series_uid"] == ref] if ref else images.iloc[0:0]
+        for uid in referenced["series_uid"]:
+            targets[uid] = "referenced"
+        if ref and not len(referenced):
             problems.append(dict(level="series", item=src["source_series_uid"], patient_id=src["patient_id"],
                                  series_uid=src["source_series_uid"], severity="warning",
                                  reason=f"{src['source_modality']} references image series {ref}, which is not among "
-                                        "the converted image series; linked by frame of reference only"))
+                                        "the converted image series; linked by frame of reference and slice "
+                                        "coverage instead"))
         same_for = images[(images["frame_of_reference_uid"] == src["frame_of_reference_uid"])
                           & (images["patient_id"] == src["patient_id"])]
         if src["source_modality"] == "RTDOSE":
             same_for = same_for[same_for["modality"] == "CT"]
-        for uid in same_for["series_uid"]:
-            targets.setdefault(uid, "same_frame_of_reference")
+        for _, im in same_for.iterrows():
+            margin = im["slice_spacing"] / 2 if pd.notna(im["slice_spacing"]) else 0.0
+            if _overlaps(src["z_min"], src["z_max"], im["z_min"], im["z_max"], margin):
+                targets.setdefault(im["series_uid"], "same_frame_of_reference")
         if not targets:
             problems.append(dict(level="series", item=src["source_series_uid"], patient_id=src["patient_id"],
                                  series_uid=src["source_series_uid"], severity="excluded",
                                  reason=f"{src['source_modality']} has no converted image series to go with "
-                                        f"(referenced series {ref or '(none)'}, frame of reference "
-                                        f"{src['frame_of_reference_uid'] or '(none)'})"))
+                                        f"(referenced series {ref or '(none)'} absent; no image of frame of reference "
+                                        f"{src['frame_of_reference_uid'] or '(none)'} covers it)"))
         for uid, relation in targets.items():
             links.append(dict({k: src[k] for k in LINK_COLUMNS if k in src}, image_series_uid=uid,
                               image_modality=modality[uid], relation=relation))
     return pd.DataFrame(links, columns=LINK_COLUMNS), problems
 
 
+def select_series(series: pd.DataFrame, links: pd.DataFrame, selection: str) -> tuple[pd.DataFrame, list[dict]]:
+    """With selection "referenced", only image series that a structure set goes with are converted (the
+    referenced series and the series on its frame of reference); with "all", every usable image series."""
+    if selection == "all":
+        return series, []
+    if selection != "referenced":
+        raise ValueError(f"series_selection must be 'referenced' or 'all', not {selection!r}")
+    linked = set(links.loc[links["source_modality"] == "RTSTRUCT", "image_series_uid"])
+    drop = series["convert"] & ~series["series_uid"].isin(linked)
+    series = series.copy()
+    series.loc[drop, "convert"] = False
+    series.loc[drop, "reason"] = "no structure set goes with this series (series_selection: referenced)"
+    problems = [dict(level="series", item=r.series_uid, patient_id=r.patient_id, series_uid=r.series_uid,
+                     severity="info", reason=r.reason) for r in series[drop].itertuples()]
+    return series, problems
+
+
+def read_manifest(path) -> list[str]:
+    """SeriesInstanceUIDs of an NBIA .tcia manifest: a header block of key=value lines, then one UID per line."""
+    uids = []
+    for line in Path(path).read_text(errors="replace").splitlines():
+        line = line.strip()
+        if line and "=" not in line and line[0].isdigit() and all(c.isdigit() or c == "." for c in line):
+            uids.append(line)
+    if not uids:
+        raise ValueError(f"{path}: no SeriesInstanceUID lines found (is it an NBIA .tcia manifest?)")
+    return uids
+
+
 # ------------------------------------------------------------------------------------------ entry
-def build_index(root, out_dir, roi_names, threads: int = 1, pet_fallback: str | None = None
-                ) -> dict[str, pd.DataFrame]:
-    """Index the DICOM tree under root into out_dir (parquet tables and problems.tsv)."""
+def _read_with_cache(files, cache_path: Path, threads: int, progress: bool):
+    """Instance rows, ROI rows and file problems for every file; files whose path, size and mtime match the
+    cache of the previous run are not read again."""
+    cached = pd.read_parquet(cache_path) if cache_path.exists() else pd.DataFrame(columns=CACHE_COLUMNS)
+    cached_rois = pd.read_parquet(cache_path.with_name("cache_rois.parquet")) \
+        if cache_path.with_name("cache_rois.parquet").exists() else pd.DataFrame()
+    current = pd.DataFrame(files, columns=["path", "size", "mtime"])
+    merged = current.merge(cached[["path", "size", "mtime"]].assign(_hit=True), on=["path", "size", "mtime"],
+                           how="left")
+    hit = merged["_hit"].eq(True).to_numpy()
+    todo = current.loc[~hit, "path"].tolist()
+    reused = cached[cached["path"].isin(set(current.loc[hit, "path"]))]
+    rows, roi_rows = [], []
+    for path, (row, rois, problem) in zip(todo, _read_many(todo, threads, progress)):
+        if row is None:
+            st = os.stat(path)
+            row = {c: "" for c in CACHE_COLUMNS} | dict(path=path, size=st.st_size, mtime=st.st_mtime_ns)
+            row["file_problem"] = problem
+        else:
+            row["file_problem"] = ""
+        rows.append(row)
+        roi_rows.extend(rois)
+    fresh = pd.DataFrame(rows, columns=CACHE_COLUMNS)
+    for c in ("rows", "columns", "instance_number", "number_of_frames"):
+        fresh[c] = pd.to_numeric(fresh[c], errors="coerce").fillna(0).astype("int64")
+    for c in ("pixel_spacing_row", "pixel_spacing_col", "slice_thickness", "position_x", "position_y",
+              "position_z"):
+        fresh[c] = pd.to_numeric(fresh[c], errors="coerce")
+    parts = [f for f in (reused, fresh) if len(f)]
+    table = pd.concat(parts, ignore_index=True) if parts else fresh
+    table = table.astype({"size": "int64", "mtime": "int64"})
+    roi_base = [c for c in ROI_COLUMNS if c not in ("roi", "roi_pattern")]
+    old_rois = cached_rois[cached_rois["rtstruct_path"].isin(set(reused["path"]))] if len(cached_rois) else \
+        pd.DataFrame(columns=roi_base)
+    new_rois = pd.DataFrame(roi_rows, columns=roi_base)
+    all_rois = pd.concat([f for f in (old_rois, new_rois) if len(f)] or [new_rois], ignore_index=True)
+    table.to_parquet(cache_path, index=False)
+    all_rois.to_parquet(cache_path.with_name("cache_rois.parquet"), index=False)
+    return table, all_rois, len(todo)
+
+
+def build_index(root, out_dir, roi_names, threads: int = 1, pet_fallback: str | None = None,
+                modalities=("CT", "MR", "PT"), series_selection: str = "referenced", manifest=None,
+                progress: bool | None = None) -> dict[str, pd.DataFrame]:
+    """Index the DICOM tree under root into out_dir: instances, series, rois and links (parquet), problems.tsv,
+    and manifest.tsv when a .tcia manifest is given. Incremental: unchanged files are not read again."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     aliases = load_aliases(roi_names)
-    paths = crawl(root)
-    instance_rows, roi_rows, problems = [], [], []
-    for path, (row, rois, problem) in zip(paths, _read_many(paths, threads)):
-        if row is None:
-            problems.append(dict(level="file", item=str(path), patient_id="", series_uid="", severity="skipped",
-                                 reason=problem))
-            continue
-        instance_rows.append(row)
-        roi_rows.extend(rois)
-    instances = pd.DataFrame(instance_rows, columns=INSTANCE_COLUMNS)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    files = crawl(root)
+    table, roi_rows, n_read = _read_with_cache(files, out / "cache.parquet", threads, progress)
+    problems = [dict(level="file", item=r.path, patient_id="", series_uid="", severity="skipped",
+                     reason=r.file_problem) for r in table[table["file_problem"] != ""].itertuples()]
+    instances = table[table["file_problem"] == ""].drop(columns="file_problem")
+    broken = instances[instances["pixel_problem"] != ""]
+    problems += [dict(level="file", item=r.path, patient_id=r.patient_id, series_uid=r.series_uid,
+                      severity="skipped", reason=r.pixel_problem) for r in broken.itertuples()]
+    instances = instances[instances["pixel_problem"] == ""]
     instances = instances.sort_values(["patient_id", "series_uid", "instance_number", "path"], ignore_index=True)
     dup = instances[instances.duplicated("sop_instance_uid", keep="first")]
-    for _, r in dup.iterrows():
-        problems.append(dict(level="file", item=r["path"], patient_id=r["patient_id"], series_uid=r["series_uid"],
-                             severity="skipped", reason=f"duplicate SOPInstanceUID {r['sop_instance_uid']}: "
-                                                        "an earlier file has the same one"))
+    problems += [dict(level="file", item=r.path, patient_id=r.patient_id, series_uid=r.series_uid,
+                      severity="skipped", reason=f"duplicate SOPInstanceUID {r.sop_instance_uid}: an earlier file "
+                                                 "has the same one") for r in dup.itertuples()]
     instances = instances.drop(index=dup.index).reset_index(drop=True)
-    series, series_problems = series_table(instances, pet_fallback)
+    series, series_problems, keys = series_table(instances, pet_fallback, tuple(modalities))
+    instances["series_key"] = keys.to_numpy()
     problems.extend(series_problems)
 
-    rois = pd.DataFrame(roi_rows, columns=[c for c in ROI_COLUMNS if c not in ("roi", "roi_pattern")])
+    rois = roi_rows[roi_rows["rtstruct_sop_uid"].isin(set(instances["sop_instance_uid"]))].copy()
     mapped = [standard_name(n, aliases) for n in rois["roi_original"]]
     rois["roi"] = [m[0] for m in mapped]
     rois["roi_pattern"] = [m[1] for m in mapped]
-    rois = rois[ROI_COLUMNS].sort_values(["patient_id", "rtstruct_series_uid", "roi_number"], ignore_index=True)
-    for _, r in rois[rois["n_contours"] == 0].iterrows():
-        problems.append(dict(level="roi", item=f"{r['rtstruct_series_uid']}/{r['roi_original']}",
-                             patient_id=r["patient_id"], series_uid=r["rtstruct_series_uid"], severity="excluded",
-                             reason=f"ROI '{r['roi_original']}' has no contours"))
+    rois = rois.reindex(columns=ROI_COLUMNS).sort_values(["patient_id", "rtstruct_series_uid", "roi_number"],
+                                                         ignore_index=True)
+    for r in rois[rois["n_contours"] == 0].itertuples():
+        problems.append(dict(level="roi", item=f"{r.rtstruct_series_uid}/{r.roi_original}", patient_id=r.patient_id,
+                             series_uid=r.rtstruct_series_uid, severity="excluded",
+                             reason=f"ROI '{r.roi_original}' has no contours"))
     links, link_problems = link_table(series, rois, instances)
     problems.extend(link_problems)
+    series, selection_problems = select_series(series, links, series_selection)
+    problems.extend(selection_problems)
+    links = links[links["image_series_uid"].isin(set(series.loc[series["convert"], "series_uid"]))]
 
+    tables = dict(instances=instances, series=series, rois=rois, links=links.reset_index(drop=True))
+    if manifest:
+        expected = read_manifest(manifest)
+        present = set(instances["series_uid"])
+        tables["manifest"] = pd.DataFrame(dict(series_uid=expected,
+                                               status=["present" if u in present else "missing" for u in expected]))
+        problems += [dict(level="series", item=u, patient_id="", series_uid=u, severity="missing",
+                          reason=f"listed in the manifest {Path(manifest).name} but not in the download")
+                     for u in expected if u not in present]
+        extra = sorted(present - set(expected))
+        problems += [dict(level="series", item=u, patient_id="", series_uid=u, severity="info",
+                          reason=f"in the download but not in the manifest {Path(manifest).name}") for u in extra]
     problems_df = pd.DataFrame(problems, columns=PROBLEM_COLUMNS)
-    tables = dict(instances=instances, series=series, rois=rois, links=links)
-    for name, table in tables.items():
-        table.to_parquet(out / f"{name}.parquet", index=False)
+    for name, t in tables.items():
+        if name == "manifest":
+            t.to_csv(out / "manifest.tsv", sep="\t", index=False)
+        else:
+            t.to_parquet(out / f"{name}.parquet", index=False)
     problems_df.to_csv(out / "problems.tsv", sep="\t", index=False)
     tables["problems"] = problems_df
+    tables["stats"] = dict(files=len(files), read=n_read, reused=len(files) - n_read)
     return tables
 
 
@@ -348,7 +608,9 @@ def load_index(index_dir) -> dict[str, pd.DataFrame]:
 
 
 def series_files(instances: pd.DataFrame, series_uid: str) -> list[str]:
-    files = instances.loc[instances["series_uid"] == series_uid, "path"].tolist()
+    """The files of one image series or sub-series (key <UID> or <UID>_<n>)."""
+    column = "series_key" if "series_key" in instances.columns else "series_uid"
+    files = instances.loc[instances[column] == series_uid, "path"].tolist()
     if not files:
         raise KeyError(f"series {series_uid} is not in the index")
     return files

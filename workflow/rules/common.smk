@@ -1,4 +1,7 @@
 # Input functions over the index checkpoint: the DAG after the index is built from its tables.
+import functools
+import os
+
 import pandas as pd
 
 
@@ -7,9 +10,16 @@ wildcard_constraints:
     series="[0-9.]+(_[0-9]+)?",
 
 
+@functools.lru_cache(maxsize=4)
+def _read_index(series_path, links_path, stamp):
+    return pd.read_parquet(series_path), pd.read_parquet(links_path)
+
+
 def index_tables():
+    """The series and links tables, read once per version of the files (input functions run per job)."""
     out = checkpoints.index.get().output
-    return pd.read_parquet(out.series), pd.read_parquet(out.links)
+    stamp = (os.stat(out.series).st_mtime_ns, os.stat(out.links).st_mtime_ns)
+    return _read_index(out.series, out.links, stamp)
 
 
 def series_with_masks():

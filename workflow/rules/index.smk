@@ -11,6 +11,9 @@ checkpoint index:
     params:
         root=config["dicom_root"],
         pet_fallback=config.get("pet_fallback"),
+        modalities=config.get("modalities", ["CT", "MR", "PT"]),
+        series_selection=config.get("series_selection", "referenced"),
+        manifest=config.get("manifest"),
     threads: config.get("index_threads", 2)
     resources:
         mem_mb=2000,
