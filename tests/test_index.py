@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pydicom
+import pydicom.data
 from pydicom.fileset import FileSet
 
-from conftest import REPO
-from radflow.index import build_index
+from conftest import REFERENCE, REPO
+from radflow.dicom_header import read_header
+from radflow.index import build_index, instance_row
 
 
 def test_demo_series_roles(index_tables, truth):
@@ -94,3 +99,191 @@ def test_pet_without_weight_is_excluded_naming_the_tag(demo_dir, truth, tmp_path
 
     sidecar = convert_series(series_files(tables["instances"], pet), tmp_path / "pet.nii.gz", pet_fallback="bqml")
     assert sidecar["units"].startswith("Bq/ml") and "PatientWeight" in " ".join(sidecar["warnings"])
+
+
+# ------------------------------------------------------------------ real odd DICOM, garbage, scale features
+
+CORPUS = Path(pydicom.data.__file__).parent / "test_files"
+
+
+def _all_files(root: Path) -> set[str]:
+    return {str(p) for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")}
+
+
+def _accounted(tables) -> set[str]:
+    problems = tables["problems"]
+    return set(tables["instances"]["path"]) | set(problems.loc[problems["level"] == "file", "item"])
+
+
+def test_pydicom_corpus_every_file_accounted_for(tmp_path):
+    """pydicom's own test files: big endian, no meta, DICOMDIRs, JPEG 2000, RT objects, deliberately broken ones."""
+    root = tmp_path / "corpus"
+    shutil.copytree(CORPUS, root)
+    tables = build_index(root, tmp_path / "index", REPO / "config" / "roi_names.yaml", threads=2,
+                         series_selection="all")
+    assert _accounted(tables) == _all_files(root)
+    reasons = " | ".join(tables["problems"]["reason"])
+    for expected in ("DICOMDIR", "not a DICOM file", "truncated", "duplicate SOPInstanceUID", "LOCALIZER",
+                     "sub-series", "RTPLAN", "SEG"):
+        assert expected in reasons, expected
+    # every problem says something a user can act on
+    assert (tables["problems"]["reason"].str.len() > 10).all()
+
+
+def test_garbage_files(demo_dir, tmp_path):
+    root = tmp_path / "dicom"
+    ct_src = next(p for p in (demo_dir / "TCGA-HNSC" / "TCGA-00-0004").rglob("*CT HEAD NECK*") if p.is_dir())
+    ct = root / "ct"
+    shutil.copytree(ct_src, ct)
+    good = sorted(ct.iterdir())
+    data = good[40].read_bytes()
+    (root / "zero.dcm").write_bytes(b"")
+    (root / "random.dcm").write_bytes(np.random.default_rng(0).bytes(5000))
+    (root / "header_cut.dcm").write_bytes(data[:700])          # ends inside the header
+    good[40].write_bytes(data[: len(data) - 1000])              # ends inside the pixel data
+    (root / "fake.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 300)
+    tables = build_index(root, tmp_path / "index", REPO / "config" / "roi_names.yaml", series_selection="all")
+    assert _accounted(tables) == _all_files(root)
+    problems = tables["problems"].set_index("item")
+    assert "empty file" in problems.loc[str(root / "zero.dcm"), "reason"]
+    assert "not a DICOM" in problems.loc[str(root / "random.dcm"), "reason"]
+    assert "truncated" in problems.loc[str(good[40]), "reason"]
+    assert str(root / "header_cut.dcm") in problems.index and str(root / "fake.dcm") in problems.index
+    # the series lost a slice in the middle: it is not converted, and says why
+    series = tables["series"]
+    ct_row = series[series["modality"] == "CT"].iloc[0]
+    assert not ct_row["convert"] and "missing slice" in ct_row["reason"]
+
+
+def _fast_equals_pydicom(files):
+    compared = 0
+    for f in files:
+        fast = read_header(f)
+        if fast is None:
+            continue
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        st = os.stat(f)
+        a, b = instance_row(fast.get, f, st), instance_row(ds.get, f, st)
+        if not ds.get("SOPClassUID"):
+            b["sop_class_uid"] = a["sop_class_uid"]
+        diff = {k: (a[k], b[k]) for k in a if a[k] != b[k] and not (a[k] != a[k] and b[k] != b[k])}
+        assert not diff, (f, diff)
+        compared += 1
+    return compared
+
+
+def test_fast_reader_agrees_with_pydicom(demo_dir):
+    files = [str(p) for p in CORPUS.rglob("*") if p.is_file()] + [str(p) for p in demo_dir.rglob("*.dcm")]
+    files += [str(p) for p in (REFERENCE / "ibsi").rglob("*.dcm")]
+    assert _fast_equals_pydicom(files) > 500
+
+
+def test_incremental_index_reads_only_what_changed(demo_dir, tmp_path):
+    root = tmp_path / "dicom"
+    shutil.copytree(demo_dir / "TCGA-HNSC" / "TCGA-00-0002", root / "TCGA-00-0002")
+    names = REPO / "config" / "roi_names.yaml"
+    first = build_index(root, tmp_path / "index", names)
+    n = first["stats"]["files"]
+    assert first["stats"]["read"] == n
+    second = build_index(root, tmp_path / "index", names)
+    assert second["stats"] == dict(files=n, read=0, reused=n)
+    for name in ("series", "rois", "links"):
+        pd.testing.assert_frame_equal(first[name], second[name])
+    some = sorted(root.rglob("*.dcm"))[5]
+    os.utime(some, ns=(some.stat().st_atime_ns, some.stat().st_mtime_ns + 10**9))
+    (root / "notes.txt").write_text("added later")
+    third = build_index(root, tmp_path / "index", names)
+    assert third["stats"] == dict(files=n + 1, read=2, reused=n - 1)
+    pd.testing.assert_frame_equal(first["series"], third["series"])
+
+
+def _rewrite(files, change):
+    for f in files:
+        ds = pydicom.dcmread(f)
+        change(ds)
+        ds.save_as(f)
+
+
+def test_sub_series_split_by_orientation_and_acquisition(demo_dir, tmp_path):
+    root = tmp_path / "dicom"
+    shutil.copytree(demo_dir / "TCGA-HNSC" / "TCGA-00-0003", root / "TCGA-00-0003")
+    mr = sorted(next(p for p in root.rglob("*T1 AX*") if p.is_dir()).iterdir())
+    ct = sorted(next(p for p in root.rglob("*CT HEAD NECK*") if p.is_dir()).iterdir())
+    # the last 10 MR files become a second, coronal stack inside the same SeriesInstanceUID
+    def coronal(ds):
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
+        ds.ImagePositionPatient = [-100, -50 + 4 * int(ds.InstanceNumber), 100]
+    _rewrite(mr[-10:], coronal)
+    # the CT is acquired twice at the same positions (acquisition 1 and 2)
+    for f in ct:
+        ds = pydicom.dcmread(f)
+        ds.AcquisitionNumber = 1
+        ds.save_as(f)
+        ds.AcquisitionNumber = 2
+        ds.SOPInstanceUID = pydicom.uid.generate_uid(entropy_srcs=[ds.SOPInstanceUID, "acquisition 2"])
+        ds.InstanceNumber = ds.InstanceNumber + 100
+        ds.save_as(f.with_name("b" + f.name))
+    tables = build_index(root, tmp_path / "index", REPO / "config" / "roi_names.yaml", series_selection="all")
+    series = tables["series"]
+    mr_parts = series[series["modality"] == "MR"].sort_values("series_uid")
+    assert list(mr_parts["n_files"]) == [26, 10] and mr_parts["series_uid"].str.endswith(("_1", "_2")).all()
+    assert mr_parts["convert"].all()
+    ct_parts = series[series["modality"] == "CT"]
+    assert list(ct_parts["n_files"]) == [72, 72] and ct_parts["convert"].all()
+    split = tables["problems"][tables["problems"]["severity"] == "split"]
+    assert len(split) == 2 and split["reason"].str.contains("acquisition").any()
+    # the RTSTRUCT that referenced the CT goes with both acquisitions; the files of each part are its own
+    links = tables["links"]
+    assert set(ct_parts["series_uid"]) <= set(links["image_series_uid"])
+    from radflow.index import series_files
+    assert len(series_files(tables["instances"], mr_parts["series_uid"].iloc[1])) == 10
+
+
+def test_spacing_tilt_and_multiframe_are_excluded(demo_dir, tmp_path):
+    root = tmp_path / "dicom"
+    shutil.copytree(demo_dir / "TCGA-HNSC" / "TCGA-00-0001", root / "TCGA-00-0001")
+    ct = sorted(next(p for p in root.rglob("*CT HEAD NECK*") if p.is_dir()).iterdir())
+    pet = sorted(next(p for p in root.rglob("*PET AC*") if p.is_dir()).iterdir())
+    def tilt(ds):  # y shifts with z: a 10 degree gantry tilt
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImagePositionPatient = [x, y + np.tan(np.radians(10)) * (z + 90), z]
+    _rewrite(ct, tilt)
+    def uneven(ds):  # 3.27 mm steps, then 2.90 mm from the 28th slice on: no gap, but no uniform grid either
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImagePositionPatient = [x, y, z - 0.37 * max(0, int(ds.InstanceNumber) - 28)]
+    _rewrite(pet, uneven)
+    mf = pydicom.dcmread(ct[0])
+    mf.NumberOfFrames = 2
+    mf.PixelData = mf.PixelData * 2
+    mf.SeriesInstanceUID = pydicom.uid.generate_uid(entropy_srcs=["multiframe series"])
+    mf.SOPInstanceUID = pydicom.uid.generate_uid(entropy_srcs=["multiframe sop"])
+    mf.save_as(root / "multiframe.dcm")
+    tables = build_index(root, tmp_path / "index", REPO / "config" / "roi_names.yaml", series_selection="all")
+    reasons = dict(zip(tables["series"]["series_uid"], tables["series"]["reason"]))
+    assert "gantry tilt (about 10.0 degrees)" in reasons[str(pydicom.dcmread(ct[0]).SeriesInstanceUID)]
+    assert "non-uniform slice spacing" in reasons[str(pydicom.dcmread(pet[0]).SeriesInstanceUID)]
+    assert "multi-frame" in reasons[str(mf.SeriesInstanceUID)]
+
+
+def test_series_selection_and_manifest(demo_dir, truth, tmp_path):
+    root = tmp_path / "dicom"
+    shutil.copytree(demo_dir / "TCGA-HNSC" / "TCGA-00-0001", root / "TCGA-00-0001")
+    p = truth["patients"]["TCGA-00-0001"]
+    # drop the RTSTRUCT: with "referenced" nothing is left to convert, with "all" the CT and PET are
+    shutil.rmtree(next(p for p in root.rglob("*RTSTRUCT*") if p.is_dir()))
+    manifest = tmp_path / "download.tcia"
+    manifest.write_text("downloadServerUrl=https://nbia.cancerimagingarchive.net/nbia-download/servlet/DownloadServlet\n"
+                        "includeAnnotation=true\nnoOfrRetry=4\ndatabasevarsion=\nmanifestVersion=3.0\nListOfSeriesToDownload=\n"
+                        f"{p['ct_series_uid']}\n{p['rtstruct_series_uid']}\n")
+    names = REPO / "config" / "roi_names.yaml"
+    referenced = build_index(root, tmp_path / "a", names, manifest=manifest)
+    assert not referenced["series"]["convert"].any()
+    assert "series_selection: referenced" in " ".join(referenced["problems"]["reason"])
+    status = dict(zip(referenced["manifest"]["series_uid"], referenced["manifest"]["status"]))
+    assert status == {p["ct_series_uid"]: "present", p["rtstruct_series_uid"]: "missing"}
+    assert (tmp_path / "a" / "manifest.tsv").exists()
+    missing = referenced["problems"][referenced["problems"]["severity"] == "missing"]
+    assert list(missing["series_uid"]) == [p["rtstruct_series_uid"]]
+    everything = build_index(root, tmp_path / "b", names, series_selection="all")
+    converted = set(everything["series"].loc[everything["series"]["convert"], "series_uid"])
+    assert converted == {p["ct_series_uid"], p["pet_series_uid"]}
