@@ -19,12 +19,12 @@ def _demo(args):
 def _index(args):
     from .index import build_index
 
-    tables = build_index(args.dicom_root, args.out_dir, args.roi_names, threads=args.threads,
+    tables = build_index(args.dicom_root, args.out_dir, args.roi_names, threads=args.threads, load_instances=False,
                          pet_fallback=args.pet_fallback, modalities=args.modalities,
                          series_selection=args.series_selection, manifest=args.manifest)
     s, st = tables["series"], tables["stats"]
     print(f"{st['files']} files ({st['read']} read, {st['reused']} unchanged since the last index), "
-          f"{len(tables['instances'])} DICOM instances, {len(s)} series ({int(s['convert'].sum())} images to convert), "
+          f"{st['instances']} DICOM instances, {len(s)} series ({int(s['convert'].sum())} images to convert), "
           f"{len(tables['rois'])} ROIs, {len(tables['problems'])} problems -> {args.out_dir}")
 
 

@@ -7,6 +7,7 @@ to convert; everything downstream trusts it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ import pandas as pd
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from . import __version__
 from .dicom_header import pixel_data_problem, pixel_element, read_header
 from .roi_names import load_aliases, standard_name
 from .suv import SUVError, suv_factors, suv_tags
@@ -226,75 +228,127 @@ def _roi_rows(ds, inst: dict) -> list[dict]:
     return rows
 
 
-def _read_many(paths, threads: int, progress: bool):
-    """read_instance over paths, in `threads` processes, with a progress line on a terminal."""
+def _read_chunk(paths) -> list[tuple]:
+    """Cache rows (tuples in CACHE_COLUMNS order) and ROI rows for a chunk of files: tuples cross the process
+    boundary far cheaper than dicts."""
+    out = []
+    for path in paths:
+        row, rois, problem = read_instance(path)
+        if row is None:
+            st = os.stat(path)
+            row = dict.fromkeys(CACHE_COLUMNS, "") | dict(path=path, size=st.st_size, mtime=st.st_mtime_ns)
+        row["file_problem"] = problem
+        out.append((tuple(row.get(c, "") for c in CACHE_COLUMNS), rois))
+    return out
+
+
+def _read_many(paths, threads: int, progress: bool) -> tuple[list[tuple], list[dict]]:
+    """Cache rows and ROI rows of paths, read in `threads` processes, with a progress line on a terminal."""
     n = len(paths)
-    def report(done):
+    size = 2000
+    chunks = [paths[k:k + size] for k in range(0, n, size)]
+    rows, rois = [], []
+    def take(result):
+        for row, r in result:
+            rows.append(row)
+            rois.extend(r)
         if progress:
-            print(f"\rradflow index: {done}/{n} files read", end="" if done < n else "\n", file=sys.stderr,
-                  flush=True)
-    if threads <= 1 or n < 256:
-        results = []
-        for k, p in enumerate(paths):
-            results.append(read_instance(p))
-            if k % 1000 == 999:
-                report(k + 1)
-        report(n)
-        return results
-    results = []
-    with ProcessPoolExecutor(max_workers=threads) as pool:
-        for k, result in enumerate(pool.map(read_instance, paths, chunksize=256)):
-            results.append(result)
-            if k % 5000 == 4999:
-                report(k + 1)
-    report(n)
-    return results
+            print(f"\rradflow index: {len(rows)}/{n} files read", end="" if len(rows) < n else "\n",
+                  file=sys.stderr, flush=True)
+    if threads <= 1 or n < 500:
+        for chunk in chunks:
+            take(_read_chunk(chunk))
+    else:
+        with ProcessPoolExecutor(max_workers=threads) as pool:
+            for result in pool.map(_read_chunk, chunks):
+                take(result)
+    return rows, rois
 
 
 # ----------------------------------------------------------------------------------------- series
-def _positions_along_normal(group: pd.DataFrame) -> np.ndarray:
-    o = np.array([float(v) for v in group["orientation"].iloc[0].split("\\")])
-    normal = np.cross(o[:3], o[3:6])
-    pos = group[["position_x", "position_y", "position_z"]].to_numpy(float)
-    return pos @ normal
+SERIES_FIELDS = ["path", "patient_id", "study_uid", "study_date", "study_description", "series_uid",
+                 "series_number", "series_description", "modality", "frame_of_reference_uid", "manufacturer",
+                 "image_type", "rows", "columns", "pixel_spacing_row", "pixel_spacing_col", "slice_thickness",
+                 "orientation", "position_x", "position_y", "position_z", "instance_number", "acquisition_number",
+                 "number_of_frames", "suv_tags"]
 
 
-def split_series(group: pd.DataFrame) -> tuple[list[pd.DataFrame], str]:
+class Slices:
+    """The instances of one (sub-)series as numpy arrays: per-series checks without pandas overhead."""
+
+    def __init__(self, columns: dict, idx: np.ndarray, along: np.ndarray, geometry_key: np.ndarray):
+        self.columns, self.idx, self.along_all, self.key_all = columns, idx, along, geometry_key
+
+    def __len__(self):
+        return len(self.idx)
+
+    def __getitem__(self, name):
+        return self.columns[name][self.idx]
+
+    def subset(self, mask) -> "Slices":
+        return Slices(self.columns, self.idx[mask], self.along_all, self.key_all)
+
+    @property
+    def along(self):
+        return self.along_all[self.idx]
+
+    @property
+    def geometry_key(self):
+        return self.key_all[self.idx]
+
+    def first(self, name):
+        return self[name][int(np.argmin(self["instance_number"]))]
+
+
+def _normals(orientations: np.ndarray) -> np.ndarray:
+    """Slice normal per row, parsing each distinct ImageOrientationPatient once (NaN where absent)."""
+    out = np.full((len(orientations), 3), np.nan)
+    values, inverse = np.unique(orientations.astype(str), return_inverse=True)
+    for k, text in enumerate(values):
+        try:
+            o = np.array([float(v) for v in text.split("\\")])
+            out[inverse == k] = np.cross(o[:3], o[3:6])
+        except ValueError:
+            pass
+    return out
+
+
+def split_series(sl: Slices) -> tuple[list[Slices], str]:
     """Sub-series of one SeriesInstanceUID: one per orientation and matrix size, and one per acquisition when
-    acquisitions repeat the same slice positions. Returns ([group] , "") when nothing needs splitting."""
-    keys = group[["orientation", "rows", "columns"]].astype(str).agg("|".join, axis=1)
-    parts = [g for _, g in group.groupby(keys, sort=False)] if keys.nunique() > 1 else [group]
+    acquisitions repeat the same slice positions. Returns ([sl], "") when nothing needs splitting."""
+    keys = sl.geometry_key
+    distinct = list(dict.fromkeys(keys))  # first-seen order
+    parts = [sl.subset(keys == k) for k in distinct] if len(distinct) > 1 else [sl]
     why = "orientation or matrix size" if len(parts) > 1 else ""
     out = []
     for part in parts:
-        usable = part["orientation"].ne("").all() and part["position_z"].notna().all()
-        if usable and part["acquisition_number"].nunique() > 1:
-            z = np.round(_positions_along_normal(part), 3)
-            if len(np.unique(z)) < len(z):  # repeated positions that the acquisitions tell apart
-                acq = [g for _, g in part.groupby("acquisition_number", sort=True)]
-                if all(len(np.unique(np.round(_positions_along_normal(g), 3))) == len(g) for g in acq):
-                    out.extend(acq)
-                    why = (why + " and " if why else "") + "acquisition (repeated slice positions)"
-                    continue
+        z = np.round(part.along, 3)
+        acquisitions = part["acquisition_number"]
+        if np.isfinite(z).all() and len(np.unique(z)) < len(z) and len(set(acquisitions)) > 1:
+            acq = [part.subset(acquisitions == a) for a in sorted(set(acquisitions))]
+            if all(len(np.unique(np.round(a.along, 3))) == len(a) for a in acq):
+                out.extend(acq)
+                why = (why + " and " if why else "") + "acquisition (repeated slice positions)"
+                continue
         out.append(part)
     out.sort(key=lambda g: (g["instance_number"].min(), g["path"].min()))
     return out, why
 
 
-def check_image_series(group: pd.DataFrame) -> tuple[bool, str, dict]:
+def check_image_series(sl: Slices) -> tuple[bool, str, dict]:
     """(convert?, reason, geometry) for the instances of one CT/MR/PT (sub-)series."""
     geometry = {}
-    if group["image_type"].str.contains("LOCALIZER").any():
+    if any("LOCALIZER" in t for t in sl["image_type"]):
         return False, "localizer/scout image (ImageType LOCALIZER): not a volume", geometry
-    if group["orientation"].eq("").any() or group["position_z"].isna().any():
+    along = sl.along
+    if (sl["orientation"] == "").any() or not np.isfinite(along).all():
         return False, "slices without ImageOrientationPatient/ImagePositionPatient", geometry
-    if group["number_of_frames"].max() > 1:
+    if sl["number_of_frames"].max() > 1:
         return False, ("multi-frame (enhanced) image objects are not supported yet: "
-                       f"{int(group['number_of_frames'].max())} frames in one file"), geometry
-    if len(group) < 2:
+                       f"{int(sl['number_of_frames'].max())} frames in one file"), geometry
+    if len(sl) < 2:
         return False, "a single slice: not a volume", geometry
-    along = _positions_along_normal(group)
-    order = np.argsort(along)
+    order = np.argsort(along, kind="stable")
     z = along[order]
     geometry.update(z_min=float(z[0]), z_max=float(z[-1]))
     steps = np.diff(z)
@@ -311,61 +365,69 @@ def check_image_series(group: pd.DataFrame) -> tuple[bool, str, dict]:
         return False, (f"non-uniform slice spacing: steps from {steps.min():.2f} to {steps.max():.2f} mm, a slice "
                        f"lies {off_grid:.2f} mm off a uniform grid"), geometry
     # Gantry tilt: slices stacked along a direction that is not the slice normal.
-    o = np.array([float(v) for v in group["orientation"].iloc[0].split("\\")])
+    o = np.array([float(v) for v in sl["orientation"][0].split("\\")])
     normal = np.cross(o[:3], o[3:6])
-    pos = group[["position_x", "position_y", "position_z"]].to_numpy(float)[order]
+    pos = np.column_stack([sl["position_x"], sl["position_y"], sl["position_z"]]).astype(float)[order]
     drift = pos - pos[0] - np.outer(z - z[0], normal)
-    pixel = float(np.nanmin(group[["pixel_spacing_row", "pixel_spacing_col"]].to_numpy(float)))
+    spacing = np.concatenate([sl["pixel_spacing_row"], sl["pixel_spacing_col"]]).astype(float)
+    pixel = float(np.nanmin(spacing)) if np.isfinite(spacing).any() else 1.0
     shift = float(np.abs(drift).max())
-    if shift > 0.5 * (pixel if pixel > 0 else 1.0):
+    if shift > 0.5 * pixel:
         angle = float(np.degrees(np.arctan2(np.linalg.norm(drift[-1]), z[-1] - z[0])))
         return False, (f"gantry tilt (about {angle:.1f} degrees): slices shift {shift:.1f} mm in-plane across the "
                        "stack; not converted"), geometry
     return True, "", geometry
 
 
-def check_pet_series(group: pd.DataFrame, pet_fallback: str | None = None) -> tuple[bool, str, str]:
+def check_pet_series(sl: Slices, pet_fallback: str | None = None) -> tuple[bool, str, str]:
     """(convert?, reason, severity): whether SUVbw can be computed from the slices' headers."""
-    slices = group.assign(_z=_positions_along_normal(group)).sort_values("_z")
+    tags = sl["suv_tags"][np.argsort(sl.along, kind="stable")]
     try:
-        suv_factors([json.loads(t) for t in slices["suv_tags"]])
+        suv_factors([json.loads(t) for t in tags])
     except SUVError as err:
-        units = json.loads(slices["suv_tags"].iloc[0])["units"]
+        units = json.loads(tags[0])["units"]
         if pet_fallback == "bqml" and units == "BQML":
             return True, f"SUVbw not computable ({err}); kept in Bq/ml (pet_fallback: bqml)", "warning"
         return False, f"PET without SUVbw: {err}", "excluded"
     return True, "", ""
 
 
-def _series_row(key, uid, group, geometry, role, convert, reason) -> dict:
-    first = group.sort_values("instance_number").iloc[0]
+def _series_row(key, uid, sl: Slices, geometry, role, convert, reason) -> dict:
+    f = sl.first
     return dict(
-        patient_id=first["patient_id"], study_uid=first["study_uid"], study_date=first["study_date"],
-        study_description=first["study_description"], series_uid=key, dicom_series_uid=uid,
-        series_number=first["series_number"], series_description=first["series_description"],
-        modality=first["modality"], role=role, frame_of_reference_uid=first["frame_of_reference_uid"],
-        manufacturer=first["manufacturer"], n_files=len(group), rows=int(first["rows"]),
-        columns=int(first["columns"]), n_slices=int(group["number_of_frames"].sum()),
-        pixel_spacing_row=first["pixel_spacing_row"], pixel_spacing_col=first["pixel_spacing_col"],
-        slice_spacing=geometry.get("slice_spacing", np.nan), slice_thickness=first["slice_thickness"],
-        orientation=first["orientation"], z_min=geometry.get("z_min", np.nan), z_max=geometry.get("z_max", np.nan),
-        convert=bool(convert), reason=reason,
+        patient_id=f("patient_id"), study_uid=f("study_uid"), study_date=f("study_date"),
+        study_description=f("study_description"), series_uid=key, dicom_series_uid=uid,
+        series_number=f("series_number"), series_description=f("series_description"),
+        modality=f("modality"), role=role, frame_of_reference_uid=f("frame_of_reference_uid"),
+        manufacturer=f("manufacturer"), n_files=len(sl), rows=int(f("rows")), columns=int(f("columns")),
+        n_slices=int(sl["number_of_frames"].sum()), pixel_spacing_row=f("pixel_spacing_row"),
+        pixel_spacing_col=f("pixel_spacing_col"), slice_spacing=geometry.get("slice_spacing", np.nan),
+        slice_thickness=f("slice_thickness"), orientation=f("orientation"), z_min=geometry.get("z_min", np.nan),
+        z_max=geometry.get("z_max", np.nan), convert=bool(convert), reason=reason,
     )
 
 
 def series_table(instances: pd.DataFrame, pet_fallback: str | None = None,
-                 modalities=("CT", "MR", "PT")) -> tuple[pd.DataFrame, list[dict], pd.Series]:
+                 modalities=("CT", "MR", "PT")) -> tuple[pd.DataFrame, list[dict], np.ndarray]:
     """(series table, problems, series key per instance). An image SeriesInstanceUID that mixes orientations,
     matrix sizes or acquisitions becomes sub-series with keys <UID>_1, <UID>_2 …"""
     rows, problems = [], []
-    keys = pd.Series(instances["series_uid"].to_numpy(), index=instances.index, dtype=object)
+    columns = {c: instances[c].to_numpy() for c in SERIES_FIELDS}
+    normals = _normals(columns["orientation"])
+    positions = np.column_stack([columns["position_x"], columns["position_y"], columns["position_z"]]).astype(float)
+    along = (positions * normals).sum(axis=1)
+    geometry_key = (instances["orientation"].astype(str) + "|" + instances["rows"].astype(str) + "|"
+                    + instances["columns"].astype(str)).to_numpy()
+    keys = columns["series_uid"].astype(object).copy()
     def problem(key, patient, severity, reason):
         problems.append(dict(level="series", item=key, patient_id=patient, series_uid=key, severity=severity,
                              reason=reason))
-    for uid, group in instances.groupby("series_uid", sort=True):
-        modality = group["modality"].iloc[0]
+    groups = instances.groupby("series_uid", sort=True).indices
+    for uid in sorted(groups):
+        sl = Slices(columns, np.asarray(groups[uid]), along, geometry_key)
+        modality = sl["modality"][0]
         role = "image" if modality in IMAGE_MODALITIES else ROLES.get(modality, "other")
-        patient = group["patient_id"].iloc[0]
+        patient = sl["patient_id"][0]
         if role != "image":
             reason = {
                 "rtdose": "RTDOSE: a dose grid, converted to Gy under results/dose, not as an image",
@@ -374,15 +436,15 @@ def series_table(instances: pd.DataFrame, pet_fallback: str | None = None,
             }.get(role, f"modality {modality or '(none)'}: not an image series radflow converts")
             if reason:
                 problem(uid, patient, "info", reason)
-            rows.append(_series_row(uid, uid, group, {}, role, False, reason))
+            rows.append(_series_row(uid, uid, sl, {}, role, False, reason))
             continue
-        parts, why = split_series(group)
+        parts, why = split_series(sl)
         if len(parts) > 1:
             problem(uid, patient, "split", f"one SeriesInstanceUID holds {len(parts)} sub-series (by {why}); "
                                            f"indexed as {uid}_1 … {uid}_{len(parts)}")
         for n, part in enumerate(parts, start=1):
             key = f"{uid}_{n}" if len(parts) > 1 else uid
-            keys[part.index] = key
+            keys[part.idx] = key
             convert, reason, geometry = check_image_series(part)
             severity = "excluded"
             if convert and modality not in modalities:
@@ -490,6 +552,20 @@ def read_manifest(path) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ entry
+def _unchanged(files, cache_path: Path) -> bool:
+    """True when the cache holds exactly these (path, size, mtime) triples."""
+    if not cache_path.exists():
+        return False
+    cached = pd.read_parquet(cache_path, columns=["path", "size", "mtime"])
+    if len(cached) != len(files):
+        return False
+    # the cache is written in crawl order, so equal trees give equal arrays
+    paths, sizes, mtimes = zip(*files) if files else ((), (), ())
+    return bool(np.array_equal(cached["path"].to_numpy(), np.asarray(paths, dtype=object))
+                and np.array_equal(cached["size"].to_numpy(np.int64), np.asarray(sizes, np.int64))
+                and np.array_equal(cached["mtime"].to_numpy(np.int64), np.asarray(mtimes, np.int64)))
+
+
 def _read_with_cache(files, cache_path: Path, threads: int, progress: bool):
     """Instance rows, ROI rows and file problems for every file; files whose path, size and mtime match the
     cache of the previous run are not read again."""
@@ -497,22 +573,13 @@ def _read_with_cache(files, cache_path: Path, threads: int, progress: bool):
     cached_rois = pd.read_parquet(cache_path.with_name("cache_rois.parquet")) \
         if cache_path.with_name("cache_rois.parquet").exists() else pd.DataFrame()
     current = pd.DataFrame(files, columns=["path", "size", "mtime"])
-    merged = current.merge(cached[["path", "size", "mtime"]].assign(_hit=True), on=["path", "size", "mtime"],
-                           how="left")
+    merged = current.merge(cached[["path", "size", "mtime"]].astype({"size": "int64", "mtime": "int64"}).assign(
+        _hit=True), on=["path", "size", "mtime"], how="left")
     hit = merged["_hit"].eq(True).to_numpy()
     todo = current.loc[~hit, "path"].tolist()
     reused = cached[cached["path"].isin(set(current.loc[hit, "path"]))]
-    rows, roi_rows = [], []
-    for path, (row, rois, problem) in zip(todo, _read_many(todo, threads, progress)):
-        if row is None:
-            st = os.stat(path)
-            row = {c: "" for c in CACHE_COLUMNS} | dict(path=path, size=st.st_size, mtime=st.st_mtime_ns)
-            row["file_problem"] = problem
-        else:
-            row["file_problem"] = ""
-        rows.append(row)
-        roi_rows.extend(rois)
-    fresh = pd.DataFrame(rows, columns=CACHE_COLUMNS)
+    rows, roi_rows = _read_many(todo, threads, progress)
+    fresh = pd.DataFrame.from_records(rows, columns=CACHE_COLUMNS)
     for c in ("rows", "columns", "instance_number", "number_of_frames"):
         fresh[c] = pd.to_numeric(fresh[c], errors="coerce").fillna(0).astype("int64")
     for c in ("pixel_spacing_row", "pixel_spacing_col", "slice_thickness", "position_x", "position_y",
@@ -521,6 +588,8 @@ def _read_with_cache(files, cache_path: Path, threads: int, progress: bool):
     parts = [f for f in (reused, fresh) if len(f)]
     table = pd.concat(parts, ignore_index=True) if parts else fresh
     table = table.astype({"size": "int64", "mtime": "int64"})
+    order = pd.Series(np.arange(len(current)), index=current["path"].to_numpy())
+    table = table.iloc[np.argsort(order.loc[table["path"]].to_numpy(), kind="stable")].reset_index(drop=True)
     roi_base = [c for c in ROI_COLUMNS if c not in ("roi", "roi_pattern")]
     old_rois = cached_rois[cached_rois["rtstruct_path"].isin(set(reused["path"]))] if len(cached_rois) else \
         pd.DataFrame(columns=roi_base)
@@ -533,7 +602,7 @@ def _read_with_cache(files, cache_path: Path, threads: int, progress: bool):
 
 def build_index(root, out_dir, roi_names, threads: int = 1, pet_fallback: str | None = None,
                 modalities=("CT", "MR", "PT"), series_selection: str = "referenced", manifest=None,
-                progress: bool | None = None) -> dict[str, pd.DataFrame]:
+                progress: bool | None = None, load_instances: bool = True) -> dict[str, pd.DataFrame]:
     """Index the DICOM tree under root into out_dir: instances, series, rois and links (parquet), problems.tsv,
     and manifest.tsv when a .tcia manifest is given. Incremental: unchanged files are not read again."""
     out = Path(out_dir)
@@ -542,6 +611,22 @@ def build_index(root, out_dir, roi_names, threads: int = 1, pet_fallback: str | 
     if progress is None:
         progress = sys.stderr.isatty()
     files = crawl(root)
+    # Nothing changed on disk and the settings are the same: the tables of the last run stand as they are.
+    signature = json.dumps(dict(
+        version=__version__, roi_names=hashlib.sha256(Path(roi_names).read_bytes()).hexdigest(),
+        pet_fallback=pet_fallback, modalities=sorted(modalities), series_selection=series_selection,
+        manifest=hashlib.sha256(Path(manifest).read_bytes()).hexdigest() if manifest else None), sort_keys=True)
+    outputs = [out / f"{n}.parquet" for n in ("instances", "series", "rois", "links")] + [
+        out / "problems.tsv", out / "index_stats.json"]
+    stamp = out / "index_settings.json"
+    if stamp.exists() and stamp.read_text() == signature and all(p.exists() for p in outputs) \
+            and _unchanged(files, out / "cache.parquet"):
+        tables = load_index(out, instances=load_instances)
+        if manifest:
+            tables["manifest"] = pd.read_csv(out / "manifest.tsv", sep="\t")
+        tables["stats"] = json.loads((out / "index_stats.json").read_text()) | dict(read=0, reused=len(files))
+        return tables
+    stamp.unlink(missing_ok=True)
     table, roi_rows, n_read = _read_with_cache(files, out / "cache.parquet", threads, progress)
     problems = [dict(level="file", item=r.path, patient_id="", series_uid="", severity="skipped",
                      reason=r.file_problem) for r in table[table["file_problem"] != ""].itertuples()]
@@ -557,7 +642,7 @@ def build_index(root, out_dir, roi_names, threads: int = 1, pet_fallback: str | 
                                                  "has the same one") for r in dup.itertuples()]
     instances = instances.drop(index=dup.index).reset_index(drop=True)
     series, series_problems, keys = series_table(instances, pet_fallback, tuple(modalities))
-    instances["series_key"] = keys.to_numpy()
+    instances["series_key"] = keys
     problems.extend(series_problems)
 
     rois = roi_rows[roi_rows["rtstruct_sop_uid"].isin(set(instances["sop_instance_uid"]))].copy()
@@ -595,14 +680,17 @@ def build_index(root, out_dir, roi_names, threads: int = 1, pet_fallback: str | 
         else:
             t.to_parquet(out / f"{name}.parquet", index=False)
     problems_df.to_csv(out / "problems.tsv", sep="\t", index=False)
+    stamp.write_text(signature)
     tables["problems"] = problems_df
-    tables["stats"] = dict(files=len(files), read=n_read, reused=len(files) - n_read)
+    tables["stats"] = dict(files=len(files), instances=len(instances), read=n_read, reused=len(files) - n_read)
+    (out / "index_stats.json").write_text(json.dumps(dict(files=len(files), instances=len(instances))))
     return tables
 
 
-def load_index(index_dir) -> dict[str, pd.DataFrame]:
+def load_index(index_dir, instances: bool = True) -> dict[str, pd.DataFrame]:
     d = Path(index_dir)
-    tables = {name: pd.read_parquet(d / f"{name}.parquet") for name in ("instances", "series", "rois", "links")}
+    names = ("instances", "series", "rois", "links") if instances else ("series", "rois", "links")
+    tables = {name: pd.read_parquet(d / f"{name}.parquet") for name in names}
     tables["problems"] = pd.read_csv(d / "problems.tsv", sep="\t", dtype=str, keep_default_na=False)
     return tables
 

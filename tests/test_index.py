@@ -186,14 +186,14 @@ def test_incremental_index_reads_only_what_changed(demo_dir, tmp_path):
     n = first["stats"]["files"]
     assert first["stats"]["read"] == n
     second = build_index(root, tmp_path / "index", names)
-    assert second["stats"] == dict(files=n, read=0, reused=n)
+    assert second["stats"] == dict(files=n, instances=n, read=0, reused=n)
     for name in ("series", "rois", "links"):
         pd.testing.assert_frame_equal(first[name], second[name])
     some = sorted(root.rglob("*.dcm"))[5]
     os.utime(some, ns=(some.stat().st_atime_ns, some.stat().st_mtime_ns + 10**9))
     (root / "notes.txt").write_text("added later")
     third = build_index(root, tmp_path / "index", names)
-    assert third["stats"] == dict(files=n + 1, read=2, reused=n - 1)
+    assert third["stats"] == dict(files=n + 1, instances=n, read=2, reused=n - 1)
     pd.testing.assert_frame_equal(first["series"], third["series"])
 
 
