@@ -253,6 +253,7 @@ class Study:
         # TCIA de-identification keeps the barcode as name and ID and removes birth dates.
         ds.PatientName = self.patient
         ds.PatientID = self.patient
+        ds.PatientBirthDate = ""  # type 2: present and empty, as TCIA leaves it
         ds.PatientSex = self.sex
         ds.PatientWeight = _fmt_ds(self.weight)
         ds.StudyInstanceUID = self.uid

@@ -196,6 +196,10 @@ def read_instance(path) -> tuple[dict | None, list[dict], str]:
     rtstruct = row_is_rtstruct(ds, sop_class)
     if rtstruct:
         row["referenced_series_uid"] = _referenced_series(ds)
+    if row["modality"] == "SEG":
+        seg_rows = _seg_rows(ds, row)
+        row["referenced_series_uid"] = seg_rows[0]["referenced_series_uid"] if seg_rows else ""
+        return row, seg_rows, ""
     if row["modality"] == "PT":
         # the tags that decide the SUV factor, so that the index can refuse a series before conversion
         row["suv_tags"] = json.dumps(suv_tags(ds), sort_keys=True)
@@ -204,6 +208,26 @@ def read_instance(path) -> tuple[dict | None, list[dict], str]:
 
 def row_is_rtstruct(ds, sop_class) -> bool:
     return sop_class == RTSTRUCT_CLASS or _text(ds, "Modality").upper() == "RTSTRUCT"
+
+
+def _seg_rows(ds, inst: dict) -> list[dict]:
+    """One ROI row per segment of a DICOM SEG (its label is the original name)."""
+    refs = [str(s.SeriesInstanceUID) for s in ds.get("ReferencedSeriesSequence", []) if s.get("SeriesInstanceUID")]
+    zs = []
+    for frame in ds.get("PerFrameFunctionalGroupsSequence", []):
+        for plane in frame.get("PlanePositionSequence", []):
+            zs.append(float(plane.ImagePositionPatient[2]))
+    rows = []
+    for seg in ds.get("SegmentSequence", []):
+        rows.append(dict(
+            patient_id=inst["patient_id"], study_uid=inst["study_uid"], rtstruct_series_uid=inst["series_uid"],
+            rtstruct_sop_uid=inst["sop_instance_uid"], rtstruct_path=inst["path"],
+            referenced_series_uid=refs[0] if refs else "", frame_of_reference_uid=inst["frame_of_reference_uid"],
+            roi_number=int(seg.SegmentNumber), roi_original=_text(seg, "SegmentLabel"),
+            n_contours=int(ds.get("NumberOfFrames", 0) or 0), contour_types="SEG",
+            z_min=min(zs) if zs else np.nan, z_max=max(zs) if zs else np.nan,
+        ))
+    return rows
 
 
 def _roi_rows(ds, inst: dict) -> list[dict]:
@@ -432,7 +456,7 @@ def series_table(instances: pd.DataFrame, pet_fallback: str | None = None,
             reason = {
                 "rtdose": "RTDOSE: a dose grid, converted to Gy under results/dose, not as an image",
                 "rtplan": "RTPLAN: a treatment plan, holds no image",
-                "rtstruct": "", "seg": "SEG: segmentations are not read yet (RTSTRUCT is)",
+                "rtstruct": "", "seg": "",
             }.get(role, f"modality {modality or '(none)'}: not an image series radflow converts")
             if reason:
                 problem(uid, patient, "info", reason)
@@ -480,7 +504,8 @@ def link_table(series: pd.DataFrame, rois: pd.DataFrame, instances: pd.DataFrame
     structs = rois.groupby("rtstruct_sop_uid", sort=False) if len(rois) else []
     for _, g in structs:
         rs = g.iloc[0]
-        sources.append(dict(patient_id=rs["patient_id"], source_modality="RTSTRUCT",
+        sources.append(dict(patient_id=rs["patient_id"],
+                            source_modality="SEG" if rs["contour_types"] == "SEG" else "RTSTRUCT",
                             source_series_uid=rs["rtstruct_series_uid"], source_sop_uid=rs["rtstruct_sop_uid"],
                             source_path=rs["rtstruct_path"], referenced=rs["referenced_series_uid"],
                             frame_of_reference_uid=rs["frame_of_reference_uid"], z_min=g["z_min"].min(),
@@ -529,7 +554,7 @@ def select_series(series: pd.DataFrame, links: pd.DataFrame, selection: str) -> 
         return series, []
     if selection != "referenced":
         raise ValueError(f"series_selection must be 'referenced' or 'all', not {selection!r}")
-    linked = set(links.loc[links["source_modality"] == "RTSTRUCT", "image_series_uid"])
+    linked = set(links.loc[links["source_modality"].isin(["RTSTRUCT", "SEG"]), "image_series_uid"])
     drop = series["convert"] & ~series["series_uid"].isin(linked)
     series = series.copy()
     series.loc[drop, "convert"] = False

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import SimpleITK as sitk
+from pydicom.dataset import Dataset
 
 from .geometry import Grid
 from .roi_names import UNMAPPED, standard_name
@@ -42,6 +43,61 @@ def read_rtstruct(path) -> tuple[pydicom.Dataset, dict[int, dict]]:
                                 "is not a multiple of 3")
             rois[number]["contours"].append((str(c.get("ContourGeometricType", "")).upper(), data.reshape(-1, 3)))
     return ds, rois
+
+
+def read_seg(path) -> tuple[pydicom.Dataset, dict[int, dict]]:
+    """(dataset, {segment number: {name, image: SimpleITK uint8 image of the segment on the SEG's own grid}}).
+
+    Frames are placed by their ImagePositionPatient (PlanePositionSequence), never by referenced instances; frames
+    a segment does not cover stay empty."""
+    ds = pydicom.dcmread(path)
+    if str(ds.get("Modality", "")).upper() != "SEG":
+        raise MaskError(f"{path}: Modality is {ds.get('Modality', '(none)')}, not SEG")
+    shared = ds.SharedFunctionalGroupsSequence[0] if ds.get("SharedFunctionalGroupsSequence") else Dataset()
+    frames = ds.PerFrameFunctionalGroupsSequence
+    def group(frame, name):
+        return frame.get(name) or shared.get(name)
+    first = frames[0]
+    orientation = [float(v) for v in group(first, "PlaneOrientationSequence")[0].ImageOrientationPatient]
+    measures = group(first, "PixelMeasuresSequence")[0]
+    spacing_rc = [float(v) for v in measures.PixelSpacing]
+    direction = np.column_stack([orientation[:3], orientation[3:6], np.cross(orientation[:3], orientation[3:6])])
+    positions = np.array([[float(v) for v in group(f, "PlanePositionSequence")[0].ImagePositionPatient]
+                          for f in frames])
+    along = positions @ direction[:, 2]
+    segment_of = np.array([int(group(f, "SegmentIdentificationSequence")[0].ReferencedSegmentNumber)
+                           for f in frames])
+    pixels = ds.pixel_array.reshape(len(frames), int(ds.Rows), int(ds.Columns))
+    planes = np.unique(np.round(along, 3))
+    # The frames of a sparse SEG may skip planes: trust SpacingBetweenSlices, else the closest two planes.
+    if measures.get("SpacingBetweenSlices"):
+        step = float(measures.SpacingBetweenSlices)
+    elif len(planes) > 1:
+        step = float(np.min(np.diff(planes)))
+    else:
+        step = float(measures.get("SliceThickness") or 1.0)
+    origin_plane = planes[0]
+    n_slices = int(round((planes[-1] - origin_plane) / step)) + 1
+    base = positions[int(np.argmin(along))]
+    segments = {}
+    for seg in ds.SegmentSequence:
+        number = int(seg.SegmentNumber)
+        volume = np.zeros((n_slices, int(ds.Rows), int(ds.Columns)), np.uint8)
+        for k in np.where(segment_of == number)[0]:
+            slot = int(round((along[k] - origin_plane) / step))
+            volume[slot] |= (pixels[k] > 0).astype(np.uint8)
+        image = sitk.GetImageFromArray(volume)
+        image.SetSpacing((spacing_rc[1], spacing_rc[0], step))
+        image.SetOrigin(tuple(base - (along.min() - origin_plane) * direction[:, 2]))
+        image.SetDirection(tuple(direction.ravel()))
+        segments[number] = dict(name=str(seg.get("SegmentLabel", "")).strip(), image=image)
+    return ds, segments
+
+
+def seg_on_grid(segment: sitk.Image, reference: sitk.Image) -> np.ndarray:
+    """A SEG segment on another grid, nearest neighbour: exact where the grids coincide (the usual case)."""
+    out = sitk.Resample(segment, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    return sitk.GetArrayFromImage(out)
 
 
 def fill_even_odd(polygons: list[np.ndarray], rows: int, cols: int) -> np.ndarray:
@@ -164,7 +220,9 @@ def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="
     used: set[str] = set()
     sidecars = []
     for rs_path in sorted(rtstruct_paths):
-        ds, rois = read_rtstruct(rs_path)
+        is_seg = str(pydicom.dcmread(rs_path, stop_before_pixels=True, specific_tags=["Modality"]).get(
+            "Modality", "")).upper() == "SEG"
+        ds, rois = read_seg(rs_path) if is_seg else read_rtstruct(rs_path)
         for number, roi in sorted(rois.items()):
             standard, pattern = standard_name(roi["name"], aliases)
             base = standard if standard != UNMAPPED else f"{UNMAPPED}__{_safe(roi['name'])}"
@@ -173,7 +231,14 @@ def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="
                 n += 1
                 label = f"{base}_{n}"
             used.add(label)
-            mask, audit = rasterise_roi(roi["contours"], grid, roi["name"])
+            if is_seg:
+                mask = seg_on_grid(roi["image"], image)
+                audit = dict(warnings=[], notes=["DICOM SEG segment, resampled nearest-neighbour onto this grid"],
+                             polygon_volume_mm3=float(sitk.GetArrayViewFromImage(roi["image"]).sum()
+                                                      * np.prod(roi["image"].GetSpacing())),
+                             n_contours=0)
+            else:
+                mask, audit = rasterise_roi(roi["contours"], grid, roi["name"])
             count = int(mask.sum())
             if count == 0:
                 audit["warnings"].append(f"ROI '{roi['name']}' covers no voxel centre of this image")

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 
+from conftest import REPO
+from factory import circle as circle3d, grid_image, sphere_contours, write_rtstruct
 from radflow.geometry import Grid
-from radflow.masks import fill_even_odd, rasterise_roi
+from radflow.masks import fill_even_odd, rasterise_roi, write_masks
+from radflow.roi_names import load_aliases
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
@@ -101,3 +107,163 @@ def test_sagittal_grid():
     # axial contours are not parallel to sagittal slices: they are flagged, not silently misplaced
     _, audit = rasterise_roi([planar(square(-5, -5, 5, 5), 0.0)], grid)
     assert any("not parallel" in w for w in audit["warnings"])
+
+
+# --------------------------------------------------------------- analytic shapes written as RTSTRUCT files
+
+ALIASES = load_aliases(REPO / "config" / "roi_names.yaml")
+
+
+def _volume(tmp_path, rois, size, spacing, origin, direction=AXIAL, kinds=None):
+    rs = write_rtstruct(tmp_path / "rs.dcm", rois, kinds=kinds)
+    image = grid_image(tmp_path / "image.nii.gz", size, spacing, origin, direction)
+    sidecars = write_masks([rs], image, tmp_path / "masks", ALIASES)
+    return {s["roi_original"]: s for s in sidecars}
+
+
+def test_sphere_file(tmp_path):
+    r = 20.0
+    rois = {"sphere": sphere_contours((0.0, 0.0, 0.0), r, np.arange(-30, 30.1, 1.0))}
+    got = _volume(tmp_path, rois, (80, 80, 61), (0.8, 0.8, 1.0), (-32, -32, -30))["sphere"]
+    assert got["volume_mm3"] == pytest.approx(4 / 3 * math.pi * r**3, rel=0.01)
+    assert got["polygon_volume_mm3"] == pytest.approx(4 / 3 * math.pi * r**3, rel=0.01)
+
+
+def test_torus_hole(tmp_path):
+    big, small = 20.0, 8.0  # a torus around the z axis: each slice is a ring (outer and inner circle)
+    contours = []
+    for z in np.arange(-10, 10.01, 0.25):
+        if small**2 - z**2 > 0.01:
+            h = math.sqrt(small**2 - z**2)
+            contours += [circle3d((0, 0, z), big + h), circle3d((0, 0, z), big - h)]
+    got = _volume(tmp_path, {"torus": contours}, (120, 120, 81), (0.5, 0.5, 0.25), (-30, -30, -10))["torus"]
+    assert got["volume_mm3"] == pytest.approx(2 * math.pi**2 * big * small**2, rel=0.01)
+    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "masks" / "unmapped__torus.nii.gz")))
+    assert mask[40, 60, 60] == 0 and mask[40, 60, 60 + 40] == 1  # the hole is empty, the tube is full
+
+
+def test_ring_outer_and_inner_contour(tmp_path):
+    contours = []
+    for z in np.arange(0, 10.01, 1.0):
+        contours += [circle3d((0, 0, z), 15.0), circle3d((0, 0, z), 9.0)]
+    got = _volume(tmp_path, {"ring": contours}, (80, 80, 11), (0.5, 0.5, 1.0), (-20, -20, 0))["ring"]
+    assert got["volume_mm3"] == pytest.approx(math.pi * (15**2 - 9**2) * 11, rel=0.01)
+
+
+def test_shape_crossing_the_image_edge(tmp_path):
+    r, cut = 15.0, 5.0  # the image ends at x = 5 mm: a cap of height r - cut lies outside
+    rois = {"edge": sphere_contours((0.0, 0.0, 0.0), r, np.arange(-20, 20.1, 0.5))}
+    x0, n = -25.0, 60  # voxel centres -25 .. 4.5 (0.5 mm): the last centre inside is 4.5, the edge at 4.75
+    got = _volume(tmp_path, rois, (n, 100, 81), (0.5, 0.5, 0.5), (x0, -25, -20))["edge"]
+    edge = x0 + (n - 0.5) * 0.5
+    h = r - edge
+    assert got["volume_mm3"] == pytest.approx(4 / 3 * math.pi * r**3 - math.pi * h**2 * (3 * r - h) / 3, rel=0.01)
+    assert any("outside the image" in w for w in got["warnings"])
+
+
+def test_non_square_and_anisotropic_pixels(tmp_path):
+    r = 12.0
+    rois = {"sphere": sphere_contours((3.0, -2.0, 0.0), r, np.arange(-15, 15.1, 1.5))}
+    # 200 columns of 0.3 mm, 40 rows of 1.2 mm: neither square nor isotropic
+    got = _volume(tmp_path, rois, (200, 40, 21), (0.3, 1.2, 1.5), (-27, -25, -15))["sphere"]
+    assert got["volume_mm3"] == pytest.approx(4 / 3 * math.pi * r**3, rel=0.01)
+
+
+def test_sagittal_series_file(tmp_path):
+    r = 14.0
+    # a sagittal series: columns along +y, rows along -z, slices along the normal (-x); contours drawn on it
+    direction = (0, 0, -1, 1, 0, 0, 0, -1, 0)
+    d = np.array(direction, float).reshape(3, 3)
+    assert np.allclose(np.cross(d[:, 0], d[:, 1]), d[:, 2])
+    xs = 20 - np.arange(41) * 1.0  # slice positions along x: 20 .. -20
+    rois = {"sphere": sphere_contours((0.0, 0.0, 0.0), r, xs, plane="sagittal")}
+    got = _volume(tmp_path, rois, (80, 80, 41), (0.5, 0.5, 1.0), (20, -20, 20), direction)["sphere"]
+    assert got["warnings"] == []
+    assert got["volume_mm3"] == pytest.approx(4 / 3 * math.pi * r**3, rel=0.01)
+
+
+# ------------------------------------------------------------------------- references written by others
+
+
+def _ibsi_cases():
+    from conftest import REFERENCE
+    r = REFERENCE / "ibsi"
+    sts = r / "ibsi_validation"
+    return {
+        "ct_phantom": (r / "ibsi_1_ct_radiomics_phantom/dicom/image", r / "ibsi_1_ct_radiomics_phantom/dicom/mask",
+                       r / "ibsi_1_ct_radiomics_phantom/nifti/mask/mask.nii.gz"),
+        "sts_ct": (sts / "dicom/STS_001/CT/image", sts / "dicom/STS_001/CT/mask", sts / "nifti/STS_001/CT_mask.nii.gz"),
+        "sts_mr": (sts / "dicom/STS_001/MR_T1/image", sts / "dicom/STS_001/MR_T1/mask",
+                   sts / "nifti/STS_001/MR_T1_mask.nii.gz"),
+        "sts_pet": (sts / "dicom/STS_001/PET/image", sts / "dicom/STS_001/PET/mask",
+                    sts / "nifti/STS_001/PET_mask.nii.gz"),
+    }
+
+
+@pytest.mark.parametrize("case", ["ct_phantom", "sts_ct", "sts_mr", "sts_pet"])
+def test_ibsi_reference_masks(case, tmp_path):
+    """IBSI's own masks (CT phantom GTV-1; STS_001 CT, MR T1 and PET, whose contour image references dangle)."""
+    from radflow.convert import convert_series
+
+    image_dir, mask_dir, reference = _ibsi_cases()[case]
+    if not image_dir.is_dir():
+        pytest.skip(f"{image_dir} is not on this machine")
+    convert_series(sorted(str(p) for p in image_dir.iterdir()), tmp_path / "image.nii.gz")
+    sidecars = write_masks(sorted(mask_dir.iterdir()), tmp_path / "image.nii.gz", tmp_path / "masks", ALIASES)
+    assert len(sidecars) == 1
+    ours = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "masks" / f"{sidecars[0]['label']}.nii.gz"))) > 0
+    ref = sitk.GetArrayFromImage(sitk.ReadImage(str(reference))) > 0
+    dice = 2 * (ours & ref).sum() / (ours.sum() + ref.sum())
+    assert dice >= 0.999, dice
+
+
+def test_dicom_seg_gives_the_same_masks(index_tables, truth, tmp_path):
+    """A DICOM SEG written with highdicom from radflow's own CT mask: read back, it is that mask on the CT, and
+    on the PET of the same frame of reference it agrees with the RTSTRUCT rasterised there."""
+    hd = pytest.importorskip("highdicom")
+    import pydicom
+    from pydicom.sr.codedict import codes
+
+    from radflow.convert import convert_series
+    from radflow.index import series_files
+
+    p = truth["patients"]["TCGA-00-0001"]
+    inst = index_tables["instances"]
+    rs = index_tables["links"]
+    rs_path = rs[(rs["source_series_uid"] == p["rtstruct_series_uid"])]["source_path"].iloc[0]
+    ct_files = series_files(inst, p["ct_series_uid"])
+    convert_series(ct_files, tmp_path / "ct.nii.gz")
+    convert_series(series_files(inst, p["pet_series_uid"]), tmp_path / "pet.nii.gz")
+    write_masks([rs_path], tmp_path / "ct.nii.gz", tmp_path / "rs_ct", ALIASES)
+    write_masks([rs_path], tmp_path / "pet.nii.gz", tmp_path / "rs_pet", ALIASES)
+    gtv = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "rs_ct" / "GTVp.nii.gz"))).astype(bool)
+
+    sources = sorted((pydicom.dcmread(f) for f in ct_files), key=lambda d: float(d.ImagePositionPatient[2]))
+    description = hd.seg.SegmentDescription(
+        segment_number=1, segment_label="GTVp", segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        segmented_property_type=codes.SCT.Neoplasm, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
+    seg = hd.seg.Segmentation(
+        source_images=sources, pixel_array=gtv, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=[description], series_instance_uid=hd.UID(), series_number=300,
+        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="radflow tests",
+        manufacturer_model_name="test", software_versions="0", device_serial_number="0", omit_empty_frames=True)
+    seg.save_as(tmp_path / "seg.dcm")
+
+    on_ct = write_masks([tmp_path / "seg.dcm"], tmp_path / "ct.nii.gz", tmp_path / "seg_ct", ALIASES)
+    assert [s["label"] for s in on_ct] == ["GTVp"] and on_ct[0]["roi_original"] == "GTVp"
+    back = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "seg_ct" / "GTVp.nii.gz"))).astype(bool)
+    assert np.array_equal(back, gtv)
+    write_masks([tmp_path / "seg.dcm"], tmp_path / "pet.nii.gz", tmp_path / "seg_pet", ALIASES)
+    a = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "seg_pet" / "GTVp.nii.gz"))).astype(bool)
+    b = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "rs_pet" / "GTVp.nii.gz"))).astype(bool)
+    assert 2 * (a & b).sum() / (a.sum() + b.sum()) > 0.9
+
+    # and the index takes the SEG as a structure source linked to the CT it was drawn on
+    from radflow.index import build_index
+    root = tmp_path / "dicom"
+    shutil.copytree(Path(ct_files[0]).parent, root / "ct")
+    shutil.copy(tmp_path / "seg.dcm", root / "seg.dcm")
+    tables = build_index(root, tmp_path / "index", REPO / "config" / "roi_names.yaml")
+    assert list(tables["rois"]["roi"]) == ["GTVp"]
+    assert list(tables["links"]["source_modality"]) == ["SEG"]
+    assert list(tables["links"]["image_series_uid"]) == [p["ct_series_uid"]]

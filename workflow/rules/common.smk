@@ -25,7 +25,7 @@ def index_tables():
 def series_with_masks():
     """(patient, series UID, modality) of every converted image series that has an RTSTRUCT to rasterise."""
     series, links = index_tables()
-    structs = links[links["source_modality"] == "RTSTRUCT"]
+    structs = links[links["source_modality"].isin(["RTSTRUCT", "SEG"])]
     images = series[series["convert"] & series["series_uid"].isin(set(structs["image_series_uid"]))]
     return list(images[["patient_id", "series_uid", "modality"]].itertuples(index=False, name=None))
 

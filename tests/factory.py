@@ -1,0 +1,80 @@
+"""Real DICOM objects written with pydicom for tests: RTSTRUCTs from analytic contours, image grids."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import SimpleITK as sitk
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
+
+
+def write_rtstruct(path, rois: dict[str, list[np.ndarray]], for_uid="1.2.3.4", patient="TCGA-00-9999",
+                   kinds: dict[str, str] | None = None):
+    """An RTSTRUCT file with one ROI per name; each contour an (N, 3) array of patient coordinates (mm)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = RTSTRUCT_STORAGE
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = RTSTRUCT_STORAGE, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientID, ds.PatientName = "RTSTRUCT", patient, patient
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ref_for = Dataset()
+    ref_for.FrameOfReferenceUID = for_uid
+    ds.ReferencedFrameOfReferenceSequence = Sequence([ref_for])
+    ssroi, roic = Sequence(), Sequence()
+    for n, (name, contours) in enumerate(rois.items(), start=1):
+        item = Dataset()
+        item.ROINumber, item.ROIName, item.ReferencedFrameOfReferenceUID = n, name, for_uid
+        ssroi.append(item)
+        seq = Sequence()
+        for pts in contours:
+            c = Dataset()
+            c.ContourGeometricType = (kinds or {}).get(name, "CLOSED_PLANAR")
+            c.NumberOfContourPoints = len(pts)
+            c.ContourData = [f"{v:.6f}" for v in np.asarray(pts, float).ravel()]
+            seq.append(c)
+        rc = Dataset()
+        rc.ReferencedROINumber, rc.ContourSequence = n, seq
+        roic.append(rc)
+    ds.StructureSetROISequence, ds.ROIContourSequence = ssroi, roic
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def grid_image(path, size, spacing, origin, direction=(1, 0, 0, 0, 1, 0, 0, 0, 1)):
+    """An empty image (NIfTI) that only carries a grid for masks to be rasterised on."""
+    img = sitk.Image([int(v) for v in size], sitk.sitkInt16)
+    img.SetSpacing([float(v) for v in spacing])
+    img.SetOrigin([float(v) for v in origin])
+    img.SetDirection([float(v) for v in direction])
+    sitk.WriteImage(img, str(path))
+    return path
+
+
+def circle(centre, radius, n=360, plane="axial"):
+    """(n, 3) points of a circle; axial circles lie at z = centre[2], sagittal ones at x = centre[0]."""
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    a, b = radius * np.cos(t), radius * np.sin(t)
+    cx, cy, cz = centre
+    if plane == "axial":
+        return np.column_stack([cx + a, cy + b, np.full(n, cz)])
+    return np.column_stack([np.full(n, cx), cy + a, cz + b])  # sagittal
+
+
+def sphere_contours(centre, radius, positions, plane="axial", n=360):
+    axis = 2 if plane == "axial" else 0
+    out = []
+    for p in positions:
+        d = p - centre[axis]
+        if radius**2 - d**2 > 0.01:
+            c = list(centre)
+            c[axis] = p
+            out.append(circle(c, math.sqrt(radius**2 - d**2), n, plane))
+    return out
