@@ -36,17 +36,12 @@ def _convert(args):
 
 
 def _masks(args):
-    import tempfile
-
-    from .convert import convert_series, image_files_in
+    from .convert import image_headers_in, series_grid
     from .masks import write_masks
     from .roi_names import load_aliases
 
     aliases = load_aliases(args.roi_names)
-    with tempfile.TemporaryDirectory() as tmp:
-        image = Path(tmp) / "image.nii.gz"
-        sidecar = convert_series(image_files_in(args.image_series_dir), image)
-        masks = write_masks([args.rtstruct], image, args.out_dir, aliases, sidecar["series_uid"])
+    masks = write_masks([args.rtstruct], series_grid(image_headers_in(args.image_series_dir)), args.out_dir, aliases)
     for m in masks:
         print(f"{m['label']}\t{m['roi_original']}\t{m['voxel_count']} voxels\t{m['volume_mm3']:.1f} mm3"
               + (f"\t{'; '.join(m['warnings'])}" if m["warnings"] else ""))

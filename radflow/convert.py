@@ -23,11 +23,10 @@ class ConversionError(ValueError):
     """A series cannot be converted; the message names the series and the reason."""
 
 
-def read_series(files) -> tuple[list, np.ndarray, Grid, list[str]]:
-    """(datasets sorted along the slice normal, rescaled volume [k, j, i] float64, grid, warnings)."""
-    if not files:
+def stack_geometry(datasets) -> tuple[list, Grid, list[str]]:
+    """(datasets sorted along the slice normal, grid, warnings) of one series' slices (headers suffice)."""
+    if not datasets:
         raise ConversionError("no files given")
-    datasets = [pydicom.dcmread(f) for f in files]
     uids = {str(ds.SeriesInstanceUID) for ds in datasets}
     if len(uids) != 1:
         raise ConversionError(f"files belong to {len(uids)} series, expected one: {sorted(uids)}")
@@ -60,14 +59,28 @@ def read_series(files) -> tuple[list, np.ndarray, Grid, list[str]]:
     shapes = {(int(ds.Rows), int(ds.Columns)) for ds in datasets}
     if len(shapes) != 1:
         raise ConversionError(f"series {uid}: several matrix sizes {sorted(shapes)}")
-    volume = np.empty((len(datasets), *shapes.pop()), dtype=np.float64)
+    rows, cols = shapes.pop()
+    ps = [float(v) for v in datasets[0].PixelSpacing]  # (row spacing, column spacing)
+    grid = Grid(size=(cols, rows, len(datasets)), spacing=(ps[1], ps[0], spacing_z), origin=tuple(positions[0]),
+                direction=tuple(direction.ravel()))
+    return datasets, grid, warnings
+
+
+def series_grid(files_or_headers) -> Grid:
+    """The grid of an image series from its headers alone (no pixel data is read)."""
+    headers = [f if isinstance(f, pydicom.Dataset) else pydicom.dcmread(f, stop_before_pixels=True)
+               for f in files_or_headers]
+    return stack_geometry(headers)[1]
+
+
+def read_series(files) -> tuple[list, np.ndarray, Grid, list[str]]:
+    """(datasets sorted along the slice normal, rescaled volume [k, j, i] float64, grid, warnings)."""
+    datasets, grid, warnings = stack_geometry([pydicom.dcmread(f) for f in files])
+    volume = np.empty((grid.size[2], grid.size[1], grid.size[0]), dtype=np.float64)
     for k, ds in enumerate(datasets):
         slope = float(ds.get("RescaleSlope", 1) or 1)
         intercept = float(ds.get("RescaleIntercept", 0) or 0)
         volume[k] = ds.pixel_array.astype(np.float64) * slope + intercept
-    ps = [float(v) for v in datasets[0].PixelSpacing]  # (row spacing, column spacing)
-    grid = Grid(size=(volume.shape[2], volume.shape[1], volume.shape[0]), spacing=(ps[1], ps[0], spacing_z),
-                origin=tuple(positions[0]), direction=tuple(direction.ravel()))
     return datasets, volume, grid, warnings
 
 
@@ -138,20 +151,24 @@ def sidecar_for(nifti_path) -> Path:
     return p.with_name(name + ".json")
 
 
-def image_files_in(folder) -> list[str]:
-    """The files of the one image series in a folder (for the command line)."""
-    files = [p for p in sorted(Path(folder).rglob("*")) if p.is_file()]
-    series: dict[str, list[str]] = {}
-    for f in files:
+def image_headers_in(folder) -> list[pydicom.Dataset]:
+    """The headers (no pixels) of the one CT, MR or PET series in a folder (for the command line)."""
+    series: dict[str, list] = {}
+    for f in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
         try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesInstanceUID", "Modality"])
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
         except Exception:
             continue
         if str(ds.get("Modality", "")).upper() in UNITS:
-            series.setdefault(str(ds.SeriesInstanceUID), []).append(str(f))
+            series.setdefault(str(ds.SeriesInstanceUID), []).append(ds)
     if len(series) != 1:
         raise ConversionError(f"{folder}: expected one CT, MR or PET series, found {len(series)}")
     return next(iter(series.values()))
+
+
+def image_files_in(folder) -> list[str]:
+    """The files of the one image series in a folder (for the command line)."""
+    return [str(ds.filename) for ds in image_headers_in(folder)]
 
 
 def read_rtdose(path) -> tuple[pydicom.Dataset, np.ndarray, Grid, list[str]]:

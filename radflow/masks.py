@@ -25,6 +25,20 @@ class MaskError(ValueError):
     """An ROI cannot be rasterised."""
 
 
+CONTOUR_DATA = 0x30060050
+
+
+def _contour_data(item) -> np.ndarray:
+    """ContourData as floats, parsed from the raw bytes with numpy (pydicom's per-value DS objects are slow)."""
+    raw = item.get_item(CONTOUR_DATA)
+    if raw is None:
+        return np.zeros(0)
+    if isinstance(raw.value, (bytes, bytearray)):
+        text = raw.value.decode("ascii", "replace").strip(" \x00")
+        return np.array(text.replace("\\", " ").split(), dtype=float) if text else np.zeros(0)
+    return np.asarray([float(v) for v in (item.ContourData or [])], float)
+
+
 def read_rtstruct(path) -> tuple[pydicom.Dataset, dict[int, dict]]:
     """(dataset, {roi_number: {name, contours: [(type, points (N, 3))]}})."""
     ds = pydicom.dcmread(path)
@@ -37,7 +51,7 @@ def read_rtstruct(path) -> tuple[pydicom.Dataset, dict[int, dict]]:
         if number not in rois:
             continue
         for c in rc.get("ContourSequence", []):
-            data = np.asarray([float(v) for v in c.get("ContourData", [])], float)
+            data = _contour_data(c)
             if data.size % 3:
                 raise MaskError(f"{path}: ROI '{rois[number]['name']}': ContourData length {data.size} "
                                 "is not a multiple of 3")
@@ -103,12 +117,11 @@ def seg_on_grid(segment: sitk.Image, reference: sitk.Image) -> np.ndarray:
 def fill_even_odd(polygons: list[np.ndarray], rows: int, cols: int) -> np.ndarray:
     """Boolean (rows, cols) image of pixel centres inside the polygons under the even-odd rule.
 
-    polygons: arrays (n, 2) of continuous (i = column, j = row) coordinates."""
+    polygons: arrays (n, 2) of continuous (i = column, j = row) coordinates. All scanlines at once: every edge
+    yields its crossings with the pixel-centre rows it spans (half-open, so a vertex on a scanline counts once);
+    sorted by row and x, consecutive crossings pair up into filled spans."""
     out = np.zeros((rows, cols), bool)
-    edges = []
-    for poly in polygons:
-        if len(poly) >= 3:
-            edges.append(np.column_stack([poly, np.roll(poly, -1, axis=0)]))
+    edges = [np.column_stack([p, np.roll(p, -1, axis=0)]) for p in polygons if len(p) >= 3]
     if not edges:
         return out
     e = np.concatenate(edges)
@@ -116,17 +129,27 @@ def fill_even_odd(polygons: list[np.ndarray], rows: int, cols: int) -> np.ndarra
     if not len(e):
         return out
     x0, y0, x1, y1 = e.T
-    ylo, yhi = np.minimum(y0, y1), np.maximum(y0, y1)
-    j_first = max(0, int(np.ceil(ylo.min())))
-    j_last = min(rows - 1, int(np.floor(yhi.max())))
-    centres = np.arange(cols, dtype=float)
-    for j in range(j_first, j_last + 1):
-        crossing = (ylo <= j) & (j < yhi)  # half-open: a vertex on the scanline counts once
-        if not crossing.any():
-            continue
-        xs = np.sort(x0[crossing] + (j - y0[crossing]) * (x1[crossing] - x0[crossing]) / (y1[crossing] - y0[crossing]))
-        out[j] = np.searchsorted(xs, centres, side="right") % 2 == 1
-    return out
+    first = np.maximum(np.ceil(np.minimum(y0, y1)), 0).astype(np.int64)       # first row with ylo <= j
+    last = np.minimum(np.ceil(np.maximum(y0, y1)) - 1, rows - 1).astype(np.int64)  # last row with j < yhi
+    counts = np.maximum(last - first + 1, 0)
+    if not counts.sum():
+        return out
+    edge = np.repeat(np.arange(len(e)), counts)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    j = first[edge] + offsets
+    x = x0[edge] + (j - y0[edge]) * (x1[edge] - x0[edge]) / (y1[edge] - y0[edge])
+    order = np.lexsort((x, j))
+    j, x = j[order], x[order]
+    # crossings come in pairs per row (closed polygons): spans from the 1st to the 2nd, the 3rd to the 4th ...
+    start, stop = x[0::2], x[1::2]
+    row = j[0::2]
+    c0 = np.clip(np.ceil(start), 0, cols).astype(np.int64)     # first centre >= start
+    c1 = np.clip(np.ceil(stop), 0, cols).astype(np.int64)      # first centre >= stop (excluded)
+    keep = c1 > c0
+    diff = np.zeros((rows, cols + 1), np.int32)
+    np.add.at(diff, (row[keep], c0[keep]), 1)
+    np.add.at(diff, (row[keep], c1[keep]), -1)
+    return np.cumsum(diff[:, :cols], axis=1) > 0
 
 
 def _shoelace(poly: np.ndarray) -> float:
@@ -209,12 +232,17 @@ def _safe(name: str) -> str:
 
 
 def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="", relation="") -> list[dict]:
-    """Rasterise every ROI of the RTSTRUCTs on the image's grid; writes {roi}.nii.gz + {roi}.json per ROI and
+    """Rasterise every ROI of the RTSTRUCTs (or segment of the SEGs) on the grid of image_path (a NIfTI path, or a
+    Grid); writes {roi}.nii.gz + {roi}.json per ROI and
     masks.json (the list of sidecars). ROIs that map to the same standard name get _2, _3 … suffixes."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    image = sitk.ReadImage(str(image_path))
-    grid = Grid.of_image(image)
+    if isinstance(image_path, Grid):  # a grid alone (from DICOM headers) is enough to rasterise on
+        grid = image_path
+        image = grid.apply_to(sitk.Image([int(v) for v in grid.size], sitk.sitkUInt8))
+    else:
+        image = sitk.ReadImage(str(image_path))
+        grid = Grid.of_image(image)
     spacing = np.asarray(grid.spacing)
     voxel_mm3 = float(np.prod(spacing))
     used: set[str] = set()
