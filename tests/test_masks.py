@@ -267,3 +267,26 @@ def test_dicom_seg_gives_the_same_masks(index_tables, truth, tmp_path):
     assert list(tables["rois"]["roi"]) == ["GTVp"]
     assert list(tables["links"]["source_modality"]) == ["SEG"]
     assert list(tables["links"]["image_series_uid"]) == [p["ct_series_uid"]]
+
+
+def test_oblique_series(tmp_path):
+    """An oblique series (tilted 20 degrees about x and 10 about z) with a sphere contoured on its own planes."""
+    a, b = np.radians(20), np.radians(10)
+    rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    rz = np.array([[np.cos(b), -np.sin(b), 0], [np.sin(b), np.cos(b), 0], [0, 0, 1]])
+    d = rz @ rx  # columns: row direction, column direction, normal
+    r, centre = 13.0, np.array([5.0, -3.0, 2.0])
+    spacing = (0.6, 0.6, 1.0)
+    n = (70, 70, 41)
+    origin = centre - d @ (np.array(spacing) * (np.array(n) - 1) / 2)
+    t = np.linspace(0, 2 * np.pi, 360, endpoint=False)
+    contours = []
+    for k in range(n[2]):
+        offset = (k - (n[2] - 1) / 2) * spacing[2]
+        if r * r - offset * offset > 0.01:
+            rr = math.sqrt(r * r - offset * offset)
+            pts = centre + np.outer(rr * np.cos(t), d[:, 0]) + np.outer(rr * np.sin(t), d[:, 1]) + offset * d[:, 2]
+            contours.append(pts)
+    got = _volume(tmp_path, {"sphere": contours}, n, spacing, origin, tuple(d.ravel()))["sphere"]
+    assert got["warnings"] == []
+    assert got["volume_mm3"] == pytest.approx(4 / 3 * math.pi * r**3, rel=0.01)
