@@ -27,4 +27,5 @@ rule all:
         "results/clinical.csv",
         "results/modelling_table.csv",
         "results/cohort.tsv",
+        "results/survival/summary.json",
         dose_files,

@@ -50,8 +50,10 @@ def _masks(args):
 def _clinical(args):
     from .clinical import clinical_table
 
-    table = clinical_table(args.files, args.out)
-    print(f"{len(table)} patients -> {args.out}")
+    table = clinical_table(args.files, args.out, args.problems, project=args.project,
+                           formats=[args.format] * len(args.files) if args.format else None)
+    events = table["os_event"].eq(1).sum()
+    print(f"{len(table)} patients, {events} deaths (OS events) -> {args.out}")
 
 
 def _features(args):
@@ -97,8 +99,12 @@ def main(argv=None):
     p.set_defaults(func=_masks)
 
     p = sub.add_parser("clinical", help="GDC clinical files to one row per patient")
-    p.add_argument("files", nargs="+")
+    p.add_argument("files", nargs="+", help="GDC clinical.tsv / follow_up.tsv, BCR Biotab, TCGA-CDR .xlsx")
     p.add_argument("--out", required=True)
+    p.add_argument("--problems", default=None, help="write the problems found (TSV)")
+    p.add_argument("--project", default=None, help="keep one TCGA project's patients (e.g. HNSC)")
+    p.add_argument("--format", choices=["gdc", "gdc_follow_up", "biotab", "cdr"], default=None,
+                   help="the files' format (default: detected from each file)")
     p.set_defaults(func=_clinical)
 
     p = sub.add_parser("features", help="pyradiomics features of one image and a masks folder")

@@ -1,40 +1,45 @@
-"""Clinical outcomes from GDC portal clinical.tsv files: one row per patient.
+"""Clinical outcomes from every shape TCGA clinical data comes in: one row per patient.
 
-Both column namings of the GDC portal are read: the older flat names (case_submitter_id, vital_status,
-days_to_death, days_to_last_follow_up, ...) and the newer dotted names (cases.submitter_id,
-demographic.vital_status, diagnoses.days_to_last_follow_up, ...). A case has several rows (diagnoses x
-treatments); `'--` marks a missing value and days may be written as decimals.
+Readers (auto-detected from the file, or named):
+- GDC portal clinical.tsv, older flat names (case_submitter_id, vital_status, days_to_death,
+  days_to_last_follow_up …) or newer dotted names (cases.submitter_id, demographic.vital_status,
+  diagnoses.days_to_last_follow_up …); several rows per case, `'--` for missing, days as decimals;
+- GDC portal follow_up.tsv (follow_ups.days_to_follow_up …), which extends the last follow-up;
+- BCR Biotab nationwidechildrens.org_clinical_patient_<type>.txt: three header rows, `[Not Available]` tokens;
+- TCGA-CDR (Liu et al. 2018, Table S1 .xlsx, sheet TCGA-CDR): OS, DSS, DFI, PFI with times, `#N/A` cells.
 
-Rules for one patient's rows, in this order:
-- a death wins: if any row says Dead, os_event = 1 and os_days = days_to_death (the largest given);
-- otherwise os_event = 0 and os_days = the longest days_to_last_follow_up;
-- a negative or missing time is never used as a time: os_days stays empty and the problem is recorded.
+Every reader gives rows in one standard shape; the rules that make one row per patient, in this order:
+- a death wins: if any row says the patient died (vital status Dead, or OS = 1), os_event = 1 and os_days is the
+  death time (the largest given; disagreeing death times are recorded as a problem);
+- otherwise os_event = 0 and os_days is the longest follow-up of any row or file;
+- a negative time (follow-up before diagnosis, death before diagnosis) is recorded as a problem and never used;
+- DSS and PFI come from the sources that have them (TCGA-CDR), with the same rules;
+- covariates (age at diagnosis, sex, stage, tumour site, HPV, smoking) take the first non-empty value in the
+  order the files are given; the source of each value is recorded.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-MISSING = {"", "'--", "--", "NA", "N/A", "NaN", "nan", "None", "not reported", "Not Reported", "unknown",
-           "Unknown", "[Not Available]", "[Not Applicable]", "[Unknown]", "[Not Evaluated]", "[Discrepancy]"}
-# standard field -> candidate columns, after the dotted prefix is dropped
-FIELDS = {
-    "patient_id": ["case_submitter_id", "submitter_id"],
-    "vital_status": ["vital_status"],
-    "days_to_death": ["days_to_death"],
-    "days_to_last_follow_up": ["days_to_last_follow_up"],
-    "age_years": ["age_at_index"],
-    "age_days": ["age_at_diagnosis"],
-    "sex": ["gender", "sex_at_birth"],
-    "stage_pathologic": ["ajcc_pathologic_stage", "tumor_stage"],
-    "stage_clinical": ["ajcc_clinical_stage"],
-}
-CLINICAL_COLUMNS = ["patient_id", "os_days", "os_event", "age", "sex", "stage", "source"]
+MISSING = {"", "'--", "--", "NA", "N/A", "#N/A", "NaN", "nan", "None", "not reported", "Not Reported", "unknown",
+           "Unknown", "[Not Available]", "[Not Applicable]", "[Unknown]", "[Not Evaluated]", "[Discrepancy]",
+           "[Completed]", "[Not Reported]"}
+STANDARD = ["patient_id", "project", "vital_status", "days_to_death", "days_to_last_follow_up", "os_event_given",
+            "os_days_given", "dss_event", "dss_days", "pfi_event", "pfi_days", "age", "sex", "stage", "tumour_site",
+            "hpv_status", "smoking", "source"]
+COVARIATES = ["age", "sex", "stage", "tumour_site", "hpv_status", "smoking"]
+CLINICAL_COLUMNS = ["patient_id", "project", "age", "sex", "stage", "tumour_site", "hpv_status", "smoking",
+                    "vital_status", "os_days", "os_event", "dss_days", "dss_event", "pfi_days", "pfi_event",
+                    "os_source", "dss_source", "pfi_source", "covariates_source"]
 BARCODE = re.compile(r"^(TCGA-[A-Z0-9]{2}-[A-Z0-9]{4})", re.IGNORECASE)
+SMOKING = {"1": "lifelong non-smoker", "2": "current smoker", "3": "reformed smoker > 15 years",
+           "4": "reformed smoker <= 15 years", "5": "reformed smoker, duration not specified"}
 
 
 class ClinicalError(ValueError):
@@ -48,92 +53,240 @@ def normalise_barcode(value: str) -> str:
     return m.group(1).upper() if m else value
 
 
-def _column(df: pd.DataFrame, field: str) -> str | None:
-    by_short: dict[str, str] = {}
-    for c in df.columns:
-        short = c.split(".", 1)[1] if c.startswith(("cases.", "demographic.", "diagnoses.", "treatments.",
-                                                     "project.", "exposures.", "follow_ups.")) else c
-        # cases.submitter_id is the patient; demographic./diagnoses./treatments.submitter_id are not
-        if short == "submitter_id" and not c.startswith("cases."):
-            continue
-        by_short.setdefault(short, c)
-    for candidate in FIELDS[field]:
-        if candidate in by_short:
-            return by_short[candidate]
-    return None
+def _clean(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.astype(str).apply(lambda c: c.str.strip())
+    return df.where(~df.isin(MISSING), "")
 
 
-def read_gdc_clinical(path) -> pd.DataFrame:
-    """The rows of a GDC clinical.tsv with standard field names (strings; missing values empty)."""
-    path = Path(path)
-    try:
-        raw = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except Exception as err:
-        raise ClinicalError(f"{path}: not a readable tab-separated file: {err}") from None
-    out = pd.DataFrame(index=raw.index)
-    for field in FIELDS:
-        col = _column(raw, field)
-        out[field] = raw[col].str.strip() if col else ""
-    if not _column(raw, "patient_id") or not _column(raw, "vital_status"):
-        raise ClinicalError(f"{path}: not a GDC clinical.tsv: needs case_submitter_id (or cases.submitter_id) "
-                            "and vital_status (or demographic.vital_status) columns")
-    out = out.where(~out.isin(MISSING), "")
-    out["patient_id"] = out["patient_id"].map(normalise_barcode)
-    out["source"] = path.name
+def _frame(n, **columns) -> pd.DataFrame:
+    out = pd.DataFrame({c: [""] * n for c in STANDARD})
+    for k, v in columns.items():
+        out[k] = v
     return out
 
 
-def _days(values: pd.Series) -> np.ndarray:
-    return pd.to_numeric(values, errors="coerce").to_numpy(float)  # "" and text become NaN
+# --------------------------------------------------------------------------------------------- readers
+def detect_format(path) -> str:
+    path = Path(path)
+    if path.suffix.lower() in (".xlsx", ".xls"):
+        return "cdr"
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fp:
+            head = [fp.readline() for _ in range(3)]
+    except OSError as err:
+        raise ClinicalError(f"{path}: cannot be read: {err}") from None
+    first = head[0].rstrip("\n").split("\t")
+    if "bcr_patient_barcode" in first and head[2].startswith("CDE_ID"):
+        return "biotab"
+    if any(c.startswith("follow_ups.") for c in first) and "cases.submitter_id" in first:
+        return "gdc_follow_up"
+    if "case_submitter_id" in first or "cases.submitter_id" in first:
+        return "gdc"
+    raise ClinicalError(f"{path}: unknown clinical file format: expected a GDC clinical.tsv or follow_up.tsv "
+                        "(case_submitter_id / cases.submitter_id), a BCR Biotab clinical_patient file "
+                        "(bcr_patient_barcode, then two more header rows) or the TCGA-CDR .xlsx")
+
+
+def _col(raw: pd.DataFrame, *names) -> pd.Series:
+    """The first of names present: flat names match dotted columns by their last part."""
+    short = {}
+    for c in raw.columns:
+        part = c.split(".", 1)[1] if "." in c else c
+        if part == "submitter_id" and not c.startswith("cases."):
+            continue  # demographic./diagnoses./treatments.submitter_id are not the patient
+        short.setdefault(part, c)
+        short.setdefault(c, c)
+    for n in names:
+        if n in short:
+            return raw[short[n]]
+    return pd.Series([""] * len(raw), index=raw.index)
+
+
+def read_gdc(path) -> pd.DataFrame:
+    raw = _clean(pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False))
+    ages_years = pd.to_numeric(_col(raw, "age_at_index"), errors="coerce")
+    ages_days = pd.to_numeric(_col(raw, "age_at_diagnosis"), errors="coerce")
+    age = ages_years.where(ages_years.notna(), (ages_days / 365.25).round(1))
+    stage = _col(raw, "ajcc_pathologic_stage", "tumor_stage")
+    stage = stage.where(stage != "", _col(raw, "ajcc_clinical_stage"))
+    return _frame(len(raw), patient_id=_col(raw, "case_submitter_id", "submitter_id").map(normalise_barcode),
+                  project=_col(raw, "project_id"), vital_status=_col(raw, "vital_status"),
+                  days_to_death=_col(raw, "days_to_death"),
+                  days_to_last_follow_up=_col(raw, "days_to_last_follow_up"),
+                  age=age.map(lambda v: "" if pd.isna(v) else f"{v:g}"),
+                  sex=_col(raw, "gender", "sex_at_birth").str.lower(), stage=stage,
+                  tumour_site=_col(raw, "tissue_or_organ_of_origin", "site_of_resection_or_biopsy"),
+                  source=Path(path).name)
+
+
+def read_gdc_follow_up(path) -> pd.DataFrame:
+    raw = _clean(pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False))
+    return _frame(len(raw), patient_id=_col(raw, "cases.submitter_id").map(normalise_barcode),
+                  project=_col(raw, "project_id"),
+                  days_to_last_follow_up=_col(raw, "follow_ups.days_to_follow_up", "days_to_follow_up"),
+                  source=Path(path).name)
+
+
+def read_biotab(path) -> pd.DataFrame:
+    raw = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, header=0, skiprows=[1, 2])
+    raw = _clean(raw.loc[:, ~raw.columns.duplicated()])
+    project = re.search(r"clinical_patient_([a-z]+)", Path(path).name)
+    stage = raw.get("ajcc_pathologic_tumor_stage", pd.Series([""] * len(raw)))
+    stage = stage.where(stage != "", raw.get("clinical_stage", ""))
+    hpv = [_hpv(a, b) for a, b in zip(raw.get("hpv_status_p16", [""] * len(raw)),
+                                      raw.get("hpv_status_ish", [""] * len(raw)))]
+    return _frame(len(raw), patient_id=raw["bcr_patient_barcode"].map(normalise_barcode),
+                  project=project.group(1).upper() if project else "", vital_status=raw.get("vital_status", ""),
+                  days_to_death=raw.get("death_days_to", ""), days_to_last_follow_up=raw.get("last_contact_days_to", ""),
+                  age=raw.get("age_at_initial_pathologic_diagnosis", ""), sex=raw.get("gender", "").str.lower(),
+                  stage=stage, tumour_site=raw.get("anatomic_organ_subdivision", ""), hpv_status=hpv,
+                  smoking=raw.get("tobacco_smoking_history_indicator", pd.Series([""] * len(raw))).map(
+                      lambda v: SMOKING.get(v, v)),
+                  source=Path(path).name)
+
+
+def _hpv(p16: str, ish: str) -> str:
+    values = {v.lower() for v in (p16, ish) if v}
+    if "positive" in values:
+        return "positive" if "negative" not in values else "discordant (p16/ISH)"
+    return "negative" if "negative" in values else ""
+
+
+@functools.lru_cache(maxsize=2)
+def _cdr_sheet(path: str, mtime_ns: int) -> pd.DataFrame:
+    # reading the 11,160-row workbook takes seconds: once per file version
+    try:
+        raw = pd.read_excel(path, sheet_name="TCGA-CDR", dtype=str, keep_default_na=False)
+    except ValueError as err:
+        raise ClinicalError(f"{path}: no sheet 'TCGA-CDR' (is it Table S1 of Liu et al. 2018?): {err}") from None
+    return _clean(raw)
+
+
+def read_cdr(path) -> pd.DataFrame:
+    raw = _cdr_sheet(str(path), Path(path).stat().st_mtime_ns).copy()
+    stage = raw["ajcc_pathologic_tumor_stage"].where(raw["ajcc_pathologic_tumor_stage"] != "", raw["clinical_stage"])
+    def event(c):
+        return pd.to_numeric(raw[c], errors="coerce").map(lambda v: "" if pd.isna(v) else str(int(v)))
+    return _frame(len(raw), patient_id=raw["bcr_patient_barcode"].map(normalise_barcode), project=raw["type"],
+                  vital_status=raw["vital_status"], days_to_death=raw["death_days_to"],
+                  days_to_last_follow_up=raw["last_contact_days_to"], os_event_given=event("OS"),
+                  os_days_given=raw["OS.time"], dss_event=event("DSS"), dss_days=raw["DSS.time"],
+                  pfi_event=event("PFI"), pfi_days=raw["PFI.time"],
+                  age=raw["age_at_initial_pathologic_diagnosis"], sex=raw["gender"].str.lower(), stage=stage,
+                  source=Path(path).name)
+
+
+READERS = {"gdc": read_gdc, "gdc_follow_up": read_gdc_follow_up, "biotab": read_biotab, "cdr": read_cdr}
+
+
+def read_clinical(path, fmt: str | None = None) -> pd.DataFrame:
+    fmt = fmt or detect_format(path)
+    if fmt not in READERS:
+        raise ClinicalError(f"{path}: unknown format {fmt!r}; one of {sorted(READERS)}")
+    try:
+        return READERS[fmt](path)
+    except (KeyError, pd.errors.ParserError) as err:
+        raise ClinicalError(f"{path}: not a readable {fmt} file: {err}") from None
+
+
+# ---------------------------------------------------------------------------------------- one per patient
+def _numbers(values) -> np.ndarray:
+    return pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").to_numpy(float)
+
+
+def _endpoint(pid, name, events, times, problems) -> tuple[float, object]:
+    """(days, event) of an endpoint from (event, time) pairs: an event wins; else the longest time."""
+    pairs = [(e, t) for e, t in zip(events, times) if e in (0, 1)]
+    bad = [t for _, t in pairs if not np.isnan(t) and t < 0]
+    if bad:
+        problems.append(dict(patient_id=pid, reason=f"negative {name} time ({min(bad):g} d); not used"))
+    pairs = [(e, np.nan if t < 0 else t) for e, t in pairs]  # the event stands, the impossible time does not
+    if not pairs:
+        return np.nan, pd.NA
+    event_times = [t for e, t in pairs if e == 1 and not np.isnan(t)]
+    if any(e == 1 for e, _ in pairs):
+        if len(set(event_times)) > 1:
+            problems.append(dict(patient_id=pid, reason=f"{name} event times disagree ({sorted(set(event_times))}); "
+                                                        "the largest is used"))
+        days = max(event_times) if event_times else np.nan
+        later = [t for e, t in pairs if e == 0 and not np.isnan(t)]
+        if event_times and later and max(later) > days:
+            problems.append(dict(patient_id=pid, reason=f"{name}: follow-up ({max(later):g} d) after the event "
+                                                        f"({days:g} d); the event time is used"))
+        if np.isnan(days):
+            problems.append(dict(patient_id=pid, reason=f"{name} event without a time"))
+        return days, 1
+    times_ = [t for _, t in pairs if not np.isnan(t)]
+    return (max(times_) if times_ else np.nan), 0
 
 
 def patient_outcomes(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
-    """One row per patient from standard-field rows (see read_gdc_clinical), and the problems found."""
+    """One row per patient from standard rows (see the readers), and the problems found."""
     out, problems = [], []
     for pid, g in rows.groupby("patient_id", sort=True):
-        vital = {v.lower() for v in g["vital_status"] if v}
-        death = _days(g["days_to_death"])
-        follow = _days(g["days_to_last_follow_up"])
-        for what, arr in (("days_to_death", death), ("days_to_last_follow_up", follow)):
-            if (arr < 0).any():
-                problems.append(dict(patient_id=pid, reason=f"negative {what} ({arr[arr < 0].min():g}); not used"))
-        death, follow = death[death >= 0], follow[follow >= 0]
-        if len({v for v in vital if v in ("alive", "dead")}) > 1:
+        if not pid:
+            continue
+        vital = [v.lower() for v in g["vital_status"]]
+        if {"alive", "dead"} <= set(vital):
             problems.append(dict(patient_id=pid, reason="rows disagree on vital status; a death wins"))
-        event = 1 if "dead" in vital or len(death) else (0 if "alive" in vital else np.nan)
-        if event == 1:
-            os_days = float(death.max()) if len(death) else np.nan
-            if np.isnan(os_days):
-                problems.append(dict(patient_id=pid, reason="dead without days_to_death: no OS time"))
-            elif len(follow) and follow.max() > os_days:
-                problems.append(dict(patient_id=pid, reason=f"follow-up ({follow.max():g} d) after death "
-                                                            f"({os_days:g} d); death time used"))
-        elif event == 0:
-            os_days = float(follow.max()) if len(follow) else np.nan
-            if np.isnan(os_days):
-                problems.append(dict(patient_id=pid, reason="alive without days_to_last_follow_up: no OS time"))
-        else:
-            os_days = np.nan
-            problems.append(dict(patient_id=pid, reason="no vital status"))
-        ages = _days(g["age_years"])
-        age_days = _days(g["age_days"])
-        age = float(np.nanmax(ages)) if np.isfinite(ages).any() else (
-            float(np.round(np.nanmax(age_days) / 365.25, 1)) if np.isfinite(age_days).any() else np.nan)
-        stages = [s for s in list(g["stage_pathologic"]) + list(g["stage_clinical"]) if s]
-        sexes = [s.lower() for s in g["sex"] if s]
-        out.append(dict(patient_id=pid, os_days=os_days, os_event=event, age=age,
-                        sex=sexes[0] if sexes else "", stage=stages[0] if stages else "",
-                        source=";".join(sorted(set(g["source"])))))
+        # OS: each row gives (event, time) pairs from its vital status and days, or from OS/OS.time
+        events, times, sources = [], [], []
+        death, follow = _numbers(g["days_to_death"]), _numbers(g["days_to_last_follow_up"])
+        given_e, given_t = _numbers(g["os_event_given"]), _numbers(g["os_days_given"])
+        for k, (v, src) in enumerate(zip(vital, g["source"])):
+            if not np.isnan(given_e[k]):
+                events.append(int(given_e[k])), times.append(given_t[k]), sources.append(src)
+            if v == "dead" or not np.isnan(death[k]):
+                events.append(1), times.append(death[k]), sources.append(src)
+            if not np.isnan(follow[k]):
+                events.append(0), times.append(follow[k]), sources.append(src)
+            elif v == "alive":
+                events.append(0), times.append(np.nan), sources.append(src)
+        os_days, os_event = _endpoint(pid, "OS", events, times, problems)
+        if pd.isna(os_event):
+            problems.append(dict(patient_id=pid, reason="no vital status or follow-up: no OS"))
+        elif np.isnan(os_days):
+            problems.append(dict(patient_id=pid, reason="no usable OS time"))
+        os_sources = [] if pd.isna(os_event) else sorted(
+            {s for e, t, s in zip(events, times, sources) if e == os_event and (t == os_days or np.isnan(os_days))})
+        entry = dict(patient_id=pid, project=next((p for p in g["project"] if p), ""),
+                     vital_status="" if pd.isna(os_event) else ("dead" if os_event == 1 else "alive"),
+                     os_days=os_days, os_event=os_event, os_source=";".join(os_sources))
+        for name in ("dss", "pfi"):
+            e, t = _numbers(g[f"{name}_event"]), _numbers(g[f"{name}_days"])
+            has = ~np.isnan(e)
+            days, event = _endpoint(pid, name.upper(), [int(x) for x in e[has]], list(t[has]), problems)
+            entry.update({f"{name}_days": days, f"{name}_event": event,
+                          f"{name}_source": ";".join(sorted(set(g["source"][has])))})
+        covariate_sources = []
+        for c in COVARIATES:
+            values = [(v, s) for v, s in zip(g[c], g["source"]) if v]
+            entry[c] = values[0][0] if values else ""
+            if values:
+                covariate_sources.append(f"{c}: {values[0][1]}")
+        entry["covariates_source"] = "; ".join(covariate_sources)
+        out.append(entry)
     df = pd.DataFrame(out, columns=CLINICAL_COLUMNS)
-    df["os_event"] = df["os_event"].astype("Int64")
+    df["age"] = pd.to_numeric(df["age"], errors="coerce")
+    for c in ("os_event", "dss_event", "pfi_event"):
+        df[c] = df[c].astype("Int64")
     return df, problems
 
 
-def clinical_table(paths, out_csv=None, problems_tsv=None) -> pd.DataFrame:
-    """Read GDC clinical files and write one row per patient (and the problems found) when paths are given."""
+def clinical_table(paths, out_csv=None, problems_tsv=None, project: str | None = None,
+                   formats: list[str] | None = None) -> pd.DataFrame:
+    """Read clinical files (any of the shapes above) into one row per patient; project ("HNSC" or "TCGA-HNSC")
+    keeps that project's patients only. Writes out_csv and problems_tsv when given."""
     if not paths:
         raise ClinicalError("no clinical files given")
-    rows = pd.concat([read_gdc_clinical(p) for p in paths], ignore_index=True)
+    frames = [read_clinical(p, (formats or [None] * len(paths))[k]) for k, p in enumerate(paths)]
+    rows = pd.concat(frames, ignore_index=True)
+    if project:
+        want = project.upper().removeprefix("TCGA-")
+        rows = rows[rows["project"].str.upper().str.removeprefix("TCGA-").isin([want, ""])]
+        # rows without a project (follow_up.tsv) stay only for patients the project has
+        keep = set(rows.loc[rows["project"] != "", "patient_id"])
+        rows = rows[rows["patient_id"].isin(keep)]
     table, problems = patient_outcomes(rows)
     if out_csv:
         Path(out_csv).parent.mkdir(parents=True, exist_ok=True)

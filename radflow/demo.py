@@ -40,6 +40,14 @@ PATIENTS = [
          cord="Spinal Cord", mr=True),
     dict(id="TCGA-00-0004", gtvp="GTV-1", gtvn="GTV_LN", parotid_l="Parotid Lt", parotid_r="Parotid Rt",
          cord="CORD"),
+    dict(id="TCGA-00-0006", gtvp="GTV_P", gtvn="GTVnd", parotid_l="PAROTID_LT", parotid_r="PAROTID_RT",
+         cord="Spinal_Cord"),
+    dict(id="TCGA-00-0007", gtvp="gtv primary", gtvn="gtv node", parotid_l="Lt Parotid", parotid_r="Rt Parotid",
+         cord="cord"),
+    dict(id="TCGA-00-0008", gtvp="GTV-T", gtvn="GTV-N", parotid_l="Parotid L", parotid_r="Parotid R",
+         cord="SpinalCord"),
+    dict(id="TCGA-00-0009", gtvp="GTV_1", gtvn="GTV_N2", parotid_l="L_Parotid", parotid_r="R_Parotid",
+         cord="SPINAL CORD"),
 ]
 # One more patient is in the clinical file only: a case without images.
 CLINICAL_ONLY = "TCGA-00-0005"
@@ -577,6 +585,10 @@ CLINICAL = {
     "TCGA-00-0003": ("Dead", 365.0, [None], 68, "female", "Stage IVA", "Larynx, NOS"),
     "TCGA-00-0004": ("Alive", None, [2001.0], 49, "male", "Stage II", "Oropharynx, NOS"),
     "TCGA-00-0005": ("Alive", None, [900.0, 455.0], 72, "female", "Stage I", "Floor of mouth, NOS"),
+    "TCGA-00-0006": ("Dead", 640.0, [200.0, None], 58, "male", "Stage IVB", "Hypopharynx, NOS"),
+    "TCGA-00-0007": ("Alive", None, [1100.0, 1310.5], 63, "male", "Stage III", "Tonsil, NOS"),
+    "TCGA-00-0008": ("Dead", 1210.0, [900.0], 70, "female", "Stage IVA", "Larynx, NOS"),
+    "TCGA-00-0009": ("Alive", None, [540.0], 52, "male", "Stage II", "Oropharynx, NOS"),
 }
 TREATMENTS = ["Radiation Therapy, NOS", "Pharmaceutical Therapy, NOS"]
 

@@ -13,7 +13,8 @@ from .features import ID_COLUMNS
 
 COHORT_COLUMNS = ["patient_id", "has_images", "has_modality", "has_roi", "has_clinical", "has_outcome",
                   "in_modelling_table", "reason", "series_uid", "roi_original", "selection"]
-CLINICAL_KEEP = ["os_days", "os_event", "age", "sex", "stage"]
+CLINICAL_KEEP = ["os_days", "os_event", "dss_days", "dss_event", "pfi_days", "pfi_event", "age", "sex", "stage",
+                 "tumour_site", "hpv_status", "smoking"]
 
 
 def _choose(candidates: pd.DataFrame, roi: str) -> tuple[pd.Series, str]:
@@ -79,13 +80,15 @@ def modelling_table(features: pd.DataFrame, clinical: pd.DataFrame, series: pd.D
             rows.append(row)
     table = pd.DataFrame(rows, columns=["patient_id", "study_uid", "series_uid", "modality", "roi", "roi_original",
                                         *CLINICAL_KEEP, *feature_cols])
-    table["os_event"] = table["os_event"].astype("Int64")
+    for c in ("os_event", "dss_event", "pfi_event"):
+        table[c] = table[c].astype("Int64")
     return table, pd.DataFrame(cohort, columns=COHORT_COLUMNS)
 
 
 def write_modelling_table(features_path, clinical_path, series_path, modality, roi, out_csv, cohort_tsv):
     features = pd.read_parquet(features_path)
-    clinical = pd.read_csv(clinical_path, dtype={"patient_id": str, "sex": str, "stage": str},
+    clinical = pd.read_csv(clinical_path, dtype={c: str for c in ("patient_id", "sex", "stage", "tumour_site",
+                                                                  "hpv_status", "smoking", "project")},
                            keep_default_na=False, na_values=[""])
     series = pd.read_parquet(series_path)
     table, cohort = modelling_table(features, clinical, series, modality, roi)

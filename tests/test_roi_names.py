@@ -21,7 +21,7 @@ def test_every_demo_spelling(key, standard):
 @pytest.mark.parametrize("name,standard", [
     (" gtv ", "GTVp"), ("GTV_Primary", "GTVp"), ("GTV-1", "GTVp"), ("GTVnd", "GTVn"), ("GTV_N_L", "GTVn"),
     ("LT PAROTID", "Parotid_L"), ("Parotid Rt", "Parotid_R"), ("Brain Stem", "Brainstem"),
-    ("PTV70", "unmapped"), ("GTV+5mm", "unmapped"), ("Parotids", "unmapped"), ("CTV_High", "unmapped"),
+    ("Cord_PRV", "SpinalCord_PRV05"), ("PTV70", "unmapped"), ("GTV+5mm", "unmapped"), ("Parotids", "unmapped"), ("CTV_High", "unmapped"),
 ])
 def test_names(name, standard):
     assert standard_name(name, ALIASES)[0] == standard

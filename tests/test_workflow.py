@@ -170,3 +170,13 @@ def test_rtdose_in_gy_on_its_grid_and_on_the_ct(demo_run, truth):
     assert covered == pytest.approx(served.mean(), abs=0.005) and 0.2 < covered < 1.0
     assert np.abs(read[inside] - analytic[inside]).max() < 0.01 * p["rtdose"]["peak_gy"]  # linear interpolation
     assert (read[~served] == 0).all()
+
+
+def test_survival_starter_ran_on_the_demo(demo_run, truth):
+    summary = json.loads((demo_run / "results" / "survival" / "summary.json").read_text())
+    imaging = [c for p, c in truth["clinical"].items() if p in truth["patients"]]
+    assert summary["patients"] == len(imaging) and summary["events"] == sum(c["os_event"] for c in imaging)
+    assert summary["status"] == "fitted" and 0.0 <= summary["cv_c_index"] <= 1.0
+    assert (demo_run / "results" / "survival" / "km.png").stat().st_size > 1000
+    uni = pd.read_csv(demo_run / "results" / "survival" / "univariate_cox.csv")
+    assert len(uni) == summary["features"] and uni["q_bh"].between(0, 1).all()

@@ -4,6 +4,8 @@ rule clinical:
     output:
         table="results/clinical.csv",
         problems="results/clinical_problems.tsv",
+    params:
+        project=config.get("clinical_project"),
     log:
         "logs/clinical.log",
     script:

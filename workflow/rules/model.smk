@@ -13,3 +13,18 @@ rule modelling_table:
         "logs/modelling_table.log",
     script:
         "../../scripts/modelling_table.py"
+
+
+rule survival:
+    input:
+        "results/modelling_table.csv",
+    output:
+        summary="results/survival/summary.json",
+        univariate="results/survival/univariate_cox.csv",
+        km=report("results/survival/km.png", caption="../report/survival.rst", category="Model"),
+    params:
+        survival=config.get("survival", {}),
+    log:
+        "logs/survival.log",
+    script:
+        "../../scripts/survival.py"

@@ -1,0 +1,52 @@
+"""The survival starter: known effects are found, nothing is found in noise, too few events is a message."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from radflow.survival import benjamini_hochberg, survival_starter
+
+
+def cohort(n=150, seed=3, effect=0.9):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 12))
+    t = rng.exponential(1000 / np.exp(effect * x[:, 0]))
+    c = rng.uniform(200, 3000, n)
+    df = pd.DataFrame(x, columns=[f"original_firstorder_f{i}" for i in range(12)])
+    df["os_days"], df["os_event"] = np.minimum(t, c).round() + 1, (t < c).astype(int)
+    df["patient_id"] = [f"TCGA-XX-{i:04d}" for i in range(n)]
+    return df
+
+
+def test_benjamini_hochberg_matches_the_definition():
+    p = np.array([0.01, 0.04, 0.03, 0.20, np.nan])
+    # sorted 0.01, 0.03, 0.04, 0.20 -> 0.04, 0.0533, 0.0533, 0.20
+    assert np.allclose(benjamini_hochberg(p)[:4], [0.04, 0.16 / 3, 0.16 / 3, 0.20]) and np.isnan(benjamini_hochberg(p)[4])
+
+
+def test_a_known_effect_is_found(tmp_path):
+    summary = survival_starter(cohort(), tmp_path)
+    uni = pd.read_csv(tmp_path / "univariate_cox.csv")
+    top = uni.iloc[0]
+    assert top["feature"] == "original_firstorder_f0" and top["q_bh"] < 1e-4
+    assert top["hazard_ratio_per_sd"] > 1.5
+    assert (uni["q_bh"] < 0.05).sum() == 1
+    assert summary["status"] == "fitted" and summary["cv_c_index"] > 0.6 and summary["logrank_p"] < 0.01
+    assert (tmp_path / "km.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "summary.json").read_text())["cv_c_index"] == summary["cv_c_index"]
+
+
+def test_noise_gives_a_c_index_near_one_half(tmp_path):
+    summary = survival_starter(cohort(effect=0.0, seed=5), tmp_path)
+    assert 0.35 < summary["cv_c_index"] < 0.65
+    assert summary["significant_univariate_q05"] == 0
+
+
+def test_too_few_events_is_a_message_not_a_crash(tmp_path):
+    summary = survival_starter(cohort().iloc[:8], tmp_path, min_events=10)
+    assert summary["status"] == "too few events" and "min_events" in summary["message"]
+    assert (tmp_path / "km.png").exists() and (tmp_path / "univariate_cox.csv").exists()
