@@ -64,6 +64,15 @@ def _features(args):
     print(f"{len(df)} rows ({int((df['status'] == 'ok').sum())} ok) -> {args.out}")
 
 
+def _ibsi(args):
+    from .ibsi import conformance, summary
+
+    table = conformance(args.reference_dir, args.out_dir, args.settings)
+    for row in summary(table).itertuples():
+        print(f"{row.dataset}: {row.within_tolerance}/{row.features} features within tolerance")
+    print(f"-> {args.out_dir}/conformance.csv")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="radflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,6 +122,13 @@ def main(argv=None):
     p.add_argument("--settings", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=_features)
+
+    p = sub.add_parser("ibsi", help="IBSI-1 conformance of radflow's extraction (digital phantom, CT phantom A-E)")
+    p.add_argument("reference_dir", help="the IBSI reference data (ibsi_1_digital_phantom, ibsi_1_ct_radiomics_phantom, "
+                                         "reference_values_zrad)")
+    p.add_argument("out_dir")
+    p.add_argument("--settings", default="config/pyradiomics/ibsi", help="folder of the settings per dataset")
+    p.set_defaults(func=_ibsi)
 
     args = parser.parse_args(argv)
     try:

@@ -1,7 +1,9 @@
 """pyradiomics features per image series x ROI, with one settings file per modality.
 
-A failure for one ROI (an empty mask, an ROI smaller than the settings allow) becomes a row with status "failed"
-and the reason; it never stops the other ROIs.
+The image is read once for all its ROIs. A failure for one ROI (an empty mask, an ROI smaller than the settings
+allow, an error inside pyradiomics) becomes a row with status "failed" and the reason; flat intensities give
+status "flat" (texture undefined). Nothing stops the other ROIs. Every row carries its provenance: pyradiomics,
+SimpleITK and numpy versions, the settings hash, and hashes of the image and mask voxels.
 """
 
 from __future__ import annotations
@@ -17,15 +19,37 @@ import SimpleITK as sitk
 
 ID_COLUMNS = ["patient_id", "study_uid", "series_uid", "modality", "roi", "roi_original", "roi_label",
               "rtstruct_series_uid", "relation", "status", "reason", "mask_voxels", "mask_volume_mm3",
-              "settings", "settings_sha256", "radiomics_version"]
+              "settings", "settings_sha256", "image_sha256", "mask_sha256", "radiomics_version",
+              "simpleitk_version", "numpy_version"]
 
 
-def _extractor(settings_path):
+def make_extractor(settings_path):
     from radiomics import featureextractor, setVerbosity
 
     setVerbosity(logging.ERROR)
     logging.getLogger("radiomics").setLevel(logging.ERROR)
     return featureextractor.RadiomicsFeatureExtractor(str(settings_path))
+
+
+def image_hash(image: sitk.Image) -> str:
+    """SHA-256 (16 hex digits) of an image's voxels and geometry: equal images, equal hashes, whatever file."""
+    h = hashlib.sha256(sitk.GetArrayViewFromImage(image).tobytes())
+    h.update(repr((image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection(),
+                   image.GetPixelIDTypeAsString())).encode())
+    return h.hexdigest()[:16]
+
+
+def extract_roi(extractor, image: sitk.Image, mask: sitk.Image, label: int = 1) -> tuple[dict, str]:
+    """(features, failure reason or "") of one image and mask, diagnostics dropped."""
+    try:
+        result = extractor.execute(image, mask, label=label)
+    except Exception as err:  # pyradiomics raises ValueError/AssertionError for small or empty ROIs
+        return {}, f"pyradiomics: {type(err).__name__}: {err}".strip()
+    values = {}
+    for key, value in result.items():
+        if not key.startswith("diagnostics_"):
+            values[key] = float(np.asarray(value)) if np.ndim(value) == 0 else json.dumps(np.asarray(value).tolist())
+    return values, ""
 
 
 def settings_for(modality: str, settings_dir) -> Path:
@@ -43,31 +67,31 @@ def extract_series(image_path, masks_dir, settings_path) -> pd.DataFrame:
     sidecar = json.loads(image_path.with_name(image_path.name.replace(".nii.gz", ".json")).read_text())
     masks = json.loads((masks_dir / "masks.json").read_text())
     settings_hash = hashlib.sha256(settings_path.read_bytes()).hexdigest()[:16]
-    extractor = _extractor(settings_path)
-    image = sitk.ReadImage(str(image_path))
+    extractor = make_extractor(settings_path)
+    image = sitk.ReadImage(str(image_path))  # once for all ROIs
+    image_sha = image_hash(image)
     rows = []
     for m in masks:
         row = dict(patient_id=sidecar["patient_id"], study_uid=sidecar["study_uid"], series_uid=sidecar["series_uid"],
                    modality=sidecar["modality"], roi=m["roi"], roi_original=m["roi_original"], roi_label=m["label"],
                    rtstruct_series_uid=m["rtstruct_series_uid"], relation=m.get("relation", ""), status="ok",
                    reason="", mask_voxels=m["voxel_count"], mask_volume_mm3=m["volume_mm3"],
-                   settings=settings_path.name, settings_sha256=settings_hash,
-                   radiomics_version=str(radiomics.__version__))
+                   settings=settings_path.name, settings_sha256=settings_hash, image_sha256=image_sha,
+                   mask_sha256="", radiomics_version=str(radiomics.__version__),
+                   simpleitk_version=sitk.Version_VersionString(), numpy_version=np.__version__)
         if m["voxel_count"] == 0:
             row.update(status="failed", reason="empty mask: the ROI covers no voxel of this image")
             rows.append(row)
             continue
         mask = sitk.ReadImage(str(masks_dir / f"{m['label']}.nii.gz"))
-        try:
-            result = extractor.execute(image, mask, label=1)
-        except Exception as err:  # pyradiomics raises ValueError/AssertionError for small or flat ROIs
-            row.update(status="failed", reason=f"pyradiomics: {type(err).__name__}: {err}".strip())
-            rows.append(row)
-            continue
-        for key, value in result.items():
-            if key.startswith("diagnostics_"):
-                continue
-            row[key] = float(np.asarray(value)) if np.ndim(value) == 0 else json.dumps(np.asarray(value).tolist())
+        row["mask_sha256"] = image_hash(mask)
+        values, failure = extract_roi(extractor, image, mask)
+        if failure:
+            row.update(status="failed", reason=failure)
+        elif values.get("original_firstorder_Range", 1.0) == 0:
+            row.update(status="flat", reason="every voxel of the ROI has the same intensity: texture features "
+                                             "are undefined")
+        row.update(values)
         rows.append(row)
     return _ordered(pd.DataFrame(rows))
 
@@ -80,7 +104,15 @@ def _ordered(df: pd.DataFrame) -> pd.DataFrame:
     return df[ID_COLUMNS + features]
 
 
-def merge_features(paths, out_parquet, out_csv) -> pd.DataFrame:
+def long_table(wide: pd.DataFrame) -> pd.DataFrame:
+    """One row per patient x series x ROI x feature: the wide table's identifiers, feature name and value."""
+    keys = ["patient_id", "study_uid", "series_uid", "modality", "roi", "roi_original", "roi_label", "status"]
+    features = [c for c in wide.columns if c not in ID_COLUMNS]
+    long = wide[keys + features].melt(id_vars=keys, var_name="feature", value_name="value")
+    return long.dropna(subset=["value"]).sort_values(keys[:3] + ["roi_label", "feature"], ignore_index=True)
+
+
+def merge_features(paths, out_parquet, out_csv, long_parquet=None, long_csv=None) -> pd.DataFrame:
     frames = [pd.read_parquet(p) for p in paths]
     frames = [f for f in frames if len(f)]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ID_COLUMNS)
@@ -88,4 +120,10 @@ def merge_features(paths, out_parquet, out_csv) -> pd.DataFrame:
                                   ignore_index=True)
     df.to_parquet(out_parquet, index=False)
     df.to_csv(out_csv, index=False)
+    if long_parquet or long_csv:
+        long = long_table(df)
+        if long_parquet:
+            long.to_parquet(long_parquet, index=False)
+        if long_csv:
+            long.to_csv(long_csv, index=False)
     return df

@@ -19,7 +19,8 @@ def features(demo_run):
 
 def test_every_table_is_written(demo_run):
     for rel in ["index/series.parquet", "index/rois.parquet", "index/problems.tsv", "index/links.parquet",
-                "features.parquet", "features.csv", "clinical.csv", "modelling_table.csv", "cohort.tsv"]:
+                "features.parquet", "features.csv", "features_long.parquet", "features_long.csv", "clinical.csv",
+                "modelling_table.csv", "cohort.tsv"]:
         assert (demo_run / "results" / rel).stat().st_size > 0, rel
 
 
