@@ -16,7 +16,8 @@ checkpoint index:
         manifest=config.get("manifest"),
     threads: config.get("index_threads", 2)
     resources:
-        mem_mb=2000,
+        # measured: 1.3 GB peak for a first index of 270,376 files (benchmarks/index_scale.py cohort)
+        mem_mb=4000,
     log:
         "logs/index.log",
     script:
