@@ -69,7 +69,7 @@ def _ibsi(args):
 
     table = conformance(args.reference_dir, args.out_dir, args.settings)
     for row in summary(table).itertuples():
-        print(f"{row.dataset}: {row.within_tolerance}/{row.features} features within tolerance")
+        print(f"{row.dataset} ({row.mode}): {row.within_tolerance}/{row.features} features within tolerance")
     print(f"-> {args.out_dir}/conformance.csv")
 
 

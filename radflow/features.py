@@ -24,11 +24,22 @@ ID_COLUMNS = ["patient_id", "study_uid", "series_uid", "modality", "roi", "roi_o
 
 
 def make_extractor(settings_path):
+    """A pyradiomics extractor from a settings file. An `ibsi:` block in the file (radflow's, not pyradiomics')
+    switches on the IBSI-compliant pre-processing of radflow.ibsi_mode for every extraction with it."""
+    import yaml
     from radiomics import featureextractor, setVerbosity
+
+    from .ibsi_mode import install_bin_start_hook
 
     setVerbosity(logging.ERROR)
     logging.getLogger("radiomics").setLevel(logging.ERROR)
-    return featureextractor.RadiomicsFeatureExtractor(str(settings_path))
+    params = yaml.safe_load(Path(settings_path).read_text()) or {}
+    ibsi = params.pop("ibsi", None)
+    extractor = featureextractor.RadiomicsFeatureExtractor(params)
+    extractor.radflow_ibsi = ibsi
+    if ibsi is not None:
+        install_bin_start_hook()
+    return extractor
 
 
 def image_hash(image: sitk.Image) -> str:
@@ -40,15 +51,34 @@ def image_hash(image: sitk.Image) -> str:
 
 
 def extract_roi(extractor, image: sitk.Image, mask: sitk.Image, label: int = 1) -> tuple[dict, str]:
-    """(features, failure reason or "") of one image and mask, diagnostics dropped."""
+    """(features, failure reason or "") of one image and mask, diagnostics dropped. With an IBSI-mode extractor the
+    image and mask are pre-processed the IBSI way first and IBSI-defined columns (ibsi_*) are added."""
+    ibsi = getattr(extractor, "radflow_ibsi", None)
+    audit = {}
+    saved = dict(extractor.settings)
     try:
+        if ibsi is not None:
+            from .ibsi_mode import preprocess
+
+            image, mask, overrides, audit = preprocess(image, mask, ibsi, label)
+            label = 1
+            extractor.settings.update(overrides)
         result = extractor.execute(image, mask, label=label)
     except Exception as err:  # pyradiomics raises ValueError/AssertionError for small or empty ROIs
         return {}, f"pyradiomics: {type(err).__name__}: {err}".strip()
+    finally:
+        extractor.settings.clear()
+        extractor.settings.update(saved)
     values = {}
     for key, value in result.items():
         if not key.startswith("diagnostics_"):
             values[key] = float(np.asarray(value)) if np.ndim(value) == 0 else json.dumps(np.asarray(value).tolist())
+    if ibsi is not None:
+        from .ibsi_mode import ibsi_columns
+
+        values.update(ibsi_columns(values, audit["roi_voxels"]))
+        values["ibsi_roi_voxels"] = float(audit["roi_voxels"])
+        values["ibsi_intensity_roi_voxels"] = float(audit["intensity_roi_voxels"])
     return values, ""
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -85,7 +86,10 @@ DATASETS = {
     "D": ("configuration D", "ibsi_1_reference_values_config_D.csv", False),
     "E": ("configuration E", "ibsi_1_reference_values_config_E.csv", False),
 }
-COLUMNS = ["dataset", "ibsi_feature", "pyradiomics_feature", "reference", "tolerance", "value", "within_tolerance",
+MODES = {"pyradiomics": "{dataset}.yaml", "ibsi": "{dataset}_ibsi.yaml"}
+IBSI_DEFINED = {"stat_kurt": "ibsi_stat_kurt", "morph_pca_maj_axis": "ibsi_morph_pca_maj_axis",
+                "morph_pca_min_axis": "ibsi_morph_pca_min_axis", "morph_pca_least_axis": "ibsi_morph_pca_least_axis"}
+COLUMNS = ["dataset", "mode", "ibsi_feature", "pyradiomics_feature", "reference", "tolerance", "value", "within_tolerance",
            "note"]
 
 
@@ -151,35 +155,46 @@ def _inputs(reference_dir: Path, dataset: str) -> tuple[Path, Path]:
     return image, mask
 
 
-def conformance(reference_dir, out_dir, settings_dir, datasets=tuple(DATASETS)) -> pd.DataFrame:
-    """Run radflow's extraction on the IBSI data and write OUT_DIR/conformance.csv (and return it)."""
+def conformance(reference_dir, out_dir, settings_dir, datasets=tuple(DATASETS), modes=tuple(MODES)) -> pd.DataFrame:
+    """Run radflow's extraction on the IBSI data, in plain pyradiomics mode and in IBSI mode, and write
+    OUT_DIR/conformance.csv and OUT_DIR/roi_voxels.csv (and return the conformance table)."""
     reference_dir, out = Path(reference_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, voxels = [], []
     for dataset in datasets:
         label, ref_file, two_d = DATASETS[dataset]
         references = _references(reference_dir / "reference_values_zrad" / ref_file)
         image_path, mask_path = _inputs(reference_dir, dataset)
         image, mask = sitk.ReadImage(str(image_path)), sitk.ReadImage(str(mask_path))
-        extractor = make_extractor(Path(settings_dir) / f"{dataset}.yaml")
-        values, status = extract_roi(extractor, image, mask)
-        if status:
-            raise RuntimeError(f"IBSI {label}: extraction failed: {status}")
-        for tag, feature in feature_map(two_d).items():
-            if tag not in references:
-                continue
-            reference, tolerance = references[tag]
-            value = float(values.get("original_" + feature, float("nan")))
-            ok = _matches(value, reference, tolerance)
-            rows.append(dict(dataset=dataset, ibsi_feature=tag, pyradiomics_feature="original_" + feature,
-                             reference=reference, tolerance=tolerance, value=value, within_tolerance=ok,
-                             note="" if ok else (known_reason(dataset, tag) or "not explained by a documented "
-                                                                              "pyradiomics difference")))
+        for mode in modes:
+            settings = Path(settings_dir) / MODES[mode].format(dataset=dataset)
+            extractor = make_extractor(settings)
+            t = time.perf_counter()
+            values, status = extract_roi(extractor, image, mask)
+            seconds = time.perf_counter() - t
+            if status:
+                raise RuntimeError(f"IBSI {label} ({mode}): extraction failed: {status}")
+            voxels.append(dict(dataset=dataset, mode=mode, roi_voxels=values.get("ibsi_roi_voxels"),
+                               intensity_roi_voxels=values.get("ibsi_intensity_roi_voxels"),
+                               seconds=round(seconds, 3)))
+            for tag, feature in feature_map(two_d).items():
+                if tag not in references:
+                    continue
+                name = IBSI_DEFINED[tag] if mode == "ibsi" and tag in IBSI_DEFINED else "original_" + feature
+                reference, tolerance = references[tag]
+                value = float(values.get(name, float("nan")))
+                ok = _matches(value, reference, tolerance)
+                note = "" if ok else (known_reason(dataset, tag) if mode == "pyradiomics" else
+                                      "IBSI mode: not explained yet") or "not explained by a documented difference"
+                rows.append(dict(dataset=dataset, mode=mode, ibsi_feature=tag, pyradiomics_feature=name,
+                                 reference=reference, tolerance=tolerance, value=value, within_tolerance=ok,
+                                 note=note))
     table = pd.DataFrame(rows, columns=COLUMNS)
     table.to_csv(out / "conformance.csv", index=False)
+    pd.DataFrame(voxels).to_csv(out / "roi_voxels.csv", index=False)
     return table
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
-    return table.groupby("dataset", sort=False).agg(features=("within_tolerance", "size"),
-                                                    within_tolerance=("within_tolerance", "sum")).reset_index()
+    return table.groupby(["dataset", "mode"], sort=False).agg(
+        features=("within_tolerance", "size"), within_tolerance=("within_tolerance", "sum")).reset_index()

@@ -97,15 +97,39 @@ def ibsi_table(tmp_path_factory):
 
 def test_conformance_table(ibsi_table):
     assert list(ibsi_table.columns) == COLUMNS
-    counts = ibsi_table.groupby("dataset")["within_tolerance"].sum().to_dict()
-    assert counts["digital_phantom"] == 102 and counts["A"] == 104
-    assert (ibsi_table.groupby("dataset").size() == 105).all()
+    assert (ibsi_table.groupby(["dataset", "mode"]).size() == 105).all()
+    plain = ibsi_table[ibsi_table["mode"] == "pyradiomics"].groupby("dataset")["within_tolerance"].sum().to_dict()
+    assert plain["digital_phantom"] == 102 and plain["A"] == 104
     # every deviation carries a note
     assert (ibsi_table.loc[~ibsi_table["within_tolerance"], "note"].str.len() > 0).all()
 
 
+def test_ibsi_mode_pins(ibsi_table, tmp_path_factory):
+    """IBSI mode: all 105 mapped features within tolerance on the digital phantom and on configuration D (and, as
+    measured, on A-E); the interpolated ROI holds IBSI's 45,985 voxels."""
+    ibsi = ibsi_table[ibsi_table["mode"] == "ibsi"].groupby("dataset")["within_tolerance"].sum().to_dict()
+    assert ibsi["digital_phantom"] == 105 and ibsi["D"] == 105
+    assert all(ibsi[d] >= 104 for d in ("A", "B", "C", "E"))
+    voxels = pd.read_csv(next(tmp_path_factory.getbasetemp().glob("ibsi*/roi_voxels.csv")))
+    roi = voxels[voxels["mode"] == "ibsi"].set_index("dataset")["roi_voxels"]
+    assert (roi[["C", "D", "E"]] == 45985).all()
+    # IBSI-defined values sit in their own columns
+    assert set(ibsi_table.loc[(ibsi_table["mode"] == "ibsi") & ibsi_table["ibsi_feature"].eq("stat_kurt"),
+                              "pyradiomics_feature"]) == {"ibsi_stat_kurt"}
+
+
+def test_ibsi_columns_leave_pyradiomics_columns_alone():
+    from radflow.ibsi_mode import ibsi_columns
+
+    values = {"original_firstorder_Kurtosis": 5.0, "original_shape_MajorAxisLength": 10.0}
+    extra = ibsi_columns(values, morph_voxels=5)
+    assert extra["ibsi_stat_kurt"] == 2.0
+    assert extra["ibsi_morph_pca_maj_axis"] == pytest.approx(10.0 * (5 / 4) ** 0.5)
+    assert values == {"original_firstorder_Kurtosis": 5.0, "original_shape_MajorAxisLength": 10.0}
+
+
 def test_every_digital_phantom_feature_defined_the_ibsi_way_is_within_tolerance(ibsi_table):
-    dp = ibsi_table[ibsi_table["dataset"] == "digital_phantom"]
+    dp = ibsi_table[(ibsi_table["dataset"] == "digital_phantom") & (ibsi_table["mode"] == "pyradiomics")]
     misses = set(dp.loc[~dp["within_tolerance"], "ibsi_feature"])
     assert misses <= DEFINITIONAL, misses
     # and the definitional ones are off by exactly their documented difference
