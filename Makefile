@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 # The workflow's demo_cohort rule writes the demo cohort first when config.yaml asks for it and it is absent.
 demo: install
-	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
+	$(BIN)/snakemake --profile workflow/profiles/local --cores $(CORES) --configfile config/config.yaml
 	@echo
 	@echo "radflow: done. Results are in $(abspath results)/:"
 	@echo "  features.parquet / features.csv   one row per patient x series x ROI"

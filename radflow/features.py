@@ -82,13 +82,6 @@ def extract_roi(extractor, image: sitk.Image, mask: sitk.Image, label: int = 1) 
     return values, ""
 
 
-def settings_for(modality: str, settings_dir) -> Path:
-    path = Path(settings_dir) / f"{modality}.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"no pyradiomics settings for modality {modality}: {path} does not exist")
-    return path
-
-
 def extract_series(image_path, masks_dir, settings_path) -> pd.DataFrame:
     """One row per mask in masks_dir (as listed in its masks.json) for the image at image_path."""
     import radiomics
