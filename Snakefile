@@ -28,4 +28,5 @@ rule all:
         "results/modelling_table.csv",
         "results/cohort.tsv",
         "results/survival/summary.json",
+        "results/provenance.json",
         dose_files,

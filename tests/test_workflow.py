@@ -181,3 +181,33 @@ def test_survival_starter_ran_on_the_demo(demo_run, truth):
     assert (demo_run / "results" / "survival" / "km.png").stat().st_size > 1000
     uni = pd.read_csv(demo_run / "results" / "survival" / "univariate_cox.csv")
     assert len(uni) == summary["features"] and uni["q_bh"].between(0, 1).all()
+
+
+@pytest.fixture(scope="module")
+def second_run(tmp_path_factory):
+    """A second clean run: its own demo cohort, generated again, in another folder."""
+    from conftest import make_project, run_snakemake
+    from radflow.demo import generate_demo
+
+    demo = tmp_path_factory.mktemp("demo-again")
+    generate_demo(demo)
+    workdir = make_project(tmp_path_factory.mktemp("project-again"), demo)
+    proc = run_snakemake(workdir)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return workdir
+
+
+@pytest.mark.parametrize("table", ["features.parquet", "features.csv", "features_long.csv", "clinical.csv",
+                                   "modelling_table.csv", "cohort.tsv", "index/series.parquet"])
+def test_two_clean_runs_are_byte_identical(demo_run, second_run, table):
+    assert (demo_run / "results" / table).read_bytes() == (second_run / "results" / table).read_bytes()
+
+
+def test_provenance_record(demo_run):
+    from radflow.provenance import sha256
+
+    record = json.loads((demo_run / "results" / "provenance.json").read_text())
+    assert record["packages"]["numpy"] == np.__version__ and record["packages"]["pyradiomics-bhklab"] == "3.1.4"
+    assert record["config"]["model"] == {"modality": "CT", "roi": "GTVp"}
+    assert record["sha256"]["features"] == sha256(demo_run / "results" / "features.parquet")
+    assert len(record["git"]["commit"]) in (0, 40)

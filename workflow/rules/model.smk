@@ -28,3 +28,23 @@ rule survival:
         "logs/survival.log",
     script:
         "../../scripts/survival.py"
+
+
+rule provenance:
+    input:
+        index_series="results/index/series.parquet",
+        index_rois="results/index/rois.parquet",
+        index_links="results/index/links.parquet",
+        features="results/features.parquet",
+        clinical="results/clinical.csv",
+        modelling_table="results/modelling_table.csv",
+        cohort="results/cohort.tsv",
+    output:
+        "results/provenance.json",
+    params:
+        config=config,
+        workflow_dir=workflow.basedir,
+    log:
+        "logs/provenance.log",
+    script:
+        "../../scripts/provenance.py"
