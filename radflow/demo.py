@@ -632,7 +632,6 @@ def generate_demo(out_dir) -> dict:
     """Write the demo cohort into out_dir; returns (and writes) the truth the tests check against."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(SEED)
     truth: dict = {"collection": COLLECTION, "seed": SEED, "patients": {}, "not_images": {}}
     ct_grid = SliceGrid(256, 256, 0.9765625, 2.5, 72, (-124.51171875, -114.51171875, -90.0))
     pet_grid = SliceGrid(128, 128, 2.5, 3.27, 54, (-158.75, -148.75, -88.0))

@@ -151,7 +151,7 @@ def test_ring_outer_and_inner_contour(tmp_path):
 
 
 def test_shape_crossing_the_image_edge(tmp_path):
-    r, cut = 15.0, 5.0  # the image ends at x = 5 mm: a cap of height r - cut lies outside
+    r = 15.0  # the image ends at x = 4.75 mm: a cap beyond it lies outside
     rois = {"edge": sphere_contours((0.0, 0.0, 0.0), r, np.arange(-20, 20.1, 0.5))}
     x0, n = -25.0, 60  # voxel centres -25 .. 4.5 (0.5 mm): the last centre inside is 4.5, the edge at 4.75
     got = _volume(tmp_path, rois, (n, 100, 81), (0.5, 0.5, 0.5), (x0, -25, -20))["edge"]

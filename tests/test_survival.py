@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from radflow.survival import benjamini_hochberg, survival_starter
 
