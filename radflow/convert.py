@@ -118,7 +118,7 @@ def convert_series(files, out_path, sidecar_path=None, pet_fallback: str | None 
         frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "")),
         series_description=str(first.get("SeriesDescription", "")), manufacturer=str(first.get("Manufacturer", "")),
         n_slices=len(datasets), size=list(grid.size), spacing=list(grid.spacing), origin=list(grid.origin),
-        direction=list(grid.direction), units=UNITS.get(modality, "as stored"), warnings=warnings,
+        direction=list(grid.direction), units=UNITS.get(modality, "as stored"), warnings=warnings, status="ok",
         transfer_syntax=str(first.file_meta.TransferSyntaxUID.name) if "TransferSyntaxUID" in first.file_meta else "",
         sop_instance_uids=[str(ds.SOPInstanceUID) for ds in datasets],
     )
@@ -142,6 +142,16 @@ def convert_series(files, out_path, sidecar_path=None, pet_fallback: str | None 
     sitk.WriteImage(image, str(out_path), useCompression=True)
     sidecar_path = Path(sidecar_path) if sidecar_path else sidecar_for(out_path)
     sidecar_path.write_text(json.dumps(sidecar, indent=2, sort_keys=True))
+    return sidecar
+
+
+def write_failed_conversion(out_path, sidecar_path, reason: str, meta: dict) -> dict:
+    """After a failed conversion: a 1-voxel placeholder image (Snakemake needs the file) and a sidecar with
+    status "failed" and the reason, which the masks and features steps turn into failed rows."""
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(sitk.Image([1, 1, 1], sitk.sitkUInt8), str(out_path))
+    sidecar = dict(meta, status="failed", reason=reason, placeholder=True, radflow_version=__version__)
+    Path(sidecar_path).write_text(json.dumps(sidecar, indent=2, sort_keys=True))
     return sidecar
 
 

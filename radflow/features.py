@@ -90,9 +90,10 @@ def extract_series(image_path, masks_dir, settings_path) -> pd.DataFrame:
     sidecar = json.loads(image_path.with_name(image_path.name.replace(".nii.gz", ".json")).read_text())
     masks = json.loads((masks_dir / "masks.json").read_text())
     settings_hash = hashlib.sha256(settings_path.read_bytes()).hexdigest()[:16]
-    extractor = make_extractor(settings_path)
-    image = sitk.ReadImage(str(image_path))  # once for all ROIs
-    image_sha = image_hash(image)
+    failed_image = sidecar.get("status") == "failed"
+    extractor = None if failed_image else make_extractor(settings_path)
+    image = None if failed_image else sitk.ReadImage(str(image_path))  # once for all ROIs
+    image_sha = "" if failed_image else image_hash(image)
     rows = []
     for m in masks:
         row = dict(patient_id=sidecar["patient_id"], study_uid=sidecar["study_uid"], series_uid=sidecar["series_uid"],
@@ -102,6 +103,10 @@ def extract_series(image_path, masks_dir, settings_path) -> pd.DataFrame:
                    settings=settings_path.name, settings_sha256=settings_hash, image_sha256=image_sha,
                    mask_sha256="", radiomics_version=str(radiomics.__version__),
                    simpleitk_version=sitk.Version_VersionString(), numpy_version=np.__version__)
+        if m.get("status") == "failed" or failed_image:
+            row.update(status="failed", reason=m.get("reason") or sidecar.get("reason", "failed"))
+            rows.append(row)
+            continue
         if m["voxel_count"] == 0:
             row.update(status="failed", reason="empty mask: the ROI covers no voxel of this image")
             rows.append(row)

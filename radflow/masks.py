@@ -51,10 +51,14 @@ def read_rtstruct(path) -> tuple[pydicom.Dataset, dict[int, dict]]:
         if number not in rois:
             continue
         for c in rc.get("ContourSequence", []):
-            data = _contour_data(c)
-            if data.size % 3:
-                raise MaskError(f"{path}: ROI '{rois[number]['name']}': ContourData length {data.size} "
-                                "is not a multiple of 3")
+            try:
+                data = _contour_data(c)
+            except ValueError as err:
+                rois[number]["error"] = f"ContourData is not a list of numbers ({err})"
+                break
+            if data.size % 3:  # this ROI is broken; the file's other ROIs are not
+                rois[number]["error"] = f"ContourData holds {data.size} values, not a multiple of 3"
+                break
             rois[number]["contours"].append((str(c.get("ContourGeometricType", "")).upper(), data.reshape(-1, 3)))
     return ds, rois
 
@@ -231,6 +235,13 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "roi"
 
 
+def failed_entry(roi_original: str, reason: str, image_series_uid="") -> dict:
+    """A masks.json entry for what could not be rasterised: the features table shows it as a failed row."""
+    return dict(label="", roi="", roi_original=roi_original, roi_pattern="", roi_number=0, rtstruct_sop_uid="",
+                rtstruct_series_uid="", image_series_uid=image_series_uid, relation="", voxel_count=0,
+                volume_mm3=0.0, status="failed", reason=reason, warnings=[], notes=[])
+
+
 def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="", relation="") -> list[dict]:
     """Rasterise every ROI of the RTSTRUCTs (or segment of the SEGs) on the grid of image_path (a NIfTI path, or a
     Grid); writes {roi}.nii.gz + {roi}.json per ROI and
@@ -248,9 +259,15 @@ def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="
     used: set[str] = set()
     sidecars = []
     for rs_path in sorted(rtstruct_paths):
-        is_seg = str(pydicom.dcmread(rs_path, stop_before_pixels=True, specific_tags=["Modality"]).get(
-            "Modality", "")).upper() == "SEG"
-        ds, rois = read_seg(rs_path) if is_seg else read_rtstruct(rs_path)
+        try:
+            is_seg = str(pydicom.dcmread(rs_path, stop_before_pixels=True, specific_tags=["Modality"]).get(
+                "Modality", "")).upper() == "SEG"
+            ds, rois = read_seg(rs_path) if is_seg else read_rtstruct(rs_path)
+        except Exception as err:  # a broken structure set is recorded, and the others go on
+            sidecars.append(failed_entry(f"(every ROI of {Path(rs_path).name})",
+                                         f"{Path(rs_path).name} cannot be read: {type(err).__name__}: {err}",
+                                         image_series_uid))
+            continue
         for number, roi in sorted(rois.items()):
             standard, pattern = standard_name(roi["name"], aliases)
             base = standard if standard != UNMAPPED else f"{UNMAPPED}__{_safe(roi['name'])}"
@@ -259,14 +276,23 @@ def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="
                 n += 1
                 label = f"{base}_{n}"
             used.add(label)
-            if is_seg:
-                mask = seg_on_grid(roi["image"], image)
-                audit = dict(warnings=[], notes=["DICOM SEG segment, resampled nearest-neighbour onto this grid"],
-                             polygon_volume_mm3=float(sitk.GetArrayViewFromImage(roi["image"]).sum()
-                                                      * np.prod(roi["image"].GetSpacing())),
-                             n_contours=0)
-            else:
-                mask, audit = rasterise_roi(roi["contours"], grid, roi["name"])
+            try:
+                if roi.get("error"):
+                    raise MaskError(roi["error"])
+                if is_seg:
+                    mask = seg_on_grid(roi["image"], image)
+                    audit = dict(warnings=[], notes=["DICOM SEG segment, resampled nearest-neighbour onto this grid"],
+                                 polygon_volume_mm3=float(sitk.GetArrayViewFromImage(roi["image"]).sum()
+                                                          * np.prod(roi["image"].GetSpacing())),
+                                 n_contours=0)
+                else:
+                    mask, audit = rasterise_roi(roi["contours"], grid, roi["name"])
+            except Exception as err:  # one broken ROI is recorded, and the others go on
+                entry = failed_entry(roi["name"], f"ROI '{roi['name']}' of {Path(rs_path).name} cannot be "
+                                                  f"rasterised: {type(err).__name__}: {err}", image_series_uid)
+                entry.update(label=label, roi=standard, rtstruct_series_uid=str(ds.SeriesInstanceUID))
+                sidecars.append(entry)
+                continue
             count = int(mask.sum())
             if count == 0:
                 audit["warnings"].append(f"ROI '{roi['name']}' covers no voxel centre of this image")
@@ -278,7 +304,7 @@ def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="
                            rtstruct_series_uid=str(ds.SeriesInstanceUID), image_series_uid=image_series_uid,
                            relation=relation.get(str(ds.SeriesInstanceUID), "") if isinstance(relation, dict)
                            else relation,
-                           voxel_count=count, volume_mm3=count * voxel_mm3, **audit)
+                           voxel_count=count, volume_mm3=count * voxel_mm3, status="ok", reason="", **audit)
             (out / f"{label}.json").write_text(json.dumps(sidecar, indent=2, sort_keys=True))
             sidecars.append(sidecar)
     (out / "masks.json").write_text(json.dumps(sidecars, indent=2, sort_keys=True))

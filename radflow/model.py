@@ -57,9 +57,10 @@ def modelling_table(features: pd.DataFrame, clinical: pd.DataFrame, series: pd.D
             reason = "no converted image series"
         elif not entry["has_modality"]:
             reason = f"no {modality} image series"
-        elif not entry["has_roi"]:
+        elif not entry["has_roi"]:  # (a failed image conversion counts as no usable ROI, with its reason)
+            # the ROI's own failure, or its image's (a failed conversion fails every ROI: roi "")
             failed = features[(features["patient_id"] == pid) & (features["modality"] == modality)
-                              & (features["roi"] == roi)]
+                              & features["roi"].isin([roi, ""]) & (features["status"] != "ok")]
             reason = (f"{roi} on {modality} failed: {failed['reason'].iloc[0]}" if len(failed)
                       else f"no ROI mapped to {roi} on a {modality} series")
         elif not entry["has_clinical"]:
