@@ -399,7 +399,7 @@ def write_rtstruct(study: Study, number, image: dict, rois: list[tuple[str, obje
 
 
 # ----------------------------------------------------------------------------------------- the cohort
-def _study(root: Path, patient: str, rng, label: str, date: datetime, sex, weight) -> Study:
+def _study(root: Path, patient: str, label: str, date: datetime, sex, weight) -> Study:
     study_uid = uid(patient, "study", label)
     folder = root / COLLECTION / patient / f"{date.strftime('%m-%d-%Y')}-NA-{label}-{study_uid[-5:]}"
     return Study(patient, study_uid, date, label, folder, sex, weight)
@@ -640,7 +640,7 @@ def generate_demo(out_dir) -> dict:
         prng = np.random.default_rng([SEED, n])
         sex = CLINICAL[pid][4][0].upper()
         weight = float(np.round(prng.uniform(55, 95), 1))
-        study = _study(out, pid, prng, "RT PLANNING", datetime(2001 + n, 3 + n, 10 + n, 9, 0, 0), sex, weight)
+        study = _study(out, pid, "RT PLANNING", datetime(2001 + n, 3 + n, 10 + n, 9, 0, 0), sex, weight)
         z0, z1 = ct_grid.z(0), ct_grid.z(ct_grid.n_slices - 1)
         anat = make_anatomy(prng, (z0, z1))
         for_uid = uid(pid, "for", "ct")

@@ -29,10 +29,6 @@ class Grid:
         d = self.matrix * np.asarray(self.spacing)[None, :]
         return np.linalg.solve(d, (np.asarray(points, float) - np.asarray(self.origin)).T).T
 
-    def to_physical(self, index: np.ndarray) -> np.ndarray:
-        d = self.matrix * np.asarray(self.spacing)[None, :]
-        return (d @ np.asarray(index, float).T).T + np.asarray(self.origin)
-
     @classmethod
     def of_image(cls, image: sitk.Image) -> "Grid":
         return cls(tuple(image.GetSize()), tuple(image.GetSpacing()), tuple(image.GetOrigin()),
