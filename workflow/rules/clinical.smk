@@ -8,5 +8,7 @@ rule clinical:
         project=config.get("clinical_project"),
     log:
         "logs/clinical.log",
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/clinical.py"

@@ -1,8 +1,17 @@
 # Input functions over the index checkpoint: the DAG after the index is built from its tables.
 import functools
 import os
+from pathlib import Path
 
 import pandas as pd
+
+
+# `snakemake --sdm conda` runs every rule in this environment (pinned like pyproject.toml); the scripts import
+# radflow from this checkout, so it need not be installed there.
+CONDA_ENV = "../../envs/radflow.yaml"
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(Path(workflow.basedir)), os.environ.get("PYTHONPATH", "")) if p
+)
 
 
 wildcard_constraints:
@@ -57,3 +66,21 @@ def settings_file(wildcards):
 def demo_cohort():
     """The demo cohort's truth file when the config asks for the demo cohort (so it is generated first)."""
     return [f"{config['demo_cohort']}/truth.json"] if config.get("demo_cohort") else []
+
+
+def attempt_mb(base):
+    """Memory that grows with each retry (base, 2 x base, ...): a job killed for memory gets more next time."""
+
+    def mem_mb(wildcards, attempt):
+        return base * attempt
+
+    return mem_mb
+
+
+def attempt_minutes(base):
+    """Run time that grows with each retry, like attempt_mb."""
+
+    def runtime(wildcards, attempt):
+        return base * attempt
+
+    return runtime

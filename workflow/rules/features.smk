@@ -9,9 +9,13 @@ rule features:
     threads: 1
     resources:
         # measured: 352 MiB peak on the demo CTs, 1,064 MiB for a 512x512x200 CT with LoG and wavelet
-        mem_mb=1500,
+        mem_mb=attempt_mb(1500),
+        # measured: 14.9 s for 1,130 features of a 512x512x200 CT with LoG and wavelet
+        runtime=attempt_minutes(10),
     log:
         "logs/features/{patient}/{series}.log",
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/features.py"
 
@@ -26,5 +30,7 @@ rule merge_features:
         long_csv="results/features_long.csv",
     log:
         "logs/merge_features.log",
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/merge_features.py"

@@ -17,8 +17,12 @@ checkpoint index:
     threads: config.get("index_threads", 2)
     resources:
         # measured: 1.3 GB peak for a first index of 270,376 files (benchmarks/index_scale.py cohort)
-        mem_mb=4000,
+        mem_mb=attempt_mb(4000),
+        # measured: 33-41 s for 270,376 files on a local disk; network file systems are slower
+        runtime=attempt_minutes(60),
     log:
         "logs/index.log",
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/index.py"

@@ -11,6 +11,8 @@ rule modelling_table:
         roi=config["model"]["roi"],
     log:
         "logs/modelling_table.log",
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/modelling_table.py"
 
@@ -26,6 +28,8 @@ rule survival:
         survival=config.get("survival", {}),
     log:
         "logs/survival.log",
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/survival.py"
 
@@ -46,5 +50,7 @@ rule provenance:
         workflow_dir=workflow.basedir,
     log:
         "logs/provenance.log",
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/provenance.py"
