@@ -1,4 +1,6 @@
 # radflow: TCIA DICOM cohort -> pyradiomics features per patient x series x ROI -> joined with GDC outcomes.
+import sys
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -7,6 +9,13 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+# Every configuration mistake, named by key, value and what was expected, before any job runs.
+from radflow.config_check import ConfigError, check_config
+
+try:
+    check_config(config, workflow.source_path("workflow/schemas/config.schema.yaml"))
+except ConfigError as err:
+    sys.exit(str(err))
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
@@ -17,6 +26,7 @@ include: "workflow/rules/convert.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/clinical.smk"
 include: "workflow/rules/model.smk"
+include: "workflow/rules/qc.smk"
 
 
 rule all:
@@ -30,3 +40,5 @@ rule all:
         "results/survival/summary.json",
         "results/provenance.json",
         dose_files,
+        overlay_dirs,
+        "results/qc/counts.tsv",

@@ -13,6 +13,7 @@ import pydicom
 import SimpleITK as sitk
 
 from . import __version__
+from .failures import write_image
 from .geometry import Grid, direction_from_orientation
 from .suv import SUVError, suv_factors, suv_tags
 
@@ -139,7 +140,7 @@ def convert_series(files, out_path, sidecar_path=None, pet_fallback: str | None 
     image = grid.apply_to(sitk.GetImageFromArray(array))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(image, str(out_path), useCompression=True)
+    write_image(image, out_path)
     sidecar_path = Path(sidecar_path) if sidecar_path else sidecar_for(out_path)
     sidecar_path.write_text(json.dumps(sidecar, indent=2, sort_keys=True))
     return sidecar
@@ -149,7 +150,7 @@ def write_failed_conversion(out_path, sidecar_path, reason: str, meta: dict) -> 
     """After a failed conversion: a 1-voxel placeholder image (Snakemake needs the file) and a sidecar with
     status "failed" and the reason, which the masks and features steps turn into failed rows."""
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(sitk.Image([1, 1, 1], sitk.sitkUInt8), str(out_path))
+    write_image(sitk.Image([1, 1, 1], sitk.sitkUInt8), out_path, compress=False)
     sidecar = dict(meta, status="failed", reason=reason, placeholder=True, radflow_version=__version__)
     Path(sidecar_path).write_text(json.dumps(sidecar, indent=2, sort_keys=True))
     return sidecar
@@ -228,7 +229,7 @@ def convert_rtdose(path, out_path, on_images: dict | None = None) -> dict:
     image = grid.apply_to(sitk.GetImageFromArray(dose.astype(np.float32)))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(image, str(out_path), useCompression=True)
+    write_image(image, out_path)
     resampled = {}
     for series_uid, (reference, target) in sorted((on_images or {}).items()):
         ref = sitk.ReadImage(str(reference))
@@ -240,7 +241,7 @@ def convert_rtdose(path, out_path, on_images: dict | None = None) -> dict:
         values[~covered] = 0.0
         filled = sitk.GetImageFromArray(values)
         filled.CopyInformation(on_ref)
-        sitk.WriteImage(filled, str(target), useCompression=True)
+        write_image(filled, target)
         resampled[series_uid] = dict(path=Path(target).name, covered_fraction=float(covered.mean()))
     sidecar = dict(
         radflow_version=__version__, patient_id=str(ds.get("PatientID", "")), study_uid=str(ds.StudyInstanceUID),

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from .failures import is_machine_error
+
 ID_COLUMNS = ["patient_id", "study_uid", "series_uid", "modality", "roi", "roi_original", "roi_label",
               "rtstruct_series_uid", "relation", "status", "reason", "mask_voxels", "mask_volume_mm3",
               "settings", "settings_sha256", "image_sha256", "mask_sha256", "radiomics_version",
@@ -65,6 +67,8 @@ def extract_roi(extractor, image: sitk.Image, mask: sitk.Image, label: int = 1) 
             extractor.settings.update(overrides)
         result = extractor.execute(image, mask, label=label)
     except Exception as err:  # pyradiomics raises ValueError/AssertionError for small or empty ROIs
+        if is_machine_error(err):  # too little memory: fail the job, so that the retry gets more
+            raise
         return {}, f"pyradiomics: {type(err).__name__}: {err}".strip()
     finally:
         extractor.settings.clear()
@@ -108,7 +112,9 @@ def extract_series(image_path, masks_dir, settings_path) -> pd.DataFrame:
             rows.append(row)
             continue
         if m["voxel_count"] == 0:
-            row.update(status="failed", reason="empty mask: the ROI covers no voxel of this image")
+            why = "; ".join(dict.fromkeys(list(m.get("warnings", [])) + list(m.get("notes", []))))
+            row.update(status="failed", reason=f"empty mask: ROI '{m['roi_original']}' covers no voxel of this image"
+                                               + (f" ({why})" if why else ""))
             rows.append(row)
             continue
         mask = sitk.ReadImage(str(masks_dir / f"{m['label']}.nii.gz"))

@@ -17,6 +17,7 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.dataset import Dataset
 
+from .failures import is_machine_error, write_image
 from .geometry import Grid
 from .roi_names import UNMAPPED, standard_name
 
@@ -264,6 +265,8 @@ def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="
                 "Modality", "")).upper() == "SEG"
             ds, rois = read_seg(rs_path) if is_seg else read_rtstruct(rs_path)
         except Exception as err:  # a broken structure set is recorded, and the others go on
+            if is_machine_error(err):
+                raise
             sidecars.append(failed_entry(f"(every ROI of {Path(rs_path).name})",
                                          f"{Path(rs_path).name} cannot be read: {type(err).__name__}: {err}",
                                          image_series_uid))
@@ -288,6 +291,8 @@ def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="
                 else:
                     mask, audit = rasterise_roi(roi["contours"], grid, roi["name"])
             except Exception as err:  # one broken ROI is recorded, and the others go on
+                if is_machine_error(err):
+                    raise
                 entry = failed_entry(roi["name"], f"ROI '{roi['name']}' of {Path(rs_path).name} cannot be "
                                                   f"rasterised: {type(err).__name__}: {err}", image_series_uid)
                 entry.update(label=label, roi=standard, rtstruct_series_uid=str(ds.SeriesInstanceUID))
@@ -298,7 +303,7 @@ def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="
                 audit["warnings"].append(f"ROI '{roi['name']}' covers no voxel centre of this image")
             img = sitk.GetImageFromArray(mask)
             img.CopyInformation(image)
-            sitk.WriteImage(img, str(out / f"{label}.nii.gz"), useCompression=True)
+            write_image(img, out / f"{label}.nii.gz")
             sidecar = dict(label=label, roi=standard, roi_original=roi["name"], roi_pattern=pattern,
                            roi_number=number, rtstruct_sop_uid=str(ds.SOPInstanceUID),
                            rtstruct_series_uid=str(ds.SeriesInstanceUID), image_series_uid=image_series_uid,

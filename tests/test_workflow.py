@@ -20,7 +20,7 @@ def features(demo_run):
 def test_every_table_is_written(demo_run):
     for rel in ["index/series.parquet", "index/rois.parquet", "index/problems.tsv", "index/links.parquet",
                 "features.parquet", "features.csv", "features_long.parquet", "features_long.csv", "clinical.csv",
-                "modelling_table.csv", "cohort.tsv"]:
+                "modelling_table.csv", "cohort.tsv", "qc/counts.tsv"]:
         assert (demo_run / "results" / rel).stat().st_size > 0, rel
 
 
@@ -125,6 +125,34 @@ def test_modelling_table_and_cohort(demo_run, truth):
     assert set(cohort["patient_id"]) == set(truth["clinical"]) | set(truth["patients"])
     only = cohort.set_index("patient_id").loc[truth["clinical_only"][0]]
     assert not only["in_modelling_table"] and "no converted image" in only["reason"]
+
+
+def test_overlays_counts_and_report(demo_run, features, truth):
+    """snakemake --report: counts, an overlay per ROI, feature distributions, problems, survival plot."""
+    from conftest import run_snakemake
+
+    qc = demo_run / "results" / "qc"
+    ok = features[features["status"] == "ok"]
+    pictures = sorted(qc.glob("overlays/*/*/*.png"))
+    assert len(pictures) == len(ok) == 51
+    assert {(p.parent.parent.name, p.parent.name, p.stem) for p in pictures} == \
+        set(zip(ok["patient_id"], ok["series_uid"], ok["roi"]))
+    counts = pd.read_csv(qc / "counts.tsv", sep="\t")
+    n = dict(zip(counts["count"], counts["n"]))
+    assert n["patients with DICOM"] == len(truth["patients"])
+    assert n["patients in the modelling table"] == len(truth["patients"])
+    assert n["OS events in the modelling table"] == sum(truth["clinical"][p]["os_event"] for p in truth["patients"])
+    assert n["feature rows ok"] == 51 and n["left out: no converted image series"] == len(truth["clinical_only"])
+    assert len(list((qc / "feature_distributions").glob("*.png"))) == ok.groupby(["modality", "roi"]).ngroups
+
+    proc = run_snakemake(demo_run, "--report", "report.html")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = (demo_run / "report.html").read_text()
+    for category in ("Mask overlays", "Feature distributions", "Cohort", "counts.tsv", "problems.tsv", "km.png"):
+        assert category in html, category
+    # every overlay is embedded as a picture
+    embedded = html.count("data:image/png;charset=utf8;filename=")
+    assert embedded >= 51 + ok.groupby(["modality", "roi"]).ngroups + 1
 
 
 def test_rerun_does_nothing(demo_run):

@@ -1,0 +1,133 @@
+"""Check a run's configuration before any job starts: every mistake named by its key, its value and what was
+expected, all at once. A run that cannot succeed should say so in seconds, not after hours of conversion."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(Exception):
+    """The configuration cannot run; the message lists every problem found."""
+
+
+def _expected(error) -> str:
+    """What the schema wanted, in words."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    v = error.validator
+    if v == "type":
+        types = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        words = {"integer": "an integer", "number": "a number", "string": "a string", "array": "a list",
+                 "object": "a mapping", "boolean": "true or false", "null": "null"}
+        text = " or ".join(words.get(t, t) for t in types)
+    elif v == "enum":
+        text = "one of " + ", ".join("null" if e is None else str(e) for e in error.validator_value)
+    elif v == "minimum":
+        text = f"a number >= {error.validator_value}"
+    elif v == "maximum":
+        text = f"a number <= {error.validator_value}"
+    elif v == "minItems":
+        text = f"a list of at least {error.validator_value} item(s)"
+    elif v == "minLength":
+        text = "a non-empty string"
+    elif v == "required":
+        return error.message.replace("is a required property", "is missing: it is required")
+    elif v == "additionalProperties":
+        return f"{error.message} (see config/README.md for the keys radflow knows)"
+    else:
+        text = error.message
+    if schema.get("description"):
+        text += f" ({schema['description']})"
+    return text
+
+
+def schema_problems(config: dict, schema_path) -> list[str]:
+    """Every schema violation as 'config key a.b = value: expected …'."""
+    import jsonschema
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    out = []
+    for error in sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]):
+        key = ".".join(str(p) for p in error.absolute_path)
+        if error.validator in ("required", "additionalProperties"):
+            where = f"config{(' key ' + key) if key else ''}"
+            out.append(f"{where}: {_expected(error)}")
+        else:
+            out.append(f"config key {key} = {error.instance!r}: expected {_expected(error)}")
+    return out
+
+
+def _writable(folder: Path) -> str:
+    """'' when files can be created in folder (tried for real: root ignores permission bits), else why not."""
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is not a folder"
+    test = probe / f".radflow-write-test-{uuid.uuid4().hex}"
+    try:
+        test.write_bytes(b"")
+        test.unlink()
+    except OSError as err:
+        return f"cannot write in {probe}: {err.strerror}"
+    return ""
+
+
+def path_problems(config: dict, workdir=".") -> list[str]:
+    """Folders and files the config names that do not exist or cannot be read, and an unwritable results/."""
+    from .clinical import ClinicalError, detect_format
+
+    workdir = Path(workdir)
+    out = []
+    demo = config.get("demo_cohort")
+
+    def made_by_demo(path: str) -> bool:  # the demo_cohort rule writes these first
+        return bool(demo) and Path(os.path.abspath(path)).is_relative_to(os.path.abspath(demo))
+
+    root = config.get("dicom_root")
+    if isinstance(root, str) and not made_by_demo(root):
+        if not Path(root).exists():
+            out.append(f"config key dicom_root = {root!r}: the folder does not exist")
+        elif not Path(root).is_dir():
+            out.append(f"config key dicom_root = {root!r}: not a folder")
+    for k, path in enumerate(config.get("clinical") or []):
+        if not isinstance(path, str) or made_by_demo(path):
+            continue
+        if not Path(path).is_file():
+            out.append(f"config key clinical[{k}] = {path!r}: the file does not exist")
+            continue
+        try:
+            detect_format(path)
+        except ClinicalError as err:
+            out.append(f"config key clinical[{k}]: {err}")
+    roi_names = config.get("roi_names")
+    if isinstance(roi_names, str) and not Path(roi_names).is_file():
+        out.append(f"config key roi_names = {roi_names!r}: the file does not exist")
+    settings = config.get("pyradiomics_settings")
+    if isinstance(settings, str):
+        if not Path(settings).is_dir():
+            out.append(f"config key pyradiomics_settings = {settings!r}: the folder does not exist")
+        else:
+            for modality in config.get("modalities") or []:
+                if not (Path(settings) / f"{modality}.yaml").is_file():
+                    out.append(f"config key pyradiomics_settings = {settings!r}: no {modality}.yaml in it "
+                               f"(modalities lists {modality})")
+    manifest = config.get("manifest")
+    if isinstance(manifest, str) and not Path(manifest).is_file():
+        out.append(f"config key manifest = {manifest!r}: the file does not exist")
+    why = _writable(workdir / "results")
+    if why:
+        out.append(f"results folder {os.path.abspath(workdir / 'results')}: {why}")
+    return out
+
+
+def check_config(config: dict, schema_path, workdir=".") -> None:
+    """Raise ConfigError listing every problem: schema problems first, then missing or unusable paths."""
+    problems = schema_problems(config, schema_path) + path_problems(config, workdir)
+    if problems:
+        raise ConfigError("radflow cannot start; fix the configuration first:\n" +
+                          "\n".join(f"  - {p}" for p in problems))

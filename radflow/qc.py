@@ -1,0 +1,192 @@
+"""Pictures and counts for looking at a run: ROI outlines on the image in three planes, feature distributions,
+cohort counts. They feed `snakemake --report`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+# display windows (low, high) per modality; PET and MR are scaled to the image
+CT_WINDOW = (-160.0, 240.0)  # soft tissue: W 400, L 40
+MARGIN_MM = 40.0  # shown around the ROI's bounding box
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _window(values: np.ndarray, modality: str) -> tuple[float, float]:
+    if modality == "CT":
+        return CT_WINDOW
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    lo, hi = (0.0, float(np.percentile(finite, 99.5))) if modality == "PT" else \
+        (float(np.percentile(finite, 1)), float(np.percentile(finite, 99)))
+    return lo, hi if hi > lo else lo + 1.0
+
+
+def _crop(mask_2d: np.ndarray, spacing_rc: tuple[float, float]) -> tuple[slice, slice]:
+    """Rows and columns of the ROI's bounding box in this plane, widened by MARGIN_MM."""
+    rows, cols = np.nonzero(mask_2d)
+    if rows.size == 0:
+        return slice(None), slice(None)
+    out = []
+    for idx, sp, n in ((rows, spacing_rc[0], mask_2d.shape[0]), (cols, spacing_rc[1], mask_2d.shape[1])):
+        pad = int(np.ceil(MARGIN_MM / sp))
+        out.append(slice(max(int(idx.min()) - pad, 0), min(int(idx.max()) + pad + 1, n)))
+    return out[0], out[1]
+
+
+def roi_overlay(image: sitk.Image, mask: sitk.Image, out_png: Path, modality: str, title: str) -> dict:
+    """One picture: the image with the ROI's outline through the ROI's centre, axial, coronal and sagittal.
+
+    Both are reoriented to LPS axes first (a permutation and flips, no resampling), so every series — axial,
+    sagittal or coronal acquisitions — is shown the same way: axial from the feet, patient's right on the
+    left; coronal and sagittal with the head up. Returns the centre (voxel indices, LPS order) drawn through.
+    """
+    plt = _pyplot()
+    image = sitk.DICOMOrient(image, "LPS")
+    mask = sitk.DICOMOrient(mask, "LPS")
+    img = sitk.GetArrayViewFromImage(image).astype(np.float32)  # z, y, x
+    roi = sitk.GetArrayViewFromImage(mask) > 0
+    sx, sy, sz = image.GetSpacing()
+    lo, hi = _window(img, modality)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 4), dpi=90)
+    if not roi.any():
+        centre = tuple(int(n // 2) for n in img.shape)
+        fig.suptitle(f"{title}: empty mask", fontsize=10)
+    else:
+        centre = tuple(int(round(c)) for c in np.argwhere(roi).mean(axis=0))
+        fig.suptitle(title, fontsize=10)
+    kz, jy, ix = centre
+    planes = [
+        ("axial", img[kz], roi[kz], (sy, sx), "upper"),
+        ("coronal", img[:, jy, :], roi[:, jy, :], (sz, sx), "lower"),
+        ("sagittal", img[:, :, ix], roi[:, :, ix], (sz, sy), "lower"),
+    ]
+    for ax, (name, pixels, outline, spacing, origin) in zip(axes, planes):
+        rs, cs = _crop(outline, spacing)
+        pixels, outline = pixels[rs, cs], outline[rs, cs]
+        ax.imshow(pixels, cmap="gray", vmin=lo, vmax=hi, origin=origin, aspect=spacing[0] / spacing[1],
+                  interpolation="nearest")
+        if outline.any():
+            ax.contour(outline.astype(np.uint8), levels=[0.5], colors="red", linewidths=1.2, origin=origin)
+        ax.set_title(f"{name} ({int(outline.sum())} voxels in plane)", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, metadata={"Software": None})
+    plt.close(fig)
+    return {"centre_lps_index": [ix, jy, kz], "voxels": int(roi.sum())}
+
+
+def series_overlays(image_path: Path, masks_dir: Path, out_dir: Path, patient: str, series: str) -> list[str]:
+    """An overlay picture for every ROI mask of one image series; a note instead for failed ROIs."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sidecar = Path(str(image_path).replace(".nii.gz", ".json"))
+    meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+    written = []
+    masks = sorted(Path(masks_dir).glob("*.nii.gz"))
+    if meta.get("status") == "failed" or not masks:
+        return written
+    modality = meta.get("modality", "CT")
+    image = sitk.ReadImage(str(image_path))
+    for m in masks:
+        roi = m.name[: -len(".nii.gz")]
+        title = f"{patient} · {modality} {series[-12:]} · {roi}"
+        roi_overlay(image, sitk.ReadImage(str(m)), out_dir / f"{roi}.png", modality, title)
+        written.append(roi)
+    return written
+
+
+# the features shown as distributions: shape, intensity, texture
+DISTRIBUTION_FEATURES = [
+    "original_shape_MeshVolume",
+    "original_shape_Sphericity",
+    "original_firstorder_Mean",
+    "original_firstorder_90Percentile",
+    "original_firstorder_Entropy",
+    "original_firstorder_Skewness",
+    "original_glcm_Contrast",
+    "original_glcm_Idm",
+    "original_glrlm_RunLengthNonUniformity",
+    "original_glszm_ZoneEntropy",
+    "original_gldm_DependenceNonUniformity",
+    "original_ngtdm_Coarseness",
+]
+
+
+def feature_distributions(features: pd.DataFrame, out_dir: Path) -> list[str]:
+    """One picture per modality and ROI: histograms of a dozen features over the patients (status ok only)."""
+    plt = _pyplot()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ok = features[features["status"] == "ok"]
+    names = []
+    for (modality, roi), rows in ok.groupby(["modality", "roi"], sort=True):
+        cols = [c for c in DISTRIBUTION_FEATURES if c in rows.columns]
+        if not cols:
+            continue
+        fig, axes = plt.subplots(3, 4, figsize=(12, 8), dpi=80)
+        for ax, col in zip(axes.ravel(), cols):
+            values = pd.to_numeric(rows[col], errors="coerce").dropna()
+            ax.hist(values, bins=min(20, max(len(values), 1)), color="#4477aa")
+            ax.set_title(col.replace("original_", ""), fontsize=8)
+            ax.tick_params(labelsize=7)
+        for ax in axes.ravel()[len(cols):]:
+            ax.axis("off")
+        fig.suptitle(f"{modality} {roi}: {rows['patient_id'].nunique()} patients, {len(rows)} rows", fontsize=10)
+        fig.tight_layout()
+        name = f"{modality}_{roi}"
+        fig.savefig(out_dir / f"{name}.png", metadata={"Software": None})
+        plt.close(fig)
+        names.append(name)
+    return names
+
+
+def cohort_counts(series: pd.DataFrame, problems: pd.DataFrame, features: pd.DataFrame, cohort: pd.DataFrame,
+                  clinical: pd.DataFrame, modelling: pd.DataFrame, endpoint: str = "os") -> pd.DataFrame:
+    """The run in numbers, one row per count: what came in, what was used, what was left out."""
+    rows = []
+
+    def add(stage, what, n):
+        rows.append({"stage": stage, "count": what, "n": int(n)})
+
+    add("index", "patients with DICOM", series["patient_id"].nunique())
+    add("index", "studies", series["study_uid"].nunique())
+    add("index", "series (and sub-series)", len(series))
+    for modality, n in series["modality"].value_counts().sort_index().items():
+        add("index", f"series of modality {modality}", n)
+    add("index", "image series converted", int(series["convert"].sum()))
+    for severity, n in problems["severity"].value_counts().sort_index().items():
+        add("index", f"problems.tsv rows: {severity}", n)
+    add("features", "feature rows (patient x series x ROI)", len(features))
+    for status, n in features["status"].value_counts().sort_index().items():
+        add("features", f"feature rows {status}", n)
+    for (modality, roi), n in features[features["status"] == "ok"].groupby(["modality", "roi"]).size().items():
+        add("features", f"ok rows {modality} {roi}", n)
+    add("clinical", "patients in the clinical files", clinical["patient_id"].nunique())
+    event = f"{endpoint}_event"
+    if event in clinical.columns:
+        add("clinical", f"patients with {endpoint.upper()} time and status",
+            clinical[[f"{endpoint}_days", event]].notna().all(axis=1).sum())
+    add("cohort", "patients (images or clinical)", cohort["patient_id"].nunique())
+    add("cohort", "patients in the modelling table", len(modelling))
+    if event in modelling.columns:
+        add("cohort", f"{endpoint.upper()} events in the modelling table", pd.to_numeric(modelling[event]).sum())
+    for reason, n in cohort.loc[~cohort["in_modelling_table"].astype(bool), "reason"].fillna("").value_counts().items():
+        add("cohort", f"left out: {reason}", n)
+    return pd.DataFrame(rows)

@@ -1,0 +1,88 @@
+"""Overlay pictures are drawn through the ROI's centre whatever the storage orientation; distributions and counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+from matplotlib.image import imread
+
+from radflow.qc import cohort_counts, feature_distributions, roi_overlay
+
+
+def _sphere(centre_mm, radius_mm, size=(60, 50, 40), spacing=(1.0, 1.2, 2.0)):
+    image = sitk.Image(list(size), sitk.sitkFloat32)
+    image.SetSpacing(spacing)
+    image.SetOrigin((-30.0, -25.0, -40.0))
+    k, j, i = np.meshgrid(*(np.arange(n) for n in reversed(size)), indexing="ij")
+    pts = np.stack([i, j, k], -1) * np.asarray(spacing) + np.asarray(image.GetOrigin())
+    inside = ((pts - np.asarray(centre_mm)) ** 2).sum(-1) <= radius_mm**2
+    arr = np.where(inside, 60.0, -50.0).astype(np.float32)
+    img = sitk.GetImageFromArray(arr)
+    img.CopyInformation(image)
+    mask = sitk.GetImageFromArray(inside.astype(np.uint8))
+    mask.CopyInformation(image)
+    return img, mask
+
+
+def _as_sagittal(image: sitk.Image) -> sitk.Image:
+    """The same voxels stored as a sagittal acquisition: axes permuted, direction says so."""
+    arr = sitk.GetArrayFromImage(image)  # z, y, x
+    sag = np.ascontiguousarray(np.transpose(arr, (2, 0, 1)))  # stored slices run along x; rows z, columns y
+    out = sitk.GetImageFromArray(sag)  # sitk axes (y, z, x)
+    sx, sy, sz = image.GetSpacing()
+    out.SetSpacing((sy, sz, sx))
+    out.SetOrigin(image.GetOrigin())
+    out.SetDirection((0, 0, 1, 1, 0, 0, 0, 1, 0))  # index axis 0 runs along +y, 1 along +z, 2 along +x
+    return out
+
+
+def test_overlay_goes_through_the_sphere_centre(tmp_path):
+    centre = (4.0, -3.6, -10.0)
+    img, mask = _sphere(centre, 9.0)
+    got = roi_overlay(img, mask, tmp_path / "axial.png", "CT", "sphere")
+    index = img.TransformPhysicalPointToIndex(centre)
+    assert got["centre_lps_index"] == list(index)
+    assert got["voxels"] == int(sitk.GetArrayViewFromImage(mask).sum())
+    picture = imread(tmp_path / "axial.png")
+    red = (picture[..., 0] > 0.8) & (picture[..., 1] < 0.3) & (picture[..., 2] < 0.3)
+    assert red.sum() > 300  # the outline is drawn in all three panels
+    thirds = np.array_split(red, 3, axis=1)
+    assert all(t.sum() > 50 for t in thirds)
+
+
+def test_overlay_is_the_same_for_a_sagittal_acquisition(tmp_path):
+    centre = (4.0, -3.6, -10.0)
+    img, mask = _sphere(centre, 9.0)
+    sag_img, sag_mask = _as_sagittal(img), _as_sagittal(mask)
+    # the permuted image holds the same voxel at the same physical point
+    p = img.TransformIndexToPhysicalPoint((10, 20, 30))
+    assert sag_img.GetPixel(sag_img.TransformPhysicalPointToIndex(p)) == img.GetPixel((10, 20, 30))
+    a = roi_overlay(img, mask, tmp_path / "a.png", "CT", "sphere")
+    s = roi_overlay(sag_img, sag_mask, tmp_path / "s.png", "CT", "sphere")
+    assert a == s
+    assert np.array_equal(imread(tmp_path / "a.png"), imread(tmp_path / "s.png"))
+
+
+def test_distributions_and_counts(tmp_path):
+    rng = np.random.default_rng(0)
+    features = pd.DataFrame({
+        "patient_id": [f"P{i}" for i in range(10)] * 2, "modality": ["CT"] * 20,
+        "roi": ["GTVp"] * 10 + ["GTVn"] * 10, "status": ["ok"] * 19 + ["failed"],
+        "original_shape_MeshVolume": rng.uniform(1e3, 5e4, 20), "original_firstorder_Mean": rng.normal(40, 5, 20),
+    })
+    names = feature_distributions(features, tmp_path)
+    assert names == ["CT_GTVn", "CT_GTVp"] and (tmp_path / "CT_GTVp.png").stat().st_size > 5000
+    series = pd.DataFrame({"patient_id": ["P0", "P0", "P1"], "study_uid": ["s0", "s0", "s1"],
+                           "modality": ["CT", "RTSTRUCT", "CT"], "convert": [True, False, False]})
+    problems = pd.DataFrame({"severity": ["excluded", "warning", "excluded"]})
+    cohort = pd.DataFrame({"patient_id": ["P0", "P1", "P2"], "in_modelling_table": [True, False, False],
+                           "reason": [None, "no converted image series", "no converted image series"]})
+    clinical = pd.DataFrame({"patient_id": ["P0", "P1", "P2"], "os_days": [10, 20, None], "os_event": [1, 0, None]})
+    modelling = pd.DataFrame({"patient_id": ["P0"], "os_event": [1]})
+    counts = cohort_counts(series, problems, features, cohort, clinical, modelling)
+    n = dict(zip(counts["count"], counts["n"]))
+    assert n["patients with DICOM"] == 2 and n["image series converted"] == 1
+    assert n["problems.tsv rows: excluded"] == 2 and n["feature rows failed"] == 1 and n["ok rows CT GTVn"] == 9
+    assert n["patients with OS time and status"] == 2 and n["OS events in the modelling table"] == 1
+    assert n["left out: no converted image series"] == 2
