@@ -63,7 +63,7 @@ def schema_problems(config: dict, schema_path) -> list[str]:
 
 def _writable(folder: Path) -> str:
     """'' when files can be created in folder (tried for real: root ignores permission bits), else why not."""
-    probe = folder
+    probe = Path(os.path.abspath(folder))
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():

@@ -120,11 +120,16 @@ def extract_series(image_path, masks_dir, settings_path) -> pd.DataFrame:
         mask = sitk.ReadImage(str(masks_dir / f"{m['label']}.nii.gz"))
         row["mask_sha256"] = image_hash(mask)
         values, failure = extract_roi(extractor, image, mask)
-        if failure:
+        inside = sitk.GetArrayViewFromImage(image)[sitk.GetArrayViewFromImage(mask) > 0]
+        if inside.size and np.ptp(inside) == 0:  # before pyradiomics' own verdict: normalising 0/0 gives NaN
+            row.update(status="flat", reason=f"every voxel of ROI '{m['roi_original']}' has the same intensity "
+                                             f"({float(inside[0]):g}): texture features are undefined"
+                                             + (f"; {failure}" if failure else ""))
+        elif failure:
             row.update(status="failed", reason=failure)
         elif values.get("original_firstorder_Range", 1.0) == 0:
-            row.update(status="flat", reason="every voxel of the ROI has the same intensity: texture features "
-                                             "are undefined")
+            row.update(status="flat", reason=f"every voxel of ROI '{m['roi_original']}' has the same intensity "
+                                             "after pre-processing: texture features are undefined")
         row.update(values)
         rows.append(row)
     return _ordered(pd.DataFrame(rows))

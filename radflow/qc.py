@@ -92,14 +92,17 @@ def roi_overlay(image: sitk.Image, mask: sitk.Image, out_png: Path, modality: st
     return {"centre_lps_index": [ix, jy, kz], "voxels": int(roi.sum())}
 
 
-def series_overlays(image_path: Path, masks_dir: Path, out_dir: Path, patient: str, series: str) -> list[str]:
-    """An overlay picture for every ROI mask of one image series; a note instead for failed ROIs."""
+def series_overlays(image_path: Path, masks_dir: Path, out_dir: Path, patient: str, series: str,
+                    only: list[str] | None = None) -> list[str]:
+    """An overlay picture for every ROI mask of one image series (or for the standard ROI names in only)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sidecar = Path(str(image_path).replace(".nii.gz", ".json"))
     meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
     written = []
     masks = sorted(Path(masks_dir).glob("*.nii.gz"))
+    if only is not None:
+        masks = [m for m in masks if m.name[: -len(".nii.gz")] in only]
     if meta.get("status") == "failed" or not masks:
         return written
     modality = meta.get("modality", "CT")

@@ -299,7 +299,7 @@ def mr_zeros(c: Cohort) -> Expectation:
         ds.PixelData = np.zeros_like(ds.pixel_array).tobytes()
     _rewrite(c.files("TCGA-00-0003", "T1 AX"), zero)
     uid = c.uid("TCGA-00-0003", "mr_series_uid")
-    return Expectation("MR whose ROI holds only zeros", "features", ["same intensity"], {uid},
+    return Expectation("MR whose ROI holds only zeros", "features", ["same intensity (0)"], {uid},
                        status="flat", series_uid=uid)
 
 

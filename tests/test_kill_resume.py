@@ -69,7 +69,7 @@ def _count(workdir: Path, pattern: str) -> int:
 
 
 def test_kill_full_disk_and_resume_give_the_clean_tables(demo_dir, demo_run, tmp_path):
-    workdir = make_project(tmp_path / "project", demo_dir)
+    workdir = make_project(tmp_path / "project", demo_dir, qc_overlays="model")  # pictures of CT GTVp only
     images = "images/*/*.json"
     # 1. killed while converting: the index is written, a few images are
     assert _run_until(workdir, lambda: _count(workdir, images) >= 2)
@@ -81,7 +81,11 @@ def test_kill_full_disk_and_resume_give_the_clean_tables(demo_dir, demo_run, tmp
     starved = _resume(workdir, limit_bytes=1_500_000)
     out = starved.stdout + starved.stderr
     assert starved.returncode != 0, "a run that could not write its images must not succeed"
-    assert "disk full or a file-size limit" in out and "rule convert" in out
+    assert "Error in rule convert" in out
+    # the job's log names the file and the likely cause
+    logs = [p.read_text() for p in (workdir / "logs" / "convert").glob("*/*.log")]
+    starved_logs = [text for text in logs if "disk full or a file-size limit" in text]
+    assert starved_logs and all("cannot write results/images/" in text for text in starved_logs)
     # nothing half-written is left behind as if it were done: every image that exists reads back whole
     for image in (workdir / "results" / "images").glob("*/*.nii.gz"):
         assert sitk.GetArrayFromImage(sitk.ReadImage(str(image))).size > 1, image
@@ -96,3 +100,6 @@ def test_kill_full_disk_and_resume_give_the_clean_tables(demo_dir, demo_run, tmp
     assert final.returncode == 0, final.stderr[-4000:]
     for table in TABLES:
         assert (workdir / "results" / table).read_bytes() == (demo_run / "results" / table).read_bytes(), table
+    # qc_overlays: model drew the modelling table's ROI on its modality only
+    pictures = sorted((workdir / "results" / "qc" / "overlays").glob("*/*/*.png"))
+    assert {p.stem for p in pictures} == {"GTVp"} and len(pictures) == 8

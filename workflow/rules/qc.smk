@@ -14,6 +14,9 @@ rule overlays:
             subcategory="{patient}",
             labels={"patient": "{patient}", "series": "{series}", "ROI": "{roi}"},
         ),
+    params:
+        # qc_overlays: model draws only the modelling table's ROI
+        rois=[config["model"]["roi"]] if config.get("qc_overlays", "all") == "model" else None,
     resources:
         mem_mb=attempt_mb(1000),
         runtime=attempt_minutes(3),
@@ -26,7 +29,12 @@ rule overlays:
 
 
 def overlay_dirs(wildcards):
-    return [f"results/qc/overlays/{p}/{s}" for p, s, _ in series_with_masks()]
+    """Overlay folders to draw (config qc_overlays): every masked series, the model's modality only, or none."""
+    which = config.get("qc_overlays", "all")
+    if which == "none":
+        return []
+    modality = config["model"]["modality"]
+    return [f"results/qc/overlays/{p}/{s}" for p, s, m in series_with_masks() if which == "all" or m == modality]
 
 
 rule qc_summary:
