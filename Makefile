@@ -27,7 +27,7 @@ demo: install
 	@echo "  index/problems.tsv                what was left out, and why"
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 clean:
 	rm -rf results .snakemake

@@ -29,6 +29,15 @@ include: "workflow/rules/model.smk"
 include: "workflow/rules/qc.smk"
 
 
+# On a cluster, these cohort-level tables take seconds: they run where snakemake runs, not as cluster jobs.
+localrules:
+    clinical,
+    merge_features,
+    modelling_table,
+    provenance,
+    qc_summary,
+
+
 rule all:
     input:
         "results/index/problems.tsv",

@@ -25,7 +25,7 @@ from slurm_cluster import LocalSlurm  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--series-per-group", type=int, default=6)
+    ap.add_argument("--series-per-group", type=int, default=3)
     args = ap.parse_args()
     from radflow.demo import generate_demo
 

@@ -121,7 +121,7 @@ def extract_series(image_path, masks_dir, settings_path) -> pd.DataFrame:
         row["mask_sha256"] = image_hash(mask)
         values, failure = extract_roi(extractor, image, mask)
         inside = sitk.GetArrayViewFromImage(image)[sitk.GetArrayViewFromImage(mask) > 0]
-        if inside.size and np.ptp(inside) == 0:  # before pyradiomics' own verdict: normalising 0/0 gives NaN
+        if inside.size > 1 and np.ptp(inside) == 0:  # before pyradiomics' own verdict: normalising 0/0 gives NaN
             row.update(status="flat", reason=f"every voxel of ROI '{m['roi_original']}' has the same intensity "
                                              f"({float(inside[0]):g}): texture features are undefined"
                                              + (f"; {failure}" if failure else ""))
