@@ -25,6 +25,8 @@ demo: install
 	@echo "  clinical.csv                      one row per patient (OS)"
 	@echo "  modelling_table.csv, cohort.tsv   features joined with outcomes, and every patient accounted for"
 	@echo "  index/problems.tsv                what was left out, and why"
+	@echo "  qc/                               ROI outlines, feature distributions, counts"
+	@echo "  $(BIN)/snakemake --report report.html   puts them all into one HTML report"
 
 test: install
 	$(BIN)/python -m pytest -q --durations=15 tests
