@@ -36,6 +36,7 @@ localrules:
     modelling_table,
     provenance,
     qc_summary,
+    timeline,
 
 
 rule all:
@@ -51,3 +52,4 @@ rule all:
         dose_files,
         overlay_dirs,
         "results/qc/counts.tsv",
+        "results/timeline.tsv",

@@ -155,6 +155,17 @@ def test_overlays_counts_and_report(demo_run, features, truth):
     assert embedded >= 51 + ok.groupby(["modality", "roi"]).ngroups + 1
 
 
+def test_timeline_of_the_demo(demo_run, truth):
+    timeline = pd.read_csv(demo_run / "results" / "timeline.tsv", sep="\t", keep_default_na=False)
+    assert sorted(timeline["patient_id"]) == sorted(truth["patients"])  # one study each, on day 0
+    assert (timeline["day"] == 0).all() and (timeline["structure_sets"] >= 1).all()
+    rows = timeline.set_index("patient_id")
+    assert rows.loc["TCGA-00-0001", "modalities"] == "CT,PT,RTDOSE,RTPLAN,RTSTRUCT"
+    assert rows.loc["TCGA-00-0001", "rtdose"] == 1
+    assert rows.loc["TCGA-00-0003", "structure_sets"] == 2  # the CT's and the MR's
+    assert rows.loc["TCGA-00-0002", "image_series"] == 3 and rows.loc["TCGA-00-0002", "converted_images"] == 2
+
+
 def test_rerun_does_nothing(demo_run):
     from conftest import run_snakemake
 

@@ -54,3 +54,16 @@ rule provenance:
         CONDA_ENV
     script:
         "../../scripts/provenance.py"
+
+
+rule timeline:
+    input:
+        "results/index/series.parquet",
+    output:
+        report("results/timeline.tsv", caption="../report/timeline.rst", category="Cohort"),
+    log:
+        "logs/timeline.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../../scripts/timeline.py"
