@@ -23,6 +23,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import JPEG2000Lossless, generate_uid
 
+from factory import rewrite_dicom
+
 
 @dataclass
 class Expectation:
@@ -55,13 +57,6 @@ class Cohort:
 
 def _new_uid(*parts) -> str:
     return generate_uid(entropy_srcs=[str(p) for p in parts])
-
-
-def _rewrite(files, change):
-    for f in files:
-        ds = pydicom.dcmread(f)
-        change(ds)
-        ds.save_as(f)
 
 
 def _add_roi(rs_path: Path, name: str, contours: list[tuple[str, np.ndarray]] | None):
@@ -171,7 +166,7 @@ def gantry_tilt(c: Cohort) -> Expectation:
         x, y, z = (float(v) for v in ds.ImagePositionPatient)
         ds.ImagePositionPatient = [x, y + np.tan(np.radians(12)) * (z + 90), z]
         ds.GantryDetectorTilt = 12
-    _rewrite(c.files("TCGA-00-0002", "CT HEAD NECK"), tilt)
+    rewrite_dicom(c.files("TCGA-00-0002", "CT HEAD NECK"), tilt)
     uid = c.uid("TCGA-00-0002", "ct_series_uid")
     return Expectation("gantry tilt", "problems", [uid, "gantry tilt"], {"TCGA-00-0002"}, series_uid=uid)
 
@@ -262,7 +257,7 @@ def malformed_contour_data(c: Cohort) -> Expectation:
 
 # ----------------------------------------------------------------------------------------------- PET
 def pet_without_weight(c: Cohort) -> Expectation:
-    _rewrite(c.files("TCGA-00-0001", "PET AC"), lambda ds: delattr(ds, "PatientWeight"))
+    rewrite_dicom(c.files("TCGA-00-0001", "PET AC"), lambda ds: delattr(ds, "PatientWeight"))
     uid = c.uid("TCGA-00-0001", "pet_series_uid")
     return Expectation("PET without patient weight", "problems", [uid, "PatientWeight"], {uid},
                        series_uid=uid)
@@ -271,7 +266,7 @@ def pet_without_weight(c: Cohort) -> Expectation:
 def pet_without_dose(c: Cohort) -> Expectation:
     def drop(ds):
         del ds.RadiopharmaceuticalInformationSequence[0].RadionuclideTotalDose
-    _rewrite(c.files("TCGA-00-0002", "PET AC"), drop)
+    rewrite_dicom(c.files("TCGA-00-0002", "PET AC"), drop)
     uid = c.uid("TCGA-00-0002", "pet_series_uid")
     return Expectation("PET without injected dose", "problems", [uid, "RadionuclideTotalDose"], {uid},
                        series_uid=uid)
@@ -297,7 +292,7 @@ def pet_unknown_units(c: Cohort) -> Expectation:
 def mr_zeros(c: Cohort) -> Expectation:
     def zero(ds):
         ds.PixelData = np.zeros_like(ds.pixel_array).tobytes()
-    _rewrite(c.files("TCGA-00-0003", "T1 AX"), zero)
+    rewrite_dicom(c.files("TCGA-00-0003", "T1 AX"), zero)
     uid = c.uid("TCGA-00-0003", "mr_series_uid")
     return Expectation("MR whose ROI holds only zeros", "features", ["same intensity (0)"], {uid},
                        status="flat", series_uid=uid)

@@ -78,3 +78,13 @@ def sphere_contours(centre, radius, positions, plane="axial", n=360):
             c[axis] = p
             out.append(circle(c, math.sqrt(radius**2 - d**2), n, plane))
     return out
+
+
+def rewrite_dicom(files, change):
+    """Read each DICOM file, apply change(dataset), write it back in place."""
+    import pydicom
+
+    for f in files:
+        ds = pydicom.dcmread(f)
+        change(ds)
+        ds.save_as(f)

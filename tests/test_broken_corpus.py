@@ -39,18 +39,16 @@ def _reported(workdir, e) -> pd.DataFrame:
     results = workdir / "results"
     if e.where == "problems":
         table = pd.read_csv(results / "index" / "problems.tsv", sep="\t", keep_default_na=False)
-        text = table["item"] + " | " + table["reason"]
-        if e.series_uid:
-            table, text = table[table["series_uid"] == e.series_uid], text[table["series_uid"] == e.series_uid]
     elif e.where == "features":
         table = pd.read_parquet(results / "features.parquet")
         table = table[table["status"] == e.status]
-        if e.series_uid:
-            table = table[table["series_uid"] == e.series_uid]
-        text = table["series_uid"] + " | " + table["roi_original"] + " | " + table["reason"]
     else:
         table = pd.read_csv(results / "clinical_problems.tsv", sep="\t", keep_default_na=False)
-        text = table["patient_id"] + " | " + table["reason"]
+    if e.series_uid:
+        table = table[table["series_uid"] == e.series_uid]
+    text = {"problems": lambda: table["item"] + " | " + table["reason"],
+            "features": lambda: table["series_uid"] + " | " + table["roi_original"] + " | " + table["reason"],
+            "clinical_problems": lambda: table["patient_id"] + " | " + table["reason"]}[e.where]()
     hit = pd.Series(True, index=table.index)
     for word in e.names:
         hit &= text.str.contains(word, regex=False)

@@ -13,6 +13,7 @@ import pydicom.data
 from pydicom.fileset import FileSet
 
 from conftest import REFERENCE, REPO
+from factory import rewrite_dicom
 from radflow.dicom_header import read_header
 from radflow.index import build_index, instance_row
 
@@ -197,13 +198,6 @@ def test_incremental_index_reads_only_what_changed(demo_dir, tmp_path):
     pd.testing.assert_frame_equal(first["series"], third["series"])
 
 
-def _rewrite(files, change):
-    for f in files:
-        ds = pydicom.dcmread(f)
-        change(ds)
-        ds.save_as(f)
-
-
 def test_sub_series_split_by_orientation_and_acquisition(demo_dir, tmp_path):
     root = tmp_path / "dicom"
     shutil.copytree(demo_dir / "TCGA-HNSC" / "TCGA-00-0003", root / "TCGA-00-0003")
@@ -213,7 +207,7 @@ def test_sub_series_split_by_orientation_and_acquisition(demo_dir, tmp_path):
     def coronal(ds):
         ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
         ds.ImagePositionPatient = [-100, -50 + 4 * int(ds.InstanceNumber), 100]
-    _rewrite(mr[-10:], coronal)
+    rewrite_dicom(mr[-10:], coronal)
     # the CT is acquired twice at the same positions (acquisition 1 and 2)
     for f in ct:
         ds = pydicom.dcmread(f)
@@ -247,11 +241,11 @@ def test_spacing_tilt_and_multiframe_are_excluded(demo_dir, tmp_path):
     def tilt(ds):  # y shifts with z: a 10 degree gantry tilt
         x, y, z = (float(v) for v in ds.ImagePositionPatient)
         ds.ImagePositionPatient = [x, y + np.tan(np.radians(10)) * (z + 90), z]
-    _rewrite(ct, tilt)
+    rewrite_dicom(ct, tilt)
     def uneven(ds):  # 3.27 mm steps, then 2.90 mm from the 28th slice on: no gap, but no uniform grid either
         x, y, z = (float(v) for v in ds.ImagePositionPatient)
         ds.ImagePositionPatient = [x, y, z - 0.37 * max(0, int(ds.InstanceNumber) - 28)]
-    _rewrite(pet, uneven)
+    rewrite_dicom(pet, uneven)
     mf = pydicom.dcmread(ct[0])
     mf.NumberOfFrames = 2
     mf.PixelData = mf.PixelData * 2

@@ -23,15 +23,20 @@ TABLES = ["features.parquet", "features.csv", "features_long.csv", "clinical.csv
 PROFILE = ["--profile", str(REPO / "workflow" / "profiles" / "local"), "--cores", "2"]
 
 
-def _snakemake(workdir: Path, *extra) -> list[str]:
+def _snakemake(*extra) -> list[str]:
     return ["snakemake", "-s", str(REPO / "Snakefile"), *PROFILE, *extra]
+
+
+def _unlock(workdir: Path) -> None:
+    """After a kill, Snakemake's lock stays behind: the README's first step."""
+    subprocess.run(_snakemake("--unlock"), cwd=workdir, env=snakemake_env(), capture_output=True, check=True)
 
 
 def _run_until(workdir: Path, done, timeout=600) -> bool:
     """Start the workflow in its own process group; SIGKILL the whole group as soon as done() holds.
     Returns True when it was killed, False when the run ended first."""
     log = open(workdir / "killed-runs.log", "a")
-    proc = subprocess.Popen(_snakemake(workdir), cwd=workdir, env=snakemake_env(), stdout=log, stderr=log,
+    proc = subprocess.Popen(_snakemake(), cwd=workdir, env=snakemake_env(), stdout=log, stderr=log,
                             start_new_session=True)
     end = time.monotonic() + timeout
     try:
@@ -53,14 +58,13 @@ def _run_until(workdir: Path, done, timeout=600) -> bool:
 
 def _resume(workdir: Path, limit_bytes: int | None = None, timeout=900) -> subprocess.CompletedProcess:
     """What the README says after a kill: unlock, then the same command (the profile reruns incomplete jobs)."""
-    env = snakemake_env()
-    subprocess.run(_snakemake(workdir, "--unlock"), cwd=workdir, env=env, capture_output=True, check=True)
+    _unlock(workdir)
 
     def limit():
         if limit_bytes:
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
-    return subprocess.run(_snakemake(workdir), cwd=workdir, env=env, capture_output=True, text=True,
+    return subprocess.run(_snakemake(), cwd=workdir, env=snakemake_env(), capture_output=True, text=True,
                           timeout=timeout, preexec_fn=limit)
 
 
@@ -74,8 +78,7 @@ def test_kill_full_disk_and_resume_give_the_clean_tables(demo_dir, demo_run, tmp
     # 1. killed while converting: the index is written, a few images are
     assert _run_until(workdir, lambda: _count(workdir, images) >= 2)
     # 2. resumed, then killed again while extracting features
-    subprocess.run(_snakemake(workdir, "--unlock"), cwd=workdir, env=snakemake_env(), capture_output=True,
-                   check=True)
+    _unlock(workdir)
     assert _run_until(workdir, lambda: _count(workdir, "features/*/*.parquet") >= 3)
     # 3. resumed on a "full disk": no file may grow past 1.5 MB (ulimit -f), and each CT image is 1.7 MB
     starved = _resume(workdir, limit_bytes=1_500_000)
@@ -92,8 +95,7 @@ def test_kill_full_disk_and_resume_give_the_clean_tables(demo_dir, demo_run, tmp
     failed = list((workdir / "results" / "images").glob("*/*.json"))
     assert all('"status": "failed"' not in p.read_text() for p in failed), "a full disk is not a broken series"
     # 4. resumed with space again, killed once more while the cohort tables are written
-    subprocess.run(_snakemake(workdir, "--unlock"), cwd=workdir, env=snakemake_env(), capture_output=True,
-                   check=True)
+    _unlock(workdir)
     _run_until(workdir, lambda: (workdir / "results" / "features.parquet").exists())
     # 5. the last resume finishes
     final = _resume(workdir)
