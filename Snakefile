@@ -32,6 +32,7 @@ include: "workflow/rules/qc.smk"
 # On a cluster, these cohort-level tables take seconds: they run where snakemake runs, not as cluster jobs.
 localrules:
     clinical,
+    delta_radiomics,
     merge_features,
     modelling_table,
     provenance,
@@ -53,3 +54,4 @@ rule all:
         overlay_dirs,
         "results/qc/counts.tsv",
         "results/timeline.tsv",
+        "results/delta_radiomics.csv",

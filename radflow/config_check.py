@@ -116,6 +116,21 @@ def path_problems(config: dict, workdir=".") -> list[str]:
                 if not (Path(settings) / f"{modality}.yaml").is_file():
                     out.append(f"config key pyradiomics_settings = {settings!r}: no {modality}.yaml in it "
                                f"(modalities lists {modality})")
+    model = config.get("model") if isinstance(config.get("model"), dict) else {}
+    studies = model.get("studies")
+    if model.get("time_point") == "listed":
+        if not isinstance(studies, str):
+            out.append("config key model.time_point = 'listed' needs model.studies: a CSV or TSV file with the "
+                       "columns patient_id and study_uid (series_uid optional)")
+        elif not Path(studies).is_file():
+            out.append(f"config key model.studies = {studies!r}: the file does not exist")
+        else:
+            from .model import read_listed
+
+            try:
+                read_listed(studies)
+            except Exception as err:  # unreadable or without the columns
+                out.append(f"config key model.studies: {err}")
     manifest = config.get("manifest")
     if isinstance(manifest, str) and not Path(manifest).is_file():
         out.append(f"config key manifest = {manifest!r}: the file does not exist")

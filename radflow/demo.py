@@ -37,7 +37,7 @@ PATIENTS = [
     dict(id="TCGA-00-0002", gtvp="GTVp", gtvn="GTV_Node", parotid_l="L Parotid", parotid_r="R Parotid",
          cord="SpinalCord", pet=True, scout=True),
     dict(id="TCGA-00-0003", gtvp="GTV_Primary", gtvn="GTV-N1", parotid_l="LT PAROTID", parotid_r="RT PAROTID",
-         cord="Spinal Cord", mr=True),
+         cord="Spinal Cord", mr=True, followup=dict(days=91, shrink=0.8, shift=(3.0, -4.0, 7.5))),
     dict(id="TCGA-00-0004", gtvp="GTV-1", gtvn="GTV_LN", parotid_l="Parotid Lt", parotid_r="Parotid Rt",
          cord="CORD"),
     dict(id="TCGA-00-0006", gtvp="GTV_P", gtvn="GTVnd", parotid_l="PAROTID_LT", parotid_r="PAROTID_RT",
@@ -45,7 +45,7 @@ PATIENTS = [
     dict(id="TCGA-00-0007", gtvp="gtv primary", gtvn="gtv node", parotid_l="Lt Parotid", parotid_r="Rt Parotid",
          cord="cord"),
     dict(id="TCGA-00-0008", gtvp="GTV-T", gtvn="GTV-N", parotid_l="Parotid L", parotid_r="Parotid R",
-         cord="SpinalCord"),
+         cord="SpinalCord", followup=dict(days=182, shrink=0.7, shift=(-2.0, 5.0, -6.0))),
     dict(id="TCGA-00-0009", gtvp="GTV_1", gtvn="GTV_N2", parotid_l="L_Parotid", parotid_r="R_Parotid",
          cord="SPINAL CORD"),
 ]
@@ -482,6 +482,29 @@ def _mr(study, anat, rng, truth, number=3):
     return info
 
 
+def _followup(root: Path, spec: dict, baseline: Study, anat: Anatomy, rng) -> dict:
+    """A follow-up CT some days after the baseline study, in a study of its own: its own frame of reference (the
+    patient lies a little differently), its own RTSTRUCT with the GTV only, and the GTV shrunk by a known factor in
+    every semi-axis (volume factor shrink**3)."""
+    f = spec["followup"]
+    date = baseline.date + timedelta(days=f["days"], hours=2)
+    study = _study(root, spec["id"], "FOLLOW UP", date, baseline.sex, baseline.weight)
+    moved = anat.shifted(f["shift"])
+    moved.gtvp = Ellipsoid(moved.gtvp.centre, tuple(a * f["shrink"] for a in moved.gtvp.axes))
+    grid = SliceGrid(256, 256, 0.9765625, 3.0, 60, (-124.51171875, -114.51171875, -87.0))
+    x, y = grid.xy()
+    slices = [np.round(ct_slice_hu(moved, x, y, grid.z(k), rng) + 1024.0).astype(np.int16)
+              for k in range(grid.n_slices)]
+    extra = dict(RescaleIntercept="-1024", RescaleSlope="1", RescaleType="HU", KVP="120",
+                 ConvolutionKernel="STANDARD")
+    ct = write_image_series(study, "CT", CT_STORAGE, 2, "CT FOLLOW UP", grid, slices,
+                            uid(spec["id"], "for", "ct-followup"), extra)
+    rs = write_rtstruct(study, 100, ct, [(spec["gtvp"], moved.gtvp)])
+    return dict(study_uid=study.uid, ct_series_uid=ct["series_uid"], rtstruct_series_uid=rs["series_uid"],
+                day=f["days"], gtvp_original=spec["gtvp"], gtvp_volume_mm3=moved.gtvp.volume(),
+                gtvp_volume_ratio=f["shrink"] ** 3)
+
+
 def _scout(study, for_uid, rng, number=1):
     series_uid = uid(study.patient, study.uid, "series", number)
     folder = study.series_folder(number, "Topogram", series_uid)
@@ -671,6 +694,8 @@ def generate_demo(out_dir) -> dict:
                 truth["not_images"]["rtdose"] = _rtdose(study, ct, anat, plan_sop)
                 ptruth["rtdose"] = dict(series_uid=truth["not_images"]["rtdose"], peak_gy=70.0, sigma_mm=30.0,
                                         centre=list(anat.gtvp.centre))
+        if spec.get("followup"):  # its own random stream: the baseline series stay as they were
+            ptruth["followup"] = _followup(out, spec, study, anat, np.random.default_rng([SEED, n, 1]))
         truth["patients"][pid] = ptruth
     clinical = write_clinical(out / "clinical.tsv")
     truth["clinical"] = clinical

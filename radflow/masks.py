@@ -243,10 +243,47 @@ def failed_entry(roi_original: str, reason: str, image_series_uid="") -> dict:
                 volume_mm3=0.0, status="failed", reason=reason, warnings=[], notes=[])
 
 
-def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="", relation="") -> list[dict]:
+def _unions(sidecars: list[dict], out: Path, image: sitk.Image, voxel_mm3: float) -> list[dict]:
+    """One union mask per standard ROI drawn more than once on this image (GTV_1 and GTV_2 -> GTVp_union)."""
+    groups: dict[str, list[dict]] = {}
+    for s in sidecars:
+        if s["roi"] and s["roi"] != UNMAPPED:
+            groups.setdefault(s["roi"], []).append(s)
+    made = []
+    for roi, members in groups.items():
+        if len(members) < 2:
+            continue
+        usable = [m for m in members if m["status"] == "ok" and m["voxel_count"] > 0]
+        mask = np.zeros(sitk.GetArrayViewFromImage(image).shape, np.uint8)
+        for m in usable:
+            mask |= sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"{m['label']}.nii.gz"))).astype(np.uint8)
+        left_out = [f"'{m['roi_original']}' ({m['reason'] or 'empty'})" for m in members if m not in usable]
+        label = f"{roi}_union"
+        count = int(mask.sum())
+        entry = dict(label=label, roi=roi, roi_original=" + ".join(m["roi_original"] for m in usable),
+                     roi_pattern="", roi_number=0, rtstruct_sop_uid=",".join(m["rtstruct_sop_uid"] for m in usable),
+                     rtstruct_series_uid=usable[0]["rtstruct_series_uid"] if usable else "",
+                     image_series_uid=members[0]["image_series_uid"],
+                     relation=usable[0]["relation"] if usable else "", voxel_count=count, volume_mm3=count * voxel_mm3,
+                     status="ok" if usable else "failed",
+                     reason="" if usable else f"no usable instance of {roi} to unite",
+                     warnings=[f"left out of the union: {', '.join(left_out)}"] if left_out else [],
+                     notes=[f"union of {len(usable)} instances of {roi}: {', '.join(m['label'] for m in usable)}"])
+        if usable:
+            img = sitk.GetImageFromArray(mask)
+            img.CopyInformation(image)
+            write_image(img, out / f"{label}.nii.gz")
+            (out / f"{label}.json").write_text(json.dumps(entry, indent=2, sort_keys=True))
+        made.append(entry)
+    return made
+
+
+def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="", relation="",
+                union=False) -> list[dict]:
     """Rasterise every ROI of the RTSTRUCTs (or segment of the SEGs) on the grid of image_path (a NIfTI path, or a
     Grid); writes {roi}.nii.gz + {roi}.json per ROI and
-    masks.json (the list of sidecars). ROIs that map to the same standard name get _2, _3 … suffixes."""
+    masks.json (the list of sidecars). ROIs that map to the same standard name get _2, _3 … suffixes; with
+    union=True such a standard ROI also gets the union of its instances, labelled {roi}_union."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if isinstance(image_path, Grid):  # a grid alone (from DICOM headers) is enough to rasterise on
@@ -312,5 +349,7 @@ def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="
                            voxel_count=count, volume_mm3=count * voxel_mm3, status="ok", reason="", **audit)
             (out / f"{label}.json").write_text(json.dumps(sidecar, indent=2, sort_keys=True))
             sidecars.append(sidecar)
+    if union:
+        sidecars += _unions(sidecars, out, image, voxel_mm3)
     (out / "masks.json").write_text(json.dumps(sidecars, indent=2, sort_keys=True))
     return sidecars

@@ -1,5 +1,22 @@
 """The modelling table (features of one modality and ROI joined with outcomes, one row per patient) and the
-cohort accounting (every patient, and why they are or are not in the modelling table)."""
+cohort accounting (every patient, and why they are or are not in the modelling table).
+
+Which image and ROI stand for a patient is decided in three steps, each stated in cohort.tsv:
+
+1. the study, by the time point rule (config model.time_point):
+   - "baseline": the earliest study that has the modality and the ROI;
+   - "planning": the study with the RT plan (an RTPLAN or RTDOSE series); without one, the earliest study whose
+     own structure set holds the ROI;
+   - "listed": the study named for the patient in the file model.studies (columns patient_id, study_uid and
+     optionally series_uid); patients not in it are left out, with that reason;
+2. within the study, the ROI instance by the instance rule (config roi_instances) when one standard ROI was drawn
+   more than once (GTV_1 and GTV_2; GTVp on two series):
+   - "largest": the instance with the largest mask volume;
+   - "union": the union of the instances on one image (label <ROI>_union, written by the masks rule);
+   - "suffix": every instance is its own ROI, GTVp, GTVp_2, ...: model.roi names the one to model;
+3. ties (the same ROI on several series of the study) by thinner slices, then more slices, then the larger mask,
+   then the series UID.
+"""
 
 from __future__ import annotations
 
@@ -10,38 +27,142 @@ import pandas as pd
 
 from .clinical import normalise_barcode
 from .features import ID_COLUMNS
+from .timeline import patient_timeline
 
+TIME_POINTS = ("baseline", "planning", "listed")
+INSTANCES = ("largest", "union", "suffix")
+UNION_SUFFIX = "_union"
 COHORT_COLUMNS = ["patient_id", "has_images", "has_modality", "has_roi", "has_clinical", "has_outcome",
-                  "in_modelling_table", "reason", "series_uid", "roi_original", "selection"]
+                  "in_modelling_table", "reason", "study_uid", "study_day", "series_uid", "roi_label",
+                  "roi_original", "time_point", "selection", "passed_over"]
 CLINICAL_KEEP = ["os_days", "os_event", "dss_days", "dss_event", "pfi_days", "pfi_event", "age", "sex", "stage",
                  "tumour_site", "hpv_status", "smoking"]
+TIE_BREAKS = "thinner slices, more slices, larger mask, series UID"
 
 
-def _choose(candidates: pd.DataFrame, roi: str) -> tuple[pd.Series, str]:
-    """One feature row per patient. Rule: the ROI named exactly (not a _2 duplicate), then the earliest study,
-    then the series with the thinnest slices, then the most voxels in the mask, then the series UID."""
-    c = candidates.assign(_exact=(candidates["roi_label"] != roi).astype(int),
-                          _date=candidates["study_date"].fillna("99999999"),
-                          _spacing=candidates["slice_spacing"].fillna(np.inf),
-                          _voxels=-candidates["mask_voxels"].fillna(0))
-    c = c.sort_values(["_exact", "_date", "_spacing", "_voxels", "series_uid", "roi_label"])
-    chosen = c.iloc[0]
-    if len(c) == 1:
-        return chosen, "only candidate"
-    passed = ", ".join(f"{r.series_uid}/{r.roi_label}" for r in c.iloc[1:].itertuples())
-    return chosen, (f"chosen of {len(c)} by: exact ROI name, earliest study, thinnest slices, largest mask; "
-                    f"passed over: {passed}")
+def roi_candidates(ok: pd.DataFrame, roi: str, instances: str) -> pd.DataFrame:
+    """The feature rows (status ok) that can stand for `roi` under the instance rule. "suffix": the rows labelled
+    exactly `roi`; "union": per image the union row when there is one, else its single instance; "largest": every
+    instance (no union rows)."""
+    if instances == "suffix":
+        return ok[ok["roi_label"] == roi]
+    rows = ok[ok["roi"] == roi]
+    union = rows["roi_label"].astype(str).str.endswith(UNION_SUFFIX)
+    if instances == "largest":
+        return rows[~union]
+    has_union = set(rows.loc[union, "series_uid"])
+    return rows[union | ~rows["series_uid"].isin(has_union)]
+
+
+def order_within_study(c: pd.DataFrame, instances: str) -> pd.DataFrame:
+    """Candidates of one study, best first: "largest" by mask volume first, then the tie-breaks; otherwise the
+    tie-breaks (thinner slices, more slices, larger mask, series UID)."""
+    c = c.assign(_spacing=c["slice_spacing"].fillna(np.inf), _slices=-c["n_slices"].fillna(0),
+                 _volume=-c["mask_volume_mm3"].fillna(0))
+    keys = ["_spacing", "_slices", "_volume", "series_uid", "roi_label"]
+    if instances == "largest":
+        keys = ["_volume"] + [k for k in keys if k != "_volume"]
+    return c.sort_values(keys, kind="stable").drop(columns=["_spacing", "_slices", "_volume"])
+
+
+def _describe(r) -> str:
+    day = "no date" if pd.isna(r.study_day) else f"day {int(r.study_day)}"
+    return (f"{day} series {r.series_uid} {r.roi_label} ('{r.roi_original}', {r.slice_spacing:g} mm x "
+            f"{int(r.n_slices) if pd.notna(r.n_slices) else '?'} slices, {r.mask_volume_mm3:.0f} mm3)")
+
+
+def choose_study(c: pd.DataFrame, time_point: str, plan_studies: set, listed: pd.DataFrame | None):
+    """(study UID or None, why, why the other studies were passed over) for one patient's candidates."""
+    studies = (c.groupby("study_uid", sort=False)["study_day"].first().reset_index()
+               .assign(_day=lambda s: s["study_day"].astype(float).fillna(np.inf))
+               .sort_values(["_day", "study_uid"]))
+    if time_point == "listed":
+        wanted = listed if listed is not None else pd.DataFrame(columns=["study_uid"])
+        present = studies[studies["study_uid"].isin(set(wanted["study_uid"]))]
+        if wanted.empty:
+            return None, "not listed in model.studies", "not listed"
+        if present.empty:
+            return None, f"listed study {', '.join(sorted(wanted['study_uid']))} has no usable ROI", "not listed"
+        return present["study_uid"].iloc[0], "listed in model.studies", "not listed"
+    if time_point == "planning":
+        planned = studies[studies["study_uid"].isin(plan_studies)]
+        if len(planned):
+            return planned["study_uid"].iloc[0], "planning: the study with the RT plan", "not the planning study"
+        own = c[c["rtstruct_study_uid"] == c["study_uid"]]
+        owned = studies[studies["study_uid"].isin(set(own["study_uid"]))]
+        if len(owned):
+            return (owned["study_uid"].iloc[0], "planning: no RT plan; the earliest study with its own structure set",
+                    "not the planning study")
+        return (studies["study_uid"].iloc[0], "planning: no RT plan and no study with its own structure set; "
+                "the earliest study", "later study")
+    return studies["study_uid"].iloc[0], "baseline: the earliest study with the modality and ROI", "later study"
+
+
+def select(c: pd.DataFrame, time_point: str, instances: str, plan_studies: set = frozenset(),
+           listed: pd.DataFrame | None = None) -> tuple[pd.Series | None, str, str]:
+    """(chosen row or None, selection reason, passed-over alternatives) among one patient's candidates."""
+    study, why, other_study = choose_study(c, time_point, plan_studies, listed)
+    if study is None:
+        return None, why, "; ".join(f"{_describe(r)}: {other_study}" for r in c.itertuples())
+    inside = c[c["study_uid"] == study]
+    if time_point == "listed" and listed is not None and "series_uid" in listed and listed["series_uid"].notna().any():
+        series = set(listed["series_uid"].dropna()) - {""}
+        if series and inside["series_uid"].isin(series).any():
+            inside = inside[inside["series_uid"].isin(series)]
+    ordered = order_within_study(inside, instances)
+    chosen = ordered.iloc[0]
+    rule = ("largest mask volume, then " + TIE_BREAKS if instances == "largest" else TIE_BREAKS)
+    day = "no date" if pd.isna(chosen["study_day"]) else f"day {int(chosen['study_day'])}"
+    reason = f"{why} ({day}); instances: {instances}"
+    if len(ordered) > 1:
+        reason += f"; within the study by {rule}"
+    passed = [f"{_describe(r)}: {'not chosen within the study' if r.study_uid == study else other_study}"
+              for r in c.itertuples() if not (r.series_uid == chosen["series_uid"]
+                                               and r.roi_label == chosen["roi_label"])]
+    return chosen, reason, "; ".join(passed)
+
+
+def with_context(features: pd.DataFrame, series: pd.DataFrame) -> pd.DataFrame:
+    """Feature rows with what selection needs: the study's day (from the patient's first study), the image's slice
+    spacing and count, and the study of the structure set the ROI came from."""
+    days = patient_timeline(series)[["patient_id", "study_uid", "day"]].rename(columns={"day": "study_day"})
+    geometry = series[["series_uid", "study_date", "slice_spacing", "n_slices"]].drop_duplicates("series_uid")
+    rs_study = (series[["series_uid", "study_uid"]].drop_duplicates("series_uid")
+                .rename(columns={"series_uid": "rtstruct_series_uid", "study_uid": "rtstruct_study_uid"}))
+    out = (features.merge(geometry, on="series_uid", how="left")
+           .merge(days, on=["patient_id", "study_uid"], how="left")
+           .merge(rs_study, on="rtstruct_series_uid", how="left"))
+    return out
+
+
+def plan_studies(series: pd.DataFrame) -> set:
+    """Studies that hold an RT plan or dose."""
+    return set(series.loc[series["role"].isin(["rtplan", "rtdose"]), "study_uid"])
+
+
+def read_listed(path) -> pd.DataFrame:
+    """model.studies: a CSV or TSV with patient_id and study_uid (series_uid optional)."""
+    sep = "\t" if str(path).endswith((".tsv", ".txt")) else ","
+    listed = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    missing = {"patient_id", "study_uid"} - set(listed.columns)
+    if missing:
+        raise ValueError(f"{path}: model.studies needs the columns patient_id and study_uid; missing "
+                         f"{', '.join(sorted(missing))}")
+    listed["patient_id"] = listed["patient_id"].map(normalise_barcode)
+    return listed
 
 
 def modelling_table(features: pd.DataFrame, clinical: pd.DataFrame, series: pd.DataFrame, modality: str,
-                    roi: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+                    roi: str, time_point: str = "baseline", instances: str = "largest",
+                    listed: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per patient (see the module's docstring for the choice), and the cohort accounting."""
     features = features.assign(patient_id=features["patient_id"].map(normalise_barcode))
     series = series.assign(patient_id=series["patient_id"].map(normalise_barcode))
     clinical = clinical.assign(patient_id=clinical["patient_id"].map(normalise_barcode))
     images = series[series["convert"]]
-    geometry = series[["series_uid", "study_date", "slice_spacing"]]
-    ok = features[(features["modality"] == modality) & (features["roi"] == roi) & (features["status"] == "ok")]
-    ok = ok.merge(geometry, on="series_uid", how="left")
+    ok = features[(features["modality"] == modality) & (features["status"] == "ok")]
+    ok = with_context(roi_candidates(ok, roi, instances), series)
+    plans = plan_studies(series)
     clin = clinical.set_index("patient_id")
     patients = sorted(set(series["patient_id"]) | set(clinical["patient_id"]))
     feature_cols = [c for c in features.columns if c not in ID_COLUMNS]
@@ -52,7 +173,11 @@ def modelling_table(features: pd.DataFrame, clinical: pd.DataFrame, series: pd.D
                      has_roi=pid in set(ok["patient_id"]), has_clinical=pid in clin.index)
         entry["has_outcome"] = bool(entry["has_clinical"] and pd.notna(clin.loc[pid, "os_days"])
                                     and pd.notna(clin.loc[pid, "os_event"]))
-        reason, selection, chosen = "", "", None
+        chosen, selection, passed = None, "", ""
+        if entry["has_roi"]:
+            mine = None if listed is None else listed[listed["patient_id"] == pid]
+            chosen, selection, passed = select(ok[ok["patient_id"] == pid], time_point, instances, plans, mine)
+        reason = ""
         if not entry["has_images"]:
             reason = "no converted image series"
         elif not entry["has_modality"]:
@@ -63,15 +188,17 @@ def modelling_table(features: pd.DataFrame, clinical: pd.DataFrame, series: pd.D
                               & features["roi"].isin([roi, ""]) & (features["status"] != "ok")]
             reason = (f"{roi} on {modality} failed: {failed['reason'].iloc[0]}" if len(failed)
                       else f"no ROI mapped to {roi} on a {modality} series")
+        elif chosen is None:
+            reason = f"time point {time_point}: {selection}"
         elif not entry["has_clinical"]:
             reason = "no clinical record"
         elif not entry["has_outcome"]:
             reason = "clinical record without an OS time and event"
-        if entry["has_roi"]:
-            chosen, selection = _choose(ok[ok["patient_id"] == pid], roi)
-        entry.update(in_modelling_table=not reason, reason=reason,
-                     series_uid=chosen["series_uid"] if chosen is not None else "",
-                     roi_original=chosen["roi_original"] if chosen is not None else "", selection=selection)
+        pick = (lambda c: chosen[c] if chosen is not None else "")
+        entry.update(in_modelling_table=not reason, reason=reason, study_uid=pick("study_uid"),
+                     study_day=chosen["study_day"] if chosen is not None else pd.NA,
+                     series_uid=pick("series_uid"), roi_label=pick("roi_label"), roi_original=pick("roi_original"),
+                     time_point=time_point if entry["has_roi"] else "", selection=selection, passed_over=passed)
         cohort.append(entry)
         if not reason:
             row = dict(patient_id=pid, study_uid=chosen["study_uid"], series_uid=chosen["series_uid"],
@@ -83,16 +210,20 @@ def modelling_table(features: pd.DataFrame, clinical: pd.DataFrame, series: pd.D
                                         *CLINICAL_KEEP, *feature_cols])
     for c in ("os_event", "dss_event", "pfi_event"):
         table[c] = table[c].astype("Int64")
-    return table, pd.DataFrame(cohort, columns=COHORT_COLUMNS)
+    cohort = pd.DataFrame(cohort, columns=COHORT_COLUMNS)
+    cohort["study_day"] = cohort["study_day"].astype("Int64")
+    return table, cohort
 
 
-def write_modelling_table(features_path, clinical_path, series_path, modality, roi, out_csv, cohort_tsv):
+def write_modelling_table(features_path, clinical_path, series_path, modality, roi, out_csv, cohort_tsv,
+                          time_point="baseline", instances="largest", studies=None):
     features = pd.read_parquet(features_path)
     clinical = pd.read_csv(clinical_path, dtype={c: str for c in ("patient_id", "sex", "stage", "tumour_site",
                                                                   "hpv_status", "smoking", "project")},
                            keep_default_na=False, na_values=[""])
     series = pd.read_parquet(series_path)
-    table, cohort = modelling_table(features, clinical, series, modality, roi)
+    listed = read_listed(studies) if time_point == "listed" else None
+    table, cohort = modelling_table(features, clinical, series, modality, roi, time_point, instances, listed)
     Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_csv, index=False)
     cohort.to_csv(cohort_tsv, sep="\t", index=False)

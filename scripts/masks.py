@@ -20,4 +20,4 @@ if sidecar.get("status") == "failed":  # nothing to rasterise on: every ROI fail
     (out / "masks.json").write_text(json.dumps([failed_entry("(every ROI)", sidecar["reason"], series)], indent=2))
 else:
     write_masks(sorted(set(links["source_path"])), image, snakemake.output[0], load_aliases(snakemake.input.roi_names),
-                series, relation)
+                series, relation, union=snakemake.params.roi_instances == "union")

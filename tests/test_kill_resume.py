@@ -19,6 +19,7 @@ from conftest import REPO, make_project, snakemake_env
 pytestmark = pytest.mark.workflow
 
 TABLES = ["features.parquet", "features.csv", "features_long.csv", "clinical.csv", "modelling_table.csv",
+          "delta_radiomics.csv",
           "cohort.tsv", "index/series.parquet", "qc/counts.tsv"]
 PROFILE = ["--profile", str(REPO / "workflow" / "profiles" / "local"), "--cores", "2"]
 
@@ -104,4 +105,4 @@ def test_kill_full_disk_and_resume_give_the_clean_tables(demo_dir, demo_run, tmp
         assert (workdir / "results" / table).read_bytes() == (demo_run / "results" / table).read_bytes(), table
     # qc_overlays: model drew the modelling table's ROI on its modality only
     pictures = sorted((workdir / "results" / "qc" / "overlays").glob("*/*/*.png"))
-    assert {p.stem for p in pictures} == {"GTVp"} and len(pictures) == 8
+    assert {p.stem for p in pictures} == {"GTVp"} and len(pictures) == 10  # 8 baseline CTs, 2 follow-ups

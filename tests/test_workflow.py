@@ -20,7 +20,7 @@ def features(demo_run):
 def test_every_table_is_written(demo_run):
     for rel in ["index/series.parquet", "index/rois.parquet", "index/problems.tsv", "index/links.parquet",
                 "features.parquet", "features.csv", "features_long.parquet", "features_long.csv", "clinical.csv",
-                "modelling_table.csv", "cohort.tsv", "qc/counts.tsv"]:
+                "modelling_table.csv", "cohort.tsv", "qc/counts.tsv", "delta_radiomics.csv", "timeline.tsv"]:
         assert (demo_run / "results" / rel).stat().st_size > 0, rel
 
 
@@ -33,8 +33,8 @@ def test_features_csv_equals_parquet(demo_run, features):
 def test_one_row_per_patient_series_roi(features, truth):
     assert not features.duplicated(["patient_id", "series_uid", "roi_label"]).any()
     ct = features[features["modality"] == "CT"]
-    # every demo patient: 5 ROIs on the planning CT
-    assert ct.groupby("patient_id").size().to_dict() == {p: 5 for p in truth["patients"]}
+    # every demo patient: 5 ROIs on the planning CT, and the GTV on the follow-up CT of two of them
+    assert ct.groupby("patient_id").size().to_dict() == {p: 5 + ("followup" in t) for p, t in truth["patients"].items()}
     assert (features["status"] == "ok").all()
     assert features.columns[:6].tolist() == ["patient_id", "study_uid", "series_uid", "modality", "roi",
                                              "roi_original"]
@@ -99,6 +99,7 @@ def test_converted_images_are_the_ct_pet_and_mr(demo_run, truth):
     expected = set()
     for p in truth["patients"].values():
         expected |= {p[k] for k in ("ct_series_uid", "pet_series_uid", "mr_series_uid") if k in p}
+        expected |= {p["followup"]["ct_series_uid"]} if "followup" in p else set()
     assert converted == expected
 
 
@@ -134,7 +135,7 @@ def test_overlays_counts_and_report(demo_run, features, truth):
     qc = demo_run / "results" / "qc"
     ok = features[features["status"] == "ok"]
     pictures = sorted(qc.glob("overlays/*/*/*.png"))
-    assert len(pictures) == len(ok) == 51
+    assert len(pictures) == len(ok) == 53  # 8 x 5 CT ROIs, 2 follow-up GTVs, 2 x 5 PET ROIs, 1 MR GTV
     assert {(p.parent.parent.name, p.parent.name, p.stem) for p in pictures} == \
         set(zip(ok["patient_id"], ok["series_uid"], ok["roi"]))
     counts = pd.read_csv(qc / "counts.tsv", sep="\t")
@@ -142,7 +143,7 @@ def test_overlays_counts_and_report(demo_run, features, truth):
     assert n["patients with DICOM"] == len(truth["patients"])
     assert n["patients in the modelling table"] == len(truth["patients"])
     assert n["OS events in the modelling table"] == sum(truth["clinical"][p]["os_event"] for p in truth["patients"])
-    assert n["feature rows ok"] == 51 and n["left out: no converted image series"] == len(truth["clinical_only"])
+    assert n["feature rows ok"] == 53 and n["left out: no converted image series"] == len(truth["clinical_only"])
     assert len(list((qc / "feature_distributions").glob("*.png"))) == ok.groupby(["modality", "roi"]).ngroups
 
     proc = run_snakemake(demo_run, "--report", "report.html")
@@ -155,11 +156,52 @@ def test_overlays_counts_and_report(demo_run, features, truth):
     assert embedded >= 51 + ok.groupby(["modality", "roi"]).ngroups + 1
 
 
+def test_baseline_chosen_and_followup_passed_over(demo_run, truth):
+    table = pd.read_csv(demo_run / "results" / "modelling_table.csv")
+    cohort = pd.read_csv(demo_run / "results" / "cohort.tsv", sep="\t", keep_default_na=False).set_index("patient_id")
+    assert table["patient_id"].is_unique and sorted(table["patient_id"]) == sorted(truth["patients"])
+    followed = {p: t for p, t in truth["patients"].items() if "followup" in t}
+    assert len(followed) == 2
+    for pid, t in truth["patients"].items():
+        row = cohort.loc[pid]
+        assert (row["series_uid"], row["study_uid"], row["study_day"]) == (t["ct_series_uid"], t["study_uid"], "0")
+        assert row["time_point"] == "baseline" and row["selection"].startswith("baseline: the earliest study")
+        if pid in followed:  # the follow-up CT lost, and cohort.tsv says so with its day
+            fu = t["followup"]
+            assert f"day {fu['day']} series {fu['ct_series_uid']} GTVp" in row["passed_over"]
+            assert row["passed_over"].endswith("later study")
+        else:
+            assert row["passed_over"] == ""
+
+
+def test_delta_table_shows_the_gtv_shrinking(demo_run, truth):
+    delta = pd.read_csv(demo_run / "results" / "delta_radiomics.csv")
+    followed = {p: t for p, t in truth["patients"].items() if "followup" in t}
+    # only the GTV is drawn on the follow-ups: one row per followed patient, CT, GTVp
+    assert sorted(delta["patient_id"]) == sorted(followed)
+    assert set(delta["modality"]) == {"CT"} and set(delta["roi"]) == {"GTVp"}
+    for row in delta.itertuples():
+        t = followed[row.patient_id]
+        fu = t["followup"]
+        assert (row.series_uid_0, row.series_uid_1) == (t["ct_series_uid"], fu["ct_series_uid"])
+        assert (row.day_0, row.day_1, row.interval_days) == (0, fu["day"], fu["day"])
+        before = t["rois"][fu["gtvp_original"]]["volume_mm3"]
+        # radflow's masks on each CT's own grid: the drop the generator made, within 2 %
+        assert row.mask_volume_mm3_delta == pytest.approx(fu["gtvp_volume_mm3"] - before, rel=0.02)
+        assert row.mask_volume_mm3_relative == pytest.approx(fu["gtvp_volume_ratio"] - 1, rel=0.02)
+        # pyradiomics' mesh volume after its 1 mm resampling (3 mm follow-up slices): within 5 %
+        assert row.original_shape_MeshVolume_relative == pytest.approx(fu["gtvp_volume_ratio"] - 1, rel=0.05)
+
+
 def test_timeline_of_the_demo(demo_run, truth):
     timeline = pd.read_csv(demo_run / "results" / "timeline.tsv", sep="\t", keep_default_na=False)
-    assert sorted(timeline["patient_id"]) == sorted(truth["patients"])  # one study each, on day 0
-    assert (timeline["day"] == 0).all() and (timeline["structure_sets"] >= 1).all()
-    rows = timeline.set_index("patient_id")
+    first = timeline.drop_duplicates("patient_id")  # the planning study of each patient, on day 0
+    assert sorted(first["patient_id"]) == sorted(truth["patients"]) and (first["day"] == 0).all()
+    assert (timeline["structure_sets"] >= 1).all()
+    later = timeline[timeline.duplicated("patient_id")]  # the follow-ups, on the generator's day
+    assert {r.patient_id: (r.study_uid, r.day) for r in later.itertuples()} == {
+        p: (t["followup"]["study_uid"], t["followup"]["day"]) for p, t in truth["patients"].items() if "followup" in t}
+    rows = first.set_index("patient_id")
     assert rows.loc["TCGA-00-0001", "modalities"] == "CT,PT,RTDOSE,RTPLAN,RTSTRUCT"
     assert rows.loc["TCGA-00-0001", "rtdose"] == 1
     assert rows.loc["TCGA-00-0003", "structure_sets"] == 2  # the CT's and the MR's
@@ -237,7 +279,8 @@ def second_run(tmp_path_factory):
 
 
 @pytest.mark.parametrize("table", ["features.parquet", "features.csv", "features_long.csv", "clinical.csv",
-                                   "modelling_table.csv", "cohort.tsv", "index/series.parquet"])
+                                   "modelling_table.csv", "cohort.tsv", "delta_radiomics.csv",
+                                   "index/series.parquet"])
 def test_two_clean_runs_are_byte_identical(demo_run, second_run, table):
     assert (demo_run / "results" / table).read_bytes() == (second_run / "results" / table).read_bytes()
 
@@ -247,6 +290,7 @@ def test_provenance_record(demo_run):
 
     record = json.loads((demo_run / "results" / "provenance.json").read_text())
     assert record["packages"]["numpy"] == np.__version__ and record["packages"]["pyradiomics-bhklab"] == "3.1.4"
-    assert record["config"]["model"] == {"modality": "CT", "roi": "GTVp"}
+    assert record["config"]["model"] == {"modality": "CT", "roi": "GTVp", "time_point": "baseline", "studies": None}
+    assert record["sha256"]["delta_radiomics"] == sha256(demo_run / "results" / "delta_radiomics.csv")
     assert record["sha256"]["features"] == sha256(demo_run / "results" / "features.parquet")
     assert len(record["git"]["commit"]) in (0, 40)

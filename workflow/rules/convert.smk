@@ -25,6 +25,8 @@ rule masks:
         roi_names=config["roi_names"],
     output:
         directory("results/masks/{patient}/{series}"),
+    params:
+        roi_instances=config.get("roi_instances", "largest"),
     resources:
         # measured: 186-199 MiB whole process (benchmarks/masks_vs_tools.py)
         mem_mb=attempt_mb(2000),

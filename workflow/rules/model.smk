@@ -9,12 +9,31 @@ rule modelling_table:
     params:
         modality=config["model"]["modality"],
         roi=config["model"]["roi"],
+        time_point=config["model"].get("time_point", "baseline"),
+        studies=config["model"].get("studies"),
+        roi_instances=config.get("roi_instances", "largest"),
     log:
         "logs/modelling_table.log",
     conda:
         CONDA_ENV
     script:
         "../../scripts/modelling_table.py"
+
+
+rule delta_radiomics:
+    input:
+        features="results/features.parquet",
+        series="results/index/series.parquet",
+    output:
+        report("results/delta_radiomics.csv", caption="../report/delta_radiomics.rst", category="Model"),
+    params:
+        roi_instances=config.get("roi_instances", "largest"),
+    log:
+        "logs/delta_radiomics.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../../scripts/delta_radiomics.py"
 
 
 rule survival:
@@ -43,6 +62,7 @@ rule provenance:
         clinical="results/clinical.csv",
         modelling_table="results/modelling_table.csv",
         cohort="results/cohort.tsv",
+        delta_radiomics="results/delta_radiomics.csv",
     output:
         "results/provenance.json",
     params:
