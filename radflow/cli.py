@@ -40,7 +40,8 @@ def _masks(args):
     from .roi_names import load_aliases
 
     aliases = load_aliases(args.roi_names)
-    masks = write_masks([args.rtstruct], series_grid(image_headers_in(args.image_series_dir)), args.out_dir, aliases)
+    masks = write_masks([args.rtstruct], series_grid(image_headers_in(args.image_series_dir)), args.out_dir, aliases,
+                        union=args.union)
     for m in masks:
         print(f"{m['label']}\t{m['roi_original']}\t{m['voxel_count']} voxels\t{m['volume_mm3']:.1f} mm3"
               + (f"\t{'; '.join(m['warnings'])}" if m["warnings"] else ""))
@@ -104,6 +105,8 @@ def main(argv=None):
     p.add_argument("image_series_dir")
     p.add_argument("out_dir")
     p.add_argument("--roi-names", default="config/roi_names.yaml")
+    p.add_argument("--union", action="store_true",
+                   help="also write the union of the instances of a standard ROI drawn more than once (<ROI>_union)")
     p.set_defaults(func=_masks)
 
     p = sub.add_parser("clinical", help="GDC clinical files to one row per patient")
