@@ -29,44 +29,47 @@ SUFFIXES = ("_0", "_1", "_delta", "_relative")
 
 def delta_table(features: pd.DataFrame, series: pd.DataFrame, instances: str = "largest") -> pd.DataFrame:
     """One row per patient x modality x standard ROI x later study: for the mask volume (mask_volume_mm3) and every
-    numeric feature f, f_0 (first study),
-    f_1 (the later study), f_delta = f_1 - f_0 and f_relative = f_delta / |f_0| (empty when f_0 is 0)."""
+    numeric feature f, f_0 (first study), f_1 (the later study), f_delta = f_1 - f_0 and f_relative =
+    f_delta / |f_0| (empty when f_0 is 0)."""
     features = features.assign(patient_id=features["patient_id"].map(normalise_barcode))
     series = series.assign(patient_id=series["patient_id"].map(normalise_barcode))
     ok = features[(features["status"] == "ok") & (features["roi"].astype(str) != "")
                   & ~features["roi"].astype(str).str.startswith(UNMAPPED)]
+    ok = with_context(ok, series)  # once: the study days come from the whole index
     # radflow's mask volume on the image's own grid first (the GTV volume), then every numeric pyradiomics feature
     names = ["mask_volume_mm3"] + [c for c in features.columns
                                    if c not in ID_COLUMNS and pd.api.types.is_numeric_dtype(features[c])]
     key = "roi_label" if instances == "suffix" else "roi"
-    rows = []
-    for (pid, modality, roi), group in ok.groupby(["patient_id", "modality", key], sort=True):
-        cands = with_context(roi_candidates(group, roi, instances), series)
-        undated = cands[cands["study_day"].isna()]
-        if len(undated):
-            log.warning("%s %s %s: studies without a date left out of the delta table: %s", pid, modality, roi,
-                        ", ".join(sorted(set(undated["study_uid"]))))
-        cands = cands[cands["study_day"].notna()]
-        points = [order_within_study(g, instances).iloc[0]
-                  for _, g in sorted(cands.groupby("study_uid"), key=lambda kv: (kv[1]["study_day"].iloc[0], kv[0]))]
-        if len(points) < 2:
-            continue
-        first = points[0]
-        for later in points[1:]:
-            row = dict(patient_id=pid, modality=modality, roi=roi, interval_days=int(later["study_day"])
-                       - int(first["study_day"]))
-            for suffix, p in (("_0", first), ("_1", later)):
-                row.update({f"study_uid{suffix}": p["study_uid"], f"series_uid{suffix}": p["series_uid"],
-                            f"roi_label{suffix}": p["roi_label"], f"roi_original{suffix}": p["roi_original"],
-                            f"day{suffix}": int(p["study_day"])})
-            for f in names:
-                v0, v1 = float(first[f]), float(later[f])
-                delta = v1 - v0
-                row.update({f"{f}_0": v0, f"{f}_1": v1, f"{f}_delta": delta,
-                            f"{f}_relative": delta / abs(v0) if v0 != 0 and np.isfinite(v0) else np.nan})
-            rows.append(row)
-    columns = KEY_COLUMNS + [f"{f}{s}" for f in names for s in SUFFIXES]
-    return pd.DataFrame(rows, columns=columns)
+    cands = roi_candidates(ok, None, instances).assign(_key=lambda d: d[key])
+    undated = cands[cands["study_day"].isna()]
+    for (pid, modality, roi), g in undated.groupby(["patient_id", "modality", "_key"]):
+        log.warning("%s %s %s: studies without a date left out of the delta table: %s", pid, modality, roi,
+                    ", ".join(sorted(set(g["study_uid"]))))
+    cands = cands[cands["study_day"].notna()]
+    # one row per patient x modality x ROI x study (the best by the instance rule and tie-breaks), in time order
+    group = ["patient_id", "modality", "_key"]
+    points = order_within_study(cands, instances, by=[*group, "study_day", "study_uid"])
+    points = points.drop_duplicates([*group, "study_uid"]).reset_index(drop=True)
+    first = points.groupby(group, sort=False).cumcount() == 0
+    baseline = points[first].set_index(group)
+    later = points[~first]
+    base = baseline.loc[pd.MultiIndex.from_frame(later[group])].reset_index(drop=True)
+    later = later.reset_index(drop=True)
+    table = pd.DataFrame(dict(patient_id=later["patient_id"], modality=later["modality"], roi=later["_key"]))
+    for suffix, p in (("_0", base), ("_1", later)):
+        for c in ("study_uid", "series_uid", "roi_label", "roi_original"):
+            table[c + suffix] = p[c].to_numpy()
+        table["day" + suffix] = p["study_day"].astype(int).to_numpy()
+    table["interval_days"] = table["day_1"] - table["day_0"]
+    v0 = base[names].to_numpy(float)
+    v1 = later[names].to_numpy(float)
+    delta = v1 - v0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where((v0 != 0) & np.isfinite(v0), delta / np.abs(v0), np.nan)
+    values = np.stack([v0, v1, delta, relative], axis=2).reshape(len(later), 4 * len(names))
+    columns = [f"{f}{s}" for f in names for s in SUFFIXES]
+    table = pd.concat([table, pd.DataFrame(values, columns=columns)], axis=1)
+    return table[KEY_COLUMNS + columns].sort_values(["patient_id", "modality", "roi", "day_1"], ignore_index=True)
 
 
 def write_delta_table(features_path, series_path, out_csv, instances="largest") -> pd.DataFrame:

@@ -40,29 +40,33 @@ CLINICAL_KEEP = ["os_days", "os_event", "dss_days", "dss_event", "pfi_days", "pf
 TIE_BREAKS = "thinner slices, more slices, larger mask, series UID"
 
 
-def roi_candidates(ok: pd.DataFrame, roi: str, instances: str) -> pd.DataFrame:
-    """The feature rows (status ok) that can stand for `roi` under the instance rule. "suffix": the rows labelled
-    exactly `roi`; "union": per image the union row when there is one, else its single instance; "largest": every
-    instance (no union rows)."""
+def roi_candidates(ok: pd.DataFrame, roi: str | None, instances: str) -> pd.DataFrame:
+    """The feature rows (status ok) that can stand for `roi` (every ROI when None) under the instance rule.
+    "suffix": the rows labelled exactly `roi`; "union": per image the union row when there is one, else its single
+    instance; "largest": every instance (no union rows)."""
     if instances == "suffix":
-        return ok[ok["roi_label"] == roi]
-    rows = ok[ok["roi"] == roi]
+        return ok if roi is None else ok[ok["roi_label"] == roi]
+    rows = ok if roi is None else ok[ok["roi"] == roi]
     union = rows["roi_label"].astype(str).str.endswith(UNION_SUFFIX)
     if instances == "largest":
         return rows[~union]
-    has_union = set(rows.loc[union, "series_uid"])
-    return rows[union | ~rows["series_uid"].isin(has_union)]
+    pair = rows["series_uid"].astype(str) + "\x00" + rows["roi"].astype(str)
+    return rows[union | ~pair.isin(set(pair[union]))]
 
 
-def order_within_study(c: pd.DataFrame, instances: str) -> pd.DataFrame:
-    """Candidates of one study, best first: "largest" by mask volume first, then the tie-breaks; otherwise the
-    tie-breaks (thinner slices, more slices, larger mask, series UID)."""
+def order_within_study(c: pd.DataFrame, instances: str, by=()) -> pd.DataFrame:
+    """Candidates best first (within each group of the columns `by`, e.g. the study): "largest" by mask volume
+    first, then the tie-breaks; otherwise the tie-breaks (thinner slices, more slices, larger mask, series UID)."""
     c = c.assign(_spacing=c["slice_spacing"].fillna(np.inf), _slices=-c["n_slices"].fillna(0),
                  _volume=-c["mask_volume_mm3"].fillna(0))
     keys = ["_spacing", "_slices", "_volume", "series_uid", "roi_label"]
     if instances == "largest":
         keys = ["_volume"] + [k for k in keys if k != "_volume"]
-    return c.sort_values(keys, kind="stable").drop(columns=["_spacing", "_slices", "_volume"])
+    return c.sort_values([*by, *keys], kind="stable").drop(columns=["_spacing", "_slices", "_volume"])
+
+
+DESCRIBED = ["study_uid", "study_day", "series_uid", "roi_label", "roi_original", "slice_spacing", "n_slices",
+             "mask_volume_mm3"]
 
 
 def _describe(r) -> str:
@@ -103,7 +107,7 @@ def select(c: pd.DataFrame, time_point: str, instances: str, plan_studies: set =
     """(chosen row or None, selection reason, passed-over alternatives) among one patient's candidates."""
     study, why, other_study = choose_study(c, time_point, plan_studies, listed)
     if study is None:
-        return None, why, "; ".join(f"{_describe(r)}: {other_study}" for r in c.itertuples())
+        return None, why, "; ".join(f"{_describe(r)}: {other_study}" for r in c[DESCRIBED].itertuples())
     inside = c[c["study_uid"] == study]
     if time_point == "listed" and listed is not None and "series_uid" in listed and listed["series_uid"].notna().any():
         series = set(listed["series_uid"].dropna()) - {""}
@@ -117,7 +121,7 @@ def select(c: pd.DataFrame, time_point: str, instances: str, plan_studies: set =
     if len(ordered) > 1:
         reason += f"; within the study by {rule}"
     passed = [f"{_describe(r)}: {'not chosen within the study' if r.study_uid == study else other_study}"
-              for r in c.itertuples() if not (r.series_uid == chosen["series_uid"]
+              for r in c[DESCRIBED].itertuples() if not (r.series_uid == chosen["series_uid"]
                                                and r.roi_label == chosen["roi_label"])]
     return chosen, reason, "; ".join(passed)
 
