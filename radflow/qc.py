@@ -170,6 +170,8 @@ def cohort_counts(series: pd.DataFrame, problems: pd.DataFrame, features: pd.Dat
 
     add("index", "patients with DICOM", series["patient_id"].nunique())
     add("index", "studies", series["study_uid"].nunique())
+    studies = series.groupby("patient_id")["study_uid"].nunique()
+    add("index", "patients with two or more studies", (studies >= 2).sum())
     add("index", "series (and sub-series)", len(series))
     for modality, n in series["modality"].value_counts().sort_index().items():
         add("index", f"series of modality {modality}", n)
@@ -188,6 +190,9 @@ def cohort_counts(series: pd.DataFrame, problems: pd.DataFrame, features: pd.Dat
             clinical[[f"{endpoint}_days", event]].notna().all(axis=1).sum())
     add("cohort", "patients (images or clinical)", cohort["patient_id"].nunique())
     add("cohort", "patients in the modelling table", len(modelling))
+    if "passed_over" in cohort.columns:
+        add("cohort", "modelling table patients with other candidates passed over",
+            (cohort["in_modelling_table"].astype(bool) & (cohort["passed_over"].fillna("") != "")).sum())
     if event in modelling.columns:
         add("cohort", f"{endpoint.upper()} events in the modelling table", pd.to_numeric(modelling[event]).sum())
     for reason, n in cohort.loc[~cohort["in_modelling_table"].astype(bool), "reason"].fillna("").value_counts().items():

@@ -1,9 +1,13 @@
 """Kill and resume: a demo run killed (SIGKILL, the whole process tree) at several points, and once starved by a
 file-size limit (a full disk), then rerun as the README says, ends with tables byte-identical to an uninterrupted
-run's. No partial file is ever taken as done."""
+run's. No partial file is ever taken as done.
+
+It runs on its own copy of the demo cohort, generated again in another folder: so it is also the reviewer's rerun,
+which must give the same tables byte for byte (the demo files themselves are compared first)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import resource
 import signal
@@ -73,8 +77,17 @@ def _count(workdir: Path, pattern: str) -> int:
     return len(list((workdir / "results").glob(pattern)))
 
 
+def _digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def test_kill_full_disk_and_resume_give_the_clean_tables(demo_dir, demo_run, tmp_path):
-    workdir = make_project(tmp_path / "project", demo_dir, qc_overlays="model")  # pictures of CT GTVp only
+    from radflow.demo import generate_demo
+
+    generate_demo(tmp_path / "demo")  # the demo again, elsewhere: the same files
+    assert _digests(tmp_path / "demo") == _digests(demo_dir)
+    workdir = make_project(tmp_path / "project", tmp_path / "demo", qc_overlays="model")  # CT GTVp pictures only
     images = "images/*/*.json"
     # 1. killed while converting: the index is written, a few images are
     assert _run_until(workdir, lambda: _count(workdir, images) >= 2)
