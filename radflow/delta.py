@@ -4,7 +4,8 @@ later study (time point 1), for every standard ROI drawn at two or more time poi
 Each time point stands for one study; within it the image and ROI instance are chosen as for the modelling table
 (radflow.model: the instance rule, then thinner slices, more slices, larger mask, series UID). Days count from the
 patient's first study (TCIA shifts the dates of a patient together, so intervals are true). Studies without a
-StudyDate cannot be placed in time and are left out, and the log says so.
+StudyDate cannot be placed in time and are left out, and the log says so. When the first study's ROI (or its
+image) failed, that ROI has no time point 0 and no rows: a later study never stands in for the first.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pandas as pd
 
 from .clinical import normalise_barcode
 from .features import ID_COLUMNS
-from .model import order_within_study, roi_candidates, with_context
+from .model import drawn_rows, order_within_study, with_context
 from .roi_names import UNMAPPED
 
 log = logging.getLogger(__name__)
@@ -33,26 +34,41 @@ def delta_table(features: pd.DataFrame, series: pd.DataFrame, instances: str = "
     f_delta / |f_0| (empty when f_0 is 0)."""
     features = features.assign(patient_id=features["patient_id"].map(normalise_barcode))
     series = series.assign(patient_id=series["patient_id"].map(normalise_barcode))
-    ok = features[(features["status"] == "ok") & (features["roi"].astype(str) != "")
-                  & ~features["roi"].astype(str).str.startswith(UNMAPPED)]
-    ok = with_context(ok, series)  # once: the study days come from the whole index
+    rows = features[~features["roi"].astype(str).str.startswith(UNMAPPED)]
+    rows = with_context(drawn_rows(rows, None, instances), series)  # once: the study days come from the whole index
     # radflow's mask volume on the image's own grid first (the GTV volume), then every numeric pyradiomics feature
     names = ["mask_volume_mm3"] + [c for c in features.columns
                                    if c not in ID_COLUMNS and pd.api.types.is_numeric_dtype(features[c])]
     key = "roi_label" if instances == "suffix" else "roi"
-    cands = roi_candidates(ok, None, instances).assign(_key=lambda d: d[key])
-    undated = cands[cands["study_day"].isna()]
-    for (pid, modality, roi), g in undated.groupby(["patient_id", "modality", "_key"]):
+    group = ["patient_id", "modality", "_key"]
+    named = rows[rows["roi"].astype(str) != ""].assign(_key=lambda d: d[key])
+    # an image that failed as a whole (roi "") stands for every ROI of its patient and modality
+    lost = rows[rows["roi"].astype(str) == ""].merge(
+        named[group].drop_duplicates(), on=["patient_id", "modality"])
+    drawn = pd.concat([named, lost], ignore_index=True)
+    undated = drawn[drawn["study_day"].isna()]
+    for (pid, modality, roi), g in undated.groupby(group):
         log.warning("%s %s %s: studies without a date left out of the delta table: %s", pid, modality, roi,
                     ", ".join(sorted(set(g["study_uid"]))))
-    cands = cands[cands["study_day"].notna()]
+    drawn = drawn[drawn["study_day"].notna()]
+    # the first study of each patient x modality x ROI, whatever its status: when it failed, there is no time point 0
+    first_study = (drawn.sort_values([*group, "study_day", "study_uid"]).drop_duplicates(group)
+                   .set_index(group)["study_uid"])
+    cands = drawn[drawn["status"] == "ok"]
     # one row per patient x modality x ROI x study (the best by the instance rule and tie-breaks), in time order
-    group = ["patient_id", "modality", "_key"]
     points = order_within_study(cands, instances, by=[*group, "study_day", "study_uid"])
     points = points.drop_duplicates([*group, "study_uid"]).reset_index(drop=True)
     first = points.groupby(group, sort=False).cumcount() == 0
     baseline = points[first].set_index(group)
+    failed_first = baseline.index[baseline["study_uid"] != first_study.loc[baseline.index]]
+    for pid, modality, roi in failed_first:
+        bad = drawn[(drawn["patient_id"] == pid) & (drawn["modality"] == modality) & (drawn["_key"] == roi)
+                    & (drawn["study_uid"] == first_study.loc[(pid, modality, roi)])]
+        log.warning("%s %s %s: the first study %s failed (%s): no delta rows", pid, modality, roi,
+                    first_study.loc[(pid, modality, roi)], bad["reason"].iloc[0])
+    baseline = baseline.drop(index=failed_first)
     later = points[~first]
+    later = later[pd.MultiIndex.from_frame(later[group]).isin(baseline.index)]
     base = baseline.loc[pd.MultiIndex.from_frame(later[group])].reset_index(drop=True)
     later = later.reset_index(drop=True)
     table = pd.DataFrame(dict(patient_id=later["patient_id"], modality=later["modality"], roi=later["_key"]))

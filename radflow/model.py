@@ -4,7 +4,8 @@ cohort accounting (every patient, and why they are or are not in the modelling t
 Which image and ROI stand for a patient is decided in three steps, each stated in cohort.tsv:
 
 1. the study, by the time point rule (config model.time_point):
-   - "baseline": the earliest study that has the modality and the ROI;
+   - "baseline": the earliest study that has the modality and the ROI (if its ROI or image failed, the patient is
+     left out with that reason: no later study stands in for it);
    - "planning": the study with the RT plan (an RTPLAN or RTDOSE series); without one, the earliest study whose
      own structure set holds the ROI;
    - "listed": the study named for the patient in the file model.studies (columns patient_id, study_uid and
@@ -104,11 +105,21 @@ def choose_study(c: pd.DataFrame, time_point: str, plan_studies: set, listed: pd
 
 def select(c: pd.DataFrame, time_point: str, instances: str, plan_studies: set = frozenset(),
            listed: pd.DataFrame | None = None) -> tuple[pd.Series | None, str, str]:
-    """(chosen row or None, selection reason, passed-over alternatives) among one patient's candidates."""
+    """(chosen row or None, selection reason, passed-over alternatives) among one patient's candidates: feature rows
+    of the ROI of any status. The study is chosen among all of them, so that a study whose ROI failed is not
+    silently replaced by another time point (a follow-up standing in for a failed baseline): the patient is left
+    out with the failure instead."""
     study, why, other_study = choose_study(c, time_point, plan_studies, listed)
     if study is None:
         return None, why, "; ".join(f"{_describe(r)}: {other_study}" for r in c[DESCRIBED].itertuples())
-    inside = c[c["study_uid"] == study]
+    inside = c[(c["study_uid"] == study) & (c["status"] == "ok")]
+    if inside.empty:
+        failed = c[c["study_uid"] == study]
+        day = "no date" if pd.isna(failed["study_day"].iloc[0]) else f"day {int(failed['study_day'].iloc[0])}"
+        others = c[c["study_uid"] != study]
+        return None, (f"{why} ({day}): its ROI failed ({failed['reason'].iloc[0]}); no other time point is used "
+                      "in its place"), "; ".join(f"{_describe(r)}: {other_study}"
+                                                 for r in others[DESCRIBED].itertuples())
     if time_point == "listed" and listed is not None and "series_uid" in listed and listed["series_uid"].notna().any():
         series = set(listed["series_uid"].dropna()) - {""}
         if series and inside["series_uid"].isin(series).any():
@@ -124,6 +135,14 @@ def select(c: pd.DataFrame, time_point: str, instances: str, plan_studies: set =
               for r in c[DESCRIBED].itertuples() if not (r.series_uid == chosen["series_uid"]
                                                and r.roi_label == chosen["roi_label"])]
     return chosen, reason, "; ".join(passed)
+
+
+def drawn_rows(features: pd.DataFrame, roi: str | None, instances: str) -> pd.DataFrame:
+    """Every row that says a time point has the ROI, whatever its status: the ROI's candidates (ok or failed), and
+    the rows of images that failed as a whole (roi "", every ROI of its structure sets lost with it)."""
+    named = roi_candidates(features[features["roi"].astype(str) != ""], roi, instances)
+    lost = features[(features["roi"].astype(str) == "") & (features["status"] != "ok")]
+    return pd.concat([named, lost]) if len(lost) else named
 
 
 def with_context(features: pd.DataFrame, series: pd.DataFrame) -> pd.DataFrame:
@@ -164,8 +183,8 @@ def modelling_table(features: pd.DataFrame, clinical: pd.DataFrame, series: pd.D
     series = series.assign(patient_id=series["patient_id"].map(normalise_barcode))
     clinical = clinical.assign(patient_id=clinical["patient_id"].map(normalise_barcode))
     images = series[series["convert"]]
-    ok = features[(features["modality"] == modality) & (features["status"] == "ok")]
-    ok = with_context(roi_candidates(ok, roi, instances), series)
+    drawn = with_context(drawn_rows(features[features["modality"] == modality], roi, instances), series)
+    ok = drawn[drawn["status"] == "ok"]
     plans = plan_studies(series)
     clin = clinical.set_index("patient_id")
     patients = sorted(set(series["patient_id"]) | set(clinical["patient_id"]))
@@ -180,7 +199,8 @@ def modelling_table(features: pd.DataFrame, clinical: pd.DataFrame, series: pd.D
         chosen, selection, passed = None, "", ""
         if entry["has_roi"]:
             mine = None if listed is None else listed[listed["patient_id"] == pid]
-            chosen, selection, passed = select(ok[ok["patient_id"] == pid], time_point, instances, plans, mine)
+            chosen, selection, passed = select(drawn[drawn["patient_id"] == pid], time_point, instances, plans,
+                                               mine)
         reason = ""
         if not entry["has_images"]:
             reason = "no converted image series"
@@ -193,7 +213,7 @@ def modelling_table(features: pd.DataFrame, clinical: pd.DataFrame, series: pd.D
             reason = (f"{roi} on {modality} failed: {failed['reason'].iloc[0]}" if len(failed)
                       else f"no ROI mapped to {roi} on a {modality} series")
         elif chosen is None:
-            reason = f"time point {time_point}: {selection}"
+            reason = selection if selection.startswith(time_point) else f"time point {time_point}: {selection}"
         elif not entry["has_clinical"]:
             reason = "no clinical record"
         elif not entry["has_outcome"]:

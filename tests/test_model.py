@@ -214,3 +214,26 @@ def test_selection_config_is_checked_before_the_run(tmp_path):
                                     "and study_uid; missing study_uid"]
     wrong.write_text("patient_id,study_uid\nTCGA-AA-0001,1.2.3\n")
     assert problems(str(wrong)) == []
+
+
+@pytest.mark.parametrize("whole_image", [False, True])
+def test_a_failed_baseline_is_not_replaced_by_a_later_study(cohort, whole_image):
+    """The diagnostic study's GTVp failed (or its whole CT did): the patient is left out of the modelling table with
+    that reason, and has no delta rows; the planning study and the follow-up never stand in for the baseline."""
+    features, series = cohort
+    diag = features["series_uid"] == "ct-diag"
+    reason = "ct-diag cannot be converted: broken pixel data" if whole_image else "empty mask: ROI covers no voxel"
+    features.loc[diag, ["status", "reason"]] = ["failed", reason]
+    if whole_image:
+        features.loc[diag, ["roi", "roi_label", "roi_original"]] = ""
+    table, cohort_table = modelling_table(features, CLINICAL, series, "CT", "GTVp")
+    assert list(table["patient_id"]) == ["TCGA-AA-0002"]
+    c = _by_patient(cohort_table).loc["TCGA-AA-0001"]
+    assert not c["in_modelling_table"] and c["series_uid"] == ""
+    assert c["reason"] == (f"baseline: the earliest study with the modality and ROI (day 0): "
+                           f"its ROI failed ({reason}); no other time point is used in its place")
+    assert "day 21 series ct-plan" in c["passed_over"] and "day 140 series ct-fu" in c["passed_over"]
+    assert delta_table(features, series).empty
+    # the planning rule is not concerned: its study is fine
+    table, _ = modelling_table(features, CLINICAL, series, "CT", "GTVp", time_point="planning")
+    assert _by_patient(table).loc["TCGA-AA-0001", "series_uid"] == "ct-plan"
