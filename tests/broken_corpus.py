@@ -19,11 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pydicom
-from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence
 from pydicom.uid import JPEG2000Lossless, generate_uid
 
-from factory import rewrite_dicom
+from factory import add_roi, rewrite_dicom
 
 
 @dataclass
@@ -57,31 +55,6 @@ class Cohort:
 
 def _new_uid(*parts) -> str:
     return generate_uid(entropy_srcs=[str(p) for p in parts])
-
-
-def _add_roi(rs_path: Path, name: str, contours: list[tuple[str, np.ndarray]] | None):
-    """Append an ROI to an RTSTRUCT: contours as (ContourGeometricType, (N, 3) points); None = no contours."""
-    rs = pydicom.dcmread(rs_path)
-    number = max(int(r.ROINumber) for r in rs.StructureSetROISequence) + 1
-    item = Dataset()
-    item.ROINumber, item.ROIName = number, name
-    item.ReferencedFrameOfReferenceUID = rs.StructureSetROISequence[0].ReferencedFrameOfReferenceUID
-    item.ROIGenerationAlgorithm = "MANUAL"
-    rs.StructureSetROISequence.append(item)
-    rc = Dataset()
-    rc.ReferencedROINumber = number
-    rc.ROIDisplayColor = [255, 0, 0]
-    if contours is not None:
-        seq = Sequence()
-        for kind, pts in contours:
-            c = Dataset()
-            c.ContourGeometricType = kind
-            c.NumberOfContourPoints = len(pts)
-            c.ContourData = [f"{v:.4f}" for v in np.asarray(pts, float).ravel()]
-            seq.append(c)
-        rc.ContourSequence = seq
-    rs.ROIContourSequence.append(rc)
-    rs.save_as(rs_path)
 
 
 def _gtv_plane(c: Cohort, patient: str) -> tuple[np.ndarray, float]:
@@ -219,27 +192,27 @@ def rtstruct_without_image(c: Cohort) -> Expectation:
 
 
 def empty_roi(c: Cohort) -> Expectation:
-    _add_roi(c.rtstruct("TCGA-00-0001"), "GTV_EMPTY", None)
+    add_roi(c.rtstruct("TCGA-00-0001"), "GTV_EMPTY", None)
     return Expectation("empty ROI (no contours)", "problems", ["GTV_EMPTY", "has no contours"])
 
 
 def contour_outside(c: Cohort) -> Expectation:
     pts, z = _gtv_plane(c, "TCGA-00-0001")
     far = pts + np.array([4000.0, 0.0, 0.0])  # four metres to the patient's left
-    _add_roi(c.rtstruct("TCGA-00-0001"), "Marker_far", [("CLOSED_PLANAR", far)])
+    add_roi(c.rtstruct("TCGA-00-0001"), "Marker_far", [("CLOSED_PLANAR", far)])
     return Expectation("contour entirely outside the image", "features",
                        ["Marker_far", "empty mask", "outside the image"])
 
 
 def open_contour(c: Cohort) -> Expectation:
     pts, z = _gtv_plane(c, "TCGA-00-0001")
-    _add_roi(c.rtstruct("TCGA-00-0001"), "Line_open", [("OPEN_PLANAR", pts[: len(pts) // 2])])
+    add_roi(c.rtstruct("TCGA-00-0001"), "Line_open", [("OPEN_PLANAR", pts[: len(pts) // 2])])
     return Expectation("open contour", "features", ["Line_open", "empty mask", "OPEN_PLANAR contour ignored"])
 
 
 def point_roi(c: Cohort) -> Expectation:
     pts, z = _gtv_plane(c, "TCGA-00-0001")
-    _add_roi(c.rtstruct("TCGA-00-0001"), "Ref_point", [("POINT", pts[:1])])
+    add_roi(c.rtstruct("TCGA-00-0001"), "Ref_point", [("POINT", pts[:1])])
     return Expectation("ROI made of one point", "features", ["Ref_point", "empty mask", "POINT contour ignored"])
 
 

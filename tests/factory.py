@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
+import pydicom
 import SimpleITK as sitk
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
@@ -46,6 +48,31 @@ def write_rtstruct(path, rois: dict[str, list[np.ndarray]], for_uid="1.2.3.4", p
     ds.StructureSetROISequence, ds.ROIContourSequence = ssroi, roic
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def add_roi(rs_path: Path, name: str, contours: list[tuple[str, np.ndarray]] | None):
+    """Append an ROI to an RTSTRUCT: contours as (ContourGeometricType, (N, 3) points); None = no contours."""
+    rs = pydicom.dcmread(rs_path)
+    number = max(int(r.ROINumber) for r in rs.StructureSetROISequence) + 1
+    item = Dataset()
+    item.ROINumber, item.ROIName = number, name
+    item.ReferencedFrameOfReferenceUID = rs.StructureSetROISequence[0].ReferencedFrameOfReferenceUID
+    item.ROIGenerationAlgorithm = "MANUAL"
+    rs.StructureSetROISequence.append(item)
+    rc = Dataset()
+    rc.ReferencedROINumber = number
+    rc.ROIDisplayColor = [255, 0, 0]
+    if contours is not None:
+        seq = Sequence()
+        for kind, pts in contours:
+            c = Dataset()
+            c.ContourGeometricType = kind
+            c.NumberOfContourPoints = len(pts)
+            c.ContourData = [f"{v:.4f}" for v in np.asarray(pts, float).ravel()]
+            seq.append(c)
+        rc.ContourSequence = seq
+    rs.ROIContourSequence.append(rc)
+    rs.save_as(rs_path)
 
 
 def grid_image(path, size, spacing, origin, direction=(1, 0, 0, 0, 1, 0, 0, 0, 1)):
