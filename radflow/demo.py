@@ -405,7 +405,7 @@ def _study(root: Path, patient: str, label: str, date: datetime, sex, weight) ->
     return Study(patient, study_uid, date, label, folder, sex, weight)
 
 
-def _ct(study, anat, grid, rng, for_uid, number=2):
+def _ct(study, anat, grid, rng, for_uid, number=2, description="CT HEAD NECK"):
     slices = []
     x, y = grid.xy()
     for k in range(grid.n_slices):
@@ -413,7 +413,7 @@ def _ct(study, anat, grid, rng, for_uid, number=2):
         slices.append(np.round(hu + 1024.0).astype(np.int16))
     extra = dict(RescaleIntercept="-1024", RescaleSlope="1", RescaleType="HU", KVP="120",
                  ConvolutionKernel="STANDARD")
-    return write_image_series(study, "CT", CT_STORAGE, number, "CT HEAD NECK", grid, slices, for_uid, extra)
+    return write_image_series(study, "CT", CT_STORAGE, number, description, grid, slices, for_uid, extra)
 
 
 def _pet(study, anat, grid, rng, for_uid, truth, number=4):
@@ -492,13 +492,7 @@ def _followup(root: Path, spec: dict, baseline: Study, anat: Anatomy, rng) -> di
     moved = anat.shifted(f["shift"])
     moved.gtvp = Ellipsoid(moved.gtvp.centre, tuple(a * f["shrink"] for a in moved.gtvp.axes))
     grid = SliceGrid(256, 256, 0.9765625, 3.0, 60, (-124.51171875, -114.51171875, -87.0))
-    x, y = grid.xy()
-    slices = [np.round(ct_slice_hu(moved, x, y, grid.z(k), rng) + 1024.0).astype(np.int16)
-              for k in range(grid.n_slices)]
-    extra = dict(RescaleIntercept="-1024", RescaleSlope="1", RescaleType="HU", KVP="120",
-                 ConvolutionKernel="STANDARD")
-    ct = write_image_series(study, "CT", CT_STORAGE, 2, "CT FOLLOW UP", grid, slices,
-                            uid(spec["id"], "for", "ct-followup"), extra)
+    ct = _ct(study, moved, grid, rng, uid(spec["id"], "for", "ct-followup"), description="CT FOLLOW UP")
     rs = write_rtstruct(study, 100, ct, [(spec["gtvp"], moved.gtvp)])
     return dict(study_uid=study.uid, ct_series_uid=ct["series_uid"], rtstruct_series_uid=rs["series_uid"],
                 day=f["days"], gtvp_original=spec["gtvp"], gtvp_volume_mm3=moved.gtvp.volume(),

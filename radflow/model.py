@@ -30,8 +30,6 @@ from .clinical import normalise_barcode
 from .features import ID_COLUMNS
 from .timeline import patient_timeline
 
-TIME_POINTS = ("baseline", "planning", "listed")
-INSTANCES = ("largest", "union", "suffix")
 UNION_SUFFIX = "_union"
 COHORT_COLUMNS = ["patient_id", "has_images", "has_modality", "has_roi", "has_clinical", "has_outcome",
                   "in_modelling_table", "reason", "study_uid", "study_day", "series_uid", "roi_label",
@@ -41,13 +39,13 @@ CLINICAL_KEEP = ["os_days", "os_event", "dss_days", "dss_event", "pfi_days", "pf
 TIE_BREAKS = "thinner slices, more slices, larger mask, series UID"
 
 
-def roi_candidates(ok: pd.DataFrame, roi: str | None, instances: str) -> pd.DataFrame:
-    """The feature rows (status ok) that can stand for `roi` (every ROI when None) under the instance rule.
+def roi_candidates(rows: pd.DataFrame, roi: str | None, instances: str) -> pd.DataFrame:
+    """The feature rows that can stand for `roi` (every ROI when None) under the instance rule.
     "suffix": the rows labelled exactly `roi`; "union": per image the union row when there is one, else its single
     instance; "largest": every instance (no union rows)."""
     if instances == "suffix":
-        return ok if roi is None else ok[ok["roi_label"] == roi]
-    rows = ok if roi is None else ok[ok["roi"] == roi]
+        return rows if roi is None else rows[rows["roi_label"] == roi]
+    rows = rows if roi is None else rows[rows["roi"] == roi]
     union = rows["roi_label"].astype(str).str.endswith(UNION_SUFFIX)
     if instances == "largest":
         return rows[~union]
@@ -87,7 +85,8 @@ def choose_study(c: pd.DataFrame, time_point: str, plan_studies: set, listed: pd
         if wanted.empty:
             return None, "not listed in model.studies", "not listed"
         if present.empty:
-            return None, f"listed study {', '.join(sorted(wanted['study_uid']))} has no usable ROI", "not listed"
+            return (None, f"listed study {', '.join(sorted(wanted['study_uid']))} has no feature row of the ROI on "
+                    "this modality", "not listed")
         return present["study_uid"].iloc[0], "listed in model.studies", "not listed"
     if time_point == "planning":
         planned = studies[studies["study_uid"].isin(plan_studies)]
@@ -120,10 +119,9 @@ def select(c: pd.DataFrame, time_point: str, instances: str, plan_studies: set =
         return None, (f"{why} ({day}): its ROI failed ({failed['reason'].iloc[0]}); no other time point is used "
                       "in its place"), "; ".join(f"{_describe(r)}: {other_study}"
                                                  for r in others[DESCRIBED].itertuples())
-    if time_point == "listed" and listed is not None and "series_uid" in listed and listed["series_uid"].notna().any():
-        series = set(listed["series_uid"].dropna()) - {""}
-        if series and inside["series_uid"].isin(series).any():
-            inside = inside[inside["series_uid"].isin(series)]
+    named = set(listed["series_uid"]) - {""} if time_point == "listed" and "series_uid" in listed else set()
+    if inside["series_uid"].isin(named).any():  # a listed series, when the file names one
+        inside = inside[inside["series_uid"].isin(named)]
     ordered = order_within_study(inside, instances)
     chosen = ordered.iloc[0]
     rule = ("largest mask volume, then " + TIE_BREAKS if instances == "largest" else TIE_BREAKS)
@@ -152,10 +150,9 @@ def with_context(features: pd.DataFrame, series: pd.DataFrame) -> pd.DataFrame:
     geometry = series[["series_uid", "study_date", "slice_spacing", "n_slices"]].drop_duplicates("series_uid")
     rs_study = (series[["series_uid", "study_uid"]].drop_duplicates("series_uid")
                 .rename(columns={"series_uid": "rtstruct_series_uid", "study_uid": "rtstruct_study_uid"}))
-    out = (features.merge(geometry, on="series_uid", how="left")
-           .merge(days, on=["patient_id", "study_uid"], how="left")
-           .merge(rs_study, on="rtstruct_series_uid", how="left"))
-    return out
+    return (features.merge(geometry, on="series_uid", how="left")
+            .merge(days, on=["patient_id", "study_uid"], how="left")
+            .merge(rs_study, on="rtstruct_series_uid", how="left"))
 
 
 def plan_studies(series: pd.DataFrame) -> set:
