@@ -11,7 +11,9 @@ from __future__ import annotations
 import errno
 import gzip
 import os
+import shutil
 import struct
+from contextlib import contextmanager
 from pathlib import Path
 
 MACHINE_ERRNOS = {
@@ -32,6 +34,43 @@ def is_machine_error(err: BaseException) -> bool:
     if isinstance(err, (MemoryError, KeyboardInterrupt, SystemExit, OutputError)):
         return True
     return isinstance(err, OSError) and err.errno in MACHINE_ERRNOS
+
+
+PARTIAL = ".partial-"
+
+
+@contextmanager
+def atomic_outputs(*paths):
+    """Temporary paths next to each output (files or folders; same name behind a ".partial-" prefix, so the
+    extension stays); when the block ends without an error each is renamed onto its output, otherwise removed.
+
+    A job killed half way (SIGKILL, a reboot, a node lost) leaves only .partial-* names behind, never a truncated
+    file under the output's name. Snakemake's own incomplete markers are not enough: Snakemake 9.27.1 does not
+    rerun a job downstream of the index checkpoint whose output a kill left half-written, even with
+    --rerun-incomplete (a truncated features parquet was taken as done in tests/test_kill_resume.py)."""
+    final = [Path(p) for p in paths]
+    temporary = [p.with_name(PARTIAL + p.name) for p in final]
+
+    def remove(p: Path):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+
+    for t in temporary:
+        t.parent.mkdir(parents=True, exist_ok=True)
+        remove(t)  # left by a killed run
+    try:
+        yield [str(t) for t in temporary]
+    except BaseException:
+        for t in temporary:
+            remove(t)
+        raise
+    for t, f in zip(temporary, final):
+        if not t.exists():
+            raise OutputError(errno.EIO, f"cannot write {f}: the job wrote nothing")
+        remove(f)  # (Snakemake may have created an output folder)
+        os.replace(t, f)
 
 
 class OutputError(OSError):

@@ -1,7 +1,8 @@
 import sys
 
 from radflow.clinical import clinical_table
+from radflow.failures import atomic_outputs
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
-clinical_table(list(snakemake.input), snakemake.output.table, snakemake.output.problems,
-               project=snakemake.params.project)
+with atomic_outputs(snakemake.output.table, snakemake.output.problems) as (table, problems):
+    clinical_table(list(snakemake.input), table, problems, project=snakemake.params.project)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from radflow.failures import atomic_outputs
 from radflow.masks import failed_entry, write_masks
 from radflow.roi_names import load_aliases
 
@@ -14,10 +15,11 @@ links = links[(links["image_series_uid"] == series) & links["source_modality"].i
 relation = dict(zip(links["source_series_uid"], links["relation"]))
 image = Path(snakemake.input.image)
 sidecar = json.loads(image.with_name(image.name[: -len(".nii.gz")] + ".json").read_text())
-if sidecar.get("status") == "failed":  # nothing to rasterise on: every ROI fails with the image's reason
-    out = Path(snakemake.output[0])
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "masks.json").write_text(json.dumps([failed_entry("(every ROI)", sidecar["reason"], series)], indent=2))
-else:
-    write_masks(sorted(set(links["source_path"])), image, snakemake.output[0], load_aliases(snakemake.input.roi_names),
-                series, relation, union=snakemake.params.roi_instances == "union")
+with atomic_outputs(snakemake.output[0]) as (out,):
+    if sidecar.get("status") == "failed":  # nothing to rasterise on: every ROI fails with the image's reason
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "masks.json").write_text(json.dumps([failed_entry("(every ROI)", sidecar["reason"], series)],
+                                                         indent=2))
+    else:
+        write_masks(sorted(set(links["source_path"])), image, out, load_aliases(snakemake.input.roi_names), series,
+                    relation, union=snakemake.params.roi_instances == "union")

@@ -1,7 +1,9 @@
 import sys
 
+from radflow.failures import atomic_outputs
 from radflow.features import merge_features
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 o = snakemake.output
-merge_features(snakemake.input, o.parquet, o.csv, o.long_parquet, o.long_csv)
+with atomic_outputs(o.parquet, o.csv, o.long_parquet, o.long_csv) as paths:
+    merge_features(snakemake.input, *paths)

@@ -2,6 +2,7 @@ import sys
 
 import pandas as pd
 
+from radflow.failures import atomic_outputs
 from radflow.qc import cohort_counts, feature_distributions
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
@@ -10,6 +11,7 @@ features = pd.read_parquet(i.features)
 counts = cohort_counts(pd.read_parquet(i.series), pd.read_csv(i.problems, sep="\t"), features,
                        pd.read_csv(i.cohort, sep="\t"), pd.read_csv(i.clinical), pd.read_csv(i.modelling_table),
                        snakemake.params.endpoint)
-counts.to_csv(snakemake.output.counts, sep="\t", index=False)
-print(counts.to_string(index=False))
-feature_distributions(features, snakemake.output.distributions)
+with atomic_outputs(snakemake.output.counts, snakemake.output.distributions) as (counts_tsv, distributions):
+    counts.to_csv(counts_tsv, sep="\t", index=False)
+    print(counts.to_string(index=False))
+    feature_distributions(features, distributions)

@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import SimpleITK as sitk
 
@@ -73,8 +74,13 @@ def _resume(workdir: Path, limit_bytes: int | None = None, timeout=900) -> subpr
                           timeout=timeout, preexec_fn=limit)
 
 
+def _done(workdir: Path, pattern: str) -> list[Path]:
+    """Outputs under their own names (not the .partial-* names of jobs still writing, or killed while writing)."""
+    return [p for p in (workdir / "results").glob(pattern) if not any(part.startswith(".partial-") for part in p.parts)]
+
+
 def _count(workdir: Path, pattern: str) -> int:
-    return len(list((workdir / "results").glob(pattern)))
+    return len(_done(workdir, pattern))
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -94,6 +100,9 @@ def test_kill_full_disk_and_resume_give_the_clean_tables(demo_dir, demo_run, tmp
     # 2. resumed, then killed again while extracting features
     _unlock(workdir)
     assert _run_until(workdir, lambda: _count(workdir, "features/*/*.parquet") >= 3)
+    # every output under its own name is whole: a job killed while writing left only a .partial-* name
+    for table in _done(workdir, "features/*/*.parquet"):
+        pd.read_parquet(table)
     # 3. resumed on a "full disk": no file may grow past 1.5 MB (ulimit -f), and each CT image is 1.7 MB
     starved = _resume(workdir, limit_bytes=1_500_000)
     out = starved.stdout + starved.stderr
@@ -104,9 +113,9 @@ def test_kill_full_disk_and_resume_give_the_clean_tables(demo_dir, demo_run, tmp
     starved_logs = [text for text in logs if "disk full or a file-size limit" in text]
     assert starved_logs and all("cannot write results/images/" in text for text in starved_logs)
     # nothing half-written is left behind as if it were done: every image that exists reads back whole
-    for image in (workdir / "results" / "images").glob("*/*.nii.gz"):
+    for image in _done(workdir, "images/*/*.nii.gz"):
         assert sitk.GetArrayFromImage(sitk.ReadImage(str(image))).size > 1, image
-    failed = list((workdir / "results" / "images").glob("*/*.json"))
+    failed = _done(workdir, "images/*/*.json")
     assert all('"status": "failed"' not in p.read_text() for p in failed), "a full disk is not a broken series"
     # 4. resumed with space again, killed once more while the cohort tables are written
     _unlock(workdir)
@@ -116,6 +125,32 @@ def test_kill_full_disk_and_resume_give_the_clean_tables(demo_dir, demo_run, tmp
     assert final.returncode == 0, final.stderr[-4000:]
     for table in TABLES:
         assert (workdir / "results" / table).read_bytes() == (demo_run / "results" / table).read_bytes(), table
+    assert not list((workdir / "results").rglob(".partial-*")), "a killed job's leftovers stayed behind"
     # qc_overlays: model drew the modelling table's ROI on its modality only
     pictures = sorted((workdir / "results" / "qc" / "overlays").glob("*/*/*.png"))
     assert {p.stem for p in pictures} == {"GTVp"} and len(pictures) == 10  # 8 baseline CTs, 2 follow-ups
+
+
+def test_atomic_outputs(tmp_path):
+    """Outputs appear under their names only when their job ends well; a killed job's leftovers are cleared."""
+    from radflow.failures import OutputError, atomic_outputs
+
+    table, folder = tmp_path / "out" / "table.csv", tmp_path / "out" / "pictures"
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / ".partial-table.csv").write_text("half a table from a killed run")
+    folder.mkdir()  # as Snakemake may leave it
+    with atomic_outputs(table, folder) as (t, f):
+        assert t.endswith("/.partial-table.csv") and not Path(t).exists()
+        Path(t).write_text("a,b\n1,2\n")
+        Path(f).mkdir()
+        (Path(f) / "one.png").write_bytes(b"png")
+    assert table.read_text() == "a,b\n1,2\n" and (folder / "one.png").exists()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["pictures", "table.csv"]
+    with pytest.raises(ValueError):  # the job fails half way: nothing new under the output's name
+        with atomic_outputs(tmp_path / "out" / "other.csv") as (t,):
+            Path(t).write_text("a,b\n")
+            raise ValueError("pyradiomics failed")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["pictures", "table.csv"]
+    with pytest.raises(OutputError, match="the job wrote nothing"):
+        with atomic_outputs(tmp_path / "out" / "never.csv"):
+            pass
