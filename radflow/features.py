@@ -73,10 +73,10 @@ def extract_roi(extractor, image: sitk.Image, mask: sitk.Image, label: int = 1) 
     finally:
         extractor.settings.clear()
         extractor.settings.update(saved)
-    values = {}
-    for key, value in result.items():
-        if not key.startswith("diagnostics_"):
-            values[key] = float(np.asarray(value)) if np.ndim(value) == 0 else json.dumps(np.asarray(value).tolist())
+    try:
+        values = feature_values(result)
+    except FeatureValueError as err:
+        return {}, f"pyradiomics: {err}"
     if ibsi is not None:
         from .ibsi_mode import ibsi_columns
 
@@ -84,6 +84,38 @@ def extract_roi(extractor, image: sitk.Image, mask: sitk.Image, label: int = 1) 
         values["ibsi_roi_voxels"] = float(audit["roi_voxels"])
         values["ibsi_intensity_roi_voxels"] = float(audit["intensity_roi_voxels"])
     return values, ""
+
+
+class FeatureValueError(ValueError):
+    """A pyradiomics result that is not a real number."""
+
+
+# A complex value whose imaginary part is below this (relative to its size, at least 1) is a real number that went
+# through a general eigen-decomposition: pyradiomics' shape features take numpy.linalg.eig of a symmetric
+# covariance, and for a symmetric ROI (two equal eigenvalues) LAPACK on some CPUs returns a conjugate pair with an
+# imaginary part of 1e-17 where others return real values.
+IMAGINARY_TOLERANCE = 1e-9
+
+
+def feature_value(name: str, value):
+    """One pyradiomics result as the table holds it: a float (arrays as JSON lists of floats).
+
+    Complex values at rounding level become their real part, the same rule on every CPU; any other complex
+    value, or a value that is not a number, raises FeatureValueError naming the feature."""
+    arr = np.asarray(value)
+    if np.iscomplexobj(arr):
+        imaginary = np.abs(arr.imag)
+        if (imaginary > IMAGINARY_TOLERANCE * np.maximum(1.0, np.abs(arr.real))).any():
+            raise FeatureValueError(f"{name} is complex ({value!r}): its imaginary part is not at rounding level")
+        arr = arr.real
+    if arr.dtype.kind not in "biuf":
+        raise FeatureValueError(f"{name} is not a number ({value!r})")
+    return float(arr) if arr.ndim == 0 else json.dumps(arr.astype(float).tolist())
+
+
+def feature_values(result) -> dict:
+    """The features of one pyradiomics result (diagnostics dropped), each through feature_value."""
+    return {key: feature_value(key, value) for key, value in result.items() if not key.startswith("diagnostics_")}
 
 
 def extract_series(image_path, masks_dir, settings_path) -> pd.DataFrame:
@@ -117,22 +149,33 @@ def extract_series(image_path, masks_dir, settings_path) -> pd.DataFrame:
                                                + (f" ({why})" if why else ""))
             rows.append(row)
             continue
-        mask = sitk.ReadImage(str(masks_dir / f"{m['label']}.nii.gz"))
-        row["mask_sha256"] = image_hash(mask)
-        values, failure = extract_roi(extractor, image, mask)
-        inside = sitk.GetArrayViewFromImage(image)[sitk.GetArrayViewFromImage(mask) > 0]
-        if inside.size > 1 and np.ptp(inside) == 0:  # before pyradiomics' own verdict: normalising 0/0 gives NaN
-            row.update(status="flat", reason=f"every voxel of ROI '{m['roi_original']}' has the same intensity "
-                                             f"({float(inside[0]):g}): texture features are undefined"
-                                             + (f"; {failure}" if failure else ""))
-        elif failure:
-            row.update(status="failed", reason=failure)
-        elif values.get("original_firstorder_Range", 1.0) == 0:
-            row.update(status="flat", reason=f"every voxel of ROI '{m['roi_original']}' has the same intensity "
-                                             "after pre-processing: texture features are undefined")
-        row.update(values)
+        try:
+            row.update(_roi_row(extractor, image, masks_dir, m))
+        except Exception as err:  # nothing one ROI does takes the other ROIs of its series down
+            if is_machine_error(err):
+                raise
+            row.update(status="failed", reason=f"ROI '{m['roi_original']}': {type(err).__name__}: {err}")
         rows.append(row)
     return _ordered(pd.DataFrame(rows))
+
+
+def _roi_row(extractor, image: sitk.Image, masks_dir: Path, m: dict) -> dict:
+    """The status, reason, mask hash and features of one ROI's row."""
+    mask = sitk.ReadImage(str(masks_dir / f"{m['label']}.nii.gz"))
+    row = dict(mask_sha256=image_hash(mask))
+    values, failure = extract_roi(extractor, image, mask)
+    inside = sitk.GetArrayViewFromImage(image)[sitk.GetArrayViewFromImage(mask) > 0]
+    if inside.size > 1 and np.ptp(inside) == 0:  # before pyradiomics' own verdict: normalising 0/0 gives NaN
+        row.update(status="flat", reason=f"every voxel of ROI '{m['roi_original']}' has the same intensity "
+                                         f"({float(inside[0]):g}): texture features are undefined"
+                                         + (f"; {failure}" if failure else ""))
+    elif failure:
+        row.update(status="failed", reason=failure)
+    elif values.get("original_firstorder_Range", 1.0) == 0:
+        row.update(status="flat", reason=f"every voxel of ROI '{m['roi_original']}' has the same intensity "
+                                         "after pre-processing: texture features are undefined")
+    row.update(values)
+    return row
 
 
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import pytest
 import SimpleITK as sitk
 
 from conftest import REFERENCE, REPO
-from radflow.features import extract_series, image_hash, long_table
+from radflow.features import FeatureValueError, extract_series, feature_value, feature_values, image_hash, long_table
 from radflow.ibsi import COLUMNS, conformance, feature_map
 
 IBSI = REFERENCE / "ibsi"
@@ -79,6 +79,48 @@ def test_failures_are_rows(tmp_path):
     assert set(long.columns) >= {"patient_id", "roi", "feature", "value"}
     tumour = long[long["roi"] == "tumour"].set_index("feature")["value"]
     assert tumour["original_glcm_Contrast"] == rows.loc["tumour", "original_glcm_Contrast"]
+
+
+def test_complex_values_at_rounding_level_become_real():
+    """What pyradiomics returned on an AMD EPYC for a symmetric ROI (eigenvalues of numpy.linalg.eig as a conjugate
+    pair), fed to the row builder directly so that the rule is tested on every CPU."""
+    result = {"diagnostics_Versions_PyRadiomics": "v3.1.4", "original_shape_Elongation": np.complex128(1 - 1.8e-17j),
+              "original_shape_Flatness": np.complex128(0.5 + 3e-18j), "original_shape_MajorAxisLength": np.float64(12.5),
+              "original_shape_LeastAxisLength": np.array(6.25 - 1e-16j), "original_firstorder_Mean": np.array(40.0),
+              "original_shape_VoxelVolume": np.int64(592)}
+    values = feature_values(result)
+    assert values == {"original_shape_Elongation": 1.0, "original_shape_Flatness": 0.5,
+                      "original_shape_MajorAxisLength": 12.5, "original_shape_LeastAxisLength": 6.25,
+                      "original_firstorder_Mean": 40.0, "original_shape_VoxelVolume": 592.0}
+    assert all(type(v) is float for v in values.values())
+    # arrays too, and a large value keeps a relative tolerance
+    assert feature_value("f", np.array([1 + 1e-17j, 2.0])) == "[1.0, 2.0]"
+    assert feature_value("f", 1e6 + 1e-8j) == 1e6
+    # a truly complex value or a non-number is an error naming the feature, never a silent real part
+    with pytest.raises(FeatureValueError, match="original_shape_Elongation is complex"):
+        feature_value("original_shape_Elongation", 1 + 0.25j)
+    with pytest.raises(FeatureValueError, match="original_glcm_Contrast is not a number"):
+        feature_value("original_glcm_Contrast", "n/a")
+
+
+def test_one_broken_roi_does_not_take_its_series_down(tmp_path):
+    """An ROI whose mask cannot be read (or whose values cannot be tabled) is a failed row; the others are ok."""
+    rng = np.random.default_rng(1)
+    image = sitk.GetImageFromArray(rng.normal(40, 20, (12, 30, 30)).round().astype(np.int16))
+    def cube(lo, hi):
+        m = np.zeros((12, 30, 30), np.uint8)
+        m[lo:hi, lo:hi + 10, lo:hi + 10] = 1
+        img = sitk.GetImageFromArray(m)
+        img.CopyInformation(image)
+        return img
+    image_path, folder = _series(tmp_path, image, {"a": cube(2, 8), "broken": cube(3, 9), "b": cube(4, 10)})
+    (folder / "broken.nii.gz").write_bytes(b"not a NIfTI file")
+    rows = extract_series(image_path, folder, REPO / "config" / "pyradiomics" / "CT.yaml").set_index("roi")
+    assert list(rows["status"]) == ["ok", "failed", "ok"]
+    assert rows.loc["broken", "reason"].startswith("ROI 'broken': RuntimeError")
+    assert rows.loc[["a", "b"], "original_firstorder_Mean"].notna().all()
+    shape = [c for c in rows.columns if c.startswith("original_shape_")]
+    assert rows.loc[["a", "b"], shape].map(lambda v: type(v) is float).all().all()
 
 
 def test_mapping_has_105_features_per_aggregation():
