@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +19,18 @@ import pandas as pd
 import SimpleITK as sitk
 
 from .failures import is_machine_error
+from .masks import bounding_box
+from .roi_names import FeatureRois
 
 ID_COLUMNS = ["patient_id", "study_uid", "series_uid", "modality", "roi", "roi_original", "roi_label",
               "rtstruct_series_uid", "relation", "status", "reason", "mask_voxels", "mask_volume_mm3",
-              "settings", "settings_sha256", "image_sha256", "mask_sha256", "radiomics_version",
-              "simpleitk_version", "numpy_version"]
+              "resampled_voxels", "settings", "settings_sha256", "image_sha256", "mask_sha256", "radiomics_version",
+              "simpleitk_version", "numpy_version", "seconds", "peak_rss_mb"]
+# What one extraction cost on this run's machine (seconds, peak resident MB): per series file and in
+# results/features_cost.csv, never in the features tables, which must be the same on every rerun.
+RUNTIME_COLUMNS = ["seconds", "peak_rss_mb"]
+COST_COLUMNS = ["patient_id", "series_uid", "modality", "roi_label", "roi_original", "status", "mask_voxels",
+                "resampled_voxels"] + RUNTIME_COLUMNS
 
 
 def make_extractor(settings_path):
@@ -37,6 +45,10 @@ def make_extractor(settings_path):
     logging.getLogger("radiomics").setLevel(logging.ERROR)
     params = yaml.safe_load(Path(settings_path).read_text()) or {}
     ibsi = params.pop("ibsi", None)
+    # pyradiomics' diagnostics (SHA-1 of the whole image and mask, label statistics) cost seconds per ROI on a
+    # planning CT and radflow drops them; a settings file may still ask for them
+    params["setting"] = dict(params.get("setting") or {})
+    params["setting"].setdefault("additionalInfo", False)
     extractor = featureextractor.RadiomicsFeatureExtractor(params)
     extractor.radflow_ibsi = ibsi
     if ibsi is not None:
@@ -52,7 +64,65 @@ def image_hash(image: sitk.Image) -> str:
     return h.hexdigest()[:16]
 
 
-def extract_roi(extractor, image: sitk.Image, mask: sitk.Image, label: int = 1) -> tuple[dict, str]:
+# Voxels kept around an ROI when the image is cropped before resampling: pyradiomics' padding, the cubic B-spline's
+# support, and 48 voxels over which the B-spline prefilter's boundary condition fades below double precision
+# (its pole is 0.268; 0.268**48 < 1e-27).
+CROP_MARGIN = 48
+
+
+def resample_cropped(image: sitk.Image, mask: sitk.Image, settings: dict, label: int = 1, image_types=("Original",)):
+    """The image and mask pyradiomics would extract from, computed from only the part of the image around the ROI;
+    None where that does not apply (pyradiomics then does it all).
+
+    pyradiomics resamples the whole image for every ROI: on a 512 x 512 x 150 CT the B-spline prefilter alone takes
+    over a second per ROI, and the label checks of the whole mask as much again. With resampling, the output grid
+    is pyradiomics' own (imageoperations.resampleImage, given the whole mask); only the image is cropped, to the
+    ROI's bounding box plus a margin in which the prefilter's boundary effect vanishes. Without resampling, image
+    and mask are cropped to the bounding box plus padDistance, which pyradiomics crops to anyway (only for the
+    Original image type: filters would see the crop's edges). Either way the values are those of pyradiomics on
+    the whole image, bit for bit (tested feature by feature). Not used with normalize (its statistics are over the
+    whole image) or when the mask is not on the image's grid."""
+    from radiomics import imageoperations
+
+    spacing_to = settings.get("resampledPixelSpacing")
+    resample = bool(spacing_to) and settings.get("interpolator") is not None
+    if settings.get("normalize") or (not resample and set(image_types) != {"Original"}):
+        return None
+    if mask.GetSize() != image.GetSize() or not (
+            np.allclose(mask.GetOrigin(), image.GetOrigin(), atol=1e-4)
+            and np.allclose(mask.GetSpacing(), image.GetSpacing(), atol=1e-6)
+            and np.allclose(mask.GetDirection(), image.GetDirection(), atol=1e-6)):
+        return None
+    arr = sitk.GetArrayViewFromImage(mask) == label
+    lo, hi = [], []
+    for axis in (2, 1, 0):  # x, y, z
+        hit = np.flatnonzero(arr.any(axis=tuple(a for a in range(3) if a != axis)))
+        if not hit.size:
+            return None  # pyradiomics says what is wrong with an empty mask
+        lo.append(int(hit[0]))
+        hi.append(int(hit[-1]))
+    size = image.GetSize()
+    pad = float(settings.get("padDistance", 5))
+    start, extent = [], []
+    for k in range(3):
+        if resample:
+            new = float(spacing_to[k]) or image.GetSpacing()[k]
+            margin = int(np.ceil(pad * new / image.GetSpacing()[k])) + 3 + CROP_MARGIN
+        else:
+            margin = int(np.ceil(pad)) + 1
+        a, b = max(lo[k] - margin, 0), min(hi[k] + margin, size[k] - 1)
+        start.append(a)
+        extent.append(b - a + 1)
+    if extent == list(size):
+        return None
+    crop = sitk.RegionOfInterest(image, extent, start)
+    if not resample:
+        return crop, sitk.Cast(sitk.RegionOfInterest(mask, extent, start), sitk.sitkUInt32)
+    return imageoperations.resampleImage(crop, sitk.Cast(mask, sitk.sitkUInt32), **dict(settings, label=label))
+
+
+def extract_roi(extractor, image: sitk.Image, mask: sitk.Image, label: int = 1, info: dict | None = None
+                ) -> tuple[dict, str]:
     """(features, failure reason or "") of one image and mask, diagnostics dropped. With an IBSI-mode extractor the
     image and mask are pre-processed the IBSI way first and IBSI-defined columns (ibsi_*) are added."""
     ibsi = getattr(extractor, "radflow_ibsi", None)
@@ -65,6 +135,13 @@ def extract_roi(extractor, image: sitk.Image, mask: sitk.Image, label: int = 1) 
             image, mask, overrides, audit = preprocess(image, mask, ibsi, label)
             label = 1
             extractor.settings.update(overrides)
+        else:
+            cropped = resample_cropped(image, mask, extractor.settings, label, extractor.enabledImagetypes)
+            if cropped is not None:
+                image, mask = cropped
+                extractor.settings.update(resampledPixelSpacing=None)  # done, on the grid pyradiomics would use
+                if info is not None:
+                    info["resampled_voxels"] = int((sitk.GetArrayViewFromImage(mask) == label).sum())
         result = extractor.execute(image, mask, label=label)
     except Exception as err:  # pyradiomics raises ValueError/AssertionError for small or empty ROIs
         if is_machine_error(err):  # too little memory: fail the job, so that the retry gets more
@@ -73,6 +150,8 @@ def extract_roi(extractor, image: sitk.Image, mask: sitk.Image, label: int = 1) 
     finally:
         extractor.settings.clear()
         extractor.settings.update(saved)
+    if info is not None and "diagnostics_Mask-interpolated_VoxelNum" in result:
+        info["resampled_voxels"] = int(result["diagnostics_Mask-interpolated_VoxelNum"])
     try:
         values = feature_values(result)
     except FeatureValueError as err:
@@ -118,16 +197,23 @@ def feature_values(result) -> dict:
     return {key: feature_value(key, value) for key, value in result.items() if not key.startswith("diagnostics_")}
 
 
-def extract_series(image_path, masks_dir, settings_path) -> pd.DataFrame:
-    """One row per mask in masks_dir (as listed in its masks.json) for the image at image_path."""
+def extract_series(image_path, masks_dir, settings_path, feature_rois: FeatureRois | None = None,
+                   max_roi_voxels: int | None = None, progress=None) -> pd.DataFrame:
+    """One row per mask in masks_dir (as listed in its masks.json) for the image at image_path.
+
+    feature_rois (radflow.roi_names.FeatureRois; None: every ROI) says which ROIs get features; points and markers
+    never do; an ROI of more than max_roi_voxels voxels after the settings' resampling is skipped. The others'
+    rows say why (status "skipped"). progress: a file to which one line per ROI is written as it is done (name,
+    voxels after resampling, seconds, peak memory); the same numbers are in the row (RUNTIME_COLUMNS)."""
     import radiomics
 
     image_path, masks_dir, settings_path = Path(image_path), Path(masks_dir), Path(settings_path)
     sidecar = json.loads(image_path.with_name(image_path.name.replace(".nii.gz", ".json")).read_text())
     masks = json.loads((masks_dir / "masks.json").read_text())
     settings_hash = hashlib.sha256(settings_path.read_bytes()).hexdigest()[:16]
+    limits = roi_limits(settings_path)
     failed_image = sidecar.get("status") == "failed"
-    extractor = None if failed_image else make_extractor(settings_path)
+    extractor = None
     image = None if failed_image else sitk.ReadImage(str(image_path))  # once for all ROIs
     image_sha = "" if failed_image else image_hash(image)
     rows = []
@@ -135,36 +221,174 @@ def extract_series(image_path, masks_dir, settings_path) -> pd.DataFrame:
         row = dict(patient_id=sidecar["patient_id"], study_uid=sidecar["study_uid"], series_uid=sidecar["series_uid"],
                    modality=sidecar["modality"], roi=m["roi"], roi_original=m["roi_original"], roi_label=m["label"],
                    rtstruct_series_uid=m["rtstruct_series_uid"], relation=m.get("relation", ""), status="ok",
-                   reason="", mask_voxels=m["voxel_count"], mask_volume_mm3=m["volume_mm3"],
+                   reason="", mask_voxels=m["voxel_count"], mask_volume_mm3=m["volume_mm3"], resampled_voxels=np.nan,
                    settings=settings_path.name, settings_sha256=settings_hash, image_sha256=image_sha,
                    mask_sha256="", radiomics_version=str(radiomics.__version__),
-                   simpleitk_version=sitk.Version_VersionString(), numpy_version=np.__version__)
+                   simpleitk_version=sitk.Version_VersionString(), numpy_version=np.__version__,
+                   seconds=np.nan, peak_rss_mb=np.nan)
+        skip = "" if m.get("status") == "failed" or failed_image else skip_reason(m, image.GetSpacing(), limits,
+                                                                                   feature_rois, max_roi_voxels)
         if m.get("status") == "failed" or failed_image:
             row.update(status="failed", reason=m.get("reason") or sidecar.get("reason", "failed"))
-            rows.append(row)
-            continue
-        if m["voxel_count"] == 0:
+        elif skip:
+            row.update(status="skipped", reason=skip)
+        elif m["voxel_count"] == 0:
             why = "; ".join(dict.fromkeys(list(m.get("warnings", [])) + list(m.get("notes", []))))
             row.update(status="failed", reason=f"empty mask: ROI '{m['roi_original']}' covers no voxel of this image"
                                                + (f" ({why})" if why else ""))
-            rows.append(row)
-            continue
-        try:
-            row.update(_roi_row(extractor, image, masks_dir, m))
-        except Exception as err:  # nothing one ROI does takes the other ROIs of its series down
-            if is_machine_error(err):
-                raise
-            row.update(status="failed", reason=f"ROI '{m['roi_original']}': {type(err).__name__}: {err}")
+        else:
+            _reset_peak_memory()
+            started = time.perf_counter()
+            try:
+                extractor = extractor or make_extractor(settings_path)
+                row.update(_roi_row(extractor, image, masks_dir, m, limits))
+            except Exception as err:  # nothing one ROI does takes the other ROIs of its series down
+                if is_machine_error(err):
+                    raise
+                row.update(status="failed", reason=f"ROI '{m['roi_original']}': {type(err).__name__}: {err}")
+            row.update(seconds=round(time.perf_counter() - started, 3), peak_rss_mb=_peak_memory_mb())
+        if progress is not None:
+            voxels = "" if pd.isna(row["resampled_voxels"]) else f"{int(row['resampled_voxels']):,} voxels resampled, "
+            timing = "" if pd.isna(row["seconds"]) else f"{row['seconds']:.1f} s, peak {row['peak_rss_mb']:.0f} MB, "
+            print(f"ROI {m['label'] or m['roi_original']} ('{m['roi_original']}'): {m['voxel_count']:,} mask voxels, "
+                  f"{voxels}{timing}{row['status']}" + (f": {row['reason']}" if row["reason"] else ""),
+                  file=progress, flush=True)
         rows.append(row)
     return _ordered(pd.DataFrame(rows))
 
 
-def _roi_row(extractor, image: sitk.Image, masks_dir: Path, m: dict) -> dict:
+def roi_limits(settings_path) -> dict:
+    """What a settings file asks of an ROI: the resampled voxel size (mm, 0 = as acquired) and pyradiomics'
+    minimum dimensions and size."""
+    import yaml
+
+    setting = (yaml.safe_load(Path(settings_path).read_text()) or {}).get("setting") or {}
+    return dict(spacing=setting.get("resampledPixelSpacing"), min_dims=int(setting.get("minimumROIDimensions", 2)),
+                min_size=setting.get("minimumROISize"))
+
+
+def resampled_voxel_estimate(voxel_count: int, spacing, resampled) -> int:
+    """Voxels of a mask after resampling to the settings' voxel size (a 0 keeps that axis' own spacing): the
+    mask's volume over the new voxel's volume."""
+    if not resampled:
+        return int(voxel_count)
+    new = [r if r else s for r, s in zip(resampled, spacing)]
+    return int(round(voxel_count * float(np.prod(spacing)) / float(np.prod(new))))
+
+
+def skip_reason(m: dict, spacing, limits: dict, feature_rois: FeatureRois | None,
+                max_roi_voxels: int | None) -> str:
+    """Why an ROI gets no features although its mask is fine ("" when it gets them): a point or marker, not among
+    the feature ROIs, or larger than the voxel budget."""
+    name = m["roi_original"]
+    if m.get("point"):
+        return f"point ROI: '{name}' is {m['point']}; pyradiomics needs a volume"
+    if feature_rois is not None:
+        why = feature_rois.why_not(m)
+        if why:
+            return why
+    if max_roi_voxels and m["voxel_count"]:
+        voxels = resampled_voxel_estimate(m["voxel_count"], spacing, limits["spacing"])
+        if voxels > max_roi_voxels:
+            return (f"ROI '{name}' is too large: {voxels:,} voxels after resampling ({m['volume_mm3'] / 1000:,.0f} "
+                    f"cm3) exceed max_roi_voxels = {max_roi_voxels:,}; raise max_roi_voxels in the config to extract "
+                    "it (time and memory grow with the voxels)")
+    return ""
+
+
+# The cost of one features job (radflow's extraction, pyradiomics settings as shipped), fitted to the per-ROI peaks
+# and times of real series (LUNG1-001's CT and lungs, the QIN PET, the sarcoma CT/MR/PET; BENCHMARKS.md) with room
+# to spare: resident memory = the process with its libraries + the whole image and mask held for the job + the
+# largest extracted ROI's resampled, padded bounding box (MR's normalisation resamples in pyradiomics, the most per
+# voxel); time = start-up + per ROI a fixed part that grows with the image + the ROI's resampled voxels (lung
+# parenchyma took 50 s per million voxels, tumours 13-20).
+BASE_MB = 330
+MB_PER_MVOXEL_IMAGE = 12
+MB_PER_MVOXEL_BOX = 100
+SECONDS_START = 20.0
+SECONDS_PER_ROI = 0.5
+SECONDS_PER_ROI_PER_MVOXEL_IMAGE = 0.03
+SECONDS_PER_MVOXEL = 50.0
+
+
+def _resampled_box_voxels(m: dict, spacing, resampled, pad: int = 10) -> float:
+    """Voxels of an ROI's bounding box after resampling, with pyradiomics' padding on every side."""
+    box = (m.get("bounding_box") or [0] * 6)[3:]
+    new = [r if r else s for r, s in zip(resampled or [0, 0, 0], spacing)]
+    return float(np.prod([e * s / n + 2 * pad for e, s, n in zip(box, spacing, new)]))
+
+
+def job_resources(image_sidecar: dict, masks: list[dict], settings_path, feature_rois: FeatureRois | None,
+                  max_roi_voxels: int | None) -> dict:
+    """Memory (MB) and run time (minutes) a features job needs for its own masks, by the measured cost model above:
+    the image held once, the largest extracted ROI's bounding box, and the time of every extracted ROI. ROIs that
+    will be skipped (points, not among feature_rois, over max_roi_voxels) cost nothing."""
+    limits = roi_limits(settings_path)
+    spacing = image_sidecar.get("spacing") or [1.0, 1.0, 1.0]
+    image_mvoxels = float(np.prod(image_sidecar.get("size") or [1])) / 1e6
+    box, seconds, n = 0.0, SECONDS_START, 0
+    for m in masks:
+        if m.get("status") == "failed" or not m.get("voxel_count"):
+            continue
+        if skip_reason(m, spacing, limits, feature_rois, max_roi_voxels):
+            continue
+        n += 1
+        box = max(box, _resampled_box_voxels(m, spacing, limits["spacing"]))
+        seconds += SECONDS_PER_ROI + SECONDS_PER_ROI_PER_MVOXEL_IMAGE * image_mvoxels + SECONDS_PER_MVOXEL * \
+            resampled_voxel_estimate(m["voxel_count"], spacing, limits["spacing"]) / 1e6
+    mem = BASE_MB + MB_PER_MVOXEL_IMAGE * image_mvoxels + MB_PER_MVOXEL_BOX * box / 1e6
+    return dict(mem_mb=int(np.ceil(mem / 100) * 100), minutes=max(2, int(np.ceil(2 * seconds / 60))), rois=n)
+
+
+def _too_few_dimensions(extent, name: str, limits: dict) -> str:
+    """pyradiomics' minimum ROI dimensions, checked on the mask's own grid and said in words ("" when it passes)."""
+    ndims = sum(e > 1 for e in extent)
+    if ndims < limits["min_dims"]:
+        shape = " x ".join(str(e) for e in extent)
+        return (f"ROI '{name}' spans {shape} voxels: {ndims} dimension(s) with more than one voxel, and the "
+                f"settings ask for minimumROIDimensions {limits['min_dims']} (a point, a line or a single-slice "
+                "contour is not a volume)")
+    return ""
+
+
+def _reset_peak_memory():
+    """Start a new peak of resident memory for this process (Linux: /proc/self/clear_refs, value 5)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_memory_mb() -> float:
+    """Peak resident memory (MB) of this process since _reset_peak_memory (else since it started)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _roi_row(extractor, image: sitk.Image, masks_dir: Path, m: dict, limits: dict) -> dict:
     """The status, reason, mask hash and features of one ROI's row."""
     mask = sitk.ReadImage(str(masks_dir / f"{m['label']}.nii.gz"))
     row = dict(mask_sha256=image_hash(mask))
-    values, failure = extract_roi(extractor, image, mask)
-    inside = sitk.GetArrayViewFromImage(image)[sitk.GetArrayViewFromImage(mask) > 0]
+    box = m.get("bounding_box") or bounding_box(sitk.GetArrayViewFromImage(mask))
+    small = _too_few_dimensions(box[3:], m["roi_original"], limits)
+    if small:
+        return row | dict(status="failed", reason=small)
+    info = {}
+    values, failure = extract_roi(extractor, image, mask, info=info)
+    row["resampled_voxels"] = info.get("resampled_voxels", m["voxel_count"] if not limits["spacing"] else np.nan)
+    if pd.isna(row["resampled_voxels"]) and "original_shape_VoxelVolume" in values:  # pyradiomics resampled it
+        new = [r or s for r, s in zip(limits["spacing"], image.GetSpacing())]
+        row["resampled_voxels"] = int(round(values["original_shape_VoxelVolume"] / float(np.prod(new))))
+    (x, y, z), (nx, ny, nz) = box[:3], box[3:]
+    region = np.s_[z:z + nz, y:y + ny, x:x + nx]
+    inside = sitk.GetArrayViewFromImage(image)[region][sitk.GetArrayViewFromImage(mask)[region] > 0]
     if inside.size > 1 and np.ptp(inside) == 0:  # before pyradiomics' own verdict: normalising 0/0 gives NaN
         row.update(status="flat", reason=f"every voxel of ROI '{m['roi_original']}' has the same intensity "
                                          f"({float(inside[0]):g}): texture features are undefined"
@@ -194,12 +418,17 @@ def long_table(wide: pd.DataFrame) -> pd.DataFrame:
     return long.dropna(subset=["value"]).sort_values(keys[:3] + ["roi_label", "feature"], ignore_index=True)
 
 
-def merge_features(paths, out_parquet, out_csv, long_parquet=None, long_csv=None) -> pd.DataFrame:
+def merge_features(paths, out_parquet, out_csv, long_parquet=None, long_csv=None, cost_csv=None) -> pd.DataFrame:
+    """The wide (and long) features tables of every series file; the run's own cost per ROI (seconds, peak memory)
+    goes to cost_csv only, so that a rerun of the same input writes the same features tables."""
     frames = [pd.read_parquet(p) for p in paths]
     frames = [f for f in frames if len(f)]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ID_COLUMNS)
     df = _ordered(df).sort_values(["patient_id", "study_uid", "modality", "series_uid", "roi_label"],
                                   ignore_index=True)
+    if cost_csv:
+        df[COST_COLUMNS].to_csv(cost_csv, index=False)
+    df = df.drop(columns=RUNTIME_COLUMNS)
     df.to_parquet(out_parquet, index=False)
     df.to_csv(out_csv, index=False)
     if long_parquet or long_csv:

@@ -45,8 +45,12 @@ def read_rtstruct(path) -> tuple[pydicom.Dataset, dict[int, dict]]:
     ds = pydicom.dcmread(path)
     if str(ds.get("Modality", "")).upper() != "RTSTRUCT":
         raise MaskError(f"{path}: Modality is {ds.get('Modality', '(none)')}, not RTSTRUCT")
-    rois = {int(item.ROINumber): dict(name=str(item.get("ROIName", "")).strip(), contours=[])
+    rois = {int(item.ROINumber): dict(name=str(item.get("ROIName", "")).strip(), contours=[], roi_type="")
             for item in ds.get("StructureSetROISequence", [])}
+    for obs in ds.get("RTROIObservationsSequence", []):
+        number = int(obs.get("ReferencedROINumber", -1))
+        if number in rois:
+            rois[number]["roi_type"] = str(obs.get("RTROIInterpretedType", "") or "").strip().upper()
     for rc in ds.get("ROIContourSequence", []):
         number = int(rc.ReferencedROINumber)
         if number not in rois:
@@ -232,6 +236,40 @@ def rasterise_roi(contours, grid: Grid, name: str = "ROI") -> tuple[np.ndarray, 
     return mask, audit
 
 
+# RTROIInterpretedType values that name a point, not a volume (DICOM PS3.3 C.8.8.8).
+POINT_TYPES = {"MARKER", "ISOCENTER"}
+
+
+def contour_kinds(contours) -> dict[str, int]:
+    """{ContourGeometricType: count} of an ROI's contours."""
+    kinds: dict[str, int] = {}
+    for kind, _ in contours:
+        kinds[kind or "untyped"] = kinds.get(kind or "untyped", 0) + 1
+    return dict(sorted(kinds.items()))
+
+
+def point_reason(roi_type: str, kinds: dict[str, int]) -> str:
+    """Why an ROI is a point or marker rather than a volume ("" when it is a volume): its RTROIInterpretedType is
+    MARKER or ISOCENTER, or it has contours and none of them is CLOSED_PLANAR (POINT, OPEN_PLANAR, ...)."""
+    shapes = ", ".join(f"{n} {k} contour{'s' if n > 1 else ''}" for k, n in kinds.items()) or "no contours"
+    if roi_type in POINT_TYPES:
+        return f"a {roi_type.lower()} (RTROIInterpretedType {roi_type}; {shapes}), not a volume"
+    if kinds and "CLOSED_PLANAR" not in kinds:
+        return f"a point or line ROI ({shapes}; no CLOSED_PLANAR contour), not a volume"
+    return ""
+
+
+def bounding_box(mask: np.ndarray) -> list[int]:
+    """The mask's bounding box in voxels, as SimpleITK gives it: first index (x, y, z), then size (x, y, z);
+    all zeros for an empty mask."""
+    first, size = [], []
+    for axis in (2, 1, 0):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        first.append(int(hit[0]) if hit.size else 0)
+        size.append(int(hit[-1] - hit[0] + 1) if hit.size else 0)
+    return first + size
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "roi"
 
@@ -240,7 +278,8 @@ def failed_entry(roi_original: str, reason: str, image_series_uid="") -> dict:
     """A masks.json entry for what could not be rasterised: the features table shows it as a failed row."""
     return dict(label="", roi="", roi_original=roi_original, roi_pattern="", roi_number=0, rtstruct_sop_uid="",
                 rtstruct_series_uid="", image_series_uid=image_series_uid, relation="", voxel_count=0,
-                volume_mm3=0.0, status="failed", reason=reason, warnings=[], notes=[])
+                volume_mm3=0.0, status="failed", reason=reason, warnings=[], notes=[], roi_type="",
+                contour_types={}, point="")
 
 
 def _unions(sidecars: list[dict], out: Path, image: sitk.Image, voxel_mm3: float) -> list[dict]:
@@ -265,6 +304,7 @@ def _unions(sidecars: list[dict], out: Path, image: sitk.Image, voxel_mm3: float
                      rtstruct_series_uid=usable[0]["rtstruct_series_uid"] if usable else "",
                      image_series_uid=members[0]["image_series_uid"],
                      relation=usable[0]["relation"] if usable else "", voxel_count=count, volume_mm3=count * voxel_mm3,
+                     bounding_box=bounding_box(mask), roi_type="", contour_types={}, point="",
                      status="ok" if usable else "failed",
                      reason="" if usable else f"no usable instance of {roi} to unite",
                      warnings=[f"left out of the union: {', '.join(left_out)}"] if left_out else [],
@@ -336,17 +376,21 @@ def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="
                 sidecars.append(entry)
                 continue
             count = int(mask.sum())
-            if count == 0:
+            kinds = {"SEG": 1} if is_seg else contour_kinds(roi["contours"])
+            point = "" if is_seg else point_reason(roi.get("roi_type", ""), kinds)
+            if count == 0 and not point:
                 audit["warnings"].append(f"ROI '{roi['name']}' covers no voxel centre of this image")
             img = sitk.GetImageFromArray(mask)
             img.CopyInformation(image)
             write_image(img, out / f"{label}.nii.gz")
+            audit["bounding_box"] = bounding_box(mask)
             sidecar = dict(label=label, roi=standard, roi_original=roi["name"], roi_pattern=pattern,
                            roi_number=number, rtstruct_sop_uid=str(ds.SOPInstanceUID),
                            rtstruct_series_uid=str(ds.SeriesInstanceUID), image_series_uid=image_series_uid,
                            relation=relation.get(str(ds.SeriesInstanceUID), "") if isinstance(relation, dict)
                            else relation,
-                           voxel_count=count, volume_mm3=count * voxel_mm3, status="ok", reason="", **audit)
+                           voxel_count=count, volume_mm3=count * voxel_mm3, status="ok", reason="",
+                           roi_type=roi.get("roi_type", ""), contour_types=kinds, point=point, **audit)
             (out / f"{label}.json").write_text(json.dumps(sidecar, indent=2, sort_keys=True))
             sidecars.append(sidecar)
     if union:

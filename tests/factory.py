@@ -16,8 +16,9 @@ RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 
 
 def write_rtstruct(path, rois: dict[str, list[np.ndarray]], for_uid="1.2.3.4", patient="TCGA-00-9999",
-                   kinds: dict[str, str] | None = None):
-    """An RTSTRUCT file with one ROI per name; each contour an (N, 3) array of patient coordinates (mm)."""
+                   kinds: dict[str, str] | None = None, roi_types: dict[str, str] | None = None):
+    """An RTSTRUCT file with one ROI per name; each contour an (N, 3) array of patient coordinates (mm).
+    kinds: ContourGeometricType per ROI (default CLOSED_PLANAR); roi_types: RTROIInterpretedType per ROI."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = RTSTRUCT_STORAGE
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -46,6 +47,14 @@ def write_rtstruct(path, rois: dict[str, list[np.ndarray]], for_uid="1.2.3.4", p
         rc.ReferencedROINumber, rc.ContourSequence = n, seq
         roic.append(rc)
     ds.StructureSetROISequence, ds.ROIContourSequence = ssroi, roic
+    if roi_types:
+        observations = Sequence()
+        for n, name in enumerate(rois, start=1):
+            obs = Dataset()
+            obs.ObservationNumber, obs.ReferencedROINumber = n, n
+            obs.RTROIInterpretedType, obs.ROIInterpreter = roi_types.get(name, ""), ""
+            observations.append(obs)
+        ds.RTROIObservationsSequence = observations
     ds.save_as(path, enforce_file_format=True)
     return path
 

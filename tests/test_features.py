@@ -10,8 +10,11 @@ import pytest
 import SimpleITK as sitk
 
 from conftest import REFERENCE, REPO
+from factory import sphere_contours, write_rtstruct
 from radflow.features import FeatureValueError, extract_series, feature_value, feature_values, image_hash, long_table
 from radflow.ibsi import COLUMNS, conformance, feature_map
+from radflow.masks import write_masks
+from radflow.roi_names import FeatureRois, load_aliases
 
 IBSI = REFERENCE / "ibsi"
 DEFINITIONAL = {"stat_kurt", "morph_pca_maj_axis", "morph_pca_min_axis", "morph_pca_least_axis"}
@@ -68,7 +71,8 @@ def test_failures_are_rows(tmp_path):
     rows = extract_series(image_path, folder, REPO / "config" / "pyradiomics" / "CT.yaml").set_index("roi")
     assert rows.loc["tumour", "status"] == "ok" and np.isfinite(rows.loc["tumour", "original_glcm_Contrast"])
     assert rows.loc["empty", "status"] == "failed" and "empty mask" in rows.loc["empty", "reason"]
-    assert rows.loc["tiny", "status"] == "failed" and "pyradiomics" in rows.loc["tiny", "reason"]
+    assert rows.loc["tiny", "status"] == "failed" and "spans 1 x 1 x 1 voxels" in rows.loc["tiny", "reason"] \
+        and "minimumROIDimensions 2" in rows.loc["tiny", "reason"]
     assert rows.loc["flat", "status"] == "flat" and "same intensity" in rows.loc["flat", "reason"]
     # provenance on every row
     assert (rows["image_sha256"] == image_hash(image)).all()
@@ -121,6 +125,93 @@ def test_one_broken_roi_does_not_take_its_series_down(tmp_path):
     assert rows.loc[["a", "b"], "original_firstorder_Mean"].notna().all()
     shape = [c for c in rows.columns if c.startswith("original_shape_")]
     assert rows.loc[["a", "b"], shape].map(lambda v: type(v) is float).all().all()
+
+
+def _planning_ct(tmp_path):
+    """A noisy 1 mm CT with a structure set as planning systems write it: a GTV, a body outline, an unmapped ROI, an
+    isocentre (POINT contour, ISOCENTER), a marker drawn as a tiny closed contour (MARKER), a BB (POINT, no type) and a
+    sliver one voxel wide."""
+    rng = np.random.default_rng(3)
+    image = sitk.GetImageFromArray(rng.normal(40, 20, (60, 80, 80)).round().astype(np.int16))
+    image.SetOrigin((-40.0, -40.0, -30.0))
+    image_path = tmp_path / "image.nii.gz"
+    sitk.WriteImage(image, str(image_path))
+    image_path.with_name("image.json").write_text(json.dumps(dict(
+        patient_id="TCGA-00-9999", study_uid="1.2", series_uid="1.2.3", modality="CT", size=[80, 80, 60],
+        spacing=[1.0, 1.0, 1.0])))
+    square = np.array([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], float)
+    rois = {"GTV": sphere_contours((0.0, 0.0, 0.0), 7.5, np.arange(-10, 10.1, 1.0)),
+            "BODY": sphere_contours((0.0, 0.0, 0.0), 25.0, np.arange(-26, 26.1, 1.0)),
+            "Bolus": sphere_contours((10.0, 10.0, 0.0), 4.0, np.arange(-5, 5.1, 1.0)),
+            "ISO": [np.array([[0.0, 0.0, 0.0]])], "Marker 1": [square + [15, 0, 5]], "BB1": [np.array([[5.0, 5, 5]])],
+            "Chiasm": [np.array([[-3.2, -20.4, 2], [3.2, -20.4, 2], [3.2, -19.6, 2], [-3.2, -19.6, 2]])]}
+    rs = write_rtstruct(tmp_path / "rs.dcm", rois, kinds={"ISO": "POINT", "BB1": "POINT"},
+                        roi_types={"GTV": "GTV", "BODY": "EXTERNAL", "ISO": "ISOCENTER", "Marker 1": "MARKER",
+                                   "Chiasm": "ORGAN"})
+    write_masks([rs], image_path, tmp_path / "masks", load_aliases(REPO / "config" / "roi_names.yaml"))
+    return image_path, tmp_path / "masks"
+
+
+def test_points_markers_and_feature_rois(tmp_path):
+    """Points and markers are named as such and never reach pyradiomics; by default only ROIs with a standard name
+    that is not an outline get features; every ROI keeps its row, mask and volume."""
+    image_path, masks = _planning_ct(tmp_path)
+    sidecars = {m["roi_original"]: m for m in json.loads((masks / "masks.json").read_text())}
+    assert sidecars["ISO"]["roi_type"] == "ISOCENTER" and sidecars["ISO"]["contour_types"] == {"POINT": 1}
+    assert "isocenter (RTROIInterpretedType ISOCENTER; 1 POINT contour)" in sidecars["ISO"]["point"]
+    assert "marker" in sidecars["Marker 1"]["point"] and "no CLOSED_PLANAR" in sidecars["BB1"]["point"]
+    assert sidecars["GTV"]["point"] == "" and sidecars["GTV"]["bounding_box"][3:] == [15, 15, 15]
+    names = REPO / "config" / "roi_names.yaml"
+    progress = tmp_path / "progress.log"
+    with progress.open("w") as log:
+        rows = extract_series(image_path, masks, REPO / "config" / "pyradiomics" / "CT.yaml",
+                              FeatureRois("standard", names), max_roi_voxels=None, progress=log).set_index("roi_original")
+    assert rows.loc["GTV", "status"] == "ok" and rows.loc["GTV", "resampled_voxels"] == rows.loc["GTV", "mask_voxels"]
+    for point in ("ISO", "Marker 1", "BB1"):
+        assert rows.loc[point, "status"] == "skipped" and rows.loc[point, "reason"].startswith("point ROI"), point
+    assert rows.loc["BODY", "status"] == "skipped" and "External, marked `features: false`" in rows.loc["BODY", "reason"]
+    assert rows.loc["Bolus", "status"] == "skipped" and "unmapped" in rows.loc["Bolus", "reason"]
+    # an organ drawn as a sliver one voxel wide on one slice: below pyradiomics' minimum dimensions, said in words
+    assert rows.loc["Chiasm", "status"] == "failed" and "spans 7 x 1 x 1 voxels" in rows.loc["Chiasm", "reason"]
+    assert rows.loc["BODY", "mask_volume_mm3"] == pytest.approx(4 / 3 * np.pi * 25**3, rel=0.02)
+    assert not rows["reason"].str.contains("Error:|Traceback").any()
+    # the log names every ROI as it goes, with its voxels, seconds and peak memory when it was extracted
+    lines = progress.read_text().splitlines()
+    assert len(lines) == len(rows) and any(l.startswith("ROI GTVp ('GTV'): 1,") and " s, peak " in l for l in lines)
+    assert rows.loc["GTV", "seconds"] > 0 and rows.loc["GTV", "peak_rss_mb"] > 50
+    # feature_rois: all extracts the body; the voxel budget then skips it, naming its size and the key
+    every = extract_series(image_path, masks, REPO / "config" / "pyradiomics" / "CT.yaml", FeatureRois("all"),
+                           max_roi_voxels=20000).set_index("roi_original")
+    assert every.loc["Bolus", "status"] == "ok" and every.loc["GTV", "status"] == "ok"
+    assert every.loc["BODY", "status"] == "skipped" and "exceed max_roi_voxels = 20,000" in every.loc["BODY", "reason"]
+    assert every.loc["ISO", "status"] == "skipped"
+
+
+def test_cropped_resampling_equals_pyradiomics(tmp_path):
+    """radflow resamples only the image around each ROI, on the grid pyradiomics computes from the whole mask: every
+    value equals pyradiomics' own extraction on the whole image, bit for bit (a 0.98 mm image, resampled to 1 mm by the CT
+    settings, kept as acquired by the PET settings)."""
+    from radflow.features import extract_roi, make_extractor, resample_cropped
+
+    rng = np.random.default_rng(5)
+    arr = rng.normal(40, 30, (40, 200, 200)).round().astype(np.int16)
+    image = sitk.GetImageFromArray(arr)
+    image.SetSpacing((0.977, 0.977, 3.0))
+    image.SetOrigin((-97.3, -101.1, -60.0))
+    m = np.zeros(arr.shape, np.uint8)
+    m[12:20, 60:90, 100:140] = 1
+    m[14:18, 70:80, 110:150] = 1
+    mask = sitk.GetImageFromArray(m)
+    mask.CopyInformation(image)
+    for settings, voxel_mm3 in (("CT.yaml", 1.0), ("PT.yaml", 0.977 * 0.977 * 3.0)):  # resampled; as acquired
+        extractor = make_extractor(REPO / "config" / "pyradiomics" / settings)
+        assert resample_cropped(image, mask, extractor.settings) is not None
+        info = {}
+        ours, failure = extract_roi(extractor, image, mask, info=info)
+        theirs = feature_values(extractor.execute(image, mask))
+        assert failure == "" and len(ours) == len(theirs) > 100
+        assert {k: v for k, v in ours.items() if theirs[k] != v} == {}, settings
+        assert info["resampled_voxels"] == round(theirs["original_shape_VoxelVolume"] / voxel_mm3)
 
 
 def test_mapping_has_105_features_per_aggregation():

@@ -84,3 +84,36 @@ def attempt_minutes(base):
         return base * attempt
 
     return runtime
+
+
+def _features_resources(wildcards, input, attempt):
+    """A features job's memory and time from its own masks (radflow.features.job_resources), times the attempt.
+    Snakemake evaluates this when the job is ready, after its masks exist; when they do not yet (a SLURM group job
+    submitted with its convert and masks jobs), the budget of the largest ROI max_roi_voxels allows is asked for."""
+    import json
+
+    from radflow.features import job_resources
+    from radflow.roi_names import FeatureRois
+
+    masks_json = Path(str(input.masks)) / "masks.json"
+    sidecar = Path(str(input.sidecar))
+    budget = config.get("max_roi_voxels", 4000000)
+    rois = FeatureRois(config.get("feature_rois", "standard"), config["roi_names"])
+    if masks_json.exists() and sidecar.exists():
+        need = job_resources(json.loads(sidecar.read_text()), json.loads(masks_json.read_text()), input.settings,
+                             rois, budget)
+    else:
+        side = round((budget or 4000000) ** (1 / 3))  # a cube of the budget, on a 512 x 512 x 200 image
+        need = job_resources(dict(size=[512, 512, 200], spacing=[1.0, 1.0, 1.0]),
+                             [dict(roi="GTVp", roi_original="budget", voxel_count=budget or 4000000,
+                                   volume_mm3=float(budget or 4000000), bounding_box=[side, side, side])],
+                             input.settings, None, None)
+    return {k: v * attempt for k, v in need.items() if k != "rois"}
+
+
+def features_mem_mb(wildcards, input, attempt):
+    return _features_resources(wildcards, input, attempt)["mem_mb"]
+
+
+def features_minutes(wildcards, input, attempt):
+    return _features_resources(wildcards, input, attempt)["minutes"]

@@ -4,14 +4,17 @@ rule features:
         sidecar="results/images/{patient}/{series}.json",
         masks="results/masks/{patient}/{series}",
         settings=settings_file,
+        roi_names=config["roi_names"],
     output:
         "results/features/{patient}/{series}.parquet",
+    params:
+        feature_rois=config.get("feature_rois", "standard"),
+        max_roi_voxels=config.get("max_roi_voxels", 4000000),
     threads: 1
     resources:
-        # measured: 352 MiB peak on the demo CTs, 1,064 MiB for a 512x512x200 CT with LoG and wavelet
-        mem_mb=attempt_mb(1500),
-        # measured: 14.9 s for 1,130 features of a 512x512x200 CT with LoG and wavelet
-        runtime=attempt_minutes(10),
+        # from the job's own masks (radflow.features.job_resources; the cost model is in config/README.md)
+        mem_mb=features_mem_mb,
+        runtime=features_minutes,
     log:
         "logs/features/{patient}/{series}.log",
     conda:
@@ -28,6 +31,7 @@ rule merge_features:
         csv=report("results/features.csv", caption="../report/features.rst", category="Features"),
         long_parquet="results/features_long.parquet",
         long_csv="results/features_long.csv",
+        cost="results/features_cost.csv",
     log:
         "logs/merge_features.log",
     conda:
