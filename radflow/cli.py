@@ -57,10 +57,13 @@ def _clinical(args):
 
 
 def _features(args):
-    from .features import extract_series
+    from .features import RUNTIME_COLUMNS, extract_series
+    from .roi_names import FeatureRois
 
-    df = extract_series(args.image, args.masks_dir, args.settings)
-    df.to_csv(args.out, index=False)
+    rule = args.feature_rois if args.feature_rois in ("standard", "all") else args.feature_rois.split(",")
+    df = extract_series(args.image, args.masks_dir, args.settings, FeatureRois(rule, args.roi_names),
+                        args.max_roi_voxels or None, progress=sys.stderr)
+    df.drop(columns=RUNTIME_COLUMNS).to_csv(args.out, index=False)
     print(f"{len(df)} rows ({int((df['status'] == 'ok').sum())} ok) -> {args.out}")
 
 
@@ -123,6 +126,11 @@ def main(argv=None):
     p.add_argument("masks_dir")
     p.add_argument("--settings", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--feature-rois", default="all",
+                   help="standard, all (default) or a comma-separated list of ROI names (config key feature_rois)")
+    p.add_argument("--roi-names", default="config/roi_names.yaml")
+    p.add_argument("--max-roi-voxels", type=int, default=0,
+                   help="skip ROIs with more voxels than this after resampling (default 0: no limit)")
     p.set_defaults(func=_features)
 
     p = sub.add_parser("ibsi", help="IBSI-1 conformance of radflow's extraction (digital phantom, CT phantom A-E)")

@@ -282,7 +282,9 @@ def skip_reason(m: dict, spacing, limits: dict, feature_rois: FeatureRois | None
     the feature ROIs, or larger than the voxel budget."""
     name = m["roi_original"]
     if m.get("point"):
-        return f"point ROI: '{name}' is {m['point']}; pyradiomics needs a volume"
+        return f"not a volume: ROI '{name}' is {m['point']}; pyradiomics needs a volume"
+    if not m["voxel_count"]:
+        return ""  # an empty mask is a failure to report, whatever the ROI
     if feature_rois is not None:
         why = feature_rois.why_not(m)
         if why:
@@ -406,6 +408,8 @@ def _ordered(df: pd.DataFrame) -> pd.DataFrame:
     for c in ID_COLUMNS:
         if c not in df.columns:
             df[c] = pd.Series(dtype=object)
+    # a whole number or empty (not extracted), the same type whichever rows a series has
+    df["resampled_voxels"] = pd.to_numeric(df["resampled_voxels"], errors="coerce").round().astype("Int64")
     features = [c for c in df.columns if c not in ID_COLUMNS]
     return df[ID_COLUMNS + features]
 

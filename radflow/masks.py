@@ -249,13 +249,14 @@ def contour_kinds(contours) -> dict[str, int]:
 
 
 def point_reason(roi_type: str, kinds: dict[str, int]) -> str:
-    """Why an ROI is a point or marker rather than a volume ("" when it is a volume): its RTROIInterpretedType is
-    MARKER or ISOCENTER, or it has contours and none of them is CLOSED_PLANAR (POINT, OPEN_PLANAR, ...)."""
+    """What an ROI is when it is a point, a marker or a line rather than a volume ("" when it is a volume): its
+    RTROIInterpretedType is MARKER or ISOCENTER, or it has contours and none of them is CLOSED_PLANAR."""
     shapes = ", ".join(f"{n} {k} contour{'s' if n > 1 else ''}" for k, n in kinds.items()) or "no contours"
     if roi_type in POINT_TYPES:
-        return f"a {roi_type.lower()} (RTROIInterpretedType {roi_type}; {shapes}), not a volume"
+        what = {"MARKER": "a marker", "ISOCENTER": "an isocentre"}[roi_type]
+        return f"{what} (RTROIInterpretedType {roi_type}; {shapes})"
     if kinds and "CLOSED_PLANAR" not in kinds:
-        return f"a point or line ROI ({shapes}; no CLOSED_PLANAR contour), not a volume"
+        return f"made of {shapes} and no CLOSED_PLANAR contour"
     return ""
 
 

@@ -158,8 +158,9 @@ def test_points_markers_and_feature_rois(tmp_path):
     image_path, masks = _planning_ct(tmp_path)
     sidecars = {m["roi_original"]: m for m in json.loads((masks / "masks.json").read_text())}
     assert sidecars["ISO"]["roi_type"] == "ISOCENTER" and sidecars["ISO"]["contour_types"] == {"POINT": 1}
-    assert "isocenter (RTROIInterpretedType ISOCENTER; 1 POINT contour)" in sidecars["ISO"]["point"]
-    assert "marker" in sidecars["Marker 1"]["point"] and "no CLOSED_PLANAR" in sidecars["BB1"]["point"]
+    assert sidecars["ISO"]["point"] == "an isocentre (RTROIInterpretedType ISOCENTER; 1 POINT contour)"
+    assert sidecars["Marker 1"]["point"] == "a marker (RTROIInterpretedType MARKER; 1 CLOSED_PLANAR contour)"
+    assert sidecars["BB1"]["point"] == "made of 1 POINT contour and no CLOSED_PLANAR contour"
     assert sidecars["GTV"]["point"] == "" and sidecars["GTV"]["bounding_box"][3:] == [15, 15, 15]
     names = REPO / "config" / "roi_names.yaml"
     progress = tmp_path / "progress.log"
@@ -168,7 +169,8 @@ def test_points_markers_and_feature_rois(tmp_path):
                               FeatureRois("standard", names), max_roi_voxels=None, progress=log).set_index("roi_original")
     assert rows.loc["GTV", "status"] == "ok" and rows.loc["GTV", "resampled_voxels"] == rows.loc["GTV", "mask_voxels"]
     for point in ("ISO", "Marker 1", "BB1"):
-        assert rows.loc[point, "status"] == "skipped" and rows.loc[point, "reason"].startswith("point ROI"), point
+        assert rows.loc[point, "status"] == "skipped" and rows.loc[point, "reason"].startswith(
+            f"not a volume: ROI '{point}' is "), point
     assert rows.loc["BODY", "status"] == "skipped" and "External, marked `features: false`" in rows.loc["BODY", "reason"]
     assert rows.loc["Bolus", "status"] == "skipped" and "unmapped" in rows.loc["Bolus", "reason"]
     # an organ drawn as a sliver one voxel wide on one slice: below pyradiomics' minimum dimensions, said in words
