@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -44,9 +43,13 @@ import sys
 from radflow.features import extract_series
 from radflow.roi_names import FeatureRois
 rule, budget = sys.argv[4], int(sys.argv[5]) or None
-rows = extract_series(sys.argv[1], sys.argv[2], sys.argv[3],
-                      FeatureRois(rule if rule in ("standard", "all") else rule.split(","), sys.argv[6]), budget)
+with open(sys.argv[7] + ".log", "w") as log:
+    rows = extract_series(sys.argv[1], sys.argv[2], sys.argv[3],
+                          FeatureRois(rule if rule in ("standard", "all") else rule.split(","), sys.argv[6]), budget,
+                          progress=log)
 rows.to_csv(sys.argv[7], index=False)
+from radflow.features import job_peak_mb
+print("PEAK_MB", job_peak_mb())
 """
 
 
@@ -144,25 +147,28 @@ def prepared_series(dicom_root: Path, work: Path) -> list[dict]:
 
 
 def run_job(s: dict, rule: str, budget: int | None, out_csv: Path) -> tuple[float, float]:
-    """(wall seconds, peak resident MB) of one features job in its own process."""
+    """(wall seconds, peak resident MB) of one features job in its own process. The peak is the job's own (VmHWM,
+    kept across the per-ROI resets): the rusage of a child counts the pages of this parent it was forked from."""
     settings = REPO / "config" / "pyradiomics" / f"{s['modality']}.yaml"
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", JOB, str(s["image"]), str(s["masks"]), str(settings), rule,
-                             str(budget or 0), str(ROI_NAMES), str(out_csv)], cwd=REPO)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status:
-        raise SystemExit(f"features job failed for {s['series']}")
-    return time.perf_counter() - start, usage.ru_maxrss / 1024
+    proc = subprocess.run([sys.executable, "-c", JOB, str(s["image"]), str(s["masks"]), str(settings), rule,
+                           str(budget or 0), str(ROI_NAMES), str(out_csv)], cwd=REPO, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"features job failed for {s['series']}:\n{proc.stderr[-3000:]}")
+    peak = float(proc.stdout.split("PEAK_MB")[-1].split()[0])
+    return time.perf_counter() - start, peak
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reference", default=str(REPO.parent / "shared" / "reference"))
     ap.add_argument("--only", choices=["planning", "real"], default=None)
+    ap.add_argument("--defaults-only", action="store_true", help="only feature_rois: standard")
+    ap.add_argument("--keep", default=None, help="work in this folder and keep it (the DICOM, images, masks)")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+        tmp = Path(args.keep or tmp)
         sources = []
         if args.only != "real":
             planning_ct(tmp / "planning")
@@ -174,8 +180,8 @@ def main():
             for s in prepared_series(root, tmp / "work" / label.replace(" ", "_")):
                 sidecar = json.loads(s["image"].with_suffix("").with_suffix(".json").read_text())
                 masks = json.loads((s["masks"] / "masks.json").read_text())
-                for rule, budget in (("standard", 4_000_000), ("all", None)):
-                    table = tmp / "rows.csv"
+                for rule, budget in (("standard", 4_000_000), ("all", None))[:1 if args.defaults_only else 2]:
+                    table = tmp / f"rows-{s['patient']}-{s['series'][-8:]}-{rule}.csv"
                     wall, peak = run_job(s, rule, budget, table)
                     done = pd.read_csv(table)
                     settings = REPO / "config" / "pyradiomics" / f"{s['modality']}.yaml"

@@ -207,6 +207,7 @@ def extract_series(image_path, masks_dir, settings_path, feature_rois: FeatureRo
     voxels after resampling, seconds, peak memory); the same numbers are in the row (RUNTIME_COLUMNS)."""
     import radiomics
 
+    job_started = time.perf_counter()
     image_path, masks_dir, settings_path = Path(image_path), Path(masks_dir), Path(settings_path)
     sidecar = json.loads(image_path.with_name(image_path.name.replace(".nii.gz", ".json")).read_text())
     masks = json.loads((masks_dir / "masks.json").read_text())
@@ -254,7 +255,12 @@ def extract_series(image_path, masks_dir, settings_path, feature_rois: FeatureRo
                   f"{voxels}{timing}{row['status']}" + (f": {row['reason']}" if row["reason"] else ""),
                   file=progress, flush=True)
         rows.append(row)
-    return _ordered(pd.DataFrame(rows))
+    table = _ordered(pd.DataFrame(rows))
+    if progress is not None:
+        counts = ", ".join(f"{n} {status}" for status, n in table["status"].value_counts().sort_index().items())
+        print(f"{len(table)} ROIs ({counts}) in {time.perf_counter() - job_started:.1f} s; peak resident memory "
+              f"of the job {job_peak_mb():.0f} MB", file=progress, flush=True)
+    return table
 
 
 def roi_limits(settings_path) -> dict:
@@ -353,8 +359,19 @@ def _too_few_dimensions(extent, name: str, limits: dict) -> str:
     return ""
 
 
+_JOB_PEAK_MB = 0.0
+
+
+def job_peak_mb() -> float:
+    """Peak resident memory (MB) of this process since it started, across the per-ROI resets."""
+    return max(_JOB_PEAK_MB, _peak_memory_mb())
+
+
 def _reset_peak_memory():
-    """Start a new peak of resident memory for this process (Linux: /proc/self/clear_refs, value 5)."""
+    """Start a new peak of resident memory for this process (Linux: /proc/self/clear_refs, value 5); the peak
+    so far is kept for job_peak_mb."""
+    global _JOB_PEAK_MB
+    _JOB_PEAK_MB = job_peak_mb()
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
