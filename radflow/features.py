@@ -340,12 +340,15 @@ def job_resources(image_sidecar: dict, masks: list[dict], settings_path, feature
             continue
         if skip_reason(m, spacing, limits, feature_rois, max_roi_voxels):
             continue
+        if m.get("bounding_box") and _too_few_dimensions(m["bounding_box"][3:], "", limits):
+            continue  # fails before pyradiomics
         n += 1
         box = max(box, _resampled_box_voxels(m, spacing, limits["spacing"]))
         seconds += SECONDS_PER_ROI + SECONDS_PER_ROI_PER_MVOXEL_IMAGE * image_mvoxels + SECONDS_PER_MVOXEL * \
             resampled_voxel_estimate(m["voxel_count"], spacing, limits["spacing"]) / 1e6
     mem = BASE_MB + MB_PER_MVOXEL_IMAGE * image_mvoxels + MB_PER_MVOXEL_BOX * box / 1e6
-    return dict(mem_mb=int(np.ceil(mem / 100) * 100), minutes=max(2, int(np.ceil(2 * seconds / 60))), rois=n)
+    return dict(mem_mb=int(np.ceil(mem / 100) * 100), minutes=max(2, int(np.ceil(2 * seconds / 60))), rois=n,
+                largest_box_voxels=int(box), seconds=round(seconds, 1))
 
 
 def _too_few_dimensions(extent, name: str, limits: dict) -> str:

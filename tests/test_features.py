@@ -189,6 +189,27 @@ def test_points_markers_and_feature_rois(tmp_path):
     assert every.loc["ISO", "status"] == "skipped"
 
 
+def test_job_resources_count_only_the_rois_that_will_be_extracted(tmp_path):
+    """What a features job asks for follows the ROIs it will extract: the body outline costs nothing by default,
+    and everything with feature_rois: all; the ROI count is the count of rows that come out ok."""
+    from radflow.features import job_resources
+
+    image_path, masks = _planning_ct(tmp_path)
+    sidecar = json.loads(image_path.with_name("image.json").read_text())
+    entries = json.loads((masks / "masks.json").read_text())
+    settings = REPO / "config" / "pyradiomics" / "CT.yaml"
+    names = REPO / "config" / "roi_names.yaml"
+    default = job_resources(sidecar, entries, settings, FeatureRois("standard", names), 4_000_000)
+    every = job_resources(sidecar, entries, settings, FeatureRois("all"), None)
+    rows = extract_series(image_path, masks, settings, FeatureRois("standard", names), 4_000_000)
+    assert default["rois"] == (rows["status"] == "ok").sum() == 1  # the GTV (the sliver fails before pyradiomics)
+    assert every["rois"] == 3 and every["largest_box_voxels"] > 5 * default["largest_box_voxels"]
+    assert every["seconds"] > default["seconds"] and every["mem_mb"] >= default["mem_mb"]
+    budget = job_resources(sidecar, entries, settings, FeatureRois("all"), 20_000)
+    assert budget["rois"] == 2 and budget["largest_box_voxels"] < every["largest_box_voxels"]  # the body is over it
+    assert default["mem_mb"] % 100 == 0 and default["minutes"] >= 2
+
+
 def test_cropped_resampling_equals_pyradiomics(tmp_path):
     """radflow resamples only the image around each ROI, on the grid pyradiomics computes from the whole mask: every
     value equals pyradiomics' own extraction on the whole image, bit for bit (a 0.98 mm image, resampled to 1 mm by the CT

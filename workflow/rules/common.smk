@@ -108,7 +108,7 @@ def _features_resources(wildcards, input, attempt):
                              [dict(roi="GTVp", roi_original="budget", voxel_count=budget or 4000000,
                                    volume_mm3=float(budget or 4000000), bounding_box=[side, side, side])],
                              input.settings, None, None)
-    return {k: v * attempt for k, v in need.items() if k != "rois"}
+    return dict(mem_mb=need["mem_mb"] * attempt, minutes=need["minutes"] * attempt)
 
 
 def features_mem_mb(wildcards, input, attempt):
