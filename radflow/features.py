@@ -93,14 +93,10 @@ def resample_cropped(image: sitk.Image, mask: sitk.Image, settings: dict, label:
             and np.allclose(mask.GetSpacing(), image.GetSpacing(), atol=1e-6)
             and np.allclose(mask.GetDirection(), image.GetDirection(), atol=1e-6)):
         return None
-    arr = sitk.GetArrayViewFromImage(mask) == label
-    lo, hi = [], []
-    for axis in (2, 1, 0):  # x, y, z
-        hit = np.flatnonzero(arr.any(axis=tuple(a for a in range(3) if a != axis)))
-        if not hit.size:
-            return None  # pyradiomics says what is wrong with an empty mask
-        lo.append(int(hit[0]))
-        hi.append(int(hit[-1]))
+    box = bounding_box(sitk.GetArrayViewFromImage(mask) == label)  # (x, y, z) first voxel, then extent
+    if not all(box[3:]):
+        return None  # pyradiomics says what is wrong with an empty mask
+    lo, hi = box[:3], [a + n - 1 for a, n in zip(box[:3], box[3:])]
     size = image.GetSize()
     pad = float(settings.get("padDistance", 5))
     start, extent = [], []
