@@ -1,6 +1,6 @@
 """Benchmark: what a features job costs on real data and on a TCGA-HNSC-like planning CT, by feature_rois.
 
-For each image series with a structure set (the real patients of ../shared/reference/real, and a generated planning
+For each image series with a structure set or SEG (the real patients of ../shared/reference/real, and a generated planning
 CT: 512 x 512 x 150 slices of 2.5 mm with 33 ROIs: a body outline, a couch, GTVs, CTVs, PTVs, head-and-neck organs
 and five points), the series is indexed, converted and its masks rasterised by radflow's own functions; then its
 features job runs in a process of its own, as Snakemake runs it, with the defaults (feature_rois: standard,
@@ -175,7 +175,8 @@ def main():
             sources.append(("planning CT (generated)", tmp / "planning"))
         if args.only != "planning":
             real = Path(args.reference) / "real"
-            sources += [("LUNG1-001", real / "mirp_nsclc_lung1_001"), ("sarcoma STS", real / "ibsi_validation_sts")]
+            sources += [("LUNG1-001", real / "mirp_nsclc_lung1_001"), ("QIN PET + SEG", real / "mirp_qin_headneck_0139_pet_seg"),
+                        ("sarcoma STS", real / "ibsi_validation_sts")]
         for label, root in sources:
             for s in prepared_series(root, tmp / "work" / label.replace(" ", "_")):
                 sidecar = json.loads(s["image"].with_suffix("").with_suffix(".json").read_text())

@@ -300,37 +300,33 @@ def skip_reason(m: dict, spacing, limits: dict, feature_rois: FeatureRois | None
     return ""
 
 
-# The cost of one features job (radflow's extraction, pyradiomics settings as shipped), fitted to the per-ROI peaks
-# and times of real series (LUNG1-001's CT and lungs, the QIN PET, the sarcoma CT/MR/PET; BENCHMARKS.md) with room
-# to spare: resident memory = the process with its libraries + the whole image and mask held for the job + the
-# largest extracted ROI's resampled, padded bounding box (MR's normalisation resamples in pyradiomics, the most per
-# voxel); time = start-up + per ROI a fixed part that grows with the image + the ROI's resampled voxels (lung
-# parenchyma took 50 s per million voxels, tumours 13-20).
+# The cost of one features job (radflow's extraction, pyradiomics settings as shipped), fitted to the per-ROI and
+# per-job peaks and times of real series (LUNG1-001's CT with its lungs, the QIN PET, the sarcoma CT/MR/PET) and of
+# a generated 512 x 512 x 150 planning CT with every ROI extracted (benchmarks/features_cost.py, BENCHMARKS.md):
+# resident memory = the process with its libraries + the image and mask held for the job + the largest extracted
+# ROI, which grows faster than its voxels (pyradiomics' size-zone matrix is grey levels x the largest zone: a
+# 19-million-voxel body outline peaked at 15.6 GB, a 1.7-million-voxel PTV at 1.3 GB, a 3-million-voxel lung at
+# 1.1 GB); time = start-up + per ROI a part that grows with the image + the ROI's resampled voxels (lung
+# parenchyma took 41-46 s per million voxels, a body outline 25, tumours 13-20).
 BASE_MB = 330
 MB_PER_MVOXEL_IMAGE = 12
-MB_PER_MVOXEL_BOX = 100
+MB_PER_MVOXEL_ROI = 420
+MB_PER_MVOXEL_ROI_SQUARED = 20
 SECONDS_START = 20.0
 SECONDS_PER_ROI = 0.5
 SECONDS_PER_ROI_PER_MVOXEL_IMAGE = 0.03
 SECONDS_PER_MVOXEL = 50.0
 
 
-def _resampled_box_voxels(m: dict, spacing, resampled, pad: int = 10) -> float:
-    """Voxels of an ROI's bounding box after resampling, with pyradiomics' padding on every side."""
-    box = (m.get("bounding_box") or [0] * 6)[3:]
-    new = [r if r else s for r, s in zip(resampled or [0, 0, 0], spacing)]
-    return float(np.prod([e * s / n + 2 * pad for e, s, n in zip(box, spacing, new)]))
-
-
 def job_resources(image_sidecar: dict, masks: list[dict], settings_path, feature_rois: FeatureRois | None,
                   max_roi_voxels: int | None) -> dict:
-    """Memory (MB) and run time (minutes) a features job needs for its own masks, by the measured cost model above:
-    the image held once, the largest extracted ROI's bounding box, and the time of every extracted ROI. ROIs that
-    will be skipped (points, not among feature_rois, over max_roi_voxels) cost nothing."""
+    """Memory (MB) and run time (minutes) a features job needs for its own masks, by the measured cost model above;
+    ROIs that will be skipped (points, not among feature_rois, over max_roi_voxels) or fail before pyradiomics cost
+    nothing. Also the number of ROIs to extract, the largest one's resampled voxels and the estimated seconds."""
     limits = roi_limits(settings_path)
     spacing = image_sidecar.get("spacing") or [1.0, 1.0, 1.0]
     image_mvoxels = float(np.prod(image_sidecar.get("size") or [1])) / 1e6
-    box, seconds, n = 0.0, SECONDS_START, 0
+    largest, seconds, n = 0, SECONDS_START, 0
     for m in masks:
         if m.get("status") == "failed" or not m.get("voxel_count"):
             continue
@@ -339,12 +335,13 @@ def job_resources(image_sidecar: dict, masks: list[dict], settings_path, feature
         if m.get("bounding_box") and _too_few_dimensions(m["bounding_box"][3:], "", limits):
             continue  # fails before pyradiomics
         n += 1
-        box = max(box, _resampled_box_voxels(m, spacing, limits["spacing"]))
-        seconds += SECONDS_PER_ROI + SECONDS_PER_ROI_PER_MVOXEL_IMAGE * image_mvoxels + SECONDS_PER_MVOXEL * \
-            resampled_voxel_estimate(m["voxel_count"], spacing, limits["spacing"]) / 1e6
-    mem = BASE_MB + MB_PER_MVOXEL_IMAGE * image_mvoxels + MB_PER_MVOXEL_BOX * box / 1e6
+        voxels = resampled_voxel_estimate(m["voxel_count"], spacing, limits["spacing"])
+        largest = max(largest, voxels)
+        seconds += SECONDS_PER_ROI + SECONDS_PER_ROI_PER_MVOXEL_IMAGE * image_mvoxels + SECONDS_PER_MVOXEL * voxels / 1e6
+    v = largest / 1e6
+    mem = BASE_MB + MB_PER_MVOXEL_IMAGE * image_mvoxels + MB_PER_MVOXEL_ROI * v + MB_PER_MVOXEL_ROI_SQUARED * v * v
     return dict(mem_mb=int(np.ceil(mem / 100) * 100), minutes=max(2, int(np.ceil(2 * seconds / 60))), rois=n,
-                largest_box_voxels=int(box), seconds=round(seconds, 1))
+                largest_roi_voxels=int(largest), seconds=round(seconds, 1))
 
 
 def _too_few_dimensions(extent, name: str, limits: dict) -> str:

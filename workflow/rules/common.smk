@@ -103,10 +103,8 @@ def _features_resources(wildcards, input, attempt):
         need = job_resources(json.loads(sidecar.read_text()), json.loads(masks_json.read_text()), input.settings,
                              rois, budget)
     else:
-        side = round((budget or 4000000) ** (1 / 3))  # a cube of the budget, on a 512 x 512 x 200 image
         need = job_resources(dict(size=[512, 512, 200], spacing=[1.0, 1.0, 1.0]),
-                             [dict(roi="GTVp", roi_original="budget", voxel_count=budget or 4000000,
-                                   volume_mm3=float(budget or 4000000), bounding_box=[side, side, side])],
+                             [dict(roi="GTVp", roi_original="budget", voxel_count=budget or 4000000)],
                              input.settings, None, None)
     return dict(mem_mb=need["mem_mb"] * attempt, minutes=need["minutes"] * attempt)
 
