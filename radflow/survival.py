@@ -56,9 +56,13 @@ def _km_plot(path, groups: dict[str, pd.DataFrame], time_col, event_col, title):
     from lifelines import KaplanMeierFitter
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
+    groups = {label: g for label, g in groups.items() if len(g)}
     for label, g in groups.items():
-        KaplanMeierFitter().fit(g[time_col], g[event_col], label=f"{label} (n={len(g)})").plot_survival_function(
-            ax=ax, ci_show=len(g) > 2)
+        KaplanMeierFitter().fit(g[time_col].astype(float), g[event_col].astype(int),
+                                label=f"{label} (n={len(g)})").plot_survival_function(ax=ax, ci_show=len(g) > 2)
+    if not groups:  # no patient with an outcome: a plot that says so, not a crash
+        ax.text(0.5, 0.5, "no patient with a time and an event:\nno survival curve", ha="center", va="center",
+                transform=ax.transAxes)
     ax.set_xlabel("days")
     ax.set_ylabel("survival probability")
     ax.set_title(title, fontsize=9)
@@ -108,7 +112,9 @@ def survival_starter(table: pd.DataFrame, out_dir, endpoint: str = "os", min_eve
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     time_col, event_col = f"{endpoint}_days", f"{endpoint}_event"
-    data = table.dropna(subset=[time_col, event_col]).copy()
+    data = table.reindex(columns=list(table.columns) + [c for c in (time_col, event_col) if c not in table.columns])
+    data = data.assign(**{c: pd.to_numeric(data[c], errors="coerce") for c in (time_col, event_col)})
+    data = data.dropna(subset=[time_col, event_col]).copy()
     data[event_col] = data[event_col].astype(int)
     data = data[data[time_col] > 0]
     features = feature_columns(data, time_col, event_col)
@@ -116,10 +122,16 @@ def survival_starter(table: pd.DataFrame, out_dir, endpoint: str = "os", min_eve
     summary = dict(endpoint=endpoint.upper(), patients=n, events=events, features=len(features),
                    min_events=min_events)
     columns = ["feature", "hazard_ratio_per_sd", "ci_lower", "ci_upper", "p", "q_bh"]
-    if events < min_events or n < 4 or not features:
+    if n == 0:
+        summary.update(status="no patients", message=(
+            f"the modelling table has {len(table)} row(s) and no patient with an {endpoint.upper()} time and event "
+            "(no imaging patient matched a clinical row, or none has an outcome; results/cohort.tsv says why each "
+            "patient is out): no model was fitted"))
+    elif events < min_events or n < 4 or not features:
         summary.update(status="too few events", message=(
             f"{events} {endpoint.upper()} events in {n} patients with {len(features)} usable features: fewer than "
             f"the {min_events} events this starter needs (config survival.min_events); no model was fitted"))
+    if n == 0 or events < min_events or n < 4 or not features:
         pd.DataFrame(columns=columns).to_csv(out / "univariate_cox.csv", index=False)
         _km_plot(out / "km.png", {"all patients": data}, time_col, event_col,
                  f"{endpoint.upper()}: all patients (no model: {events} events)")

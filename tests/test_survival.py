@@ -49,3 +49,21 @@ def test_too_few_events_is_a_message_not_a_crash(tmp_path):
     summary = survival_starter(cohort().iloc[:8], tmp_path, min_events=10)
     assert summary["status"] == "too few events" and "min_events" in summary["message"]
     assert (tmp_path / "km.png").exists() and (tmp_path / "univariate_cox.csv").exists()
+
+
+def test_an_empty_one_patient_or_event_free_table_is_a_summary_not_a_crash(tmp_path):
+    """No imaging patient with clinical data (the modelling table as written: header only, or rows without an outcome),
+    one patient, no events: a summary saying why, an empty but valid univariate table, a plot that says so."""
+    header_only = pd.read_csv(__import__("io").StringIO(",".join(cohort(4).columns) + "\n"))
+    no_outcome = cohort(5).assign(os_days=np.nan, os_event=np.nan)
+    for name, table, status in (("empty", header_only, "no patients"), ("no outcome", no_outcome, "no patients"),
+                                ("one patient", cohort(1), "too few events"),
+                                ("event free", cohort(40).assign(os_event=0), "too few events")):
+        out = tmp_path / name.replace(" ", "_")
+        summary = survival_starter(table, out, min_events=4)
+        assert summary["status"] == status, name
+        assert json.loads((out / "summary.json").read_text())["message"] == summary["message"]
+        uni = pd.read_csv(out / "univariate_cox.csv")
+        assert len(uni) == 0 and list(uni.columns)[:2] == ["feature", "hazard_ratio_per_sd"]
+        assert (out / "km.png").stat().st_size > 1000
+    assert "no patient with an OS time and event" in survival_starter(header_only, tmp_path / "again")["message"]
