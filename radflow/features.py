@@ -146,8 +146,6 @@ def extract_roi(extractor, image: sitk.Image, mask: sitk.Image, label: int = 1, 
     finally:
         extractor.settings.clear()
         extractor.settings.update(saved)
-    if info is not None and "diagnostics_Mask-interpolated_VoxelNum" in result:
-        info["resampled_voxels"] = int(result["diagnostics_Mask-interpolated_VoxelNum"])
     try:
         values = feature_values(result)
     except FeatureValueError as err:
@@ -223,11 +221,9 @@ def extract_series(image_path, masks_dir, settings_path, feature_rois: FeatureRo
                    mask_sha256="", radiomics_version=str(radiomics.__version__),
                    simpleitk_version=sitk.Version_VersionString(), numpy_version=np.__version__,
                    seconds=np.nan, peak_rss_mb=np.nan)
-        skip = "" if m.get("status") == "failed" or failed_image else skip_reason(m, image.GetSpacing(), limits,
-                                                                                   feature_rois, max_roi_voxels)
         if m.get("status") == "failed" or failed_image:
             row.update(status="failed", reason=m.get("reason") or sidecar.get("reason", "failed"))
-        elif skip:
+        elif skip := skip_reason(m, image.GetSpacing(), limits, feature_rois, max_roi_voxels):
             row.update(status="skipped", reason=skip)
         elif m["voxel_count"] == 0:
             why = "; ".join(dict.fromkeys(list(m.get("warnings", [])) + list(m.get("notes", []))))
@@ -261,12 +257,11 @@ def extract_series(image_path, masks_dir, settings_path, feature_rois: FeatureRo
 
 def roi_limits(settings_path) -> dict:
     """What a settings file asks of an ROI: the resampled voxel size (mm, 0 = as acquired) and pyradiomics'
-    minimum dimensions and size."""
+    minimum dimensions."""
     import yaml
 
     setting = (yaml.safe_load(Path(settings_path).read_text()) or {}).get("setting") or {}
-    return dict(spacing=setting.get("resampledPixelSpacing"), min_dims=int(setting.get("minimumROIDimensions", 2)),
-                min_size=setting.get("minimumROISize"))
+    return dict(spacing=setting.get("resampledPixelSpacing"), min_dims=int(setting.get("minimumROIDimensions", 2)))
 
 
 def resampled_voxel_estimate(voxel_count: int, spacing, resampled) -> int:
