@@ -41,7 +41,7 @@ def _masks(args):
 
     aliases = load_aliases(args.roi_names)
     masks = write_masks([args.rtstruct], series_grid(image_headers_in(args.image_series_dir)), args.out_dir, aliases,
-                        union=args.union)
+                        union=args.union, overlap=args.contour_overlap)
     for m in masks:
         print(f"{m['label']}\t{m['roi_original']}\t{m['voxel_count']} voxels\t{m['volume_mm3']:.1f} mm3"
               + (f"\t{'; '.join(m['warnings'])}" if m["warnings"] else ""))
@@ -110,6 +110,9 @@ def main(argv=None):
     p.add_argument("--roi-names", default="config/roi_names.yaml")
     p.add_argument("--union", action="store_true",
                    help="also write the union of the instances of a standard ROI drawn more than once (<ROI>_union)")
+    p.add_argument("--contour-overlap", choices=["even-odd", "union"], default="even-odd",
+                   help="contours of one plane that overlap without nesting: the overlap is outside the ROI (even-odd, "
+                        "the IBSI rule) or inside (union)")
     p.set_defaults(func=_masks)
 
     p = sub.add_parser("clinical", help="GDC clinical files to one row per patient")

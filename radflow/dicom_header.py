@@ -22,7 +22,8 @@ TAGS = {
     0x00200013: ("InstanceNumber", "IS"), 0x00200032: ("ImagePositionPatient", "DS"),
     0x00200037: ("ImageOrientationPatient", "DS"), 0x00200052: ("FrameOfReferenceUID", "UI"),
     0x00280002: ("SamplesPerPixel", "US"), 0x00280008: ("NumberOfFrames", "IS"), 0x00280010: ("Rows", "US"),
-    0x00280011: ("Columns", "US"), 0x00280030: ("PixelSpacing", "DS"), 0x00280100: ("BitsAllocated", "US"),
+    0x00080033: ("ContentTime", "TM"), 0x00181060: ("TriggerTime", "DS"),
+    0x00200100: ("TemporalPositionIdentifier", "IS"), 0x00280011: ("Columns", "US"), 0x00280030: ("PixelSpacing", "DS"), 0x00280100: ("BitsAllocated", "US"),
 }
 PIXEL_DATA = 0x7FE00010
 LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}

@@ -1,7 +1,8 @@
 """Index a DICOM tree: one row per file, per series, per RTSTRUCT ROI, per RTSTRUCT-to-image link, and
 a problems table that says what was left out and why.
 
-Only headers are read (no pixel data). The index is the one place that decides which series are images
+Only headers are read, except the pixel data of series whose slice positions repeat (phases are told from true
+duplicates by it). The index is the one place that decides which series are images
 to convert; everything downstream trusts it.
 """
 
@@ -20,11 +21,13 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from . import __version__
+from .contours import audit_roi, contour_data, patient_planes
 from .dicom_header import pixel_data_problem, pixel_element, read_header
 from .roi_names import load_aliases, standard_name
 from .suv import SUVError, suv_factors, suv_tags
 
 IMAGE_MODALITIES = {"CT", "MR", "PT"}
+INDEX_FORMAT = 2  # raised whenever the tables gain columns: an index written before is built again
 RTSTRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 ROLES = {"RTSTRUCT": "rtstruct", "RTDOSE": "rtdose", "RTPLAN": "rtplan", "SEG": "seg", "REG": "registration"}
@@ -34,7 +37,8 @@ INSTANCE_COLUMNS = [
     "series_number", "series_description", "modality", "sop_class_uid", "sop_instance_uid", "frame_of_reference_uid",
     "manufacturer", "image_type", "rows", "columns", "pixel_spacing_row", "pixel_spacing_col", "slice_thickness",
     "orientation", "position_x", "position_y", "position_z", "instance_number", "acquisition_number",
-    "number_of_frames", "referenced_series_uid", "suv_tags", "pixel_problem", "series_key",
+    "number_of_frames", "temporal_position", "trigger_time", "content_time", "referenced_series_uid", "suv_tags",
+    "pixel_problem", "series_key",
 ]
 CACHE_COLUMNS = INSTANCE_COLUMNS + ["file_problem"]
 SERIES_COLUMNS = [
@@ -46,7 +50,7 @@ SERIES_COLUMNS = [
 ROI_COLUMNS = [
     "patient_id", "study_uid", "rtstruct_series_uid", "rtstruct_sop_uid", "rtstruct_path", "referenced_series_uid",
     "frame_of_reference_uid", "roi_number", "roi_original", "roi", "roi_pattern", "n_contours", "contour_types",
-    "z_min", "z_max",
+    "z_min", "z_max", "duplicate_contours", "crossing_planes", "crossing_area_mm2", "contour_warnings",
 ]
 LINK_COLUMNS = ["patient_id", "source_modality", "source_series_uid", "source_sop_uid", "source_path",
                 "image_series_uid", "image_modality", "relation"]
@@ -132,6 +136,8 @@ def instance_row(get, path: str, st) -> dict:
         position_x=_number(position, 0), position_y=_number(position, 1), position_z=_number(position, 2),
         instance_number=_number([text("InstanceNumber")], 0, int),
         acquisition_number=text("AcquisitionNumber"),
+        temporal_position=text("TemporalPositionIdentifier"), trigger_time=text("TriggerTime"),
+        content_time=text("ContentTime"),
         number_of_frames=max(1, _number([text("NumberOfFrames")], 0, int)),
         referenced_series_uid="", suv_tags="", pixel_problem="",
     )
@@ -226,6 +232,7 @@ def _seg_rows(ds, inst: dict) -> list[dict]:
             roi_number=int(seg.SegmentNumber), roi_original=_text(seg, "SegmentLabel"),
             n_contours=int(ds.get("NumberOfFrames", 0) or 0), contour_types="SEG",
             z_min=min(zs) if zs else np.nan, z_max=max(zs) if zs else np.nan,
+            duplicate_contours=0, crossing_planes=0, crossing_area_mm2=0.0, contour_warnings="",
         ))
     return rows
 
@@ -238,16 +245,29 @@ def _roi_rows(ds, inst: dict) -> list[dict]:
         number = int(item.ROINumber)
         seq = contours.get(number, [])
         types = sorted({str(c.get("ContourGeometricType", "")) for c in seq})
-        zs = [float(c.ContourData[2 + 3 * k]) for c in seq if c.get("ContourData")
-              for k in range(len(c.ContourData) // 3)]
+        name = _text(item, "ROIName")
+        try:
+            data = [contour_data(c) for c in seq]
+            points = [d.reshape(-1, 3) for d in data if d.size and d.size % 3 == 0]
+            closed = [p for p, c in zip(points, seq) if str(c.get("ContourGeometricType", "")).upper()
+                      == "CLOSED_PLANAR"]
+            found = audit_roi(patient_planes(closed))
+            audit = dict(duplicate_contours=found.duplicates, crossing_planes=found.crossing_planes,
+                         crossing_area_mm2=round(found.crossing_area_mm2, 3),
+                         contour_warnings=" | ".join(found.warnings(name)))
+        except Exception as err:  # the masks step says what is wrong with this ROI's contours
+            points, audit = [], dict(duplicate_contours=0, crossing_planes=0, crossing_area_mm2=0.0,
+                                     contour_warnings=f"ROI '{name}': contours not readable "
+                                                      f"({type(err).__name__}: {err})")
+        zs = np.concatenate([p[:, 2] for p in points]) if points else np.zeros(0)
         rows.append(dict(
             patient_id=inst["patient_id"], study_uid=inst["study_uid"], rtstruct_series_uid=inst["series_uid"],
             rtstruct_sop_uid=inst["sop_instance_uid"], rtstruct_path=inst["path"],
             referenced_series_uid=inst["referenced_series_uid"],
             frame_of_reference_uid=_text(item, "ReferencedFrameOfReferenceUID") or inst["frame_of_reference_uid"],
-            roi_number=number, roi_original=_text(item, "ROIName"), n_contours=len(seq),
+            roi_number=number, roi_original=name, n_contours=len(seq),
             contour_types=",".join(t for t in types if t),
-            z_min=min(zs) if zs else np.nan, z_max=max(zs) if zs else np.nan,
+            z_min=float(zs.min()) if zs.size else np.nan, z_max=float(zs.max()) if zs.size else np.nan, **audit,
         ))
     return rows
 
@@ -294,7 +314,7 @@ SERIES_FIELDS = ["path", "patient_id", "study_uid", "study_date", "study_descrip
                  "series_number", "series_description", "modality", "frame_of_reference_uid", "manufacturer",
                  "image_type", "rows", "columns", "pixel_spacing_row", "pixel_spacing_col", "slice_thickness",
                  "orientation", "position_x", "position_y", "position_z", "instance_number", "acquisition_number",
-                 "number_of_frames", "suv_tags"]
+                 "number_of_frames", "suv_tags", "temporal_position", "trigger_time", "content_time"]
 
 
 class Slices:
@@ -337,26 +357,88 @@ def _normals(orientations: np.ndarray) -> np.ndarray:
     return out
 
 
-def split_series(sl: Slices) -> tuple[list[Slices], str]:
-    """Sub-series of one SeriesInstanceUID: one per orientation and matrix size, and one per acquisition when
-    acquisitions repeat the same slice positions. Returns ([sl], "") when nothing needs splitting."""
+# What tells the images at one slice position apart, in the order tried: (instances column, DICOM keyword).
+PHASE_KEYS = (("temporal_position", "TemporalPositionIdentifier"), ("trigger_time", "TriggerTime"),
+              ("content_time", "ContentTime"), ("acquisition_number", "AcquisitionNumber"))
+
+
+def pixel_digest(path) -> str:
+    """SHA-1 of a file's pixel data as stored (the bytes after the Pixel Data element header)."""
+    header = read_header(path)
+    start, length = (header or {}).get("_pixel_start"), (header or {}).get("_pixel_length")
+    if start is not None and length is not None and 0 <= length != 0xFFFFFFFF:
+        with open(path, "rb") as fp:
+            fp.seek(start)
+            data = fp.read(length)
+    else:  # encapsulated, big-endian or anything the fast reader leaves to pydicom
+        data = pydicom.dcmread(path).get("PixelData", b"") or b""
+    return hashlib.sha1(data).hexdigest()
+
+
+def _value_order(v: str):
+    try:
+        return (0, float(v), v)
+    except ValueError:
+        return (1, 0.0, v)
+
+
+def split_phases(sl: Slices, digest=pixel_digest) -> tuple[list[Slices], str, str]:
+    """(phases, how, refusal) of a (sub-)series whose slice positions repeat: several acquisitions or the phases of
+    a dynamic series. Phases are told apart by the first of PHASE_KEYS that gives as many groups as the most images
+    at one position, each group with one image per position; else, when every position holds the same number of
+    images, by InstanceNumber order within each position. Images with identical pixel data at one position are
+    true duplicates: nothing is split, and the refusal says so (the series is then excluded)."""
+    z = np.round(sl.along, 3)
+    _, position, counts = np.unique(z, return_inverse=True, return_counts=True)
+    n = int(counts.max())
+    paths = sl["path"]
+    repeated = np.flatnonzero(counts[position] > 1)
+    digests = {i: digest(paths[i]) for i in repeated}
+    same = sum(len({digests[i] for i in repeated[position[repeated] == p]}) < counts[p]
+               for p in np.unique(position[repeated]))
+    if same:
+        return [sl], "", f"{same} slice position(s) hold images with identical pixel data: true duplicates, not phases"
+    for column, keyword in PHASE_KEYS:
+        values = sl[column].astype(str)
+        labels = sorted(set(values), key=_value_order)
+        if (values == "").any() or len(labels) != n:
+            continue
+        groups = [sl.subset(values == label) for label in labels]
+        if all(len(np.unique(np.round(g.along, 3))) == len(g) for g in groups):
+            what = "acquisitions" if keyword == "AcquisitionNumber" else "phases"
+            return groups, f"{n} {what} at the same slice positions, told apart by {keyword}", ""
+    if (counts != n).any():
+        return [sl], "", (f"slice positions hold from {int(counts.min())} to {n} images each, and no "
+                          "TemporalPositionIdentifier, TriggerTime, ContentTime or AcquisitionNumber tells them apart")
+    order = np.lexsort((sl["instance_number"], position))
+    rank = np.empty(len(z), int)
+    rank[order] = np.arange(len(z)) % n  # sorted by position, then InstanceNumber: n per position
+    return [sl.subset(rank == p) for p in range(n)], (
+        f"{n} images at each of {len(counts)} slice positions, in InstanceNumber order (no "
+        "TemporalPositionIdentifier, TriggerTime, ContentTime or AcquisitionNumber tells them apart)"), ""
+
+
+def split_series(sl: Slices, digest=pixel_digest) -> tuple[list[Slices], str, str]:
+    """Sub-series of one SeriesInstanceUID: one per orientation and matrix size, and one per acquisition or phase
+    when the slice positions repeat (split_phases). Returns ([sl], "", refusal) when nothing needs splitting;
+    refusal says why repeated positions were not split."""
     keys = sl.geometry_key
     distinct = list(dict.fromkeys(keys))  # first-seen order
     parts = [sl.subset(keys == k) for k in distinct] if len(distinct) > 1 else [sl]
-    why = "orientation or matrix size" if len(parts) > 1 else ""
-    out = []
+    why = ["orientation or matrix size"] if len(parts) > 1 else []
+    out, refusals = [], []
     for part in parts:
         z = np.round(part.along, 3)
-        acquisitions = part["acquisition_number"]
-        if np.isfinite(z).all() and len(np.unique(z)) < len(z) and len(set(acquisitions)) > 1:
-            acq = [part.subset(acquisitions == a) for a in sorted(set(acquisitions))]
-            if all(len(np.unique(np.round(a.along, 3))) == len(a) for a in acq):
-                out.extend(acq)
-                why = (why + " and " if why else "") + "acquisition (repeated slice positions)"
+        if np.isfinite(z).all() and len(np.unique(z)) < len(z):
+            phases, how, refusal = split_phases(part, digest)
+            if len(phases) > 1:
+                out.extend(phases)
+                why.append(how)
                 continue
+            refusals.append(refusal)
         out.append(part)
     out.sort(key=lambda g: (g["instance_number"].min(), g["path"].min()))
-    return out, why
+    return out, " and ".join(dict.fromkeys(why)), "; ".join(r for r in refusals if r)
 
 
 def check_image_series(sl: Slices) -> tuple[bool, str, dict]:
@@ -462,7 +544,7 @@ def series_table(instances: pd.DataFrame, pet_fallback: str | None = None,
                 problem(uid, patient, "info", reason)
             rows.append(_series_row(uid, uid, sl, {}, role, False, reason))
             continue
-        parts, why = split_series(sl)
+        parts, why, refusal = split_series(sl)
         if len(parts) > 1:
             problem(uid, patient, "split", f"one SeriesInstanceUID holds {len(parts)} sub-series (by {why}); "
                                            f"indexed as {uid}_1 … {uid}_{len(parts)}")
@@ -470,6 +552,8 @@ def series_table(instances: pd.DataFrame, pet_fallback: str | None = None,
             key = f"{uid}_{n}" if len(parts) > 1 else uid
             keys[part.idx] = key
             convert, reason, geometry = check_image_series(part)
+            if refusal and "duplicate slice position" in reason:
+                reason = f"{reason}: {refusal}"
             severity = "excluded"
             if convert and modality not in modalities:
                 convert, reason, severity = False, f"modality {modality} is not in the config's modalities", "info"
@@ -597,6 +681,10 @@ def _read_with_cache(files, cache_path: Path, threads: int, progress: bool):
     cached = pd.read_parquet(cache_path) if cache_path.exists() else pd.DataFrame(columns=CACHE_COLUMNS)
     cached_rois = pd.read_parquet(cache_path.with_name("cache_rois.parquet")) \
         if cache_path.with_name("cache_rois.parquet").exists() else pd.DataFrame()
+    roi_base = [c for c in ROI_COLUMNS if c not in ("roi", "roi_pattern")]
+    if list(cached.columns) != CACHE_COLUMNS or (len(cached_rois) and list(cached_rois.columns) != roi_base):
+        # a cache written by an older radflow lacks columns: every file is read again
+        cached, cached_rois = pd.DataFrame(columns=CACHE_COLUMNS), pd.DataFrame()
     current = pd.DataFrame(files, columns=["path", "size", "mtime"])
     merged = current.merge(cached[["path", "size", "mtime"]].astype({"size": "int64", "mtime": "int64"}).assign(
         _hit=True), on=["path", "size", "mtime"], how="left")
@@ -615,7 +703,6 @@ def _read_with_cache(files, cache_path: Path, threads: int, progress: bool):
     table = table.astype({"size": "int64", "mtime": "int64"})
     order = pd.Series(np.arange(len(current)), index=current["path"].to_numpy())
     table = table.iloc[np.argsort(order.loc[table["path"]].to_numpy(), kind="stable")].reset_index(drop=True)
-    roi_base = [c for c in ROI_COLUMNS if c not in ("roi", "roi_pattern")]
     old_rois = cached_rois[cached_rois["rtstruct_path"].isin(set(reused["path"]))] if len(cached_rois) else \
         pd.DataFrame(columns=roi_base)
     new_rois = pd.DataFrame(roi_rows, columns=roi_base)
@@ -638,7 +725,7 @@ def build_index(root, out_dir, roi_names, threads: int = 1, pet_fallback: str | 
     files = crawl(root)
     # Nothing changed on disk and the settings are the same: the tables of the last run stand as they are.
     signature = json.dumps(dict(
-        version=__version__, roi_names=hashlib.sha256(Path(roi_names).read_bytes()).hexdigest(),
+        version=__version__, index_format=INDEX_FORMAT, roi_names=hashlib.sha256(Path(roi_names).read_bytes()).hexdigest(),
         pet_fallback=pet_fallback, modalities=sorted(modalities), series_selection=series_selection,
         manifest=hashlib.sha256(Path(manifest).read_bytes()).hexdigest() if manifest else None), sort_keys=True)
     outputs = [out / f"{n}.parquet" for n in ("instances", "series", "rois", "links")] + [
@@ -680,6 +767,11 @@ def build_index(root, out_dir, roi_names, threads: int = 1, pet_fallback: str | 
         problems.append(dict(level="roi", item=f"{r.rtstruct_series_uid}/{r.roi_original}", patient_id=r.patient_id,
                              series_uid=r.rtstruct_series_uid, severity="excluded",
                              reason=f"ROI '{r.roi_original}' has no contours"))
+    for r in rois[rois["contour_warnings"].fillna("") != ""].itertuples():
+        for text in r.contour_warnings.split(" | "):
+            problems.append(dict(level="roi", item=f"{r.rtstruct_series_uid}/{r.roi_original}",
+                                 patient_id=r.patient_id, series_uid=r.rtstruct_series_uid, severity="warning",
+                                 reason=text))
     links, link_problems = link_table(series, rois, instances)
     problems.extend(link_problems)
     series, selection_problems = select_series(series, links, series_selection)

@@ -17,6 +17,7 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.dataset import Dataset
 
+from .contours import OVERLAP_RULES, audit_roi, contour_data
 from .failures import is_machine_error, write_image
 from .geometry import Grid
 from .roi_names import UNMAPPED, standard_name
@@ -24,20 +25,6 @@ from .roi_names import UNMAPPED, standard_name
 
 class MaskError(ValueError):
     """An ROI cannot be rasterised."""
-
-
-CONTOUR_DATA = 0x30060050
-
-
-def _contour_data(item) -> np.ndarray:
-    """ContourData as floats, parsed from the raw bytes with numpy (pydicom's per-value DS objects are slow)."""
-    raw = item.get_item(CONTOUR_DATA)
-    if raw is None:
-        return np.zeros(0)
-    if isinstance(raw.value, (bytes, bytearray)):
-        text = raw.value.decode("ascii", "replace").strip(" \x00")
-        return np.array(text.replace("\\", " ").split(), dtype=float) if text else np.zeros(0)
-    return np.asarray([float(v) for v in (item.ContourData or [])], float)
 
 
 def read_rtstruct(path) -> tuple[pydicom.Dataset, dict[int, dict]]:
@@ -57,7 +44,7 @@ def read_rtstruct(path) -> tuple[pydicom.Dataset, dict[int, dict]]:
             continue
         for c in rc.get("ContourSequence", []):
             try:
-                data = _contour_data(c)
+                data = contour_data(c)
             except ValueError as err:
                 rois[number]["error"] = f"ContourData is not a list of numbers ({err})"
                 break
@@ -161,32 +148,22 @@ def fill_even_odd(polygons: list[np.ndarray], rows: int, cols: int) -> np.ndarra
     return np.cumsum(diff[:, :cols], axis=1) > 0
 
 
-def _shoelace(poly: np.ndarray) -> float:
-    x, y = poly[:, 0], poly[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+def fill_plane(polys: list[np.ndarray], clusters: list[list[int]], rows: int, cols: int) -> np.ndarray:
+    """One plane's mask: polygons in the same cluster (crossing outlines under the union rule) are united first; the
+    clusters then combine by the even-odd rule (nested outlines alternate). Single clusters fill together."""
+    singles = [polys[g[0]] for g in clusters if len(g) == 1]
+    plane = fill_even_odd(singles, rows, cols)
+    for g in clusters:
+        if len(g) > 1:
+            plane ^= np.logical_or.reduce([fill_even_odd([polys[i]], rows, cols) for i in g])
+    return plane
 
 
-def _contains(poly: np.ndarray, point) -> bool:
-    x, y = point
-    xs, ys = poly[:, 0], poly[:, 1]
-    x2, y2 = np.roll(xs, -1), np.roll(ys, -1)
-    crossing = (ys <= y) != (y2 <= y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xi = xs + (y - ys) * (x2 - xs) / (y2 - ys)
-    return bool((crossing & (xi > x)).sum() % 2)
-
-
-def _plane_area(polys: list[np.ndarray]) -> float:
-    """Area (index units) of a plane's polygons under the even-odd rule: nested contours alternate sign."""
-    area = 0.0
-    for n, p in enumerate(polys):
-        depth = sum(_contains(q, p[0]) for m, q in enumerate(polys) if m != n)
-        area += _shoelace(p) * (-1 if depth % 2 else 1)
-    return area
-
-
-def rasterise_roi(contours, grid: Grid, name: str = "ROI") -> tuple[np.ndarray, dict]:
-    """Mask (slices, rows, cols) uint8 of one ROI's contours on a grid, and an audit dict."""
+def rasterise_roi(contours, grid: Grid, name: str = "ROI", overlap: str = "even-odd") -> tuple[np.ndarray, dict]:
+    """Mask (slices, rows, cols) uint8 of one ROI's contours on a grid, and an audit dict. A contour stored twice on
+    a plane is used once; contours that cross follow the overlap rule (radflow.contours)."""
+    if overlap not in OVERLAP_RULES:
+        raise ValueError(f"contour overlap rule {overlap!r} is not one of {', '.join(OVERLAP_RULES)}")
     cols, rows, slices = grid.size
     warnings, notes = [], []
     planes: list[tuple[float, np.ndarray]] = []
@@ -202,7 +179,8 @@ def rasterise_roi(contours, grid: Grid, name: str = "ROI") -> tuple[np.ndarray, 
             warnings.append("a contour is not parallel to the image slices; its mean position is used")
         planes.append((float(idx[:, 2].mean()), idx[:, :2]))
     mask = np.zeros((slices, rows, cols), np.uint8)
-    audit = dict(warnings=warnings, notes=sorted(set(notes)), polygon_volume_mm3=0.0, n_contours=len(planes))
+    audit = dict(warnings=warnings, notes=sorted(set(notes)), polygon_volume_mm3=0.0, n_contours=len(planes),
+                 duplicate_contours=0, crossing_planes=0, crossing_area_mm2=0.0, contour_overlap=overlap)
     if not planes:
         audit["warnings"].append(f"ROI '{name}' has no closed planar contours: empty mask")
         return mask, audit
@@ -216,6 +194,11 @@ def rasterise_roi(contours, grid: Grid, name: str = "ROI") -> tuple[np.ndarray, 
             positions.append(k)
             groups.append([poly])
     positions = np.asarray(positions)
+    pixel = np.asarray(grid.spacing[:2], float)
+    found = audit_roi([[p * pixel for p in g] for g in groups])  # in-plane millimetres
+    warnings.extend(found.warnings(name, overlap))
+    audit.update(duplicate_contours=found.duplicates, crossing_planes=found.crossing_planes,
+                 crossing_area_mm2=round(found.crossing_area_mm2, 3))
     # Each contour plane stands for a slab as thick as the spacing between contour planes.
     thickness = float(np.median(np.diff(positions))) if len(positions) > 1 else 1.0
     half = thickness / 2 + 1e-6
@@ -229,11 +212,25 @@ def rasterise_roi(contours, grid: Grid, name: str = "ROI") -> tuple[np.ndarray, 
     for k in range(slices):
         nearest = int(np.argmin(np.abs(positions - k)))
         if abs(positions[nearest] - k) <= half:
-            mask[k] = fill_even_odd(groups[nearest], rows, cols)
-    pixel_area = grid.spacing[0] * grid.spacing[1]
-    audit["polygon_volume_mm3"] = float(sum(_plane_area(g) for g in groups) * pixel_area * thickness
-                                        * grid.spacing[2])
+            plane = found.planes[nearest]
+            clusters = plane.clusters() if overlap == "union" else [[i] for i in plane.keep]
+            mask[k] = fill_plane(groups[nearest], clusters, rows, cols)
+    audit["polygon_volume_mm3"] = float(sum(p.area(overlap) for p in found.planes) * thickness * grid.spacing[2])
     return mask, audit
+
+
+def empty_reason(name: str, audit: dict) -> str:
+    """Why an ROI with closed contours covers no voxel centre, in words: what happened to its contours."""
+    details = []
+    if audit.get("duplicate_contours"):
+        details.append(f"{audit['duplicate_contours']} duplicate contour(s) were dropped, the rest is too small")
+    if audit.get("crossing_planes") and audit.get("contour_overlap") == "even-odd":
+        details.append(f"its crossing contours cancel each other under contour_overlap: even-odd "
+                       f"({audit['crossing_area_mm2']:.1f} mm2 of overlap; union would keep it)")
+    if not details and audit.get("polygon_volume_mm3", 0) > 0:
+        details.append(f"its polygons enclose {audit['polygon_volume_mm3']:.1f} mm3 but no voxel centre (smaller "
+                       "than a voxel, or outside the image)")
+    return f"ROI '{name}' covers no voxel centre of this image" + (": " + "; ".join(details) if details else "")
 
 
 # RTROIInterpretedType values that name a point, not a volume (DICOM PS3.3 C.8.8.8).
@@ -320,11 +317,12 @@ def _unions(sidecars: list[dict], out: Path, image: sitk.Image, voxel_mm3: float
 
 
 def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="", relation="",
-                union=False) -> list[dict]:
+                union=False, overlap: str = "even-odd") -> list[dict]:
     """Rasterise every ROI of the RTSTRUCTs (or segment of the SEGs) on the grid of image_path (a NIfTI path, or a
     Grid); writes {roi}.nii.gz + {roi}.json per ROI and
     masks.json (the list of sidecars). ROIs that map to the same standard name get _2, _3 … suffixes; with
-    union=True such a standard ROI also gets the union of its instances, labelled {roi}_union."""
+    union=True such a standard ROI also gets the union of its instances, labelled {roi}_union. overlap: the rule for
+    contours that cross (radflow.contours: even-odd or union)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if isinstance(image_path, Grid):  # a grid alone (from DICOM headers) is enough to rasterise on
@@ -367,7 +365,7 @@ def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="
                                                           * np.prod(roi["image"].GetSpacing())),
                                  n_contours=0)
                 else:
-                    mask, audit = rasterise_roi(roi["contours"], grid, roi["name"])
+                    mask, audit = rasterise_roi(roi["contours"], grid, roi["name"], overlap)
             except Exception as err:  # one broken ROI is recorded, and the others go on
                 if is_machine_error(err):
                     raise
@@ -379,7 +377,9 @@ def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="
             count = int(mask.sum())
             kinds = {"SEG": 1} if is_seg else contour_kinds(roi["contours"])
             point = "" if is_seg else point_reason(roi.get("roi_type", ""), kinds)
-            if count == 0 and not point:
+            if count == 0 and not point and audit.get("n_contours"):
+                audit["warnings"].append(empty_reason(roi["name"], audit))
+            elif count == 0 and not point and is_seg:
                 audit["warnings"].append(f"ROI '{roi['name']}' covers no voxel centre of this image")
             img = sitk.GetImageFromArray(mask)
             img.CopyInformation(image)

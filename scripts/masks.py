@@ -22,4 +22,5 @@ with atomic_outputs(snakemake.output[0]) as (out,):
                                                          indent=2))
     else:
         write_masks(sorted(set(links["source_path"])), image, out, load_aliases(snakemake.input.roi_names), series,
-                    relation, union=snakemake.params.roi_instances == "union")
+                    relation, union=snakemake.params.roi_instances == "union",
+                    overlap=snakemake.params.contour_overlap)

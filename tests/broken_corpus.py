@@ -220,6 +220,17 @@ def point_roi(c: Cohort) -> Expectation:
                        status="skipped")
 
 
+def contours_stored_twice(c: Cohort) -> Expectation:
+    """Every contour of an ROI stored twice on its plane, as a real XiO export does: one contour, a warning."""
+    rs = pydicom.dcmread(c.rtstruct("TCGA-00-0002"))
+    number = next(int(r.ROINumber) for r in rs.StructureSetROISequence if "PAROTID" in r.ROIName.upper())
+    contours = next(rc for rc in rs.ROIContourSequence if int(rc.ReferencedROINumber) == number).ContourSequence
+    pts = [np.asarray([float(v) for v in k.ContourData]).reshape(-1, 3) for k in contours]
+    add_roi(c.rtstruct("TCGA-00-0002"), "Copy_twice", [("CLOSED_PLANAR", p) for p in pts for _ in (0, 1)])
+    return Expectation("contours stored twice", "problems",
+                       ["Copy_twice", f"stores {len(pts)} of its {2 * len(pts)} contours twice"])
+
+
 def malformed_contour_data(c: Cohort) -> Expectation:
     rs_path = c.rtstruct("TCGA-00-0001")
     rs = pydicom.dcmread(rs_path)
@@ -303,6 +314,7 @@ KINDS = [
     truncated_file, not_dicom, zero_bytes,
     missing_slice, duplicated_slice, duplicate_sop_uid, mixed_matrix, gantry_tilt, single_slice, corrupt_codestream,
     rtstruct_without_image, empty_roi, contour_outside, open_contour, point_roi, malformed_contour_data,
+    contours_stored_twice,
     pet_without_weight, pet_without_dose, pet_unknown_units,
     mr_zeros,
     clinical_conflict, negative_follow_up,

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pydicom.data
+import SimpleITK as sitk
 from pydicom.fileset import FileSet
 
 from conftest import REFERENCE, REPO
@@ -214,6 +215,7 @@ def test_sub_series_split_by_orientation_and_acquisition(demo_dir, tmp_path):
         ds.AcquisitionNumber = 1
         ds.save_as(f)
         ds.AcquisitionNumber = 2
+        ds.PixelData = (ds.pixel_array + 1).astype(ds.pixel_array.dtype).tobytes()  # a second acquisition
         ds.SOPInstanceUID = pydicom.uid.generate_uid(entropy_srcs=[ds.SOPInstanceUID, "acquisition 2"])
         ds.InstanceNumber = ds.InstanceNumber + 100
         ds.save_as(f.with_name("b" + f.name))
@@ -231,6 +233,74 @@ def test_sub_series_split_by_orientation_and_acquisition(demo_dir, tmp_path):
     assert set(ct_parts["series_uid"]) <= set(links["image_series_uid"])
     from radflow.index import series_files
     assert len(series_files(tables["instances"], mr_parts["series_uid"].iloc[1])) == 10
+
+
+def _three_phase_mr(demo_dir, root, temporal_tags: bool, same_pixels: bool = False):
+    """TCGA-00-0003's 36-slice MR made a dynamic series of 3 phases (phase p = baseline + 100 p), 108 files in one
+    SeriesInstanceUID; with temporal tags (TemporalPositionIdentifier, TriggerTime) and InstanceNumbers running
+    position by position, or without any (no AcquisitionNumber either) and InstanceNumbers phase by phase."""
+    shutil.copytree(demo_dir / "TCGA-HNSC" / "TCGA-00-0003", root / "TCGA-00-0003")
+    folder = next(p for p in root.rglob("*T1 AX*") if p.is_dir())
+    files = sorted(folder.iterdir())
+    baseline = {}
+    for f in files:
+        ds = pydicom.dcmread(f)
+        k = int(ds.InstanceNumber) - 1
+        baseline[round(float(ds.ImagePositionPatient[2]), 3)] = ds.pixel_array.copy()
+        f.unlink()
+        for phase in range(3):
+            ds.SOPInstanceUID = pydicom.uid.generate_uid(entropy_srcs=[str(f), str(phase)])
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            add = 0 if same_pixels else 100 * phase
+            ds.PixelData = (baseline[round(float(ds.ImagePositionPatient[2]), 3)] + add).astype(np.uint16).tobytes()
+            if "AcquisitionNumber" in ds:
+                del ds.AcquisitionNumber
+            if temporal_tags:
+                ds.TemporalPositionIdentifier, ds.TriggerTime = phase + 1, f"{60000 * phase:.1f}"
+                ds.InstanceNumber = 3 * k + phase + 1
+            else:
+                ds.InstanceNumber = 36 * phase + k + 1
+            ds.save_as(folder / f"p{phase}_{f.name}")
+    return baseline
+
+
+def test_a_three_phase_mr_becomes_three_sub_series(demo_dir, tmp_path):
+    """Issue 20, item 3: a DCE MR with 3 images per slice position, with and without temporal tags: three
+    sub-series, each converted with the right pixels and each linked to the MR's structure set."""
+    from radflow.convert import convert_series
+    from radflow.index import series_files
+    for tags in (True, False):
+        root = tmp_path / f"tags_{tags}"
+        baseline = _three_phase_mr(demo_dir, root / "dicom", tags)
+        tables = build_index(root / "dicom", root / "index", REPO / "config" / "roi_names.yaml")
+        series = tables["series"]
+        mr = series[series["modality"] == "MR"].sort_values("series_uid")
+        assert len(mr) == 3 and mr["convert"].all() and (mr["n_files"] == 36).all(), mr
+        assert mr["series_uid"].str.endswith(("_1", "_2", "_3")).all()
+        (split,) = tables["problems"].loc[tables["problems"]["severity"] == "split", "reason"]
+        assert "3 sub-series" in split
+        assert ("TemporalPositionIdentifier" in split.split("told apart by")[1]) if tags else \
+            ("3 images at each of 36 slice positions, in InstanceNumber order" in split)
+        rtstruct = tables["rois"].loc[tables["rois"]["roi_original"] == "GTV", "rtstruct_series_uid"]
+        links = tables["links"][tables["links"]["source_series_uid"].isin(set(rtstruct))]
+        assert set(mr["series_uid"]) <= set(links["image_series_uid"])
+        for phase, key in enumerate(mr["series_uid"]):
+            meta = convert_series(series_files(tables["instances"], key), root / f"{phase}.nii.gz")
+            image = sitk.ReadImage(str(root / f"{phase}.nii.gz"))
+            got = sitk.GetArrayFromImage(image)
+            z0, dz = image.GetOrigin()[2], image.GetSpacing()[2]
+            want = np.stack([baseline[round(z0 + k * dz, 3)] for k in range(got.shape[0])]).astype(float)
+            assert meta["status"] == "ok" and np.array_equal(got, want + 100 * phase), (tags, phase)
+
+
+def test_true_duplicate_positions_stay_excluded(demo_dir, tmp_path):
+    _three_phase_mr(demo_dir, tmp_path / "dicom", temporal_tags=False, same_pixels=True)
+    tables = build_index(tmp_path / "dicom", tmp_path / "index", REPO / "config" / "roi_names.yaml")
+    mr = tables["series"][tables["series"]["modality"] == "MR"]
+    assert len(mr) == 1 and not mr["convert"].any()
+    (reason,) = mr["reason"]
+    assert reason == ("72 duplicate slice position(s): 36 slice position(s) hold images with identical pixel data: "
+                      "true duplicates, not phases")
 
 
 def test_spacing_tilt_and_multiframe_are_excluded(demo_dir, tmp_path):

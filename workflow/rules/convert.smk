@@ -27,6 +27,7 @@ rule masks:
         directory("results/masks/{patient}/{series}"),
     params:
         roi_instances=config.get("roi_instances", "largest"),
+        contour_overlap=config.get("contour_overlap", "even-odd"),
     resources:
         # measured: 186-199 MiB whole process (benchmarks/masks_vs_tools.py)
         mem_mb=attempt_mb(2000),
