@@ -124,3 +124,41 @@ def rewrite_dicom(files, change):
         ds = pydicom.dcmread(f)
         change(ds)
         ds.save_as(f)
+
+
+def write_tiny_ct_series(folder: Path, patient: str, series_uid: str, n_files: int, seed: int = 0):
+    """n_files real CT files of 8 x 8 pixels in one series (a cohort's bulk at little cost): one file written by
+    pydicom, the others its bytes with the SOP instance UID (random digits, as real ones look), InstanceNumber and
+    slice position replaced by fixed-width values, so that every length stays right."""
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.PatientID, ds.PatientName, ds.Modality = patient, patient, "CT"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = f"{series_uid}.1", series_uid
+    ds.FrameOfReferenceUID, ds.StudyDate, ds.SeriesNumber = f"{series_uid}.2", "20000101", 9
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.Rows = ds.Columns = 8
+    ds.PixelSpacing, ds.SliceThickness, ds.ImageOrientationPatient = [1, 1], 2.5, [1, 0, 0, 0, 1, 0]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
+    ds.PixelData = np.zeros((8, 8), np.int16).tobytes()
+    width = 62 - len(series_uid)  # a UID of 63 characters, even (no padding byte that could move)
+    uid_token, number_token, z_token = f"{series_uid}.{'9' * width}", "99999999", "999999.9"
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID = uid_token
+    ds.InstanceNumber, ds.ImagePositionPatient = number_token, ["0", "0", z_token]
+    template = folder / "template.dcm"
+    ds.save_as(template, enforce_file_format=True)
+    data = template.read_bytes()
+    template.unlink()
+    rng = np.random.default_rng(seed)
+    digits = rng.integers(0, 10, (n_files, width))
+    digits[:, 0] = rng.integers(1, 10, n_files)  # no leading zero in a UID component
+    for i in range(n_files):
+        uid = f"{series_uid}.{''.join(map(str, digits[i]))}"
+        out = data.replace(uid_token.encode(), uid.encode()).replace(number_token.encode(), f"{i + 1:08d}".encode())
+        (folder / f"1-{i + 1:05d}.dcm").write_bytes(out.replace(z_token.encode(), f"{2.5 * i:08.1f}".encode()))

@@ -31,6 +31,33 @@ def index_tables():
     return _read_index(out.series, out.links, stamp)
 
 
+# Per-series work orders (radflow.orders): a convert, masks or dose job reads its own order, never the index tables,
+# so that re-indexing redoes only the series whose orders changed.
+ORDERS = "results/orders"
+
+
+def work_order(kind):
+    """Input function: the job's work order. The index writes them all; one deleted since is written again here
+    from the index tables (the others are left as they are)."""
+
+    def order(wildcards):
+        from radflow.orders import order_path, write_orders
+
+        checkpoints.index.get()
+        path = order_path(ORDERS, kind, wildcards.patient, wildcards.series)
+        if not path.exists():
+            out = checkpoints.index.get().output
+            tables = dict(
+                instances=pd.read_parquet(out.instances, columns=["path", "size", "mtime", "series_key"]),
+                series=pd.read_parquet(out.series),
+                links=pd.read_parquet(out.links),
+            )
+            write_orders(tables, ORDERS)
+        return str(path)
+
+    return order
+
+
 def series_with_masks():
     """(patient, series UID, modality) of every converted image series that has an RTSTRUCT to rasterise."""
     series, links = index_tables()

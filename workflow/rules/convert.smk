@@ -1,6 +1,6 @@
 rule convert:
     input:
-        instances="results/index/instances.parquet",
+        order=work_order("convert"),
     output:
         image="results/images/{patient}/{series}.nii.gz",
         sidecar="results/images/{patient}/{series}.json",
@@ -21,7 +21,7 @@ rule convert:
 rule masks:
     input:
         image="results/images/{patient}/{series}.nii.gz",
-        links="results/index/links.parquet",
+        order=work_order("masks"),
         roi_names=config["roi_names"],
     output:
         directory("results/masks/{patient}/{series}"),
@@ -42,7 +42,7 @@ rule masks:
 
 rule dose:
     input:
-        links="results/index/links.parquet",
+        order=work_order("dose"),
         images=dose_images,
     output:
         directory("results/dose/{patient}/{series}"),

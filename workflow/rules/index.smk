@@ -14,6 +14,7 @@ checkpoint index:
         modalities=config.get("modalities", ["CT", "MR", "PT"]),
         series_selection=config.get("series_selection", "referenced"),
         manifest=config.get("manifest"),
+        orders=ORDERS,
     threads: config.get("index_threads", 2)
     resources:
         # measured: 1.3 GB peak for a first index of 270,376 files (benchmarks/index_scale.py cohort)

@@ -1,0 +1,100 @@
+"""Work orders: what one series' convert, masks or dose job needs from the index, one small JSON file each.
+
+The index tables change whenever any file of the cohort does. A job that took them as its input would be older than
+its input after every re-index and be redone, for every series (Snakemake compares the content of inputs only below
+1 MB, which a real cohort's tables are not). Each per-series job takes its own order instead: the index writes
+`results/orders/<patient>/<series>.<kind>.json` after it has built its tables, and rewrites an order only when its
+content changes, so that the file's time tells Snakemake exactly which series have something new. Adding a patient
+redoes that patient's jobs; re-indexing an unchanged cohort redoes none.
+
+Each order names the series twice, under distinct keys: `series_key`, the key of results files and wildcards (the
+DICOM SeriesInstanceUID, or `<UID>_<n>` for a sub-series), and `dicom_series_uid`. Files are listed with their
+size and modification time: a file replaced on disk changes its series' order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+KINDS = ("convert", "masks", "dose")
+STRUCTURE_MODALITIES = ("RTSTRUCT", "SEG")
+
+
+def order_path(root, kind: str, patient: str, series: str) -> Path:
+    return Path(root) / patient / f"{series}.{kind}.json"
+
+
+def read_order(path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def _file(path: str, sizes: dict) -> dict:
+    size, mtime = sizes.get(path, (None, None))
+    return dict(path=path, size=size, mtime_ns=mtime)
+
+
+def build_orders(tables: dict[str, pd.DataFrame]) -> dict[tuple[str, str, str], dict]:
+    """{(kind, patient, series): order} for every series the workflow will work on, from the index tables
+    (instances, series, links)."""
+    instances, series, links = tables["instances"], tables["series"], tables["links"]
+    sizes = dict(zip(instances["path"], zip(instances["size"].astype("int64").tolist(),
+                                            instances["mtime"].astype("int64").tolist())))
+    files_of = instances.groupby("series_key")["path"].agg(lambda p: sorted(p)).to_dict()
+    orders = {}
+    images = series[series["convert"]]
+    for r in images.itertuples():
+        orders[("convert", r.patient_id, r.series_uid)] = dict(
+            kind="convert", patient_id=r.patient_id, study_uid=r.study_uid, series_key=r.series_uid,
+            dicom_series_uid=r.dicom_series_uid, modality=r.modality,
+            files=[_file(p, sizes) for p in files_of.get(r.series_uid, [])])
+    structures = links[links["source_modality"].isin(STRUCTURE_MODALITIES)]
+    for (patient, key), mine in structures.groupby(["patient_id", "image_series_uid"], sort=True):
+        mine = mine.drop_duplicates("source_path").sort_values("source_path")
+        orders[("masks", patient, key)] = dict(
+            kind="masks", patient_id=patient, series_key=key,
+            image_modality=str(mine["image_modality"].iloc[0]),
+            structures=[dict(_file(r.source_path, sizes), modality=r.source_modality, series_uid=r.source_series_uid,
+                             sop_uid=r.source_sop_uid, relation=r.relation) for r in mine.itertuples()])
+    doses = links[links["source_modality"] == "RTDOSE"]
+    for (patient, uid), mine in doses.groupby(["patient_id", "source_series_uid"], sort=True):
+        orders[("dose", patient, uid)] = dict(
+            kind="dose", patient_id=patient, series_key=uid, dicom_series_uid=uid,
+            dose=_file(str(mine.sort_values("source_path")["source_path"].iloc[0]), sizes),
+            images=sorted(mine["image_series_uid"].unique().tolist()))
+    return orders
+
+
+def _text(order: dict) -> str:
+    return json.dumps(order, indent=1, sort_keys=True) + "\n"
+
+
+def write_order(path: Path, order: dict) -> bool:
+    """Write the order unless the file already holds it (its time then stays); True when written."""
+    text = _text(order)
+    if path.exists() and path.read_text() == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".partial-{path.name}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return True
+
+
+def write_orders(tables: dict[str, pd.DataFrame], root) -> dict[str, int]:
+    """Every order of the index tables under root; orders of series no longer worked on are removed.
+    Returns counts: written, unchanged, removed."""
+    root = Path(root)
+    orders = build_orders(tables)
+    wanted = {order_path(root, *key) for key in orders}
+    written = sum(write_order(order_path(root, *key), order) for key, order in orders.items())
+    removed = 0
+    if root.exists():
+        for old in root.rglob("*.json"):
+            if old not in wanted:
+                old.unlink()
+                removed += 1
+    return dict(written=written, unchanged=len(orders) - written, removed=removed)
