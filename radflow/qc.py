@@ -94,7 +94,8 @@ def roi_overlay(image: sitk.Image, mask: sitk.Image, out_png: Path, modality: st
 
 def series_overlays(image_path: Path, masks_dir: Path, out_dir: Path, patient: str, series: str,
                     only: list[str] | None = None) -> list[str]:
-    """An overlay picture for every ROI mask of one image series (or for the standard ROI names in only)."""
+    """An overlay picture for every ROI mask of one image series, or for every instance of the standard ROI names in
+    only (GTVp, GTVp_2, GTVp_union: whichever the modelling table chose is among them)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sidecar = Path(str(image_path).replace(".nii.gz", ".json"))
@@ -102,7 +103,9 @@ def series_overlays(image_path: Path, masks_dir: Path, out_dir: Path, patient: s
     written = []
     masks = sorted(Path(masks_dir).glob("*.nii.gz"))
     if only is not None:
-        masks = [m for m in masks if m.name[: -len(".nii.gz")] in only]
+        listed = Path(masks_dir) / "masks.json"
+        standard = {m["label"]: m.get("roi", "") for m in json.loads(listed.read_text())} if listed.exists() else {}
+        masks = [m for m in masks if standard.get(m.name[: -len(".nii.gz")], m.name[: -len(".nii.gz")]) in only]
     if meta.get("status") == "failed" or not masks:
         return written
     modality = meta.get("modality", "CT")

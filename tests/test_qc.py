@@ -86,3 +86,27 @@ def test_distributions_and_counts(tmp_path):
     assert n["problems.tsv rows: excluded"] == 2 and n["feature rows failed"] == 1 and n["ok rows CT GTVn"] == 9
     assert n["patients with OS time and status"] == 2 and n["OS events in the modelling table"] == 1
     assert n["left out: no converted image series"] == 2
+
+
+def test_model_overlays_draw_every_instance_of_the_model_roi(tmp_path):
+    """qc_overlays: model draws the modelling table's ROI whichever instance was chosen (GTVp_2, GTVp_union)."""
+    from factory import sphere_contours, write_rtstruct
+    from radflow.masks import write_masks
+    from radflow.qc import series_overlays
+    from radflow.roi_names import load_aliases
+    from conftest import REPO
+
+    image, _ = _sphere((0.0, 0.0, -5.0), 8.0)
+    sitk.WriteImage(image, str(tmp_path / "ct.nii.gz"))
+    (tmp_path / "ct.json").write_text('{"modality": "CT", "status": "ok"}')
+    zs = np.arange(-38.0, 38.1, 2.0)
+    rois = {"GTV": sphere_contours((0.0, 0.0, -5.0), 8.0, zs), "GTV_1": sphere_contours((5.0, 0.0, -5.0), 6.0, zs),
+            "Parotid_L": sphere_contours((-15.0, 0.0, -5.0), 5.0, zs)}
+    rs = write_rtstruct(tmp_path / "rs.dcm", rois)
+    labels = {m["label"]: m["roi"] for m in write_masks([rs], tmp_path / "ct.nii.gz", tmp_path / "masks",
+                                                         load_aliases(REPO / "config" / "roi_names.yaml"),
+                                                         union=True)}
+    assert labels == {"GTVp": "GTVp", "GTVp_2": "GTVp", "GTVp_union": "GTVp", "Parotid_L": "Parotid_L"}
+    drawn = series_overlays(tmp_path / "ct.nii.gz", tmp_path / "masks", tmp_path / "qc", "P", "1.2.3", only=["GTVp"])
+    assert sorted(drawn) == ["GTVp", "GTVp_2", "GTVp_union"]
+    assert sorted(p.name for p in (tmp_path / "qc").iterdir()) == ["GTVp.png", "GTVp_2.png", "GTVp_union.png"]
