@@ -13,7 +13,8 @@ configfile: "config/config.yaml"
 from radflow.config_check import ConfigError, check_config
 
 try:
-    check_config(config, workflow.source_path("workflow/schemas/config.schema.yaml"))
+    # the pyradiomics settings are loaded once, by the main snakemake process (not again in each cluster job)
+    check_config(config, workflow.source_path("workflow/schemas/config.schema.yaml"), settings=workflow.is_main_process)
 except ConfigError as err:
     sys.exit(str(err))
 validate(config, "workflow/schemas/config.schema.yaml")

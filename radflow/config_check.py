@@ -140,9 +140,37 @@ def path_problems(config: dict, workdir=".") -> list[str]:
     return out
 
 
-def check_config(config: dict, schema_path, workdir=".") -> None:
-    """Raise ConfigError listing every problem: schema problems first, then missing or unusable paths."""
+def settings_problems(config: dict) -> list[str]:
+    """Each pyradiomics settings file of the config's modalities, loaded by pyradiomics itself: its schema check
+    names a misspelled setting, a value of the wrong type, an unknown image type or feature class."""
+    import logging
+
+    from .features import make_extractor
+
+    folder = config.get("pyradiomics_settings")
+    if not isinstance(folder, str) or not Path(folder).is_dir():
+        return []  # path_problems says so
+    logging.getLogger("pykwalify").setLevel(logging.CRITICAL)
+    out = []
+    for modality in config.get("modalities") or []:
+        path = Path(folder) / f"{modality}.yaml"
+        if not path.is_file():
+            continue
+        try:
+            make_extractor(path)
+        except Exception as err:  # yaml, pykwalify and pyradiomics each raise their own kind
+            lines = [" ".join(line.split()) for line in str(getattr(err, "msg", "") or err).splitlines()]
+            words = "; ".join(line.lstrip("- ") for line in lines if line and line != "Schema validation failed:")
+            out.append(f"config key pyradiomics_settings: {path} is refused by pyradiomics: {words}")
+    return out
+
+
+def check_config(config: dict, schema_path, workdir=".", settings: bool = True) -> None:
+    """Raise ConfigError listing every problem: schema problems first, then missing or unusable paths, then
+    pyradiomics settings files that pyradiomics refuses (settings=False skips loading them)."""
     problems = schema_problems(config, schema_path) + path_problems(config, workdir)
+    if settings:
+        problems += settings_problems(config)
     if problems:
         raise ConfigError("radflow cannot start; fix the configuration first:\n" +
                           "\n".join(f"  - {p}" for p in problems))

@@ -326,6 +326,7 @@ RUN_LEVEL_KINDS = [
     "malformed config value",
     "clinical file of an unknown format",
     "read-only results folder",
+    "pyradiomics settings file that pyradiomics refuses",
     "full disk while writing (ulimit -f)",
 ]
 

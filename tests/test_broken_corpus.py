@@ -132,6 +132,16 @@ def test_clinical_file_of_an_unknown_format(demo_dir, tmp_path):
     assert f"config key clinical[1]: {odd}: unknown clinical file format" in out
 
 
+def test_pyradiomics_settings_that_pyradiomics_refuses(demo_dir, tmp_path):
+    """A misspelled setting and a value of the wrong type in MR.yaml stop the run before any job, named."""
+    workdir = make_project(tmp_path / "project", demo_dir)
+    mr = workdir / "config" / "pyradiomics" / "MR.yaml"
+    mr.write_text(mr.read_text().replace("binCount:", "binCont:").replace("padDistance: 10", "padDistance: ten"))
+    out = _start(workdir)
+    assert "config key pyradiomics_settings: config/pyradiomics/MR.yaml is refused by pyradiomics" in out
+    assert "Key 'binCont' was not defined" in out and "Value 'ten' is not of type 'int'" in out
+
+
 def _make_read_only(folder):
     """A results folder nobody may write in: chattr +i as root (root ignores permission bits), chmod otherwise."""
     if os.geteuid() == 0:
@@ -160,7 +170,8 @@ def test_every_run_level_kind_has_its_test():
     names = {"config naming a folder that does not exist": test_config_naming_a_folder_that_does_not_exist,
              "malformed config value": test_malformed_config_value,
              "clinical file of an unknown format": test_clinical_file_of_an_unknown_format,
-             "read-only results folder": test_read_only_results_folder}
+             "read-only results folder": test_read_only_results_folder,
+             "pyradiomics settings file that pyradiomics refuses": test_pyradiomics_settings_that_pyradiomics_refuses}
     from test_kill_resume import test_kill_full_disk_and_resume_give_the_clean_tables as full_disk
 
     names["full disk while writing (ulimit -f)"] = full_disk
