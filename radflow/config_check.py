@@ -3,6 +3,7 @@ expected, all at once. A run that cannot succeed should say so in seconds, not a
 
 from __future__ import annotations
 
+import copy
 import os
 import uuid
 from pathlib import Path
@@ -165,10 +166,25 @@ def settings_problems(config: dict) -> list[str]:
     return out
 
 
+def fill_defaults(config: dict, schema: dict) -> dict:
+    """Set every absent key that has a default in the schema, in place, nested mappings included (the schema is the
+    one place the defaults live)."""
+    for key, sub in (schema.get("properties") or {}).items():
+        if key not in config and "default" in sub:
+            config[key] = copy.deepcopy(sub["default"])
+        if isinstance(config.get(key), dict) and sub.get("properties"):
+            fill_defaults(config[key], sub)
+    return config
+
+
 def check_config(config: dict, schema_path, workdir=".", settings: bool = True) -> None:
     """Raise ConfigError listing every problem: schema problems first, then missing or unusable paths, then
-    pyradiomics settings files that pyradiomics refuses (settings=False skips loading them)."""
-    problems = schema_problems(config, schema_path) + path_problems(config, workdir)
+    pyradiomics settings files that pyradiomics refuses (settings=False skips loading them). A valid config gets the
+    schema's defaults for the keys it does not set."""
+    problems = schema_problems(config, schema_path)
+    if not problems:
+        fill_defaults(config, yaml.safe_load(Path(schema_path).read_text()))
+    problems += path_problems(config, workdir)
     if settings:
         problems += settings_problems(config)
     if problems:

@@ -5,7 +5,7 @@ rule clinical:
         table="results/clinical.csv",
         problems="results/clinical_problems.tsv",
     params:
-        project=config.get("clinical_project"),
+        project=config["clinical_project"],
     log:
         "logs/clinical.log",
     conda:

@@ -92,7 +92,7 @@ def settings_file(wildcards):
 
 def demo_cohort():
     """The demo cohort's truth file when the config asks for the demo cohort (so it is generated first)."""
-    return [f"{config['demo_cohort']}/truth.json"] if config.get("demo_cohort") else []
+    return [f"{config['demo_cohort']}/truth.json"] if config["demo_cohort"] else []
 
 
 def attempt_mb(base):
@@ -124,8 +124,8 @@ def _features_resources(wildcards, input, attempt):
 
     masks_json = Path(str(input.masks)) / "masks.json"
     sidecar = Path(str(input.sidecar))
-    budget = config.get("max_roi_voxels", 4000000)
-    rois = FeatureRois(config.get("feature_rois", "standard"), config["roi_names"])
+    budget = config["max_roi_voxels"]
+    rois = FeatureRois(config["feature_rois"], config["roi_names"])
     if masks_json.exists() and sidecar.exists():
         need = job_resources(json.loads(sidecar.read_text()), json.loads(masks_json.read_text()), input.settings,
                              rois, budget)

@@ -5,7 +5,7 @@ rule convert:
         image="results/images/{patient}/{series}.nii.gz",
         sidecar="results/images/{patient}/{series}.json",
     params:
-        pet_fallback=config.get("pet_fallback"),
+        pet_fallback=config["pet_fallback"],
     resources:
         # measured: 190-350 MiB for demo and STS series; a 512x512x600 CT needs about 1.5 GB
         mem_mb=attempt_mb(2000),
@@ -26,8 +26,8 @@ rule masks:
     output:
         directory("results/masks/{patient}/{series}"),
     params:
-        roi_instances=config.get("roi_instances", "largest"),
-        contour_overlap=config.get("contour_overlap", "even-odd"),
+        roi_instances=config["roi_instances"],
+        contour_overlap=config["contour_overlap"],
     resources:
         # measured: 186-199 MiB whole process (benchmarks/masks_vs_tools.py)
         mem_mb=attempt_mb(2000),

@@ -1,4 +1,4 @@
-if config.get("demo_cohort"):
+if config["demo_cohort"]:
 
     localrules:
         demo_cohort,

@@ -8,8 +8,8 @@ rule features:
     output:
         "results/features/{patient}/{series}.parquet",
     params:
-        feature_rois=config.get("feature_rois", "standard"),
-        max_roi_voxels=config.get("max_roi_voxels", 4000000),
+        feature_rois=config["feature_rois"],
+        max_roi_voxels=config["max_roi_voxels"],
     threads: 1
     resources:
         # from the job's own masks (radflow.features.job_resources; the cost model is in config/README.md)

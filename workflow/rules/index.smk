@@ -10,12 +10,12 @@ checkpoint index:
         problems=report("results/index/problems.tsv", caption="../report/problems.rst", category="Index"),
     params:
         root=config["dicom_root"],
-        pet_fallback=config.get("pet_fallback"),
-        modalities=config.get("modalities", ["CT", "MR", "PT"]),
-        series_selection=config.get("series_selection", "referenced"),
-        manifest=config.get("manifest"),
+        pet_fallback=config["pet_fallback"],
+        modalities=config["modalities"],
+        series_selection=config["series_selection"],
+        manifest=config["manifest"],
         orders=ORDERS,
-    threads: config.get("index_threads", 2)
+    threads: config["index_threads"]
     resources:
         # measured: 1.3 GB peak for a first index of 270,376 files (benchmarks/index_scale.py cohort)
         mem_mb=attempt_mb(4000),

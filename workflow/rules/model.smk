@@ -11,7 +11,7 @@ rule modelling_table:
         roi=config["model"]["roi"],
         time_point=config["model"].get("time_point", "baseline"),
         studies=config["model"].get("studies"),
-        roi_instances=config.get("roi_instances", "largest"),
+        roi_instances=config["roi_instances"],
     log:
         "logs/modelling_table.log",
     conda:
@@ -27,7 +27,7 @@ rule delta_radiomics:
     output:
         report("results/delta_radiomics.csv", caption="../report/delta_radiomics.rst", category="Model"),
     params:
-        roi_instances=config.get("roi_instances", "largest"),
+        roi_instances=config["roi_instances"],
     log:
         "logs/delta_radiomics.log",
     conda:
@@ -44,7 +44,7 @@ rule survival:
         univariate="results/survival/univariate_cox.csv",
         km=report("results/survival/km.png", caption="../report/survival.rst", category="Model"),
     params:
-        survival=config.get("survival", {}),
+        survival=config["survival"],
     log:
         "logs/survival.log",
     conda:

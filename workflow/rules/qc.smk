@@ -16,7 +16,7 @@ rule overlays:
         ),
     params:
         # qc_overlays: model draws only the modelling table's ROI
-        rois=[config["model"]["roi"]] if config.get("qc_overlays", "all") == "model" else None,
+        rois=[config["model"]["roi"]] if config["qc_overlays"] == "model" else None,
     resources:
         mem_mb=attempt_mb(1000),
         runtime=attempt_minutes(3),
@@ -30,7 +30,7 @@ rule overlays:
 
 def overlay_dirs(wildcards):
     """Overlay folders to draw (config qc_overlays): every masked series, the model's modality only, or none."""
-    which = config.get("qc_overlays", "all")
+    which = config["qc_overlays"]
     if which == "none":
         return []
     modality = config["model"]["modality"]
@@ -55,7 +55,7 @@ rule qc_summary:
             labels={"modality and ROI": "{name}"},
         ),
     params:
-        endpoint=config.get("survival", {}).get("endpoint", "os"),
+        endpoint=config["survival"]["endpoint"],
     log:
         "logs/qc_summary.log",
     conda:
