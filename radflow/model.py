@@ -215,7 +215,9 @@ def modelling_table(features: pd.DataFrame, clinical: pd.DataFrame, series: pd.D
             reason = "no clinical record"
         elif not entry["has_outcome"]:
             reason = "clinical record without an OS time and event"
-        pick = (lambda c: chosen[c] if chosen is not None else "")
+        def pick(column, chosen=chosen):
+            return chosen[column] if chosen is not None else ""
+
         entry.update(in_modelling_table=not reason, reason=reason, study_uid=pick("study_uid"),
                      study_day=chosen["study_day"] if chosen is not None else pd.NA,
                      series_uid=pick("series_uid"), roi_label=pick("roi_label"), roi_original=pick("roi_original"),

@@ -179,7 +179,7 @@ def test_points_markers_and_feature_rois(tmp_path):
     assert not rows["reason"].str.contains("Error:|Traceback").any()
     # the log names every ROI as it goes, with its voxels, seconds and peak memory when it was extracted
     lines = progress.read_text().splitlines()
-    assert len(lines) == len(rows) + 1 and any(l.startswith("ROI GTVp ('GTV'): 1,") and " s, peak " in l for l in lines)
+    assert len(lines) == len(rows) + 1 and any(line.startswith("ROI GTVp ('GTV'): 1,") and " s, peak " in line for line in lines)
     assert lines[-1].startswith("7 ROIs (1 failed, 1 ok, 5 skipped) in ") and "peak resident memory of the job" in lines[-1]
     assert rows.loc["GTV", "seconds"] > 0 and rows.loc["GTV", "peak_rss_mb"] > 50
     # feature_rois: all extracts the body; the voxel budget then skips it, naming its size and the key
