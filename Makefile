@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.radflow-installed
 CORES  ?= all
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test clean
+.PHONY: install demo test test-fast lint format clean
 
 install: $(STAMP)
 
@@ -30,6 +30,22 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q --durations=15 tests
+
+# The unit tests alone (no snakemake run): a minute or two.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not workflow" tests
+
+# What CI checks before the tests: ruff (lint and format), snakefmt, snakemake's own linter.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint
+
+# Apply the formatters.
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/snakefmt Snakefile workflow/rules
 
 clean:
 	rm -rf results .snakemake

@@ -43,8 +43,13 @@ def main():
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(["snakemake", "-s", str(REPO / "Snakefile"), "--cores", args.cores, "--quiet", "all"],
-                            cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        ["snakemake", "-s", str(REPO / "Snakefile"), "--cores", args.cores, "--quiet", "all"],
+        cwd=work,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     ps, peak = psutil.Process(proc.pid), 0
     while proc.poll() is None:
         peak = max(peak, tree_rss(ps))
@@ -55,8 +60,10 @@ def main():
     largest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     n_images = len(list((work / "results" / "images").rglob("*.nii.gz")))
     n_rows = sum(1 for _ in open(work / "results" / "features.csv")) - 1
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
-          f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}"
+    )
     print(f"demo run (generate cohort + whole workflow, --cores {args.cores}): {wall:.1f} s wall")
     print(f"  {n_images} images converted, {n_rows} feature rows")
     print(f"  peak memory, all processes together: {peak / 2**20:.0f} MiB; largest single process: {largest:.0f} MiB")

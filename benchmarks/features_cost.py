@@ -1,11 +1,11 @@
 """Benchmark: what a features job costs on real data and on a TCGA-HNSC-like planning CT, by feature_rois.
 
-For each image series with a structure set or SEG (the real patients of ../shared/reference/real, and a generated planning
-CT: 512 x 512 x 150 slices of 2.5 mm with 33 ROIs: a body outline, a couch, GTVs, CTVs, PTVs, head-and-neck organs
-and five points), the series is indexed, converted and its masks rasterised by radflow's own functions; then its
-features job runs in a process of its own, as Snakemake runs it, with the defaults (feature_rois: standard,
-max_roi_voxels: 4,000,000) and with feature_rois: all (no voxel budget). Printed per series and setting: ROIs
-extracted and skipped, wall seconds, peak resident memory of the job (wait4), and the memory and time the job
+For each image series with a structure set or SEG (the real patients of ../shared/reference/real, and a generated
+planning CT: 512 x 512 x 150 slices of 2.5 mm with 33 ROIs: a body outline, a couch, GTVs, CTVs, PTVs, head-and-
+neck organs and five points), the series is indexed, converted and its masks rasterised by radflow's own functions;
+then its features job runs in a process of its own, as Snakemake runs it, with the defaults (feature_rois:
+standard, max_roi_voxels: 4,000,000) and with feature_rois: all (no voxel budget). Printed per series and setting:
+ROIs extracted and skipped, wall seconds, peak resident memory of the job (wait4), and the memory and time the job
 would ask Snakemake/SLURM for (radflow.features.job_resources) with the ratio ask / peak.
 
 Run: .venv/bin/python benchmarks/features_cost.py [--only planning|real] [--reference ../shared/reference]
@@ -81,29 +81,41 @@ def planning_ct(root: Path) -> None:
     rois = [
         ("BODY", Slab(0.0, 10.0, 150.0, 110.0, z0, z1)),
         ("Couch Surface", Slab(0.0, 170.0, 240.0, 12.0, z0, z1)),
-        ("GTV_P", gp), ("GTV_N", gn), ("GTVn_2", E((-34.0, -4.0, -28.0), (7.0, 7.0, 7.0))),
-        ("CTV_70", E(gp.centre, tuple(a + 5 for a in gp.axes))), ("CTV_56", E((0.0, 0.0, 0.0), (70.0, 60.0, 80.0))),
-        ("PTV_70", E(gp.centre, tuple(a + 8 for a in gp.axes))), ("PTV_56", E((0.0, 0.0, 0.0), (74.0, 64.0, 84.0))),
+        ("GTV_P", gp),
+        ("GTV_N", gn),
+        ("GTVn_2", E((-34.0, -4.0, -28.0), (7.0, 7.0, 7.0))),
+        ("CTV_70", E(gp.centre, tuple(a + 5 for a in gp.axes))),
+        ("CTV_56", E((0.0, 0.0, 0.0), (70.0, 60.0, 80.0))),
+        ("PTV_70", E(gp.centre, tuple(a + 8 for a in gp.axes))),
+        ("PTV_56", E((0.0, 0.0, 0.0), (74.0, 64.0, 84.0))),
         ("PTV_63", E(gn.centre, tuple(a + 8 for a in gn.axes))),
-        ("Parotid_L", anat.parotid_l), ("Parotid_R", anat.parotid_r),
+        ("Parotid_L", anat.parotid_l),
+        ("Parotid_R", anat.parotid_r),
         ("Submandibular_L", E((35.0, -20.0, 5.0), (10.0, 10.0, 12.0))),
         ("Submandibular_R", E((-35.0, -20.0, 5.0), (10.0, 10.0, 12.0))),
-        ("SpinalCord", anat.cord), ("Cord_PRV5", demo.Cylinder(anat.cord.centre, 10.0, anat.cord.z_range)),
-        ("Brainstem", E((0.0, 40.0, 120.0), (12.0, 14.0, 25.0))), ("Mandible", E((0.0, -45.0, 25.0), (45.0, 30.0, 15.0))),
-        ("Larynx", E((0.0, -25.0, -60.0), (18.0, 18.0, 25.0))), ("Oral_Cavity", E((0.0, -40.0, 45.0), (30.0, 25.0, 15.0))),
+        ("SpinalCord", anat.cord),
+        ("Cord_PRV5", demo.Cylinder(anat.cord.centre, 10.0, anat.cord.z_range)),
+        ("Brainstem", E((0.0, 40.0, 120.0), (12.0, 14.0, 25.0))),
+        ("Mandible", E((0.0, -45.0, 25.0), (45.0, 30.0, 15.0))),
+        ("Larynx", E((0.0, -25.0, -60.0), (18.0, 18.0, 25.0))),
+        ("Oral_Cavity", E((0.0, -40.0, 45.0), (30.0, 25.0, 15.0))),
         ("Pharyngeal Constrictors", E((0.0, 10.0, -10.0), (15.0, 8.0, 40.0))),
         ("Thyroid", E((0.0, -20.0, -100.0), (25.0, 10.0, 15.0))),
-        ("Cochlea_L", E((40.0, 30.0, 140.0), (3.0, 3.0, 3.0))), ("Cochlea_R", E((-40.0, 30.0, 140.0), (3.0, 3.0, 3.0))),
-        ("Eye_L", E((32.0, -60.0, 165.0), (12.0, 12.0, 12.0))), ("Eye_R", E((-32.0, -60.0, 165.0), (12.0, 12.0, 12.0))),
-        ("Lens_L", E((32.0, -70.0, 165.0), (4.5, 2.5, 4.5))), ("Lens_R", E((-32.0, -70.0, 165.0), (4.5, 2.5, 4.5))),
+        ("Cochlea_L", E((40.0, 30.0, 140.0), (3.0, 3.0, 3.0))),
+        ("Cochlea_R", E((-40.0, 30.0, 140.0), (3.0, 3.0, 3.0))),
+        ("Eye_L", E((32.0, -60.0, 165.0), (12.0, 12.0, 12.0))),
+        ("Eye_R", E((-32.0, -60.0, 165.0), (12.0, 12.0, 12.0))),
+        ("Lens_L", E((32.0, -70.0, 165.0), (4.5, 2.5, 4.5))),
+        ("Lens_R", E((-32.0, -70.0, 165.0), (4.5, 2.5, 4.5))),
     ]
     rs = demo.write_rtstruct(study, 7, ct, rois)
     # the points a planning system adds: an isocentre and markers, as POINT contours with their interpreted type
     path = next(Path(study.folder).glob("7.000000-RTSTRUCT-*/1-1.dcm"))
     ds = pydicom.dcmread(path)
     points = [("ISO", "ISOCENTER", (0.0, 0.0, 0.0))] + [
-        (f"Marker_{k}", "MARKER", (x, 95.0, z)) for k, (x, z) in enumerate([(-60, -100), (60, -100), (-60, 100),
-                                                                               (60, 100)], start=1)]
+        (f"Marker_{k}", "MARKER", (x, 95.0, z))
+        for k, (x, z) in enumerate([(-60, -100), (60, -100), (-60, 100), (60, 100)], start=1)
+    ]
     for name, kind, xyz in points:
         number = max(int(r.ROINumber) for r in ds.StructureSetROISequence) + 1
         item = Dataset()
@@ -135,14 +147,32 @@ def prepared_series(dicom_root: Path, work: Path) -> list[dict]:
     for row in series[series["convert"] & series["series_uid"].isin(set(structs["image_series_uid"]))].itertuples():
         image = work / "images" / row.patient_id / f"{row.series_uid}.nii.gz"
         image.parent.mkdir(parents=True, exist_ok=True)
-        convert_series(series_files(instances, row.series_uid), image, image.with_suffix("").with_suffix(".json"),
-                       series_key=row.series_uid)
+        convert_series(
+            series_files(instances, row.series_uid),
+            image,
+            image.with_suffix("").with_suffix(".json"),
+            series_key=row.series_uid,
+        )
         mine = structs[structs["image_series_uid"] == row.series_uid]
         masks = work / "masks" / row.patient_id / row.series_uid
-        write_masks(sorted(set(mine["source_path"])), image, masks, aliases, row.series_uid,
-                    dict(zip(mine["source_series_uid"], mine["relation"])))
-        out.append(dict(patient=row.patient_id, series=row.series_uid, modality=row.modality, image=image,
-                        masks=masks, size="x".join(str(int(v)) for v in (row.columns, row.rows, row.n_slices))))
+        write_masks(
+            sorted(set(mine["source_path"])),
+            image,
+            masks,
+            aliases,
+            row.series_uid,
+            dict(zip(mine["source_series_uid"], mine["relation"])),
+        )
+        out.append(
+            dict(
+                patient=row.patient_id,
+                series=row.series_uid,
+                modality=row.modality,
+                image=image,
+                masks=masks,
+                size="x".join(str(int(v)) for v in (row.columns, row.rows, row.n_slices)),
+            )
+        )
     return out
 
 
@@ -151,8 +181,23 @@ def run_job(s: dict, rule: str, budget: int | None, out_csv: Path) -> tuple[floa
     kept across the per-ROI resets): the rusage of a child counts the pages of this parent it was forked from."""
     settings = REPO / "config" / "pyradiomics" / f"{s['modality']}.yaml"
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", JOB, str(s["image"]), str(s["masks"]), str(settings), rule,
-                           str(budget or 0), str(ROI_NAMES), str(out_csv)], cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            JOB,
+            str(s["image"]),
+            str(s["masks"]),
+            str(settings),
+            rule,
+            str(budget or 0),
+            str(ROI_NAMES),
+            str(out_csv),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode:
         raise SystemExit(f"features job failed for {s['series']}:\n{proc.stderr[-3000:]}")
     peak = float(proc.stdout.split("PEAK_MB")[-1].split()[0])
@@ -175,25 +220,40 @@ def main():
             sources.append(("planning CT (generated)", tmp / "planning"))
         if args.only != "planning":
             real = Path(args.reference) / "real"
-            sources += [("LUNG1-001", real / "mirp_nsclc_lung1_001"), ("QIN PET + SEG", real / "mirp_qin_headneck_0139_pet_seg"),
-                        ("sarcoma STS", real / "ibsi_validation_sts")]
+            sources += [
+                ("LUNG1-001", real / "mirp_nsclc_lung1_001"),
+                ("QIN PET + SEG", real / "mirp_qin_headneck_0139_pet_seg"),
+                ("sarcoma STS", real / "ibsi_validation_sts"),
+            ]
         for label, root in sources:
             for s in prepared_series(root, tmp / "work" / label.replace(" ", "_")):
                 sidecar = json.loads(s["image"].with_suffix("").with_suffix(".json").read_text())
                 masks = json.loads((s["masks"] / "masks.json").read_text())
-                for rule, budget in (("standard", 4_000_000), ("all", None))[:1 if args.defaults_only else 2]:
+                for rule, budget in (("standard", 4_000_000), ("all", None))[: 1 if args.defaults_only else 2]:
                     table = tmp / f"rows-{s['patient']}-{s['series'][-8:]}-{rule}.csv"
                     wall, peak = run_job(s, rule, budget, table)
                     done = pd.read_csv(table)
                     settings = REPO / "config" / "pyradiomics" / f"{s['modality']}.yaml"
                     ask = job_resources(sidecar, masks, settings, FeatureRois(rule, ROI_NAMES), budget)
-                    rows.append(dict(source=label, patient=s["patient"], modality=s["modality"], size=s["size"],
-                                     feature_rois=rule, rois=len(done), extracted=int((done["status"] == "ok").sum()),
-                                     skipped=int((done["status"] == "skipped").sum()),
-                                     failed=int((done["status"] == "failed").sum()), seconds=round(wall, 1),
-                                     peak_mb=round(peak), ask_mb=ask["mem_mb"], ask_min=ask["minutes"],
-                                     mem_ratio=round(ask["mem_mb"] / peak, 2),
-                                     time_ratio=round(ask["minutes"] * 60 / wall, 1)))
+                    rows.append(
+                        dict(
+                            source=label,
+                            patient=s["patient"],
+                            modality=s["modality"],
+                            size=s["size"],
+                            feature_rois=rule,
+                            rois=len(done),
+                            extracted=int((done["status"] == "ok").sum()),
+                            skipped=int((done["status"] == "skipped").sum()),
+                            failed=int((done["status"] == "failed").sum()),
+                            seconds=round(wall, 1),
+                            peak_mb=round(peak),
+                            ask_mb=ask["mem_mb"],
+                            ask_min=ask["minutes"],
+                            mem_ratio=round(ask["mem_mb"] / peak, 2),
+                            time_ratio=round(ask["minutes"] * 60 / wall, 1),
+                        )
+                    )
                     print(json.dumps(rows[-1]), flush=True)
     df = pd.DataFrame(rows)
     print()

@@ -70,8 +70,10 @@ def main():
                 extractor.execute(str(image), str(masks / f"{m['label']}.nii.gz"))
         bare.append(time.perf_counter() - t)
     a, b = min(ours), min(bare)
-    print(f"demo CTs: {len(pairs)} images, {n_rois} ROIs; radflow {a:.2f} s, bare pyradiomics {b:.2f} s "
-          f"(best of {args.repeats}); overhead {100 * (a / b - 1):+.1f} %")
+    print(
+        f"demo CTs: {len(pairs)} images, {n_rois} ROIs; radflow {a:.2f} s, bare pyradiomics {b:.2f} s "
+        f"(best of {args.repeats}); overhead {100 * (a / b - 1):+.1f} %"
+    )
 
     tmp = Path(tempfile.mkdtemp(prefix="radflow-features-bench-"))
     rng = np.random.default_rng(0)
@@ -88,13 +90,29 @@ def main():
     cfg = yaml.safe_load(settings.read_text())
     cfg["imageType"] = {"Original": {}, "LoG": {"sigma": [1.0, 2.0, 3.0]}, "Wavelet": {}}
     (tmp / "filters.yaml").write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run(["/usr/bin/time", "-f", "PEAK %M WALL %e", sys.executable, "-c", BIG, str(tmp / "ct.nii.gz"),
-                           str(tmp / "mask.nii.gz"), str(tmp / "filters.yaml")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            "/usr/bin/time",
+            "-f",
+            "PEAK %M WALL %e",
+            sys.executable,
+            "-c",
+            BIG,
+            str(tmp / "ct.nii.gz"),
+            str(tmp / "mask.nii.gz"),
+            str(tmp / "filters.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     peak = re.search(r"PEAK (\d+) WALL ([\d.]+)", proc.stderr)
     found = re.search(r"FEATURES (\d+) SECONDS ([\d.]+)", proc.stdout)
-    print(f"512x512x200 CT, {int(sphere.sum())}-voxel sphere ROI, LoG sigma 1/2/3 + wavelet: "
-          f"{found.group(1) if found else '?'} features in {found.group(2) if found else '?'} s; process "
-          f"{peak.group(2) if peak else '?'} s wall, peak RSS {int(peak.group(1)) / 1024 if peak else float('nan'):.0f} MiB")
+    print(
+        f"512x512x200 CT, {int(sphere.sum())}-voxel sphere ROI, LoG sigma 1/2/3 + wavelet: "
+        f"{found.group(1) if found else '?'} features in {found.group(2) if found else '?'} s; process "
+        f"{peak.group(2) if peak else '?'} s wall, "
+        f"peak RSS {int(peak.group(1)) / 1024 if peak else float('nan'):.0f} MiB"
+    )
     if proc.returncode:
         print(proc.stderr[-1500:])
 

@@ -62,10 +62,15 @@ def write_patient(args) -> int:
     root, p, series = args
     pid = f"TCGA-00-{p:04d}"
     n = 0
-    for (_, s, k, files, kind) in series:
+    for _, s, k, files, kind in series:
         study_uid, series_uid, for_uid = _uid(pid, s), _uid(pid, s, k), _uid(pid, s, "for")
-        folder = Path(root) / "TCGA-HNSC" / pid / f"01-01-2000-NA-study{s}-{study_uid[-5:]}" / \
-            f"{k + 1}.000000-{kind}-{series_uid[-5:]}"
+        folder = (
+            Path(root)
+            / "TCGA-HNSC"
+            / pid
+            / f"01-01-2000-NA-study{s}-{study_uid[-5:]}"
+            / f"{k + 1}.000000-{kind}-{series_uid[-5:]}"
+        )
         folder.mkdir(parents=True, exist_ok=True)
         ds = Dataset()
         ds.file_meta = FileMetaDataset()
@@ -152,26 +157,37 @@ def main():
     t = time.perf_counter()
     tables = build_index(root, index, names, threads=2, series_selection="all", progress=False)
     first = time.perf_counter() - t
-    print(f"first index: {first:.1f} s ({n / first:,.0f} files/s; {first / raw:.1f}x the raw read); "
-          f"{len(tables['series'])} series, {int(tables['series']['convert'].sum())} to convert, "
-          f"{len(tables['links'])} links")
+    print(
+        f"first index: {first:.1f} s ({n / first:,.0f} files/s; {first / raw:.1f}x the raw read); "
+        f"{len(tables['series'])} series, {int(tables['series']['convert'].sum())} to convert, "
+        f"{len(tables['links'])} links"
+    )
     t = time.perf_counter()
     again = build_index(root, index, names, threads=2, series_selection="all", progress=False, load_instances=False)
     second = time.perf_counter() - t
-    print(f"re-index, nothing changed: {second:.1f} s ({n / second:,.0f} files/s; {first / second:.0f}x faster; "
-          f"{again['stats']['read']} files read)")
+    print(
+        f"re-index, nothing changed: {second:.1f} s ({n / second:,.0f} files/s; {first / second:.0f}x faster; "
+        f"{again['stats']['read']} files read)"
+    )
     project = out / "project"
     shutil.copytree(REPO / "config", project / "config", dirs_exist_ok=True)
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     clinical = project / "clinical.tsv"
-    clinical.write_text("case_submitter_id\tvital_status\tdays_to_death\tdays_to_last_follow_up\n" +
-                        "".join(f"TCGA-00-{p:04d}\tAlive\t'--\t100\n" for p in range(PATIENTS)))
+    clinical.write_text(
+        "case_submitter_id\tvital_status\tdays_to_death\tdays_to_last_follow_up\n"
+        + "".join(f"TCGA-00-{p:04d}\tAlive\t'--\t100\n" for p in range(PATIENTS))
+    )
     cfg.update(demo_cohort=None, dicom_root=str(root), clinical=[str(clinical)], series_selection="all")
     (project / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     t = time.perf_counter()
-    proc = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "-n", "--quiet", "rules"], cwd=project,
-                          env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["snakemake", "-s", str(REPO / "Snakefile"), "-n", "--quiet", "rules"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     dry = time.perf_counter() - t
     jobs = [line for line in proc.stdout.splitlines() if line.strip()]
     print(f"snakemake -n over the cohort: {dry:.1f} s (exit {proc.returncode}); job summary:")

@@ -65,15 +65,20 @@ def main():
     ibsi = REFERENCE / "ibsi"
     sts = ibsi / "ibsi_validation" / "dicom" / "STS_001"
     cases = {
-        "IBSI CT phantom (GTV-1)": (ibsi / "ibsi_1_ct_radiomics_phantom/dicom/image",
-                                    next((ibsi / "ibsi_1_ct_radiomics_phantom/dicom/mask").iterdir())),
+        "IBSI CT phantom (GTV-1)": (
+            ibsi / "ibsi_1_ct_radiomics_phantom/dicom/image",
+            next((ibsi / "ibsi_1_ct_radiomics_phantom/dicom/mask").iterdir()),
+        ),
         "STS_001 CT": (sts / "CT/image", sts / "CT/mask/RS.dcm"),
         "STS_001 MR T1": (sts / "MR_T1/image", sts / "MR_T1/mask/RS.dcm"),
         "STS_001 PET": (sts / "PET/image", sts / "PET/mask/RS.dcm"),
     }
     demo = Path(args.demo) / "TCGA-HNSC" / "TCGA-00-0001"
     if demo.is_dir():
-        cases["demo CT, 5 ROIs"] = (next(demo.glob("*/2.000000-CT*")), next(next(demo.glob("*/100.000000-RT*")).iterdir()))
+        cases["demo CT, 5 ROIs"] = (
+            next(demo.glob("*/2.000000-CT*")),
+            next(next(demo.glob("*/100.000000-RT*")).iterdir()),
+        )
     tmp = Path(tempfile.mkdtemp(prefix="radflow-masks-bench-"))
     print(f"{'case':26s} {'tool':12s} {'time':>7s} {'peak MiB':>9s}  Dice against radflow per ROI")
     for name, (image_dir, rtstruct) in cases.items():
@@ -81,10 +86,27 @@ def main():
         for d in out.values():
             d.mkdir(parents=True)
         runs = {
-            "radflow": [Path(sys.executable).parent / "radflow", "masks", rtstruct, image_dir, out["radflow"],
-                        "--roi-names", REPO / "config" / "roi_names.yaml"],
-            "plastimatch": [venv / "bin" / "plastimatch", "convert", "--input", rtstruct, "--referenced-ct",
-                            image_dir, "--output-prefix", out["plastimatch"], "--prefix-format", "nii.gz"],
+            "radflow": [
+                Path(sys.executable).parent / "radflow",
+                "masks",
+                rtstruct,
+                image_dir,
+                out["radflow"],
+                "--roi-names",
+                REPO / "config" / "roi_names.yaml",
+            ],
+            "plastimatch": [
+                venv / "bin" / "plastimatch",
+                "convert",
+                "--input",
+                rtstruct,
+                "--referenced-ct",
+                image_dir,
+                "--output-prefix",
+                out["plastimatch"],
+                "--prefix-format",
+                "nii.gz",
+            ],
             "rt-utils": [venv / "bin" / "python", "-c", RT_UTILS, image_dir, rtstruct, out["rt-utils"]],
         }
         results = {tool: timed(cmd) for tool, cmd in runs.items()}
@@ -92,13 +114,20 @@ def main():
         from radflow.convert import image_headers_in, series_grid
         from radflow.masks import write_masks
         from radflow.roi_names import load_aliases
+
         t = time.perf_counter()
-        write_masks([rtstruct], series_grid(image_headers_in(image_dir)), tmp / "inproc" / safe(name),
-                    load_aliases(REPO / "config" / "roi_names.yaml"))
+        write_masks(
+            [rtstruct],
+            series_grid(image_headers_in(image_dir)),
+            tmp / "inproc" / safe(name),
+            load_aliases(REPO / "config" / "roi_names.yaml"),
+        )
         inproc = time.perf_counter() - t
         # radflow's masks, by original ROI name
-        ours = {m["roi_original"]: sitk.ReadImage(str(out["radflow"] / f"{m['label']}.nii.gz"))
-                for m in json.loads((out["radflow"] / "masks.json").read_text())}
+        ours = {
+            m["roi_original"]: sitk.ReadImage(str(out["radflow"] / f"{m['label']}.nii.gz"))
+            for m in json.loads((out["radflow"] / "masks.json").read_text())
+        }
         for tool, (wall, peak, err) in results.items():
             scores = []
             for roi, ref in sorted(ours.items()):

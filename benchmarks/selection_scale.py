@@ -30,18 +30,40 @@ def cohort(seed=0):
         pid = f"TCGA-XX-{p:04d}"
         for k in range(STUDIES):
             study, uid = f"study-{p}-{k}", f"series-{p}-{k}"
-            series.append(dict(patient_id=pid, study_uid=study, study_date=f"{2010 + k}0101", study_description="",
-                               series_uid=uid, modality="CT", role="image", convert=True, slice_spacing=2.5,
-                               n_slices=100))
+            series.append(
+                dict(
+                    patient_id=pid,
+                    study_uid=study,
+                    study_date=f"{2010 + k}0101",
+                    study_description="",
+                    series_uid=uid,
+                    modality="CT",
+                    role="image",
+                    convert=True,
+                    slice_spacing=2.5,
+                    n_slices=100,
+                )
+            )
             for r in range(ROIS):
                 row = {c: "" for c in ID_COLUMNS}
-                row.update(patient_id=pid, study_uid=study, series_uid=uid, modality="CT", roi=f"ROI{r}",
-                           roi_label=f"ROI{r}", roi_original=f"ROI {r}", rtstruct_series_uid=f"rs-{p}-{k}",
-                           status="ok", mask_voxels=1000, mask_volume_mm3=float(rng.uniform(1e3, 1e5)))
+                row.update(
+                    patient_id=pid,
+                    study_uid=study,
+                    series_uid=uid,
+                    modality="CT",
+                    roi=f"ROI{r}",
+                    roi_label=f"ROI{r}",
+                    roi_original=f"ROI {r}",
+                    rtstruct_series_uid=f"rs-{p}-{k}",
+                    status="ok",
+                    mask_voxels=1000,
+                    mask_volume_mm3=float(rng.uniform(1e3, 1e5)),
+                )
                 rows.append(row)
     features = pd.DataFrame(rows)
-    values = pd.DataFrame(rng.normal(size=(len(features), FEATURES)),
-                          columns=[f"original_feature{i}" for i in range(FEATURES)])
+    values = pd.DataFrame(
+        rng.normal(size=(len(features), FEATURES)), columns=[f"original_feature{i}" for i in range(FEATURES)]
+    )
     return pd.concat([features, values], axis=1), pd.DataFrame(series)
 
 
@@ -50,8 +72,10 @@ def main():
     clinical = pd.DataFrame({"patient_id": series["patient_id"].unique()})
     for c in CLINICAL_KEEP:
         clinical[c] = 1.0 if c in ("os_days", "os_event") else np.nan
-    print(f"{platform.machine()}, Python {platform.python_version()}; features table {features.shape[0]:,} rows x "
-          f"{features.shape[1]:,} columns")
+    print(
+        f"{platform.machine()}, Python {platform.python_version()}; features table {features.shape[0]:,} rows x "
+        f"{features.shape[1]:,} columns"
+    )
     for instances in ("largest", "union", "suffix"):
         t = time.perf_counter()
         table, _ = modelling_table(features, clinical, series, "CT", "ROI0", instances=instances)
@@ -59,8 +83,10 @@ def main():
         t = time.perf_counter()
         delta = delta_table(features, series, instances)
         t_delta = time.perf_counter() - t
-        print(f"{instances:8s} modelling table {table.shape[0]} rows in {t_model:.1f} s; delta table "
-              f"{delta.shape[0]:,} rows x {delta.shape[1]:,} columns in {t_delta:.1f} s")
+        print(
+            f"{instances:8s} modelling table {table.shape[0]} rows in {t_model:.1f} s; delta table "
+            f"{delta.shape[0]:,} rows x {delta.shape[1]:,} columns in {t_delta:.1f} s"
+        )
     print(f"peak memory (this process): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

@@ -39,10 +39,23 @@ def main():
     work = make_project(tmp / "slurm", tmp / "demo")
     with LocalSlurm(tmp / "cluster"):
         t0 = time.monotonic()
-        proc = subprocess.run(["timeout", "-k", "30", "1800", *snake, "--profile",
-                               str(REPO / "workflow" / "profiles" / "slurm"), "--group-components",
-                               f"series={args.series_per_group}"], cwd=work, env=snakemake_env(),
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                "timeout",
+                "-k",
+                "30",
+                "1800",
+                *snake,
+                "--profile",
+                str(REPO / "workflow" / "profiles" / "slurm"),
+                "--group-components",
+                f"series={args.series_per_group}",
+            ],
+            cwd=work,
+            env=snakemake_env(),
+            capture_output=True,
+            text=True,
+        )
         slurm_s = time.monotonic() - t0
     log = proc.stdout + proc.stderr
     submitted = len(re.findall(r"has been submitted with SLURM jobid", log))
@@ -51,8 +64,10 @@ def main():
     print(f"machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}")
     print(f"snakemake exit code {proc.returncode}; features.csv equal to the local run's: {same}")
     print(f"local run (--cores 2): {local_s:.1f} s")
-    print(f"SLURM run: {slurm_s:.1f} s, {submitted} SLURM jobs for {rule_jobs} rule jobs "
-          f"({args.series_per_group} series per group)")
+    print(
+        f"SLURM run: {slurm_s:.1f} s, {submitted} SLURM jobs for {rule_jobs} rule jobs "
+        f"({args.series_per_group} series per group)"
+    )
 
 
 if __name__ == "__main__":

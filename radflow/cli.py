@@ -18,13 +18,23 @@ def _demo(args):
 def _index(args):
     from .index import build_index
 
-    tables = build_index(args.dicom_root, args.out_dir, args.roi_names, threads=args.threads, load_instances=False,
-                         pet_fallback=args.pet_fallback, modalities=args.modalities,
-                         series_selection=args.series_selection, manifest=args.manifest)
+    tables = build_index(
+        args.dicom_root,
+        args.out_dir,
+        args.roi_names,
+        threads=args.threads,
+        load_instances=False,
+        pet_fallback=args.pet_fallback,
+        modalities=args.modalities,
+        series_selection=args.series_selection,
+        manifest=args.manifest,
+    )
     s, st = tables["series"], tables["stats"]
-    print(f"{st['files']} files ({st['read']} read, {st['reused']} unchanged since the last index), "
-          f"{st['instances']} DICOM instances, {len(s)} series ({int(s['convert'].sum())} images to convert), "
-          f"{len(tables['rois'])} ROIs, {len(tables['problems'])} problems -> {args.out_dir}")
+    print(
+        f"{st['files']} files ({st['read']} read, {st['reused']} unchanged since the last index), "
+        f"{st['instances']} DICOM instances, {len(s)} series ({int(s['convert'].sum())} images to convert), "
+        f"{len(tables['rois'])} ROIs, {len(tables['problems'])} problems -> {args.out_dir}"
+    )
 
 
 def _convert(args):
@@ -40,18 +50,31 @@ def _masks(args):
     from .roi_names import load_aliases
 
     aliases = load_aliases(args.roi_names)
-    masks = write_masks([args.rtstruct], series_grid(image_headers_in(args.image_series_dir)), args.out_dir, aliases,
-                        union=args.union, overlap=args.contour_overlap)
+    masks = write_masks(
+        [args.rtstruct],
+        series_grid(image_headers_in(args.image_series_dir)),
+        args.out_dir,
+        aliases,
+        union=args.union,
+        overlap=args.contour_overlap,
+    )
     for m in masks:
-        print(f"{m['label']}\t{m['roi_original']}\t{m['voxel_count']} voxels\t{m['volume_mm3']:.1f} mm3"
-              + (f"\t{'; '.join(m['warnings'])}" if m["warnings"] else ""))
+        print(
+            f"{m['label']}\t{m['roi_original']}\t{m['voxel_count']} voxels\t{m['volume_mm3']:.1f} mm3"
+            + (f"\t{'; '.join(m['warnings'])}" if m["warnings"] else "")
+        )
 
 
 def _clinical(args):
     from .clinical import clinical_table
 
-    table = clinical_table(args.files, args.out, args.problems, project=args.project,
-                           formats=[args.format] * len(args.files) if args.format else None)
+    table = clinical_table(
+        args.files,
+        args.out,
+        args.problems,
+        project=args.project,
+        formats=[args.format] * len(args.files) if args.format else None,
+    )
     events = table["os_event"].eq(1).sum()
     print(f"{len(table)} patients, {events} deaths (OS events) -> {args.out}")
 
@@ -61,8 +84,14 @@ def _features(args):
     from .roi_names import FeatureRois
 
     rule = args.feature_rois if args.feature_rois in ("standard", "all") else args.feature_rois.split(",")
-    df = extract_series(args.image, args.masks_dir, args.settings, FeatureRois(rule, args.roi_names),
-                        args.max_roi_voxels or None, progress=sys.stderr)
+    df = extract_series(
+        args.image,
+        args.masks_dir,
+        args.settings,
+        FeatureRois(rule, args.roi_names),
+        args.max_roi_voxels or None,
+        progress=sys.stderr,
+    )
     df.drop(columns=RUNTIME_COLUMNS).to_csv(args.out, index=False)
     print(f"{len(df)} rows ({int((df['status'] == 'ok').sum())} ok) -> {args.out}")
 
@@ -89,8 +118,12 @@ def main(argv=None):
     p.add_argument("out_dir")
     p.add_argument("--roi-names", default="config/roi_names.yaml")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--pet-fallback", choices=["bqml"], default=None,
-                   help="keep BQML PET in Bq/ml when SUVbw cannot be computed (default: exclude it)")
+    p.add_argument(
+        "--pet-fallback",
+        choices=["bqml"],
+        default=None,
+        help="keep BQML PET in Bq/ml when SUVbw cannot be computed (default: exclude it)",
+    )
     p.add_argument("--modalities", nargs="+", default=["CT", "PT", "MR"])
     p.add_argument("--series-selection", choices=["referenced", "all"], default="referenced")
     p.add_argument("--manifest", default=None, help="an NBIA .tcia manifest to check the download against")
@@ -99,8 +132,12 @@ def main(argv=None):
     p = sub.add_parser("convert", help="one image series (a folder) to NIfTI + JSON sidecar")
     p.add_argument("series_dir")
     p.add_argument("out", help="OUT.nii.gz")
-    p.add_argument("--pet-fallback", choices=["bqml"], default=None,
-                   help="keep BQML PET in Bq/ml when SUVbw cannot be computed (default: refuse)")
+    p.add_argument(
+        "--pet-fallback",
+        choices=["bqml"],
+        default=None,
+        help="keep BQML PET in Bq/ml when SUVbw cannot be computed (default: refuse)",
+    )
     p.set_defaults(func=_convert)
 
     p = sub.add_parser("masks", help="rasterise an RTSTRUCT's ROIs on an image series")
@@ -108,11 +145,18 @@ def main(argv=None):
     p.add_argument("image_series_dir")
     p.add_argument("out_dir")
     p.add_argument("--roi-names", default="config/roi_names.yaml")
-    p.add_argument("--union", action="store_true",
-                   help="also write the union of the instances of a standard ROI drawn more than once (<ROI>_union)")
-    p.add_argument("--contour-overlap", choices=["even-odd", "union"], default="even-odd",
-                   help="contours of one plane that overlap without nesting: the overlap is outside the ROI (even-odd, "
-                        "the IBSI rule) or inside (union)")
+    p.add_argument(
+        "--union",
+        action="store_true",
+        help="also write the union of the instances of a standard ROI drawn more than once (<ROI>_union)",
+    )
+    p.add_argument(
+        "--contour-overlap",
+        choices=["even-odd", "union"],
+        default="even-odd",
+        help="contours of one plane that overlap without nesting: the overlap is outside the ROI (even-odd, "
+        "the IBSI rule) or inside (union)",
+    )
     p.set_defaults(func=_masks)
 
     p = sub.add_parser("clinical", help="GDC clinical files to one row per patient")
@@ -120,8 +164,12 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     p.add_argument("--problems", default=None, help="write the problems found (TSV)")
     p.add_argument("--project", default=None, help="keep one TCGA project's patients (e.g. HNSC)")
-    p.add_argument("--format", choices=["gdc", "gdc_follow_up", "biotab", "cdr"], default=None,
-                   help="the files' format (default: detected from each file)")
+    p.add_argument(
+        "--format",
+        choices=["gdc", "gdc_follow_up", "biotab", "cdr"],
+        default=None,
+        help="the files' format (default: detected from each file)",
+    )
     p.set_defaults(func=_clinical)
 
     p = sub.add_parser("features", help="pyradiomics features of one image and a masks folder")
@@ -129,16 +177,25 @@ def main(argv=None):
     p.add_argument("masks_dir")
     p.add_argument("--settings", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--feature-rois", default="all",
-                   help="standard, all (default) or a comma-separated list of ROI names (config key feature_rois)")
+    p.add_argument(
+        "--feature-rois",
+        default="all",
+        help="standard, all (default) or a comma-separated list of ROI names (config key feature_rois)",
+    )
     p.add_argument("--roi-names", default="config/roi_names.yaml")
-    p.add_argument("--max-roi-voxels", type=int, default=0,
-                   help="skip ROIs with more voxels than this after resampling (default 0: no limit)")
+    p.add_argument(
+        "--max-roi-voxels",
+        type=int,
+        default=0,
+        help="skip ROIs with more voxels than this after resampling (default 0: no limit)",
+    )
     p.set_defaults(func=_features)
 
     p = sub.add_parser("ibsi", help="IBSI-1 conformance of radflow's extraction (digital phantom, CT phantom A-E)")
-    p.add_argument("reference_dir", help="the IBSI reference data (ibsi_1_digital_phantom, ibsi_1_ct_radiomics_phantom, "
-                                         "reference_values_zrad)")
+    p.add_argument(
+        "reference_dir",
+        help="the IBSI reference data (ibsi_1_digital_phantom, ibsi_1_ct_radiomics_phantom, reference_values_zrad)",
+    )
     p.add_argument("out_dir")
     p.add_argument("--settings", default="config/pyradiomics/ibsi", help="folder of the settings per dataset")
     p.set_defaults(func=_ibsi)

@@ -27,19 +27,78 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-MISSING = {"", "'--", "--", "NA", "N/A", "#N/A", "NaN", "nan", "None", "not reported", "Not Reported", "unknown",
-           "Unknown", "[Not Available]", "[Not Applicable]", "[Unknown]", "[Not Evaluated]", "[Discrepancy]",
-           "[Completed]", "[Not Reported]"}
-STANDARD = ["patient_id", "project", "vital_status", "days_to_death", "days_to_last_follow_up", "os_event_given",
-            "os_days_given", "dss_event", "dss_days", "pfi_event", "pfi_days", "age", "sex", "stage", "tumour_site",
-            "hpv_status", "smoking", "source"]
+MISSING = {
+    "",
+    "'--",
+    "--",
+    "NA",
+    "N/A",
+    "#N/A",
+    "NaN",
+    "nan",
+    "None",
+    "not reported",
+    "Not Reported",
+    "unknown",
+    "Unknown",
+    "[Not Available]",
+    "[Not Applicable]",
+    "[Unknown]",
+    "[Not Evaluated]",
+    "[Discrepancy]",
+    "[Completed]",
+    "[Not Reported]",
+}
+STANDARD = [
+    "patient_id",
+    "project",
+    "vital_status",
+    "days_to_death",
+    "days_to_last_follow_up",
+    "os_event_given",
+    "os_days_given",
+    "dss_event",
+    "dss_days",
+    "pfi_event",
+    "pfi_days",
+    "age",
+    "sex",
+    "stage",
+    "tumour_site",
+    "hpv_status",
+    "smoking",
+    "source",
+]
 COVARIATES = ["age", "sex", "stage", "tumour_site", "hpv_status", "smoking"]
-CLINICAL_COLUMNS = ["patient_id", "project", "age", "sex", "stage", "tumour_site", "hpv_status", "smoking",
-                    "vital_status", "os_days", "os_event", "dss_days", "dss_event", "pfi_days", "pfi_event",
-                    "os_source", "dss_source", "pfi_source", "covariates_source"]
+CLINICAL_COLUMNS = [
+    "patient_id",
+    "project",
+    "age",
+    "sex",
+    "stage",
+    "tumour_site",
+    "hpv_status",
+    "smoking",
+    "vital_status",
+    "os_days",
+    "os_event",
+    "dss_days",
+    "dss_event",
+    "pfi_days",
+    "pfi_event",
+    "os_source",
+    "dss_source",
+    "pfi_source",
+    "covariates_source",
+]
 BARCODE = re.compile(r"^(TCGA-[A-Z0-9]{2}-[A-Z0-9]{4})", re.IGNORECASE)
-SMOKING = {"1": "lifelong non-smoker", "2": "current smoker", "3": "reformed smoker > 15 years",
-           "4": "reformed smoker <= 15 years", "5": "reformed smoker, duration not specified"}
+SMOKING = {
+    "1": "lifelong non-smoker",
+    "2": "current smoker",
+    "3": "reformed smoker > 15 years",
+    "4": "reformed smoker <= 15 years",
+    "5": "reformed smoker, duration not specified",
+}
 
 
 class ClinicalError(ValueError):
@@ -82,9 +141,11 @@ def detect_format(path) -> str:
         return "gdc_follow_up"
     if "case_submitter_id" in first or "cases.submitter_id" in first:
         return "gdc"
-    raise ClinicalError(f"{path}: unknown clinical file format: expected a GDC clinical.tsv or follow_up.tsv "
-                        "(case_submitter_id / cases.submitter_id), a BCR Biotab clinical_patient file "
-                        "(bcr_patient_barcode, then two more header rows) or the TCGA-CDR .xlsx")
+    raise ClinicalError(
+        f"{path}: unknown clinical file format: expected a GDC clinical.tsv or follow_up.tsv "
+        "(case_submitter_id / cases.submitter_id), a BCR Biotab clinical_patient file "
+        "(bcr_patient_barcode, then two more header rows) or the TCGA-CDR .xlsx"
+    )
 
 
 def _col(raw: pd.DataFrame, *names) -> pd.Series:
@@ -109,22 +170,30 @@ def read_gdc(path) -> pd.DataFrame:
     age = ages_years.where(ages_years.notna(), (ages_days / 365.25).round(1))
     stage = _col(raw, "ajcc_pathologic_stage", "tumor_stage")
     stage = stage.where(stage != "", _col(raw, "ajcc_clinical_stage"))
-    return _frame(len(raw), patient_id=_col(raw, "case_submitter_id", "submitter_id").map(normalise_barcode),
-                  project=_col(raw, "project_id"), vital_status=_col(raw, "vital_status"),
-                  days_to_death=_col(raw, "days_to_death"),
-                  days_to_last_follow_up=_col(raw, "days_to_last_follow_up"),
-                  age=age.map(lambda v: "" if pd.isna(v) else f"{v:g}"),
-                  sex=_col(raw, "gender", "sex_at_birth").str.lower(), stage=stage,
-                  tumour_site=_col(raw, "tissue_or_organ_of_origin", "site_of_resection_or_biopsy"),
-                  source=Path(path).name)
+    return _frame(
+        len(raw),
+        patient_id=_col(raw, "case_submitter_id", "submitter_id").map(normalise_barcode),
+        project=_col(raw, "project_id"),
+        vital_status=_col(raw, "vital_status"),
+        days_to_death=_col(raw, "days_to_death"),
+        days_to_last_follow_up=_col(raw, "days_to_last_follow_up"),
+        age=age.map(lambda v: "" if pd.isna(v) else f"{v:g}"),
+        sex=_col(raw, "gender", "sex_at_birth").str.lower(),
+        stage=stage,
+        tumour_site=_col(raw, "tissue_or_organ_of_origin", "site_of_resection_or_biopsy"),
+        source=Path(path).name,
+    )
 
 
 def read_gdc_follow_up(path) -> pd.DataFrame:
     raw = _clean(pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False))
-    return _frame(len(raw), patient_id=_col(raw, "cases.submitter_id").map(normalise_barcode),
-                  project=_col(raw, "project_id"),
-                  days_to_last_follow_up=_col(raw, "follow_ups.days_to_follow_up", "days_to_follow_up"),
-                  source=Path(path).name)
+    return _frame(
+        len(raw),
+        patient_id=_col(raw, "cases.submitter_id").map(normalise_barcode),
+        project=_col(raw, "project_id"),
+        days_to_last_follow_up=_col(raw, "follow_ups.days_to_follow_up", "days_to_follow_up"),
+        source=Path(path).name,
+    )
 
 
 def read_biotab(path) -> pd.DataFrame:
@@ -133,16 +202,27 @@ def read_biotab(path) -> pd.DataFrame:
     project = re.search(r"clinical_patient_([a-z]+)", Path(path).name)
     stage = raw.get("ajcc_pathologic_tumor_stage", pd.Series([""] * len(raw)))
     stage = stage.where(stage != "", raw.get("clinical_stage", ""))
-    hpv = [_hpv(a, b) for a, b in zip(raw.get("hpv_status_p16", [""] * len(raw)),
-                                      raw.get("hpv_status_ish", [""] * len(raw)))]
-    return _frame(len(raw), patient_id=raw["bcr_patient_barcode"].map(normalise_barcode),
-                  project=project.group(1).upper() if project else "", vital_status=raw.get("vital_status", ""),
-                  days_to_death=raw.get("death_days_to", ""), days_to_last_follow_up=raw.get("last_contact_days_to", ""),
-                  age=raw.get("age_at_initial_pathologic_diagnosis", ""), sex=raw.get("gender", "").str.lower(),
-                  stage=stage, tumour_site=raw.get("anatomic_organ_subdivision", ""), hpv_status=hpv,
-                  smoking=raw.get("tobacco_smoking_history_indicator", pd.Series([""] * len(raw))).map(
-                      lambda v: SMOKING.get(v, v)),
-                  source=Path(path).name)
+    hpv = [
+        _hpv(a, b)
+        for a, b in zip(raw.get("hpv_status_p16", [""] * len(raw)), raw.get("hpv_status_ish", [""] * len(raw)))
+    ]
+    return _frame(
+        len(raw),
+        patient_id=raw["bcr_patient_barcode"].map(normalise_barcode),
+        project=project.group(1).upper() if project else "",
+        vital_status=raw.get("vital_status", ""),
+        days_to_death=raw.get("death_days_to", ""),
+        days_to_last_follow_up=raw.get("last_contact_days_to", ""),
+        age=raw.get("age_at_initial_pathologic_diagnosis", ""),
+        sex=raw.get("gender", "").str.lower(),
+        stage=stage,
+        tumour_site=raw.get("anatomic_organ_subdivision", ""),
+        hpv_status=hpv,
+        smoking=raw.get("tobacco_smoking_history_indicator", pd.Series([""] * len(raw))).map(
+            lambda v: SMOKING.get(v, v)
+        ),
+        source=Path(path).name,
+    )
 
 
 def _hpv(p16: str, ish: str) -> str:
@@ -165,15 +245,28 @@ def _cdr_sheet(path: str, mtime_ns: int) -> pd.DataFrame:
 def read_cdr(path) -> pd.DataFrame:
     raw = _cdr_sheet(str(path), Path(path).stat().st_mtime_ns).copy()
     stage = raw["ajcc_pathologic_tumor_stage"].where(raw["ajcc_pathologic_tumor_stage"] != "", raw["clinical_stage"])
+
     def event(c):
         return pd.to_numeric(raw[c], errors="coerce").map(lambda v: "" if pd.isna(v) else str(int(v)))
-    return _frame(len(raw), patient_id=raw["bcr_patient_barcode"].map(normalise_barcode), project=raw["type"],
-                  vital_status=raw["vital_status"], days_to_death=raw["death_days_to"],
-                  days_to_last_follow_up=raw["last_contact_days_to"], os_event_given=event("OS"),
-                  os_days_given=raw["OS.time"], dss_event=event("DSS"), dss_days=raw["DSS.time"],
-                  pfi_event=event("PFI"), pfi_days=raw["PFI.time"],
-                  age=raw["age_at_initial_pathologic_diagnosis"], sex=raw["gender"].str.lower(), stage=stage,
-                  source=Path(path).name)
+
+    return _frame(
+        len(raw),
+        patient_id=raw["bcr_patient_barcode"].map(normalise_barcode),
+        project=raw["type"],
+        vital_status=raw["vital_status"],
+        days_to_death=raw["death_days_to"],
+        days_to_last_follow_up=raw["last_contact_days_to"],
+        os_event_given=event("OS"),
+        os_days_given=raw["OS.time"],
+        dss_event=event("DSS"),
+        dss_days=raw["DSS.time"],
+        pfi_event=event("PFI"),
+        pfi_days=raw["PFI.time"],
+        age=raw["age_at_initial_pathologic_diagnosis"],
+        sex=raw["gender"].str.lower(),
+        stage=stage,
+        source=Path(path).name,
+    )
 
 
 READERS = {"gdc": read_gdc, "gdc_follow_up": read_gdc_follow_up, "biotab": read_biotab, "cdr": read_cdr}
@@ -206,13 +299,21 @@ def _endpoint(pid, name, events, times, problems) -> tuple[float, object]:
     event_times = [t for e, t in pairs if e == 1 and not np.isnan(t)]
     if any(e == 1 for e, _ in pairs):
         if len(set(event_times)) > 1:
-            problems.append(dict(patient_id=pid, reason=f"{name} event times disagree ({sorted(set(event_times))}); "
-                                                        "the largest is used"))
+            problems.append(
+                dict(
+                    patient_id=pid,
+                    reason=f"{name} event times disagree ({sorted(set(event_times))}); the largest is used",
+                )
+            )
         days = max(event_times) if event_times else np.nan
         later = [t for e, t in pairs if e == 0 and not np.isnan(t)]
         if event_times and later and max(later) > days:
-            problems.append(dict(patient_id=pid, reason=f"{name}: follow-up ({max(later):g} d) after the event "
-                                                        f"({days:g} d); the event time is used"))
+            problems.append(
+                dict(
+                    patient_id=pid,
+                    reason=f"{name}: follow-up ({max(later):g} d) after the event ({days:g} d); the event time is used",
+                )
+            )
         if np.isnan(days):
             problems.append(dict(patient_id=pid, reason=f"{name} event without a time"))
         return days, 1
@@ -247,17 +348,32 @@ def patient_outcomes(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
             problems.append(dict(patient_id=pid, reason="no vital status or follow-up: no OS"))
         elif np.isnan(os_days):
             problems.append(dict(patient_id=pid, reason="no usable OS time"))
-        os_sources = [] if pd.isna(os_event) else sorted(
-            {s for e, t, s in zip(events, times, sources) if e == os_event and (t == os_days or np.isnan(os_days))})
-        entry = dict(patient_id=pid, project=next((p for p in g["project"] if p), ""),
-                     vital_status="" if pd.isna(os_event) else ("dead" if os_event == 1 else "alive"),
-                     os_days=os_days, os_event=os_event, os_source=";".join(os_sources))
+        os_sources = (
+            []
+            if pd.isna(os_event)
+            else sorted(
+                {s for e, t, s in zip(events, times, sources) if e == os_event and (t == os_days or np.isnan(os_days))}
+            )
+        )
+        entry = dict(
+            patient_id=pid,
+            project=next((p for p in g["project"] if p), ""),
+            vital_status="" if pd.isna(os_event) else ("dead" if os_event == 1 else "alive"),
+            os_days=os_days,
+            os_event=os_event,
+            os_source=";".join(os_sources),
+        )
         for name in ("dss", "pfi"):
             e, t = _numbers(g[f"{name}_event"]), _numbers(g[f"{name}_days"])
             has = ~np.isnan(e)
             days, event = _endpoint(pid, name.upper(), [int(x) for x in e[has]], list(t[has]), problems)
-            entry.update({f"{name}_days": days, f"{name}_event": event,
-                          f"{name}_source": ";".join(sorted(set(g["source"][has])))})
+            entry.update(
+                {
+                    f"{name}_days": days,
+                    f"{name}_event": event,
+                    f"{name}_source": ";".join(sorted(set(g["source"][has]))),
+                }
+            )
         covariate_sources = []
         for c in COVARIATES:
             values = [(v, s) for v, s in zip(g[c], g["source"]) if v]
@@ -273,8 +389,9 @@ def patient_outcomes(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     return df, problems
 
 
-def clinical_table(paths, out_csv=None, problems_tsv=None, project: str | None = None,
-                   formats: list[str] | None = None) -> pd.DataFrame:
+def clinical_table(
+    paths, out_csv=None, problems_tsv=None, project: str | None = None, formats: list[str] | None = None
+) -> pd.DataFrame:
     """Read clinical files (any of the shapes above) into one row per patient; project ("HNSC" or "TCGA-HNSC")
     keeps that project's patients only. Writes out_csv and problems_tsv when given."""
     if not paths:

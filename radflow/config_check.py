@@ -21,8 +21,15 @@ def _expected(error) -> str:
     v = error.validator
     if v == "type":
         types = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
-        words = {"integer": "an integer", "number": "a number", "string": "a string", "array": "a list",
-                 "object": "a mapping", "boolean": "true or false", "null": "null"}
+        words = {
+            "integer": "an integer",
+            "number": "a number",
+            "string": "a string",
+            "array": "a list",
+            "object": "a mapping",
+            "boolean": "true or false",
+            "null": "null",
+        }
         text = " or ".join(words.get(t, t) for t in types)
     elif v == "enum":
         text = "one of " + ", ".join("null" if e is None else str(e) for e in error.validator_value)
@@ -115,14 +122,18 @@ def path_problems(config: dict, workdir=".") -> list[str]:
         else:
             for modality in config.get("modalities") or []:
                 if not (Path(settings) / f"{modality}.yaml").is_file():
-                    out.append(f"config key pyradiomics_settings = {settings!r}: no {modality}.yaml in it "
-                               f"(modalities lists {modality})")
+                    out.append(
+                        f"config key pyradiomics_settings = {settings!r}: no {modality}.yaml in it "
+                        f"(modalities lists {modality})"
+                    )
     model = config.get("model") if isinstance(config.get("model"), dict) else {}
     studies = model.get("studies")
     if model.get("time_point") == "listed":
         if not isinstance(studies, str):
-            out.append("config key model.time_point = 'listed' needs model.studies: a CSV or TSV file with the "
-                       "columns patient_id and study_uid (series_uid optional)")
+            out.append(
+                "config key model.time_point = 'listed' needs model.studies: a CSV or TSV file with the "
+                "columns patient_id and study_uid (series_uid optional)"
+            )
         elif not Path(studies).is_file():
             out.append(f"config key model.studies = {studies!r}: the file does not exist")
         else:
@@ -188,5 +199,6 @@ def check_config(config: dict, schema_path, workdir=".", settings: bool = True) 
     if settings:
         problems += settings_problems(config)
     if problems:
-        raise ConfigError("radflow cannot start; fix the configuration first:\n" +
-                          "\n".join(f"  - {p}" for p in problems))
+        raise ConfigError(
+            "radflow cannot start; fix the configuration first:\n" + "\n".join(f"  - {p}" for p in problems)
+        )

@@ -49,7 +49,8 @@ def _shape(poly: np.ndarray):
 @dataclass
 class PlaneAudit:
     """What the contours of one plane are to each other. Indices refer to the plane's list of polygons."""
-    keep: list[int]                                   # one of each outline, in the original order
+
+    keep: list[int]  # one of each outline, in the original order
     duplicates: list[int] = field(default_factory=list)  # dropped: the same outline as a kept one
     crossings: list[tuple[int, int, float]] = field(default_factory=list)  # kept pairs overlapping, area mm^2
     shapes: dict = field(default_factory=dict, repr=False)
@@ -57,11 +58,13 @@ class PlaneAudit:
     def clusters(self) -> list[list[int]]:
         """The kept polygons grouped by crossing (connected components); single polygons are their own cluster."""
         parent = {i: i for i in self.keep}
+
         def root(i):
             while parent[i] != i:
                 parent[i] = parent[parent[i]]
                 i = parent[i]
             return i
+
         for a, b, _ in self.crossings:
             parent[root(a)] = root(b)
         groups: dict[int, list[int]] = {}
@@ -83,12 +86,18 @@ def audit_plane(polys: list[np.ndarray], tolerance: float = DUPLICATE_TOLERANCE_
     boxes = np.array([p.min(axis=0).tolist() + p.max(axis=0).tolist() for p in polys]) if polys else np.zeros((0, 4))
     audit = PlaneAudit(keep=[], shapes=shapes)
     for i, p in enumerate(polys):
-        same = next((k for k in audit.keep if np.abs(boxes[k] - boxes[i]).max() <= tolerance
-                     and shapely.hausdorff_distance(shapely.LinearRing(polys[k]), shapely.LinearRing(p)) <= tolerance),
-                    None)
+        same = next(
+            (
+                k
+                for k in audit.keep
+                if np.abs(boxes[k] - boxes[i]).max() <= tolerance
+                and shapely.hausdorff_distance(shapely.LinearRing(polys[k]), shapely.LinearRing(p)) <= tolerance
+            ),
+            None,
+        )
         (audit.duplicates if same is not None else audit.keep).append(i)
     for n, a in enumerate(audit.keep):
-        for b in audit.keep[n + 1:]:
+        for b in audit.keep[n + 1 :]:
             if (boxes[a, :2] >= boxes[b, 2:]).any() or (boxes[b, :2] >= boxes[a, 2:]).any():
                 continue  # boxes apart
             overlap = float(shapes[a].intersection(shapes[b]).area)
@@ -101,6 +110,7 @@ def audit_plane(polys: list[np.ndarray], tolerance: float = DUPLICATE_TOLERANCE_
 @dataclass
 class RoiAudit:
     """The plane audits of one ROI and their totals."""
+
     planes: list[PlaneAudit]
     contours: int
 
@@ -124,26 +134,38 @@ class RoiAudit:
         """What a user should know, in words; rule None when it is not known yet (the index)."""
         out = []
         if self.duplicates:
-            out.append(f"ROI '{name}' stores {self.duplicates} of its {self.contours} contours twice (the same outline "
-                       f"on the same plane, within {DUPLICATE_TOLERANCE_MM} mm) on {self.duplicate_planes} plane(s); "
-                       "each outline is used once")
+            out.append(
+                f"ROI '{name}' stores {self.duplicates} of its {self.contours} contours twice (the same outline "
+                f"on the same plane, within {DUPLICATE_TOLERANCE_MM} mm) on {self.duplicate_planes} plane(s); "
+                "each outline is used once"
+            )
         if self.crossing_planes:
             pairs = sum(len(p.crossings) for p in self.planes)
-            what = {"even-odd": "the overlap is outside the ROI (contour_overlap: even-odd, the IBSI rule; "
-                                "union would take it in)",
-                    "union": "the overlap is inside the ROI (contour_overlap: union)",
-                    None: "contour_overlap decides whether the overlap is outside the ROI (even-odd, the default) or "
-                          "inside (union)"}[rule]
-            out.append(f"ROI '{name}': {pairs} pair(s) of contours overlap without one lying inside the other, on "
-                       f"{self.crossing_planes} plane(s), {self.crossing_area_mm2:.1f} mm2 in all; {what}")
+            what = {
+                "even-odd": "the overlap is outside the ROI (contour_overlap: even-odd, the IBSI rule; "
+                "union would take it in)",
+                "union": "the overlap is inside the ROI (contour_overlap: union)",
+                None: "contour_overlap decides whether the overlap is outside the ROI (even-odd, the default) or "
+                "inside (union)",
+            }[rule]
+            out.append(
+                f"ROI '{name}': {pairs} pair(s) of contours overlap without one lying inside the other, on "
+                f"{self.crossing_planes} plane(s), {self.crossing_area_mm2:.1f} mm2 in all; {what}"
+            )
         return out
 
 
 def audit_roi(planes: list[list[np.ndarray]], contours: int | None = None) -> RoiAudit:
     """Audit each plane's polygons (lists of (n, 2) arrays in mm)."""
-    return RoiAudit([audit_plane(p) if len(p) > 1 else PlaneAudit(keep=list(range(len(p))),
-                                                                 shapes={0: _shape(p[0])} if p else {})
-                     for p in planes], contours if contours is not None else sum(len(p) for p in planes))
+    return RoiAudit(
+        [
+            audit_plane(p)
+            if len(p) > 1
+            else PlaneAudit(keep=list(range(len(p))), shapes={0: _shape(p[0])} if p else {})
+            for p in planes
+        ],
+        contours if contours is not None else sum(len(p) for p in planes),
+    )
 
 
 def patient_planes(contours: list[np.ndarray]) -> list[list[np.ndarray]]:

@@ -50,27 +50,35 @@ def stack_geometry(datasets) -> tuple[list, Grid, list[str]]:
     spacing_z = float((along[-1] - along[0]) / (len(along) - 1))
     warnings = []
     if np.abs(steps - spacing_z).max() > 0.01 * spacing_z:
-        warnings.append(f"slice spacing varies from {steps.min():.4f} to {steps.max():.4f} mm; "
-                        f"the mean {spacing_z:.4f} mm is used")
+        warnings.append(
+            f"slice spacing varies from {steps.min():.4f} to {steps.max():.4f} mm; the mean {spacing_z:.4f} mm is used"
+        )
     # Slices must stack along the normal; an in-plane drift (gantry tilt) would need resampling.
     drift = positions - positions[0] - np.outer(along - along[0], direction[:, 2])
     if np.abs(drift).max() > 0.01:
-        warnings.append(f"slice positions drift {np.abs(drift).max():.3f} mm off the slice normal "
-                        "(gantry tilt?); geometry follows the first slice")
+        warnings.append(
+            f"slice positions drift {np.abs(drift).max():.3f} mm off the slice normal "
+            "(gantry tilt?); geometry follows the first slice"
+        )
     shapes = {(int(ds.Rows), int(ds.Columns)) for ds in datasets}
     if len(shapes) != 1:
         raise ConversionError(f"series {uid}: several matrix sizes {sorted(shapes)}")
     rows, cols = shapes.pop()
     ps = [float(v) for v in datasets[0].PixelSpacing]  # (row spacing, column spacing)
-    grid = Grid(size=(cols, rows, len(datasets)), spacing=(ps[1], ps[0], spacing_z), origin=tuple(positions[0]),
-                direction=tuple(direction.ravel()))
+    grid = Grid(
+        size=(cols, rows, len(datasets)),
+        spacing=(ps[1], ps[0], spacing_z),
+        origin=tuple(positions[0]),
+        direction=tuple(direction.ravel()),
+    )
     return datasets, grid, warnings
 
 
 def series_grid(files_or_headers) -> Grid:
     """The grid of an image series from its headers alone (no pixel data is read)."""
-    headers = [f if isinstance(f, pydicom.Dataset) else pydicom.dcmread(f, stop_before_pixels=True)
-               for f in files_or_headers]
+    headers = [
+        f if isinstance(f, pydicom.Dataset) else pydicom.dcmread(f, stop_before_pixels=True) for f in files_or_headers
+    ]
     return stack_geometry(headers)[1]
 
 
@@ -94,8 +102,12 @@ def pet_to_suv(datasets, volume, fallback: str | None = None) -> tuple[np.ndarra
     except SUVError as err:
         units = str(datasets[0].get("Units", "")).upper()
         if fallback == "bqml" and units == "BQML":
-            info = dict(units="BQML", suv_factor=None, fallback="kept in Bq/ml (config pet_fallback: bqml)",
-                        warnings=[f"SUVbw not computable: {err}"])
+            info = dict(
+                units="BQML",
+                suv_factor=None,
+                fallback="kept in Bq/ml (config pet_fallback: bqml)",
+                warnings=[f"SUVbw not computable: {err}"],
+            )
             return volume, info, "Bq/ml (SUV not computable)"
         raise ConversionError(f"PET series {uid}: {err}") from None
     uniform = bool(np.ptp(factors) <= 1e-12 * np.abs(factors).max())
@@ -105,8 +117,9 @@ def pet_to_suv(datasets, volume, fallback: str | None = None) -> tuple[np.ndarra
     return volume * factors[:, None, None], info, UNITS["PT"]
 
 
-def convert_series(files, out_path, sidecar_path=None, pet_fallback: str | None = None,
-                   series_key: str | None = None) -> dict:
+def convert_series(
+    files, out_path, sidecar_path=None, pet_fallback: str | None = None, series_key: str | None = None
+) -> dict:
     """Convert one image series; writes out_path (.nii.gz) and its JSON sidecar; returns the sidecar.
     series_key names a sub-series (<UID>_<n>) in the sidecar's series_uid; dicom_series_uid keeps the UID."""
     datasets, volume, grid, warnings = read_series(files)
@@ -114,12 +127,23 @@ def convert_series(files, out_path, sidecar_path=None, pet_fallback: str | None 
     modality = str(first.Modality).upper()
     uid = str(first.SeriesInstanceUID)
     sidecar = dict(
-        radflow_version=__version__, patient_id=str(first.get("PatientID", "")),
-        study_uid=str(first.StudyInstanceUID), series_uid=series_key or uid, dicom_series_uid=uid, modality=modality,
+        radflow_version=__version__,
+        patient_id=str(first.get("PatientID", "")),
+        study_uid=str(first.StudyInstanceUID),
+        series_uid=series_key or uid,
+        dicom_series_uid=uid,
+        modality=modality,
         frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "")),
-        series_description=str(first.get("SeriesDescription", "")), manufacturer=str(first.get("Manufacturer", "")),
-        n_slices=len(datasets), size=list(grid.size), spacing=list(grid.spacing), origin=list(grid.origin),
-        direction=list(grid.direction), units=UNITS.get(modality, "as stored"), warnings=warnings, status="ok",
+        series_description=str(first.get("SeriesDescription", "")),
+        manufacturer=str(first.get("Manufacturer", "")),
+        n_slices=len(datasets),
+        size=list(grid.size),
+        spacing=list(grid.spacing),
+        origin=list(grid.origin),
+        direction=list(grid.direction),
+        units=UNITS.get(modality, "as stored"),
+        warnings=warnings,
+        status="ok",
         transfer_syntax=str(first.file_meta.TransferSyntaxUID.name) if "TransferSyntaxUID" in first.file_meta else "",
         sop_instance_uids=[str(ds.SOPInstanceUID) for ds in datasets],
     )
@@ -188,8 +212,9 @@ def read_rtdose(path) -> tuple[pydicom.Dataset, np.ndarray, Grid, list[str]]:
     uid = str(ds.get("SeriesInstanceUID", ""))
     if str(ds.get("Modality", "")).upper() != "RTDOSE":
         raise ConversionError(f"{path}: Modality {ds.get('Modality', '(none)')} is not RTDOSE")
-    missing = [t for t in ("DoseGridScaling", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
-               if t not in ds]
+    missing = [
+        t for t in ("DoseGridScaling", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing") if t not in ds
+    ]
     if missing:
         raise ConversionError(f"RTDOSE {uid}: missing {', '.join(missing)}")
     units = str(ds.get("DoseUnits", "")).upper()
@@ -207,18 +232,28 @@ def read_rtdose(path) -> tuple[pydicom.Dataset, np.ndarray, Grid, list[str]]:
         raise ConversionError(f"RTDOSE {uid}: {len(dose)} frames but {len(offsets)} GridFrameOffsetVector values")
     if len(offsets) > 1 and offsets[0] != 0:
         # "type B": offsets are absolute positions along the normal; make them relative to the first frame
-        offsets = offsets - origin @ direction[:, 2] if abs(offsets[0] - origin @ direction[:, 2]) < 1e-3 \
+        offsets = (
+            offsets - origin @ direction[:, 2]
+            if abs(offsets[0] - origin @ direction[:, 2]) < 1e-3
             else offsets - offsets[0]
+        )
     steps = np.diff(offsets)
     if len(steps) and (steps <= 0).any():
         raise ConversionError(f"RTDOSE {uid}: GridFrameOffsetVector is not increasing")
-    spacing_z = float((offsets[-1] - offsets[0]) / (len(offsets) - 1)) if len(offsets) > 1 else \
-        float(ds.get("SliceThickness", 1.0) or 1.0)
+    spacing_z = (
+        float((offsets[-1] - offsets[0]) / (len(offsets) - 1))
+        if len(offsets) > 1
+        else float(ds.get("SliceThickness", 1.0) or 1.0)
+    )
     if len(steps) and np.abs(steps - spacing_z).max() > 0.01 * spacing_z:
         warnings.append(f"dose frame spacing varies ({steps.min():.3f}-{steps.max():.3f} mm); mean used")
     ps = [float(v) for v in ds.PixelSpacing]
-    grid = Grid(size=(dose.shape[2], dose.shape[1], dose.shape[0]), spacing=(ps[1], ps[0], spacing_z),
-                origin=tuple(origin + offsets[0] * direction[:, 2]), direction=tuple(direction.ravel()))
+    grid = Grid(
+        size=(dose.shape[2], dose.shape[1], dose.shape[0]),
+        spacing=(ps[1], ps[0], spacing_z),
+        origin=tuple(origin + offsets[0] * direction[:, 2]),
+        direction=tuple(direction.ravel()),
+    )
     return ds, dose, grid, warnings
 
 
@@ -244,14 +279,25 @@ def convert_rtdose(path, out_path, on_images: dict | None = None) -> dict:
         write_image(filled, target)
         resampled[series_uid] = dict(path=Path(target).name, covered_fraction=float(covered.mean()))
     sidecar = dict(
-        radflow_version=__version__, patient_id=str(ds.get("PatientID", "")), study_uid=str(ds.StudyInstanceUID),
-        series_uid=str(ds.SeriesInstanceUID), sop_instance_uid=str(ds.SOPInstanceUID), modality="RTDOSE",
-        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")), units="Gy",
-        dose_type=str(ds.get("DoseType", "")), dose_summation_type=str(ds.get("DoseSummationType", "")),
-        dose_grid_scaling=float(ds.DoseGridScaling), max_dose_gy=float(dose.max()),
+        radflow_version=__version__,
+        patient_id=str(ds.get("PatientID", "")),
+        study_uid=str(ds.StudyInstanceUID),
+        series_uid=str(ds.SeriesInstanceUID),
+        sop_instance_uid=str(ds.SOPInstanceUID),
+        modality="RTDOSE",
+        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
+        units="Gy",
+        dose_type=str(ds.get("DoseType", "")),
+        dose_summation_type=str(ds.get("DoseSummationType", "")),
+        dose_grid_scaling=float(ds.DoseGridScaling),
+        max_dose_gy=float(dose.max()),
         referenced_plan_uids=[str(r.ReferencedSOPInstanceUID) for r in ds.get("ReferencedRTPlanSequence", [])],
-        size=list(grid.size), spacing=list(grid.spacing), origin=list(grid.origin), direction=list(grid.direction),
-        resampled_on=resampled, warnings=warnings,
+        size=list(grid.size),
+        spacing=list(grid.spacing),
+        origin=list(grid.origin),
+        direction=list(grid.direction),
+        resampled_on=resampled,
+        warnings=warnings,
     )
     sidecar_for(out_path).write_text(json.dumps(sidecar, indent=2, sort_keys=True))
     return sidecar

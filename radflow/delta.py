@@ -23,8 +23,22 @@ from .roi_names import UNMAPPED
 
 log = logging.getLogger(__name__)
 
-KEY_COLUMNS = ["patient_id", "modality", "roi", "study_uid_0", "series_uid_0", "roi_label_0", "roi_original_0",
-               "day_0", "study_uid_1", "series_uid_1", "roi_label_1", "roi_original_1", "day_1", "interval_days"]
+KEY_COLUMNS = [
+    "patient_id",
+    "modality",
+    "roi",
+    "study_uid_0",
+    "series_uid_0",
+    "roi_label_0",
+    "roi_original_0",
+    "day_0",
+    "study_uid_1",
+    "series_uid_1",
+    "roi_label_1",
+    "roi_original_1",
+    "day_1",
+    "interval_days",
+]
 SUFFIXES = ("_0", "_1", "_delta", "_relative")
 
 
@@ -37,23 +51,29 @@ def delta_table(features: pd.DataFrame, series: pd.DataFrame, instances: str = "
     rows = features[~features["roi"].astype(str).str.startswith(UNMAPPED)]
     rows = with_context(drawn_rows(rows, None, instances), series)  # once: the study days come from the whole index
     # radflow's mask volume on the image's own grid first (the GTV volume), then every numeric pyradiomics feature
-    names = ["mask_volume_mm3"] + [c for c in features.columns
-                                   if c not in ID_COLUMNS and pd.api.types.is_numeric_dtype(features[c])]
+    names = ["mask_volume_mm3"] + [
+        c for c in features.columns if c not in ID_COLUMNS and pd.api.types.is_numeric_dtype(features[c])
+    ]
     key = "roi_label" if instances == "suffix" else "roi"
     group = ["patient_id", "modality", "_key"]
     named = rows[rows["roi"].astype(str) != ""].assign(_key=lambda d: d[key])
     # an image that failed as a whole (roi "") stands for every ROI of its patient and modality
-    lost = rows[rows["roi"].astype(str) == ""].merge(
-        named[group].drop_duplicates(), on=["patient_id", "modality"])
+    lost = rows[rows["roi"].astype(str) == ""].merge(named[group].drop_duplicates(), on=["patient_id", "modality"])
     drawn = pd.concat([named, lost], ignore_index=True)
     undated = drawn[drawn["study_day"].isna()]
     for (pid, modality, roi), g in undated.groupby(group):
-        log.warning("%s %s %s: studies without a date left out of the delta table: %s", pid, modality, roi,
-                    ", ".join(sorted(set(g["study_uid"]))))
+        log.warning(
+            "%s %s %s: studies without a date left out of the delta table: %s",
+            pid,
+            modality,
+            roi,
+            ", ".join(sorted(set(g["study_uid"]))),
+        )
     drawn = drawn[drawn["study_day"].notna()]
     # the first study of each patient x modality x ROI, whatever its status: when it failed, there is no time point 0
-    first_study = (drawn.sort_values([*group, "study_day", "study_uid"]).drop_duplicates(group)
-                   .set_index(group)["study_uid"])
+    first_study = (
+        drawn.sort_values([*group, "study_day", "study_uid"]).drop_duplicates(group).set_index(group)["study_uid"]
+    )
     cands = drawn[drawn["status"] == "ok"]
     # one row per patient x modality x ROI x study (the best by the instance rule and tie-breaks), in time order
     points = order_within_study(cands, instances, by=[*group, "study_day", "study_uid"])
@@ -62,10 +82,20 @@ def delta_table(features: pd.DataFrame, series: pd.DataFrame, instances: str = "
     baseline = points[first].set_index(group)
     failed_first = baseline.index[baseline["study_uid"] != first_study.loc[baseline.index]]
     for pid, modality, roi in failed_first:
-        bad = drawn[(drawn["patient_id"] == pid) & (drawn["modality"] == modality) & (drawn["_key"] == roi)
-                    & (drawn["study_uid"] == first_study.loc[(pid, modality, roi)])]
-        log.warning("%s %s %s: the first study %s failed (%s): no delta rows", pid, modality, roi,
-                    first_study.loc[(pid, modality, roi)], bad["reason"].iloc[0])
+        bad = drawn[
+            (drawn["patient_id"] == pid)
+            & (drawn["modality"] == modality)
+            & (drawn["_key"] == roi)
+            & (drawn["study_uid"] == first_study.loc[(pid, modality, roi)])
+        ]
+        log.warning(
+            "%s %s %s: the first study %s failed (%s): no delta rows",
+            pid,
+            modality,
+            roi,
+            first_study.loc[(pid, modality, roi)],
+            bad["reason"].iloc[0],
+        )
     baseline = baseline.drop(index=failed_first)
     later = points[~first]
     later = later[pd.MultiIndex.from_frame(later[group]).isin(baseline.index)]
@@ -92,6 +122,9 @@ def write_delta_table(features_path, series_path, out_csv, instances="largest") 
     table = delta_table(pd.read_parquet(features_path), pd.read_parquet(series_path), instances)
     Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_csv, index=False)
-    log.info("delta table: %d rows (patient x modality x ROI x later study), %d patients", len(table),
-             table["patient_id"].nunique())
+    log.info(
+        "delta table: %d rows (patient x modality x ROI x later study), %d patients",
+        len(table),
+        table["patient_id"].nunique(),
+    )
     return table

@@ -32,22 +32,66 @@ F18_HALF_LIFE_S = 6586.2
 
 # How each demo patient's site spells its ROIs (the point: they differ) and which extra series it has.
 PATIENTS = [
-    dict(id="TCGA-00-0001", gtvp="GTV", gtvn="GTVn", parotid_l="Parotid_L", parotid_r="Parotid_R",
-         cord="Cord", pet=True, rtdose=True, rtplan=True),
-    dict(id="TCGA-00-0002", gtvp="GTVp", gtvn="GTV_Node", parotid_l="L Parotid", parotid_r="R Parotid",
-         cord="SpinalCord", pet=True, scout=True),
-    dict(id="TCGA-00-0003", gtvp="GTV_Primary", gtvn="GTV-N1", parotid_l="LT PAROTID", parotid_r="RT PAROTID",
-         cord="Spinal Cord", mr=True, followup=dict(days=91, shrink=0.8, shift=(3.0, -4.0, 7.5))),
-    dict(id="TCGA-00-0004", gtvp="GTV-1", gtvn="GTV_LN", parotid_l="Parotid Lt", parotid_r="Parotid Rt",
-         cord="CORD"),
-    dict(id="TCGA-00-0006", gtvp="GTV_P", gtvn="GTVnd", parotid_l="PAROTID_LT", parotid_r="PAROTID_RT",
-         cord="Spinal_Cord"),
-    dict(id="TCGA-00-0007", gtvp="gtv primary", gtvn="gtv node", parotid_l="Lt Parotid", parotid_r="Rt Parotid",
-         cord="cord"),
-    dict(id="TCGA-00-0008", gtvp="GTV-T", gtvn="GTV-N", parotid_l="Parotid L", parotid_r="Parotid R",
-         cord="SpinalCord", followup=dict(days=182, shrink=0.7, shift=(-2.0, 5.0, -6.0))),
-    dict(id="TCGA-00-0009", gtvp="GTV_1", gtvn="GTV_N2", parotid_l="L_Parotid", parotid_r="R_Parotid",
-         cord="SPINAL CORD"),
+    dict(
+        id="TCGA-00-0001",
+        gtvp="GTV",
+        gtvn="GTVn",
+        parotid_l="Parotid_L",
+        parotid_r="Parotid_R",
+        cord="Cord",
+        pet=True,
+        rtdose=True,
+        rtplan=True,
+    ),
+    dict(
+        id="TCGA-00-0002",
+        gtvp="GTVp",
+        gtvn="GTV_Node",
+        parotid_l="L Parotid",
+        parotid_r="R Parotid",
+        cord="SpinalCord",
+        pet=True,
+        scout=True,
+    ),
+    dict(
+        id="TCGA-00-0003",
+        gtvp="GTV_Primary",
+        gtvn="GTV-N1",
+        parotid_l="LT PAROTID",
+        parotid_r="RT PAROTID",
+        cord="Spinal Cord",
+        mr=True,
+        followup=dict(days=91, shrink=0.8, shift=(3.0, -4.0, 7.5)),
+    ),
+    dict(id="TCGA-00-0004", gtvp="GTV-1", gtvn="GTV_LN", parotid_l="Parotid Lt", parotid_r="Parotid Rt", cord="CORD"),
+    dict(
+        id="TCGA-00-0006",
+        gtvp="GTV_P",
+        gtvn="GTVnd",
+        parotid_l="PAROTID_LT",
+        parotid_r="PAROTID_RT",
+        cord="Spinal_Cord",
+    ),
+    dict(
+        id="TCGA-00-0007",
+        gtvp="gtv primary",
+        gtvn="gtv node",
+        parotid_l="Lt Parotid",
+        parotid_r="Rt Parotid",
+        cord="cord",
+    ),
+    dict(
+        id="TCGA-00-0008",
+        gtvp="GTV-T",
+        gtvn="GTV-N",
+        parotid_l="Parotid L",
+        parotid_r="Parotid R",
+        cord="SpinalCord",
+        followup=dict(days=182, shrink=0.7, shift=(-2.0, 5.0, -6.0)),
+    ),
+    dict(
+        id="TCGA-00-0009", gtvp="GTV_1", gtvn="GTV_N2", parotid_l="L_Parotid", parotid_r="R_Parotid", cord="SPINAL CORD"
+    ),
 ]
 # One more patient is in the clinical file only: a case without images.
 CLINICAL_ONLY = "TCGA-00-0005"
@@ -125,11 +169,21 @@ class Anatomy:
     def shifted(self, d):
         def mv(s):
             if isinstance(s, Cylinder):
-                return Cylinder((s.centre[0] + d[0], s.centre[1] + d[1]), s.radius,
-                                (s.z_range[0] + d[2], s.z_range[1] + d[2]))
+                return Cylinder(
+                    (s.centre[0] + d[0], s.centre[1] + d[1]), s.radius, (s.z_range[0] + d[2], s.z_range[1] + d[2])
+                )
             return Ellipsoid(tuple(c + o for c, o in zip(s.centre, d)), s.axes)
-        return Anatomy(mv(self.gtvp), mv(self.gtvn), mv(self.parotid_l), mv(self.parotid_r), mv(self.cord),
-                       self.body_axes, (self.body_centre[0] + d[0], self.body_centre[1] + d[1]), tuple(d))
+
+        return Anatomy(
+            mv(self.gtvp),
+            mv(self.gtvn),
+            mv(self.parotid_l),
+            mv(self.parotid_r),
+            mv(self.cord),
+            self.body_axes,
+            (self.body_centre[0] + d[0], self.body_centre[1] + d[1]),
+            tuple(d),
+        )
 
     def body(self, x, y):
         bx, by = self.body_centre
@@ -146,11 +200,13 @@ class Anatomy:
 def make_anatomy(rng: np.random.Generator, z_range) -> Anatomy:
     rp = float(rng.uniform(12.0, 18.0))
     rn = float(rng.uniform(7.0, 10.0))
-    gtvp = Ellipsoid((float(rng.uniform(-18, -8)), float(rng.uniform(-34, -26)), float(rng.uniform(10, 20))),
-                     (rp, rp, rp))
-    gtvn = Ellipsoid((float(rng.uniform(30, 38)), float(rng.uniform(-8, -2)), float(rng.uniform(-30, -20))),
-                     (rn, rn, rn))
-    parotid_l = Ellipsoid((50.0, 25.0, 40.0), (14.0, 18.0, 22.0))   # patient's left = +x in LPS
+    gtvp = Ellipsoid(
+        (float(rng.uniform(-18, -8)), float(rng.uniform(-34, -26)), float(rng.uniform(10, 20))), (rp, rp, rp)
+    )
+    gtvn = Ellipsoid(
+        (float(rng.uniform(30, 38)), float(rng.uniform(-8, -2)), float(rng.uniform(-30, -20))), (rn, rn, rn)
+    )
+    parotid_l = Ellipsoid((50.0, 25.0, 40.0), (14.0, 18.0, 22.0))  # patient's left = +x in LPS
     parotid_r = Ellipsoid((-50.0, 25.0, 40.0), (14.0, 18.0, 22.0))
     cord = Cylinder((0.0, 60.0), 5.0, z_range)
     return Anatomy(gtvp, gtvn, parotid_l, parotid_r, cord)
@@ -178,12 +234,12 @@ class SliceGrid:
 def ct_slice_hu(anat: Anatomy, x, y, z, rng) -> np.ndarray:
     hu = np.full(x.shape, -1000.0)
     body = anat.body(x, y)
-    hu[body] = -90.0                     # subcutaneous fat
-    hu[anat.inner_body(x, y)] = 40.0     # soft tissue
+    hu[body] = -90.0  # subcutaneous fat
+    hu[anat.inner_body(x, y)] = 40.0  # soft tissue
     for par in (anat.parotid_l, anat.parotid_r):
         hu[inside(par, x, y, z)] = 15.0
-    hu[anat.disc(x, y, 0.0, 36.0, 14.0)] = 700.0     # vertebral body
-    hu[anat.disc(x, y, 0.0, 60.0, 11.0)] = 600.0     # neural arch around the canal
+    hu[anat.disc(x, y, 0.0, 36.0, 14.0)] = 700.0  # vertebral body
+    hu[anat.disc(x, y, 0.0, 60.0, 11.0)] = 600.0  # neural arch around the canal
     hu[inside(anat.cord, x, y, z)] = 30.0
     tumour = inside(anat.gtvp, x, y, z)
     hu[tumour] = 65.0 + rng.normal(0.0, 18.0, int(tumour.sum()))
@@ -293,8 +349,18 @@ def _save(ds: Dataset, path: Path):
     ds.save_as(path, enforce_file_format=True)
 
 
-def write_image_series(study: Study, modality, sop_class, number, description, grid: SliceGrid,
-                       slices: list[np.ndarray], for_uid, extra=None, per_slice=None) -> dict:
+def write_image_series(
+    study: Study,
+    modality,
+    sop_class,
+    number,
+    description,
+    grid: SliceGrid,
+    slices: list[np.ndarray],
+    for_uid,
+    extra=None,
+    per_slice=None,
+) -> dict:
     """Write one axial image series. `slices` hold stored values; `per_slice(k, ds)` adds slice tags."""
     series_uid = uid(study.patient, study.uid, "series", number)
     folder = study.series_folder(number, description, series_uid)
@@ -366,7 +432,7 @@ def write_rtstruct(study: Study, number, image: dict, rois: list[tuple[str, obje
         item.ROIGenerationAlgorithm = "MANUAL"
         ssroi.append(item)
         contours = Sequence()
-        for (sop, z) in image["sops"]:
+        for sop, z in image["sops"]:
             poly = contour_polygon(shape, z)
             if poly is None:
                 continue
@@ -411,8 +477,7 @@ def _ct(study, anat, grid, rng, for_uid, number=2, description="CT HEAD NECK"):
     for k in range(grid.n_slices):
         hu = ct_slice_hu(anat, x, y, grid.z(k), rng)
         slices.append(np.round(hu + 1024.0).astype(np.int16))
-    extra = dict(RescaleIntercept="-1024", RescaleSlope="1", RescaleType="HU", KVP="120",
-                 ConvolutionKernel="STANDARD")
+    extra = dict(RescaleIntercept="-1024", RescaleSlope="1", RescaleType="HU", KVP="120", ConvolutionKernel="STANDARD")
     return write_image_series(study, "CT", CT_STORAGE, number, description, grid, slices, for_uid, extra)
 
 
@@ -459,12 +524,23 @@ def _pet(study, anat, grid, rng, for_uid, truth, number=4):
         ds.AcquisitionDate = ds.SeriesDate
         ds.ImageType = ["ORIGINAL", "PRIMARY"]
 
-    extra = dict(Units="BQML", DecayCorrection="START", CorrectedImage=["DECY", "ATTN", "SCAT"],
-                 CountsSource="EMISSION", SeriesType=["WHOLE BODY", "IMAGE"],
-                 RadiopharmaceuticalInformationSequence=Sequence([radio]), NumberOfSlices=grid.n_slices)
+    extra = dict(
+        Units="BQML",
+        DecayCorrection="START",
+        CorrectedImage=["DECY", "ATTN", "SCAT"],
+        CountsSource="EMISSION",
+        SeriesType=["WHOLE BODY", "IMAGE"],
+        RadiopharmaceuticalInformationSequence=Sequence([radio]),
+        NumberOfSlices=grid.n_slices,
+    )
     info = write_image_series(study, "PT", PET_STORAGE, number, "PET AC", grid, stored, for_uid, extra, per_slice)
-    truth.update(pet_series_uid=info["series_uid"], pet_lesion_suvmax=lesion_suv,
-                 pet_suv_per_bqml=1.0 / bqml_per_suv, pet_injected_dose_bq=dose_bq, pet_delay_s=delay_s)
+    truth.update(
+        pet_series_uid=info["series_uid"],
+        pet_lesion_suvmax=lesion_suv,
+        pet_suv_per_bqml=1.0 / bqml_per_suv,
+        pet_injected_dose_bq=dose_bq,
+        pet_delay_s=delay_s,
+    )
     return info
 
 
@@ -473,12 +549,19 @@ def _mr(study, anat, rng, truth, number=3):
     x, y = grid.xy()
     slices = [np.round(mr_slice(anat, x, y, grid.z(k), rng)).astype(np.uint16) for k in range(grid.n_slices)]
     for_uid = uid(study.patient, "for", "mr")
-    extra = dict(ScanningSequence="SE", SequenceVariant="NONE", MRAcquisitionType="2D", RepetitionTime="500",
-                 EchoTime="12", MagneticFieldStrength="1.5")
+    extra = dict(
+        ScanningSequence="SE",
+        SequenceVariant="NONE",
+        MRAcquisitionType="2D",
+        RepetitionTime="500",
+        EchoTime="12",
+        MagneticFieldStrength="1.5",
+    )
     info = write_image_series(study, "MR", MR_STORAGE, number, "T1 AX", grid, slices, for_uid, extra)
     rt = write_rtstruct(study, number + 100, info, [("GTV", anat.gtvp)])
-    truth.update(mr_series_uid=info["series_uid"], mr_rtstruct_series_uid=rt["series_uid"],
-                 mr_gtv_volume_mm3=anat.gtvp.volume())
+    truth.update(
+        mr_series_uid=info["series_uid"], mr_rtstruct_series_uid=rt["series_uid"], mr_gtv_volume_mm3=anat.gtvp.volume()
+    )
     return info
 
 
@@ -494,9 +577,15 @@ def _followup(root: Path, spec: dict, baseline: Study, anat: Anatomy, rng) -> di
     grid = SliceGrid(256, 256, 0.9765625, 3.0, 60, (-124.51171875, -114.51171875, -87.0))
     ct = _ct(study, moved, grid, rng, uid(spec["id"], "for", "ct-followup"), description="CT FOLLOW UP")
     rs = write_rtstruct(study, 100, ct, [(spec["gtvp"], moved.gtvp)])
-    return dict(study_uid=study.uid, ct_series_uid=ct["series_uid"], rtstruct_series_uid=rs["series_uid"],
-                day=f["days"], gtvp_original=spec["gtvp"], gtvp_volume_mm3=moved.gtvp.volume(),
-                gtvp_volume_ratio=f["shrink"] ** 3)
+    return dict(
+        study_uid=study.uid,
+        ct_series_uid=ct["series_uid"],
+        rtstruct_series_uid=rs["series_uid"],
+        day=f["days"],
+        gtvp_original=spec["gtvp"],
+        gtvp_volume_mm3=moved.gtvp.volume(),
+        gtvp_volume_ratio=f["shrink"] ** 3,
+    )
 
 
 def _scout(study, for_uid, rng, number=1):
@@ -588,12 +677,26 @@ def _rtplan(study, ct: dict, rtstruct: dict, number=5):
 
 # ------------------------------------------------------------------------------------------ clinical
 CLINICAL_COLUMNS = [
-    "project.project_id", "cases.case_id", "cases.submitter_id", "cases.primary_site", "cases.disease_type",
-    "demographic.age_at_index", "demographic.days_to_death", "demographic.gender", "demographic.vital_status",
-    "demographic.race", "diagnoses.age_at_diagnosis", "diagnoses.ajcc_clinical_stage",
-    "diagnoses.ajcc_pathologic_stage", "diagnoses.days_to_last_follow_up", "diagnoses.diagnosis_is_primary_disease",
-    "diagnoses.primary_diagnosis", "diagnoses.submitter_id", "diagnoses.tissue_or_organ_of_origin",
-    "treatments.submitter_id", "treatments.treatment_type",
+    "project.project_id",
+    "cases.case_id",
+    "cases.submitter_id",
+    "cases.primary_site",
+    "cases.disease_type",
+    "demographic.age_at_index",
+    "demographic.days_to_death",
+    "demographic.gender",
+    "demographic.vital_status",
+    "demographic.race",
+    "diagnoses.age_at_diagnosis",
+    "diagnoses.ajcc_clinical_stage",
+    "diagnoses.ajcc_pathologic_stage",
+    "diagnoses.days_to_last_follow_up",
+    "diagnoses.diagnosis_is_primary_disease",
+    "diagnoses.primary_diagnosis",
+    "diagnoses.submitter_id",
+    "diagnoses.tissue_or_organ_of_origin",
+    "treatments.submitter_id",
+    "treatments.treatment_type",
 ]
 # (vital status, days to death, follow-up per diagnosis row, age, sex, stage, site)
 CLINICAL = {
@@ -624,17 +727,26 @@ def write_clinical(path: Path) -> dict:
             primary = "true" if d == 0 else "false"
             for t, treatment in enumerate(TREATMENTS):
                 row = {
-                    "project.project_id": "TCGA-HNSC", "cases.case_id": f"00000000-0000-4000-8000-{case_uuid}",
-                    "cases.submitter_id": pid, "cases.primary_site": "Other and ill-defined sites in lip, "
-                    "oral cavity and pharynx", "cases.disease_type": "Squamous Cell Neoplasms",
-                    "demographic.age_at_index": str(age), "demographic.days_to_death": _days(dtd),
-                    "demographic.gender": sex, "demographic.vital_status": vital, "demographic.race": "not reported",
-                    "diagnoses.age_at_diagnosis": str(age * 365 + 100), "diagnoses.ajcc_clinical_stage": "'--",
+                    "project.project_id": "TCGA-HNSC",
+                    "cases.case_id": f"00000000-0000-4000-8000-{case_uuid}",
+                    "cases.submitter_id": pid,
+                    "cases.primary_site": "Other and ill-defined sites in lip, oral cavity and pharynx",
+                    "cases.disease_type": "Squamous Cell Neoplasms",
+                    "demographic.age_at_index": str(age),
+                    "demographic.days_to_death": _days(dtd),
+                    "demographic.gender": sex,
+                    "demographic.vital_status": vital,
+                    "demographic.race": "not reported",
+                    "diagnoses.age_at_diagnosis": str(age * 365 + 100),
+                    "diagnoses.ajcc_clinical_stage": "'--",
                     "diagnoses.ajcc_pathologic_stage": stage if d == 0 else "'--",
-                    "diagnoses.days_to_last_follow_up": _days(fu), "diagnoses.diagnosis_is_primary_disease": primary,
+                    "diagnoses.days_to_last_follow_up": _days(fu),
+                    "diagnoses.diagnosis_is_primary_disease": primary,
                     "diagnoses.primary_diagnosis": "Squamous cell carcinoma, NOS",
-                    "diagnoses.submitter_id": f"{pid}_diagnosis{d + 1}", "diagnoses.tissue_or_organ_of_origin": site,
-                    "treatments.submitter_id": f"{pid}_treatment{t + 1}", "treatments.treatment_type": treatment,
+                    "diagnoses.submitter_id": f"{pid}_diagnosis{d + 1}",
+                    "diagnoses.tissue_or_organ_of_origin": site,
+                    "treatments.submitter_id": f"{pid}_treatment{t + 1}",
+                    "treatments.treatment_type": treatment,
                 }
                 lines.append("\t".join(row[c] for c in CLINICAL_COLUMNS))
         known = [f for f in followups if f is not None]
@@ -663,17 +775,29 @@ def generate_demo(out_dir) -> dict:
         for_uid = uid(pid, "for", "ct")
         ptruth = dict(study_uid=study.uid)
         ct = _ct(study, anat, ct_grid, prng, for_uid)
-        rois = [(spec["gtvp"], anat.gtvp), (spec["gtvn"], anat.gtvn), (spec["parotid_l"], anat.parotid_l),
-                (spec["parotid_r"], anat.parotid_r), (spec["cord"], anat.cord)]
+        rois = [
+            (spec["gtvp"], anat.gtvp),
+            (spec["gtvn"], anat.gtvn),
+            (spec["parotid_l"], anat.parotid_l),
+            (spec["parotid_r"], anat.parotid_r),
+            (spec["cord"], anat.cord),
+        ]
         rs = write_rtstruct(study, 100, ct, rois)
         standard = ["GTVp", "GTVn", "Parotid_L", "Parotid_R", "SpinalCord"]
         # The cord is contoured on every slice: its analytic volume is the slab stack it fills.
         thick = ct_grid.thickness
-        vols = [anat.gtvp.volume(), anat.gtvn.volume(), anat.parotid_l.volume(), anat.parotid_r.volume(),
-                math.pi * anat.cord.radius**2 * ct_grid.n_slices * thick]
-        ptruth.update(ct_series_uid=ct["series_uid"], rtstruct_series_uid=rs["series_uid"],
-                      rois={orig: dict(standard=std, volume_mm3=v)
-                            for (orig, _), std, v in zip(rois, standard, vols)})
+        vols = [
+            anat.gtvp.volume(),
+            anat.gtvn.volume(),
+            anat.parotid_l.volume(),
+            anat.parotid_r.volume(),
+            math.pi * anat.cord.radius**2 * ct_grid.n_slices * thick,
+        ]
+        ptruth.update(
+            ct_series_uid=ct["series_uid"],
+            rtstruct_series_uid=rs["series_uid"],
+            rois={orig: dict(standard=std, volume_mm3=v) for (orig, _), std, v in zip(rois, standard, vols)},
+        )
         if spec.get("pet"):
             _pet(study, anat, pet_grid, prng, for_uid, ptruth)
         if spec.get("mr"):
@@ -686,8 +810,9 @@ def generate_demo(out_dir) -> dict:
             truth["not_images"]["rtplan"] = plan_series
             if spec.get("rtdose"):
                 truth["not_images"]["rtdose"] = _rtdose(study, ct, anat, plan_sop)
-                ptruth["rtdose"] = dict(series_uid=truth["not_images"]["rtdose"], peak_gy=70.0, sigma_mm=30.0,
-                                        centre=list(anat.gtvp.centre))
+                ptruth["rtdose"] = dict(
+                    series_uid=truth["not_images"]["rtdose"], peak_gy=70.0, sigma_mm=30.0, centre=list(anat.gtvp.centre)
+                )
         if spec.get("followup"):  # its own random stream: the baseline series stay as they were
             ptruth["followup"] = _followup(out, spec, study, anat, np.random.default_rng([SEED, n, 1]))
         truth["patients"][pid] = ptruth

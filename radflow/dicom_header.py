@@ -13,17 +13,33 @@ import struct
 
 # tag -> (keyword, VR used when the transfer syntax is implicit)
 TAGS = {
-    0x00080008: ("ImageType", "CS"), 0x00080016: ("SOPClassUID", "UI"), 0x00080018: ("SOPInstanceUID", "UI"),
-    0x00080020: ("StudyDate", "DA"), 0x00080060: ("Modality", "CS"), 0x00080070: ("Manufacturer", "LO"),
-    0x00081030: ("StudyDescription", "LO"), 0x0008103E: ("SeriesDescription", "LO"),
-    0x00100020: ("PatientID", "LO"), 0x00180050: ("SliceThickness", "DS"),
-    0x0020000D: ("StudyInstanceUID", "UI"), 0x0020000E: ("SeriesInstanceUID", "UI"),
-    0x00200011: ("SeriesNumber", "IS"), 0x00200012: ("AcquisitionNumber", "IS"),
-    0x00200013: ("InstanceNumber", "IS"), 0x00200032: ("ImagePositionPatient", "DS"),
-    0x00200037: ("ImageOrientationPatient", "DS"), 0x00200052: ("FrameOfReferenceUID", "UI"),
-    0x00280002: ("SamplesPerPixel", "US"), 0x00280008: ("NumberOfFrames", "IS"), 0x00280010: ("Rows", "US"),
-    0x00080033: ("ContentTime", "TM"), 0x00181060: ("TriggerTime", "DS"),
-    0x00200100: ("TemporalPositionIdentifier", "IS"), 0x00280011: ("Columns", "US"), 0x00280030: ("PixelSpacing", "DS"), 0x00280100: ("BitsAllocated", "US"),
+    0x00080008: ("ImageType", "CS"),
+    0x00080016: ("SOPClassUID", "UI"),
+    0x00080018: ("SOPInstanceUID", "UI"),
+    0x00080020: ("StudyDate", "DA"),
+    0x00080060: ("Modality", "CS"),
+    0x00080070: ("Manufacturer", "LO"),
+    0x00081030: ("StudyDescription", "LO"),
+    0x0008103E: ("SeriesDescription", "LO"),
+    0x00100020: ("PatientID", "LO"),
+    0x00180050: ("SliceThickness", "DS"),
+    0x0020000D: ("StudyInstanceUID", "UI"),
+    0x0020000E: ("SeriesInstanceUID", "UI"),
+    0x00200011: ("SeriesNumber", "IS"),
+    0x00200012: ("AcquisitionNumber", "IS"),
+    0x00200013: ("InstanceNumber", "IS"),
+    0x00200032: ("ImagePositionPatient", "DS"),
+    0x00200037: ("ImageOrientationPatient", "DS"),
+    0x00200052: ("FrameOfReferenceUID", "UI"),
+    0x00280002: ("SamplesPerPixel", "US"),
+    0x00280008: ("NumberOfFrames", "IS"),
+    0x00280010: ("Rows", "US"),
+    0x00080033: ("ContentTime", "TM"),
+    0x00181060: ("TriggerTime", "DS"),
+    0x00200100: ("TemporalPositionIdentifier", "IS"),
+    0x00280011: ("Columns", "US"),
+    0x00280030: ("PixelSpacing", "DS"),
+    0x00280100: ("BitsAllocated", "US"),
 }
 PIXEL_DATA = 0x7FE00010
 LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
@@ -47,7 +63,7 @@ class _Window:
     def get(self, pos: int, n: int) -> bytes:
         end = pos + n
         if pos >= self.start and end <= self.start + len(self.buf):
-            return self.buf[pos - self.start:end - self.start]
+            return self.buf[pos - self.start : end - self.start]
         if end > self.size:
             raise NeedsPydicom("element beyond the end of the file")
         self.fp.seek(pos)
@@ -95,8 +111,9 @@ def _walk(w: _Window, pos: int, implicit: bool, found: dict | None, depth=0) -> 
             return pos + 8
         if found is not None and tag == PIXEL_DATA:
             found["_pixel_tell"] = pos
-            found["_pixel_start"], found["_pixel_length"] = pixel_element(w.get(pos, min(12, w.size - pos)),
-                                                                          pos, implicit)
+            found["_pixel_start"], found["_pixel_length"] = pixel_element(
+                w.get(pos, min(12, w.size - pos)), pos, implicit
+            )
             return pos
         if implicit:
             length = struct.unpack_from("<I", head, 4)[0]
@@ -153,8 +170,11 @@ def read_header(path) -> dict | None:
             syntax = meta.get("TransferSyntaxUID", "")
             if not syntax or syntax in NEEDS_PYDICOM:
                 return None
-            found: dict = {"TransferSyntaxUID": syntax, "MediaStorageSOPClassUID": meta.get(
-                "MediaStorageSOPClassUID", ""), "_size": size}
+            found: dict = {
+                "TransferSyntaxUID": syntax,
+                "MediaStorageSOPClassUID": meta.get("MediaStorageSOPClassUID", ""),
+                "_size": size,
+            }
             _walk(w, meta_end, syntax == IMPLICIT, found)
         except (NeedsPydicom, struct.error, UnicodeDecodeError, KeyError):
             return None

@@ -22,15 +22,44 @@ from .failures import is_machine_error
 from .masks import bounding_box
 from .roi_names import FeatureRois
 
-ID_COLUMNS = ["patient_id", "study_uid", "series_uid", "modality", "roi", "roi_original", "roi_label",
-              "rtstruct_series_uid", "relation", "status", "reason", "mask_voxels", "mask_volume_mm3",
-              "resampled_voxels", "settings", "settings_sha256", "image_sha256", "mask_sha256", "radiomics_version",
-              "simpleitk_version", "numpy_version", "seconds", "peak_rss_mb"]
+ID_COLUMNS = [
+    "patient_id",
+    "study_uid",
+    "series_uid",
+    "modality",
+    "roi",
+    "roi_original",
+    "roi_label",
+    "rtstruct_series_uid",
+    "relation",
+    "status",
+    "reason",
+    "mask_voxels",
+    "mask_volume_mm3",
+    "resampled_voxels",
+    "settings",
+    "settings_sha256",
+    "image_sha256",
+    "mask_sha256",
+    "radiomics_version",
+    "simpleitk_version",
+    "numpy_version",
+    "seconds",
+    "peak_rss_mb",
+]
 # What one extraction cost on this run's machine (seconds, peak resident MB): per series file and in
 # results/features_cost.csv, never in the features tables, which must be the same on every rerun.
 RUNTIME_COLUMNS = ["seconds", "peak_rss_mb"]
-COST_COLUMNS = ["patient_id", "series_uid", "modality", "roi_label", "roi_original", "status", "mask_voxels",
-                "resampled_voxels"] + RUNTIME_COLUMNS
+COST_COLUMNS = [
+    "patient_id",
+    "series_uid",
+    "modality",
+    "roi_label",
+    "roi_original",
+    "status",
+    "mask_voxels",
+    "resampled_voxels",
+] + RUNTIME_COLUMNS
 
 
 def make_extractor(settings_path):
@@ -59,8 +88,17 @@ def make_extractor(settings_path):
 def image_hash(image: sitk.Image) -> str:
     """SHA-256 (16 hex digits) of an image's voxels and geometry: equal images, equal hashes, whatever file."""
     h = hashlib.sha256(sitk.GetArrayViewFromImage(image).tobytes())
-    h.update(repr((image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection(),
-                   image.GetPixelIDTypeAsString())).encode())
+    h.update(
+        repr(
+            (
+                image.GetSize(),
+                image.GetSpacing(),
+                image.GetOrigin(),
+                image.GetDirection(),
+                image.GetPixelIDTypeAsString(),
+            )
+        ).encode()
+    )
     return h.hexdigest()[:16]
 
 
@@ -89,9 +127,10 @@ def resample_cropped(image: sitk.Image, mask: sitk.Image, settings: dict, label:
     if settings.get("normalize") or (not resample and set(image_types) != {"Original"}):
         return None
     if mask.GetSize() != image.GetSize() or not (
-            np.allclose(mask.GetOrigin(), image.GetOrigin(), atol=1e-4)
-            and np.allclose(mask.GetSpacing(), image.GetSpacing(), atol=1e-6)
-            and np.allclose(mask.GetDirection(), image.GetDirection(), atol=1e-6)):
+        np.allclose(mask.GetOrigin(), image.GetOrigin(), atol=1e-4)
+        and np.allclose(mask.GetSpacing(), image.GetSpacing(), atol=1e-6)
+        and np.allclose(mask.GetDirection(), image.GetDirection(), atol=1e-6)
+    ):
         return None
     box = bounding_box(sitk.GetArrayViewFromImage(mask) == label)  # (x, y, z) first voxel, then extent
     if not all(box[3:]):
@@ -117,8 +156,9 @@ def resample_cropped(image: sitk.Image, mask: sitk.Image, settings: dict, label:
     return imageoperations.resampleImage(crop, sitk.Cast(mask, sitk.sitkUInt32), **dict(settings, label=label))
 
 
-def extract_roi(extractor, image: sitk.Image, mask: sitk.Image, label: int = 1, info: dict | None = None
-                ) -> tuple[dict, str]:
+def extract_roi(
+    extractor, image: sitk.Image, mask: sitk.Image, label: int = 1, info: dict | None = None
+) -> tuple[dict, str]:
     """(features, failure reason or "") of one image and mask, diagnostics dropped. With an IBSI-mode extractor the
     image and mask are pre-processed the IBSI way first and IBSI-defined columns (ibsi_*) are added."""
     ibsi = getattr(extractor, "radflow_ibsi", None)
@@ -191,8 +231,14 @@ def feature_values(result) -> dict:
     return {key: feature_value(key, value) for key, value in result.items() if not key.startswith("diagnostics_")}
 
 
-def extract_series(image_path, masks_dir, settings_path, feature_rois: FeatureRois | None = None,
-                   max_roi_voxels: int | None = None, progress=None) -> pd.DataFrame:
+def extract_series(
+    image_path,
+    masks_dir,
+    settings_path,
+    feature_rois: FeatureRois | None = None,
+    max_roi_voxels: int | None = None,
+    progress=None,
+) -> pd.DataFrame:
     """One row per mask in masks_dir (as listed in its masks.json) for the image at image_path.
 
     feature_rois (radflow.roi_names.FeatureRois; None: every ROI) says which ROIs get features; points and markers
@@ -213,22 +259,42 @@ def extract_series(image_path, masks_dir, settings_path, feature_rois: FeatureRo
     image_sha = "" if failed_image else image_hash(image)
     rows = []
     for m in masks:
-        row = dict(patient_id=sidecar["patient_id"], study_uid=sidecar["study_uid"], series_uid=sidecar["series_uid"],
-                   modality=sidecar["modality"], roi=m["roi"], roi_original=m["roi_original"], roi_label=m["label"],
-                   rtstruct_series_uid=m["rtstruct_series_uid"], relation=m.get("relation", ""), status="ok",
-                   reason="", mask_voxels=m["voxel_count"], mask_volume_mm3=m["volume_mm3"], resampled_voxels=np.nan,
-                   settings=settings_path.name, settings_sha256=settings_hash, image_sha256=image_sha,
-                   mask_sha256="", radiomics_version=str(radiomics.__version__),
-                   simpleitk_version=sitk.Version_VersionString(), numpy_version=np.__version__,
-                   seconds=np.nan, peak_rss_mb=np.nan)
+        row = dict(
+            patient_id=sidecar["patient_id"],
+            study_uid=sidecar["study_uid"],
+            series_uid=sidecar["series_uid"],
+            modality=sidecar["modality"],
+            roi=m["roi"],
+            roi_original=m["roi_original"],
+            roi_label=m["label"],
+            rtstruct_series_uid=m["rtstruct_series_uid"],
+            relation=m.get("relation", ""),
+            status="ok",
+            reason="",
+            mask_voxels=m["voxel_count"],
+            mask_volume_mm3=m["volume_mm3"],
+            resampled_voxels=np.nan,
+            settings=settings_path.name,
+            settings_sha256=settings_hash,
+            image_sha256=image_sha,
+            mask_sha256="",
+            radiomics_version=str(radiomics.__version__),
+            simpleitk_version=sitk.Version_VersionString(),
+            numpy_version=np.__version__,
+            seconds=np.nan,
+            peak_rss_mb=np.nan,
+        )
         if m.get("status") == "failed" or failed_image:
             row.update(status="failed", reason=m.get("reason") or sidecar.get("reason", "failed"))
         elif skip := skip_reason(m, image.GetSpacing(), limits, feature_rois, max_roi_voxels):
             row.update(status="skipped", reason=skip)
         elif m["voxel_count"] == 0:
             why = "; ".join(dict.fromkeys(list(m.get("warnings", [])) + list(m.get("notes", []))))
-            row.update(status="failed", reason=f"empty mask: ROI '{m['roi_original']}' covers no voxel of this image"
-                                               + (f" ({why})" if why else ""))
+            row.update(
+                status="failed",
+                reason=f"empty mask: ROI '{m['roi_original']}' covers no voxel of this image"
+                + (f" ({why})" if why else ""),
+            )
         else:
             _reset_peak_memory()
             started = time.perf_counter()
@@ -243,15 +309,22 @@ def extract_series(image_path, masks_dir, settings_path, feature_rois: FeatureRo
         if progress is not None:
             voxels = "" if pd.isna(row["resampled_voxels"]) else f"{int(row['resampled_voxels']):,} voxels resampled, "
             timing = "" if pd.isna(row["seconds"]) else f"{row['seconds']:.1f} s, peak {row['peak_rss_mb']:.0f} MB, "
-            print(f"ROI {m['label'] or m['roi_original']} ('{m['roi_original']}'): {m['voxel_count']:,} mask voxels, "
-                  f"{voxels}{timing}{row['status']}" + (f": {row['reason']}" if row["reason"] else ""),
-                  file=progress, flush=True)
+            print(
+                f"ROI {m['label'] or m['roi_original']} ('{m['roi_original']}'): {m['voxel_count']:,} mask voxels, "
+                f"{voxels}{timing}{row['status']}" + (f": {row['reason']}" if row["reason"] else ""),
+                file=progress,
+                flush=True,
+            )
         rows.append(row)
     table = _ordered(pd.DataFrame(rows))
     if progress is not None:
         counts = ", ".join(f"{n} {status}" for status, n in table["status"].value_counts().sort_index().items())
-        print(f"{len(table)} ROIs ({counts}) in {time.perf_counter() - job_started:.1f} s; peak resident memory "
-              f"of the job {job_peak_mb():.0f} MB", file=progress, flush=True)
+        print(
+            f"{len(table)} ROIs ({counts}) in {time.perf_counter() - job_started:.1f} s; peak resident memory "
+            f"of the job {job_peak_mb():.0f} MB",
+            file=progress,
+            flush=True,
+        )
     return table
 
 
@@ -273,8 +346,7 @@ def resampled_voxel_estimate(voxel_count: int, spacing, resampled) -> int:
     return int(round(voxel_count * float(np.prod(spacing)) / float(np.prod(new))))
 
 
-def skip_reason(m: dict, spacing, limits: dict, feature_rois: FeatureRois | None,
-                max_roi_voxels: int | None) -> str:
+def skip_reason(m: dict, spacing, limits: dict, feature_rois: FeatureRois | None, max_roi_voxels: int | None) -> str:
     """Why an ROI gets no features although its mask is fine ("" when it gets them): a point or marker, not among
     the feature ROIs, or larger than the voxel budget."""
     name = m["roi_original"]
@@ -289,9 +361,11 @@ def skip_reason(m: dict, spacing, limits: dict, feature_rois: FeatureRois | None
     if max_roi_voxels and m["voxel_count"]:
         voxels = resampled_voxel_estimate(m["voxel_count"], spacing, limits["spacing"])
         if voxels > max_roi_voxels:
-            return (f"ROI '{name}' is too large: {voxels:,} voxels after resampling ({m['volume_mm3'] / 1000:,.0f} "
-                    f"cm3) exceed max_roi_voxels = {max_roi_voxels:,}; raise max_roi_voxels in the config to extract "
-                    "it (time and memory grow with the voxels)")
+            return (
+                f"ROI '{name}' is too large: {voxels:,} voxels after resampling ({m['volume_mm3'] / 1000:,.0f} "
+                f"cm3) exceed max_roi_voxels = {max_roi_voxels:,}; raise max_roi_voxels in the config to extract "
+                "it (time and memory grow with the voxels)"
+            )
     return ""
 
 
@@ -313,8 +387,9 @@ SECONDS_PER_ROI_PER_MVOXEL_IMAGE = 0.03
 SECONDS_PER_MVOXEL = 50.0
 
 
-def job_resources(image_sidecar: dict, masks: list[dict], settings_path, feature_rois: FeatureRois | None,
-                  max_roi_voxels: int | None) -> dict:
+def job_resources(
+    image_sidecar: dict, masks: list[dict], settings_path, feature_rois: FeatureRois | None, max_roi_voxels: int | None
+) -> dict:
     """Memory (MB) and run time (minutes) a features job needs for its own masks, by the measured cost model above;
     ROIs that will be skipped (points, not among feature_rois, over max_roi_voxels) or fail before pyradiomics cost
     nothing. Also the number of ROIs to extract, the largest one's resampled voxels and the estimated seconds."""
@@ -332,11 +407,18 @@ def job_resources(image_sidecar: dict, masks: list[dict], settings_path, feature
         n += 1
         voxels = resampled_voxel_estimate(m["voxel_count"], spacing, limits["spacing"])
         largest = max(largest, voxels)
-        seconds += SECONDS_PER_ROI + SECONDS_PER_ROI_PER_MVOXEL_IMAGE * image_mvoxels + SECONDS_PER_MVOXEL * voxels / 1e6
+        seconds += (
+            SECONDS_PER_ROI + SECONDS_PER_ROI_PER_MVOXEL_IMAGE * image_mvoxels + SECONDS_PER_MVOXEL * voxels / 1e6
+        )
     v = largest / 1e6
     mem = BASE_MB + MB_PER_MVOXEL_IMAGE * image_mvoxels + MB_PER_MVOXEL_ROI * v + MB_PER_MVOXEL_ROI_SQUARED * v * v
-    return dict(mem_mb=int(np.ceil(mem / 100) * 100), minutes=max(2, int(np.ceil(2 * seconds / 60))), rois=n,
-                largest_roi_voxels=int(largest), seconds=round(seconds, 1))
+    return dict(
+        mem_mb=int(np.ceil(mem / 100) * 100),
+        minutes=max(2, int(np.ceil(2 * seconds / 60))),
+        rois=n,
+        largest_roi_voxels=int(largest),
+        seconds=round(seconds, 1),
+    )
 
 
 def _too_few_dimensions(extent, name: str, limits: dict) -> str:
@@ -344,9 +426,11 @@ def _too_few_dimensions(extent, name: str, limits: dict) -> str:
     ndims = sum(e > 1 for e in extent)
     if ndims < limits["min_dims"]:
         shape = " x ".join(str(e) for e in extent)
-        return (f"ROI '{name}' spans {shape} voxels: {ndims} dimension(s) with more than one voxel, and the "
-                f"settings ask for minimumROIDimensions {limits['min_dims']} (a point, a line or a single-slice "
-                "contour is not a volume)")
+        return (
+            f"ROI '{name}' spans {shape} voxels: {ndims} dimension(s) with more than one voxel, and the "
+            f"settings ask for minimumROIDimensions {limits['min_dims']} (a point, a line or a single-slice "
+            "contour is not a volume)"
+        )
     return ""
 
 
@@ -397,17 +481,22 @@ def _roi_row(extractor, image: sitk.Image, masks_dir: Path, m: dict, limits: dic
         new = [r or s for r, s in zip(limits["spacing"], image.GetSpacing())]
         row["resampled_voxels"] = int(round(values["original_shape_VoxelVolume"] / float(np.prod(new))))
     (x, y, z), (nx, ny, nz) = box[:3], box[3:]
-    region = np.s_[z:z + nz, y:y + ny, x:x + nx]
+    region = np.s_[z : z + nz, y : y + ny, x : x + nx]
     inside = sitk.GetArrayViewFromImage(image)[region][sitk.GetArrayViewFromImage(mask)[region] > 0]
     if inside.size > 1 and np.ptp(inside) == 0:  # before pyradiomics' own verdict: normalising 0/0 gives NaN
-        row.update(status="flat", reason=f"every voxel of ROI '{m['roi_original']}' has the same intensity "
-                                         f"({float(inside[0]):g}): texture features are undefined"
-                                         + (f"; {failure}" if failure else ""))
+        row.update(
+            status="flat",
+            reason=f"every voxel of ROI '{m['roi_original']}' has the same intensity "
+            f"({float(inside[0]):g}): texture features are undefined" + (f"; {failure}" if failure else ""),
+        )
     elif failure:
         row.update(status="failed", reason=failure)
     elif values.get("original_firstorder_Range", 1.0) == 0:
-        row.update(status="flat", reason=f"every voxel of ROI '{m['roi_original']}' has the same intensity "
-                                         "after pre-processing: texture features are undefined")
+        row.update(
+            status="flat",
+            reason=f"every voxel of ROI '{m['roi_original']}' has the same intensity "
+            "after pre-processing: texture features are undefined",
+        )
     row.update(values)
     return row
 
@@ -436,8 +525,7 @@ def merge_features(paths, out_parquet, out_csv, long_parquet=None, long_csv=None
     frames = [pd.read_parquet(p) for p in paths]
     frames = [f for f in frames if len(f)]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ID_COLUMNS)
-    df = _ordered(df).sort_values(["patient_id", "study_uid", "modality", "series_uid", "roi_label"],
-                                  ignore_index=True)
+    df = _ordered(df).sort_values(["patient_id", "study_uid", "modality", "series_uid", "roi_label"], ignore_index=True)
     if cost_csv:
         df[COST_COLUMNS].to_csv(cost_csv, index=False)
     df = df.drop(columns=RUNTIME_COLUMNS)

@@ -21,60 +21,122 @@ from .features import extract_roi, make_extractor
 
 # IBSI tag stem -> pyradiomics feature (class_Feature). Texture stems get an aggregation suffix (see TAG_SUFFIX).
 MORPHOLOGY = {
-    "morph_volume": "shape_MeshVolume", "morph_vol_approx": "shape_VoxelVolume", "morph_area_mesh": "shape_SurfaceArea",
-    "morph_av": "shape_SurfaceVolumeRatio", "morph_sphericity": "shape_Sphericity",
-    "morph_diam": "shape_Maximum3DDiameter", "morph_pca_maj_axis": "shape_MajorAxisLength",
-    "morph_pca_min_axis": "shape_MinorAxisLength", "morph_pca_least_axis": "shape_LeastAxisLength",
-    "morph_pca_elongation": "shape_Elongation", "morph_pca_flatness": "shape_Flatness",
+    "morph_volume": "shape_MeshVolume",
+    "morph_vol_approx": "shape_VoxelVolume",
+    "morph_area_mesh": "shape_SurfaceArea",
+    "morph_av": "shape_SurfaceVolumeRatio",
+    "morph_sphericity": "shape_Sphericity",
+    "morph_diam": "shape_Maximum3DDiameter",
+    "morph_pca_maj_axis": "shape_MajorAxisLength",
+    "morph_pca_min_axis": "shape_MinorAxisLength",
+    "morph_pca_least_axis": "shape_LeastAxisLength",
+    "morph_pca_elongation": "shape_Elongation",
+    "morph_pca_flatness": "shape_Flatness",
 }
 STATISTICS = {
-    "stat_mean": "firstorder_Mean", "stat_var": "firstorder_Variance", "stat_skew": "firstorder_Skewness",
-    "stat_kurt": "firstorder_Kurtosis", "stat_median": "firstorder_Median", "stat_min": "firstorder_Minimum",
-    "stat_p10": "firstorder_10Percentile", "stat_p90": "firstorder_90Percentile", "stat_max": "firstorder_Maximum",
-    "stat_iqr": "firstorder_InterquartileRange", "stat_range": "firstorder_Range",
-    "stat_mad": "firstorder_MeanAbsoluteDeviation", "stat_rmad": "firstorder_RobustMeanAbsoluteDeviation",
-    "stat_energy": "firstorder_Energy", "stat_rms": "firstorder_RootMeanSquared",
-    "ih_entropy": "firstorder_Entropy", "ih_uniformity": "firstorder_Uniformity",
+    "stat_mean": "firstorder_Mean",
+    "stat_var": "firstorder_Variance",
+    "stat_skew": "firstorder_Skewness",
+    "stat_kurt": "firstorder_Kurtosis",
+    "stat_median": "firstorder_Median",
+    "stat_min": "firstorder_Minimum",
+    "stat_p10": "firstorder_10Percentile",
+    "stat_p90": "firstorder_90Percentile",
+    "stat_max": "firstorder_Maximum",
+    "stat_iqr": "firstorder_InterquartileRange",
+    "stat_range": "firstorder_Range",
+    "stat_mad": "firstorder_MeanAbsoluteDeviation",
+    "stat_rmad": "firstorder_RobustMeanAbsoluteDeviation",
+    "stat_energy": "firstorder_Energy",
+    "stat_rms": "firstorder_RootMeanSquared",
+    "ih_entropy": "firstorder_Entropy",
+    "ih_uniformity": "firstorder_Uniformity",
 }
 GLCM = {
-    "cm_joint_max": "MaximumProbability", "cm_joint_avg": "JointAverage", "cm_joint_var": "SumSquares",
-    "cm_joint_entr": "JointEntropy", "cm_diff_avg": "DifferenceAverage", "cm_diff_var": "DifferenceVariance",
-    "cm_diff_entr": "DifferenceEntropy", "cm_sum_avg": "SumAverage", "cm_sum_var": "ClusterTendency",
-    "cm_sum_entr": "SumEntropy", "cm_energy": "JointEnergy", "cm_contrast": "Contrast",
-    "cm_dissimilarity": "DifferenceAverage", "cm_inv_diff": "Id", "cm_inv_diff_norm": "Idn",
-    "cm_inv_diff_mom": "Idm", "cm_inv_diff_mom_norm": "Idmn", "cm_inv_var": "InverseVariance",
-    "cm_corr": "Correlation", "cm_auto_corr": "Autocorrelation", "cm_clust_tend": "ClusterTendency",
-    "cm_clust_shade": "ClusterShade", "cm_clust_prom": "ClusterProminence", "cm_info_corr1": "Imc1",
+    "cm_joint_max": "MaximumProbability",
+    "cm_joint_avg": "JointAverage",
+    "cm_joint_var": "SumSquares",
+    "cm_joint_entr": "JointEntropy",
+    "cm_diff_avg": "DifferenceAverage",
+    "cm_diff_var": "DifferenceVariance",
+    "cm_diff_entr": "DifferenceEntropy",
+    "cm_sum_avg": "SumAverage",
+    "cm_sum_var": "ClusterTendency",
+    "cm_sum_entr": "SumEntropy",
+    "cm_energy": "JointEnergy",
+    "cm_contrast": "Contrast",
+    "cm_dissimilarity": "DifferenceAverage",
+    "cm_inv_diff": "Id",
+    "cm_inv_diff_norm": "Idn",
+    "cm_inv_diff_mom": "Idm",
+    "cm_inv_diff_mom_norm": "Idmn",
+    "cm_inv_var": "InverseVariance",
+    "cm_corr": "Correlation",
+    "cm_auto_corr": "Autocorrelation",
+    "cm_clust_tend": "ClusterTendency",
+    "cm_clust_shade": "ClusterShade",
+    "cm_clust_prom": "ClusterProminence",
+    "cm_info_corr1": "Imc1",
     "cm_info_corr2": "Imc2",
 }
 GLRLM = {
-    "rlm_sre": "ShortRunEmphasis", "rlm_lre": "LongRunEmphasis", "rlm_lgre": "LowGrayLevelRunEmphasis",
-    "rlm_hgre": "HighGrayLevelRunEmphasis", "rlm_srlge": "ShortRunLowGrayLevelEmphasis",
-    "rlm_srhge": "ShortRunHighGrayLevelEmphasis", "rlm_lrlge": "LongRunLowGrayLevelEmphasis",
-    "rlm_lrhge": "LongRunHighGrayLevelEmphasis", "rlm_glnu": "GrayLevelNonUniformity",
-    "rlm_glnu_norm": "GrayLevelNonUniformityNormalized", "rlm_rlnu": "RunLengthNonUniformity",
-    "rlm_rlnu_norm": "RunLengthNonUniformityNormalized", "rlm_r_perc": "RunPercentage",
-    "rlm_gl_var": "GrayLevelVariance", "rlm_rl_var": "RunVariance", "rlm_rl_entr": "RunEntropy",
+    "rlm_sre": "ShortRunEmphasis",
+    "rlm_lre": "LongRunEmphasis",
+    "rlm_lgre": "LowGrayLevelRunEmphasis",
+    "rlm_hgre": "HighGrayLevelRunEmphasis",
+    "rlm_srlge": "ShortRunLowGrayLevelEmphasis",
+    "rlm_srhge": "ShortRunHighGrayLevelEmphasis",
+    "rlm_lrlge": "LongRunLowGrayLevelEmphasis",
+    "rlm_lrhge": "LongRunHighGrayLevelEmphasis",
+    "rlm_glnu": "GrayLevelNonUniformity",
+    "rlm_glnu_norm": "GrayLevelNonUniformityNormalized",
+    "rlm_rlnu": "RunLengthNonUniformity",
+    "rlm_rlnu_norm": "RunLengthNonUniformityNormalized",
+    "rlm_r_perc": "RunPercentage",
+    "rlm_gl_var": "GrayLevelVariance",
+    "rlm_rl_var": "RunVariance",
+    "rlm_rl_entr": "RunEntropy",
 }
 GLSZM = {
-    "szm_sze": "SmallAreaEmphasis", "szm_lze": "LargeAreaEmphasis", "szm_lgze": "LowGrayLevelZoneEmphasis",
-    "szm_hgze": "HighGrayLevelZoneEmphasis", "szm_szlge": "SmallAreaLowGrayLevelEmphasis",
-    "szm_szhge": "SmallAreaHighGrayLevelEmphasis", "szm_lzlge": "LargeAreaLowGrayLevelEmphasis",
-    "szm_lzhge": "LargeAreaHighGrayLevelEmphasis", "szm_glnu": "GrayLevelNonUniformity",
-    "szm_glnu_norm": "GrayLevelNonUniformityNormalized", "szm_zsnu": "SizeZoneNonUniformity",
-    "szm_zsnu_norm": "SizeZoneNonUniformityNormalized", "szm_z_perc": "ZonePercentage",
-    "szm_gl_var": "GrayLevelVariance", "szm_zs_var": "ZoneVariance", "szm_zs_entr": "ZoneEntropy",
+    "szm_sze": "SmallAreaEmphasis",
+    "szm_lze": "LargeAreaEmphasis",
+    "szm_lgze": "LowGrayLevelZoneEmphasis",
+    "szm_hgze": "HighGrayLevelZoneEmphasis",
+    "szm_szlge": "SmallAreaLowGrayLevelEmphasis",
+    "szm_szhge": "SmallAreaHighGrayLevelEmphasis",
+    "szm_lzlge": "LargeAreaLowGrayLevelEmphasis",
+    "szm_lzhge": "LargeAreaHighGrayLevelEmphasis",
+    "szm_glnu": "GrayLevelNonUniformity",
+    "szm_glnu_norm": "GrayLevelNonUniformityNormalized",
+    "szm_zsnu": "SizeZoneNonUniformity",
+    "szm_zsnu_norm": "SizeZoneNonUniformityNormalized",
+    "szm_z_perc": "ZonePercentage",
+    "szm_gl_var": "GrayLevelVariance",
+    "szm_zs_var": "ZoneVariance",
+    "szm_zs_entr": "ZoneEntropy",
 }
-NGTDM = {"ngt_coarseness": "Coarseness", "ngt_contrast": "Contrast", "ngt_busyness": "Busyness",
-         "ngt_complexity": "Complexity", "ngt_strength": "Strength"}
+NGTDM = {
+    "ngt_coarseness": "Coarseness",
+    "ngt_contrast": "Contrast",
+    "ngt_busyness": "Busyness",
+    "ngt_complexity": "Complexity",
+    "ngt_strength": "Strength",
+}
 NGLDM = {
-    "ngl_lde": "gldm_SmallDependenceEmphasis", "ngl_hde": "gldm_LargeDependenceEmphasis",
-    "ngl_lgce": "gldm_LowGrayLevelEmphasis", "ngl_hgce": "gldm_HighGrayLevelEmphasis",
-    "ngl_ldlge": "gldm_SmallDependenceLowGrayLevelEmphasis", "ngl_ldhge": "gldm_SmallDependenceHighGrayLevelEmphasis",
-    "ngl_hdlge": "gldm_LargeDependenceLowGrayLevelEmphasis", "ngl_hdhge": "gldm_LargeDependenceHighGrayLevelEmphasis",
-    "ngl_glnu": "gldm_GrayLevelNonUniformity", "ngl_glnu_norm": "firstorder_Uniformity",
-    "ngl_dcnu": "gldm_DependenceNonUniformity", "ngl_dcnu_norm": "gldm_DependenceNonUniformityNormalized",
-    "ngl_gl_var": "gldm_GrayLevelVariance", "ngl_dc_var": "gldm_DependenceVariance",
+    "ngl_lde": "gldm_SmallDependenceEmphasis",
+    "ngl_hde": "gldm_LargeDependenceEmphasis",
+    "ngl_lgce": "gldm_LowGrayLevelEmphasis",
+    "ngl_hgce": "gldm_HighGrayLevelEmphasis",
+    "ngl_ldlge": "gldm_SmallDependenceLowGrayLevelEmphasis",
+    "ngl_ldhge": "gldm_SmallDependenceHighGrayLevelEmphasis",
+    "ngl_hdlge": "gldm_LargeDependenceLowGrayLevelEmphasis",
+    "ngl_hdhge": "gldm_LargeDependenceHighGrayLevelEmphasis",
+    "ngl_glnu": "gldm_GrayLevelNonUniformity",
+    "ngl_glnu_norm": "firstorder_Uniformity",
+    "ngl_dcnu": "gldm_DependenceNonUniformity",
+    "ngl_dcnu_norm": "gldm_DependenceNonUniformityNormalized",
+    "ngl_gl_var": "gldm_GrayLevelVariance",
+    "ngl_dc_var": "gldm_DependenceVariance",
     "ngl_dc_entr": "gldm_DependenceEntropy",
 }
 
@@ -87,10 +149,23 @@ DATASETS = {
     "E": ("configuration E", "ibsi_1_reference_values_config_E.csv", False),
 }
 MODES = {"pyradiomics": "{dataset}.yaml", "ibsi": "{dataset}_ibsi.yaml"}
-IBSI_DEFINED = {"stat_kurt": "ibsi_stat_kurt", "morph_pca_maj_axis": "ibsi_morph_pca_maj_axis",
-                "morph_pca_min_axis": "ibsi_morph_pca_min_axis", "morph_pca_least_axis": "ibsi_morph_pca_least_axis"}
-COLUMNS = ["dataset", "mode", "ibsi_feature", "pyradiomics_feature", "reference", "tolerance", "value", "within_tolerance",
-           "note"]
+IBSI_DEFINED = {
+    "stat_kurt": "ibsi_stat_kurt",
+    "morph_pca_maj_axis": "ibsi_morph_pca_maj_axis",
+    "morph_pca_min_axis": "ibsi_morph_pca_min_axis",
+    "morph_pca_least_axis": "ibsi_morph_pca_least_axis",
+}
+COLUMNS = [
+    "dataset",
+    "mode",
+    "ibsi_feature",
+    "pyradiomics_feature",
+    "reference",
+    "tolerance",
+    "value",
+    "within_tolerance",
+    "note",
+]
 
 
 def feature_map(two_d: bool) -> dict[str, str]:
@@ -114,11 +189,15 @@ def known_reason(dataset: str, tag: str) -> str:
         return "pyradiomics divides the covariance by N, IBSI by N - 1"
     reasons = []
     if dataset in ("B", "C", "D", "E"):
-        reasons.append("resampling: pyradiomics anchors the grid at a corner (IBSI: centre), resamples the mask "
-                       "nearest-neighbour (IBSI: linear, threshold 0.5) and does not round intensities")
+        reasons.append(
+            "resampling: pyradiomics anchors the grid at a corner (IBSI: centre), resamples the mask "
+            "nearest-neighbour (IBSI: linear, threshold 0.5) and does not round intensities"
+        )
     if dataset in ("A", "C"):
-        reasons.append("fixed bin size: pyradiomics starts the bins at a multiple of the width below the ROI "
-                       "minimum, IBSI at the re-segmentation minimum")
+        reasons.append(
+            "fixed bin size: pyradiomics starts the bins at a multiple of the width below the ROI "
+            "minimum, IBSI at the re-segmentation minimum"
+        )
     if dataset == "E":
         reasons.append("pyradiomics applies one re-segmentation: the range, not the 3-sigma step after it")
     return "; ".join(reasons)
@@ -128,8 +207,10 @@ def _matches(value: float, reference: float, tolerance: float) -> bool:
     if math.isnan(value):
         return False
     if tolerance == 0:  # round to 3 significant digits first
+
         def sig(x):
             return float(f"{x:.3g}")
+
         return sig(value) == sig(reference)
     return abs(value - reference) <= tolerance
 
@@ -174,9 +255,15 @@ def conformance(reference_dir, out_dir, settings_dir, datasets=tuple(DATASETS), 
             seconds = time.perf_counter() - t
             if status:
                 raise RuntimeError(f"IBSI {label} ({mode}): extraction failed: {status}")
-            voxels.append(dict(dataset=dataset, mode=mode, roi_voxels=values.get("ibsi_roi_voxels"),
-                               intensity_roi_voxels=values.get("ibsi_intensity_roi_voxels"),
-                               seconds=round(seconds, 3)))
+            voxels.append(
+                dict(
+                    dataset=dataset,
+                    mode=mode,
+                    roi_voxels=values.get("ibsi_roi_voxels"),
+                    intensity_roi_voxels=values.get("ibsi_intensity_roi_voxels"),
+                    seconds=round(seconds, 3),
+                )
+            )
             for tag, feature in feature_map(two_d).items():
                 if tag not in references:
                     continue
@@ -184,11 +271,25 @@ def conformance(reference_dir, out_dir, settings_dir, datasets=tuple(DATASETS), 
                 reference, tolerance = references[tag]
                 value = float(values.get(name, float("nan")))
                 ok = _matches(value, reference, tolerance)
-                note = "" if ok else (known_reason(dataset, tag) if mode == "pyradiomics" else
-                                      "IBSI mode: not explained yet") or "not explained by a documented difference"
-                rows.append(dict(dataset=dataset, mode=mode, ibsi_feature=tag, pyradiomics_feature=name,
-                                 reference=reference, tolerance=tolerance, value=value, within_tolerance=ok,
-                                 note=note))
+                note = (
+                    ""
+                    if ok
+                    else (known_reason(dataset, tag) if mode == "pyradiomics" else "IBSI mode: not explained yet")
+                    or "not explained by a documented difference"
+                )
+                rows.append(
+                    dict(
+                        dataset=dataset,
+                        mode=mode,
+                        ibsi_feature=tag,
+                        pyradiomics_feature=name,
+                        reference=reference,
+                        tolerance=tolerance,
+                        value=value,
+                        within_tolerance=ok,
+                        note=note,
+                    )
+                )
     table = pd.DataFrame(rows, columns=COLUMNS)
     table.to_csv(out / "conformance.csv", index=False)
     pd.DataFrame(voxels).to_csv(out / "roi_voxels.csv", index=False)
@@ -196,5 +297,8 @@ def conformance(reference_dir, out_dir, settings_dir, datasets=tuple(DATASETS), 
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
-    return table.groupby(["dataset", "mode"], sort=False).agg(
-        features=("within_tolerance", "size"), within_tolerance=("within_tolerance", "sum")).reset_index()
+    return (
+        table.groupby(["dataset", "mode"], sort=False)
+        .agg(features=("within_tolerance", "size"), within_tolerance=("within_tolerance", "sum"))
+        .reset_index()
+    )

@@ -71,12 +71,14 @@ def preprocess(image: sitk.Image, mask: sitk.Image, cfg: dict, label: int = 1):
     if cfg.get("resample"):
         ref = centred_grid(image, cfg["resample"])
         interpolator = INTERPOLATORS[cfg.get("interpolator", "linear")]
-        image = sitk.Resample(sitk.Cast(image, sitk.sitkFloat64), ref, sitk.Transform(), interpolator, 0.0,
-                              sitk.sitkFloat64, True)
+        image = sitk.Resample(
+            sitk.Cast(image, sitk.sitkFloat64), ref, sitk.Transform(), interpolator, 0.0, sitk.sitkFloat64, True
+        )
         if cfg.get("round", False):
             image = sitk.Round(image)
-        soft = sitk.Resample(sitk.Cast(mask, sitk.sitkFloat64), ref, sitk.Transform(), sitk.sitkLinear, 0.0,
-                             sitk.sitkFloat64, True)
+        soft = sitk.Resample(
+            sitk.Cast(mask, sitk.sitkFloat64), ref, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat64, True
+        )
         mask = sitk.Cast(soft >= float(cfg.get("mask_threshold", 0.5)), sitk.sitkUInt8)
     values = sitk.GetArrayViewFromImage(image)[sitk.GetArrayViewFromImage(mask) > 0].astype(float)
     audit["roi_voxels"] = int(values.size)
@@ -90,8 +92,10 @@ def preprocess(image: sitk.Image, mask: sitk.Image, cfg: dict, label: int = 1):
         lo, hi = max(lo, mu - k * sd), min(hi, mu + k * sd)
     overrides = {}
     if math.isfinite(lo) or math.isfinite(hi):
-        overrides["resegmentRange"] = [lo if math.isfinite(lo) else float(values.min()),
-                                       hi if math.isfinite(hi) else float(values.max())]
+        overrides["resegmentRange"] = [
+            lo if math.isfinite(lo) else float(values.min()),
+            hi if math.isfinite(hi) else float(values.max()),
+        ]
         overrides["resegmentMode"] = "absolute"
     if cfg.get("resegment_range") and cfg["resegment_range"][0] is not None:
         overrides[BIN_START] = float(cfg["resegment_range"][0])  # IBSI: bins start at the range minimum

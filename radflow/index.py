@@ -33,27 +33,101 @@ DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 ROLES = {"RTSTRUCT": "rtstruct", "RTDOSE": "rtdose", "RTPLAN": "rtplan", "SEG": "seg", "REG": "registration"}
 
 INSTANCE_COLUMNS = [
-    "path", "size", "mtime", "patient_id", "study_uid", "study_date", "study_description", "series_uid",
-    "series_number", "series_description", "modality", "sop_class_uid", "sop_instance_uid", "frame_of_reference_uid",
-    "manufacturer", "image_type", "rows", "columns", "pixel_spacing_row", "pixel_spacing_col", "slice_thickness",
-    "orientation", "position_x", "position_y", "position_z", "instance_number", "acquisition_number",
-    "number_of_frames", "temporal_position", "trigger_time", "content_time", "referenced_series_uid", "suv_tags",
-    "pixel_problem", "series_key",
+    "path",
+    "size",
+    "mtime",
+    "patient_id",
+    "study_uid",
+    "study_date",
+    "study_description",
+    "series_uid",
+    "series_number",
+    "series_description",
+    "modality",
+    "sop_class_uid",
+    "sop_instance_uid",
+    "frame_of_reference_uid",
+    "manufacturer",
+    "image_type",
+    "rows",
+    "columns",
+    "pixel_spacing_row",
+    "pixel_spacing_col",
+    "slice_thickness",
+    "orientation",
+    "position_x",
+    "position_y",
+    "position_z",
+    "instance_number",
+    "acquisition_number",
+    "number_of_frames",
+    "temporal_position",
+    "trigger_time",
+    "content_time",
+    "referenced_series_uid",
+    "suv_tags",
+    "pixel_problem",
+    "series_key",
 ]
 CACHE_COLUMNS = INSTANCE_COLUMNS + ["file_problem"]
 SERIES_COLUMNS = [
-    "patient_id", "study_uid", "study_date", "study_description", "series_uid", "dicom_series_uid", "series_number",
-    "series_description", "modality", "role", "frame_of_reference_uid", "manufacturer", "n_files", "rows", "columns",
-    "n_slices", "pixel_spacing_row", "pixel_spacing_col", "slice_spacing", "slice_thickness", "orientation",
-    "z_min", "z_max", "convert", "reason",
+    "patient_id",
+    "study_uid",
+    "study_date",
+    "study_description",
+    "series_uid",
+    "dicom_series_uid",
+    "series_number",
+    "series_description",
+    "modality",
+    "role",
+    "frame_of_reference_uid",
+    "manufacturer",
+    "n_files",
+    "rows",
+    "columns",
+    "n_slices",
+    "pixel_spacing_row",
+    "pixel_spacing_col",
+    "slice_spacing",
+    "slice_thickness",
+    "orientation",
+    "z_min",
+    "z_max",
+    "convert",
+    "reason",
 ]
 ROI_COLUMNS = [
-    "patient_id", "study_uid", "rtstruct_series_uid", "rtstruct_sop_uid", "rtstruct_path", "referenced_series_uid",
-    "frame_of_reference_uid", "roi_number", "roi_original", "roi", "roi_pattern", "n_contours", "contour_types",
-    "z_min", "z_max", "duplicate_contours", "crossing_planes", "crossing_area_mm2", "contour_warnings",
+    "patient_id",
+    "study_uid",
+    "rtstruct_series_uid",
+    "rtstruct_sop_uid",
+    "rtstruct_path",
+    "referenced_series_uid",
+    "frame_of_reference_uid",
+    "roi_number",
+    "roi_original",
+    "roi",
+    "roi_pattern",
+    "n_contours",
+    "contour_types",
+    "z_min",
+    "z_max",
+    "duplicate_contours",
+    "crossing_planes",
+    "crossing_area_mm2",
+    "contour_warnings",
 ]
-LINK_COLUMNS = ["patient_id", "source_modality", "source_series_uid", "source_sop_uid", "source_path",
-                "image_series_uid", "image_modality", "relation"]
+LINK_COLUMNS = [
+    "patient_id",
+    "source_modality",
+    "source_series_uid",
+    "source_sop_uid",
+    "source_path",
+    "image_series_uid",
+    "image_modality",
+    "relation",
+]
 PROBLEM_COLUMNS = ["level", "item", "patient_id", "series_uid", "severity", "reason"]
 
 
@@ -118,28 +192,46 @@ def instance_row(get, path: str, st) -> dict:
     orientation = _values(get("ImageOrientationPatient"))
     position = _values(get("ImagePositionPatient"))
     spacing = _values(get("PixelSpacing"))
+
     def text(k):
         v = get(k)
         return "" if v is None else str(v).strip()
+
     return dict(
-        path=path, size=st.st_size, mtime=st.st_mtime_ns,
-        patient_id=text("PatientID"), study_uid=text("StudyInstanceUID"), study_date=text("StudyDate"),
-        study_description=text("StudyDescription"), series_uid=text("SeriesInstanceUID"),
-        series_number=text("SeriesNumber"), series_description=text("SeriesDescription"),
-        modality=text("Modality").upper(), sop_class_uid=text("SOPClassUID") or text("MediaStorageSOPClassUID"),
-        sop_instance_uid=text("SOPInstanceUID"), frame_of_reference_uid=text("FrameOfReferenceUID"),
-        manufacturer=text("Manufacturer"), image_type="\\".join(_values(get("ImageType"))).upper(),
-        rows=_number([text("Rows")], 0, int), columns=_number([text("Columns")], 0, int),
-        pixel_spacing_row=_number(spacing, 0), pixel_spacing_col=_number(spacing, 1),
+        path=path,
+        size=st.st_size,
+        mtime=st.st_mtime_ns,
+        patient_id=text("PatientID"),
+        study_uid=text("StudyInstanceUID"),
+        study_date=text("StudyDate"),
+        study_description=text("StudyDescription"),
+        series_uid=text("SeriesInstanceUID"),
+        series_number=text("SeriesNumber"),
+        series_description=text("SeriesDescription"),
+        modality=text("Modality").upper(),
+        sop_class_uid=text("SOPClassUID") or text("MediaStorageSOPClassUID"),
+        sop_instance_uid=text("SOPInstanceUID"),
+        frame_of_reference_uid=text("FrameOfReferenceUID"),
+        manufacturer=text("Manufacturer"),
+        image_type="\\".join(_values(get("ImageType"))).upper(),
+        rows=_number([text("Rows")], 0, int),
+        columns=_number([text("Columns")], 0, int),
+        pixel_spacing_row=_number(spacing, 0),
+        pixel_spacing_col=_number(spacing, 1),
         slice_thickness=_number([text("SliceThickness")], 0),
         orientation="\\".join(f"{float(v):.6f}" for v in orientation) if len(orientation) == 6 else "",
-        position_x=_number(position, 0), position_y=_number(position, 1), position_z=_number(position, 2),
+        position_x=_number(position, 0),
+        position_y=_number(position, 1),
+        position_z=_number(position, 2),
         instance_number=_number([text("InstanceNumber")], 0, int),
         acquisition_number=text("AcquisitionNumber"),
-        temporal_position=text("TemporalPositionIdentifier"), trigger_time=text("TriggerTime"),
+        temporal_position=text("TemporalPositionIdentifier"),
+        trigger_time=text("TriggerTime"),
         content_time=text("ContentTime"),
         number_of_frames=max(1, _number([text("NumberOfFrames")], 0, int)),
-        referenced_series_uid="", suv_tags="", pixel_problem="",
+        referenced_series_uid="",
+        suv_tags="",
+        pixel_problem="",
     )
 
 
@@ -168,11 +260,16 @@ def read_instance(path) -> tuple[dict | None, list[dict], str]:
         fast = read_header(path)
     except OSError as err:
         return None, [], f"unreadable file: {err}"
-    if fast is not None and str(fast.get("Modality", "")).upper() not in ("PT", "RTSTRUCT", "SEG", "") \
-            and fast.get("SeriesInstanceUID") and fast.get("MediaStorageSOPClassUID") != DICOMDIR_CLASS:
+    if (
+        fast is not None
+        and str(fast.get("Modality", "")).upper() not in ("PT", "RTSTRUCT", "SEG", "")
+        and fast.get("SeriesInstanceUID")
+        and fast.get("MediaStorageSOPClassUID") != DICOMDIR_CLASS
+    ):
         row = instance_row(fast.get, path, st)
-        row["pixel_problem"] = pixel_data_problem(st.st_size, fast.get("_pixel_start"), fast.get("_pixel_length"),
-                                                  _expected_pixel_bytes(row, fast.get))
+        row["pixel_problem"] = pixel_data_problem(
+            st.st_size, fast.get("_pixel_start"), fast.get("_pixel_length"), _expected_pixel_bytes(row, fast.get)
+        )
         return row, [], ""
     try:
         with open(path, "rb") as fp:
@@ -191,8 +288,11 @@ def read_instance(path) -> tuple[dict | None, list[dict], str]:
     row = instance_row(ds.get, path, st)
     row["sop_class_uid"] = sop_class
     syntax = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
-    little = syntax in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1") or syntax.startswith("1.2.840.10008.1.2.4") \
+    little = (
+        syntax in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
+        or syntax.startswith("1.2.840.10008.1.2.4")
         or syntax == "1.2.840.10008.1.2.5"
+    )
     if little and head[:4] == b"\xe0\x7f\x10\x00":  # stopped at the pixel data element
         start, length = pixel_element(head, pixel_tell, syntax == "1.2.840.10008.1.2")
         row["pixel_problem"] = pixel_data_problem(st.st_size, start, length, _expected_pixel_bytes(row, ds.get))
@@ -225,21 +325,36 @@ def _seg_rows(ds, inst: dict) -> list[dict]:
             zs.append(float(plane.ImagePositionPatient[2]))
     rows = []
     for seg in ds.get("SegmentSequence", []):
-        rows.append(dict(
-            patient_id=inst["patient_id"], study_uid=inst["study_uid"], rtstruct_series_uid=inst["series_uid"],
-            rtstruct_sop_uid=inst["sop_instance_uid"], rtstruct_path=inst["path"],
-            referenced_series_uid=refs[0] if refs else "", frame_of_reference_uid=inst["frame_of_reference_uid"],
-            roi_number=int(seg.SegmentNumber), roi_original=_text(seg, "SegmentLabel"),
-            n_contours=int(ds.get("NumberOfFrames", 0) or 0), contour_types="SEG",
-            z_min=min(zs) if zs else np.nan, z_max=max(zs) if zs else np.nan,
-            duplicate_contours=0, crossing_planes=0, crossing_area_mm2=0.0, contour_warnings="",
-        ))
+        rows.append(
+            dict(
+                patient_id=inst["patient_id"],
+                study_uid=inst["study_uid"],
+                rtstruct_series_uid=inst["series_uid"],
+                rtstruct_sop_uid=inst["sop_instance_uid"],
+                rtstruct_path=inst["path"],
+                referenced_series_uid=refs[0] if refs else "",
+                frame_of_reference_uid=inst["frame_of_reference_uid"],
+                roi_number=int(seg.SegmentNumber),
+                roi_original=_text(seg, "SegmentLabel"),
+                n_contours=int(ds.get("NumberOfFrames", 0) or 0),
+                contour_types="SEG",
+                z_min=min(zs) if zs else np.nan,
+                z_max=max(zs) if zs else np.nan,
+                duplicate_contours=0,
+                crossing_planes=0,
+                crossing_area_mm2=0.0,
+                contour_warnings="",
+            )
+        )
     return rows
 
 
 def _roi_rows(ds, inst: dict) -> list[dict]:
-    contours = {int(rc.ReferencedROINumber): rc.get("ContourSequence", [])
-                for rc in ds.get("ROIContourSequence", []) if "ReferencedROINumber" in rc}
+    contours = {
+        int(rc.ReferencedROINumber): rc.get("ContourSequence", [])
+        for rc in ds.get("ROIContourSequence", [])
+        if "ReferencedROINumber" in rc
+    }
     rows = []
     for item in ds.get("StructureSetROISequence", []):
         number = int(item.ROINumber)
@@ -249,26 +364,45 @@ def _roi_rows(ds, inst: dict) -> list[dict]:
         try:
             data = [contour_data(c) for c in seq]
             points = [d.reshape(-1, 3) for d in data if d.size and d.size % 3 == 0]
-            closed = [p for p, c in zip(points, seq) if str(c.get("ContourGeometricType", "")).upper()
-                      == "CLOSED_PLANAR"]
+            closed = [
+                p for p, c in zip(points, seq) if str(c.get("ContourGeometricType", "")).upper() == "CLOSED_PLANAR"
+            ]
             found = audit_roi(patient_planes(closed))
-            audit = dict(duplicate_contours=found.duplicates, crossing_planes=found.crossing_planes,
-                         crossing_area_mm2=round(found.crossing_area_mm2, 3),
-                         contour_warnings=" | ".join(found.warnings(name)))
+            audit = dict(
+                duplicate_contours=found.duplicates,
+                crossing_planes=found.crossing_planes,
+                crossing_area_mm2=round(found.crossing_area_mm2, 3),
+                contour_warnings=" | ".join(found.warnings(name)),
+            )
         except Exception as err:  # the masks step says what is wrong with this ROI's contours
-            points, audit = [], dict(duplicate_contours=0, crossing_planes=0, crossing_area_mm2=0.0,
-                                     contour_warnings=f"ROI '{name}': contours not readable "
-                                                      f"({type(err).__name__}: {err})")
+            points, audit = (
+                [],
+                dict(
+                    duplicate_contours=0,
+                    crossing_planes=0,
+                    crossing_area_mm2=0.0,
+                    contour_warnings=f"ROI '{name}': contours not readable ({type(err).__name__}: {err})",
+                ),
+            )
         zs = np.concatenate([p[:, 2] for p in points]) if points else np.zeros(0)
-        rows.append(dict(
-            patient_id=inst["patient_id"], study_uid=inst["study_uid"], rtstruct_series_uid=inst["series_uid"],
-            rtstruct_sop_uid=inst["sop_instance_uid"], rtstruct_path=inst["path"],
-            referenced_series_uid=inst["referenced_series_uid"],
-            frame_of_reference_uid=_text(item, "ReferencedFrameOfReferenceUID") or inst["frame_of_reference_uid"],
-            roi_number=number, roi_original=name, n_contours=len(seq),
-            contour_types=",".join(t for t in types if t),
-            z_min=float(zs.min()) if zs.size else np.nan, z_max=float(zs.max()) if zs.size else np.nan, **audit,
-        ))
+        rows.append(
+            dict(
+                patient_id=inst["patient_id"],
+                study_uid=inst["study_uid"],
+                rtstruct_series_uid=inst["series_uid"],
+                rtstruct_sop_uid=inst["sop_instance_uid"],
+                rtstruct_path=inst["path"],
+                referenced_series_uid=inst["referenced_series_uid"],
+                frame_of_reference_uid=_text(item, "ReferencedFrameOfReferenceUID") or inst["frame_of_reference_uid"],
+                roi_number=number,
+                roi_original=name,
+                n_contours=len(seq),
+                contour_types=",".join(t for t in types if t),
+                z_min=float(zs.min()) if zs.size else np.nan,
+                z_max=float(zs.max()) if zs.size else np.nan,
+                **audit,
+            )
+        )
     return rows
 
 
@@ -290,15 +424,21 @@ def _read_many(paths, threads: int, progress: bool) -> tuple[list[tuple], list[d
     """Cache rows and ROI rows of paths, read in `threads` processes, with a progress line on a terminal."""
     n = len(paths)
     size = 2000
-    chunks = [paths[k:k + size] for k in range(0, n, size)]
+    chunks = [paths[k : k + size] for k in range(0, n, size)]
     rows, rois = [], []
+
     def take(result):
         for row, r in result:
             rows.append(row)
             rois.extend(r)
         if progress:
-            print(f"\rradflow index: {len(rows)}/{n} files read", end="" if len(rows) < n else "\n",
-                  file=sys.stderr, flush=True)
+            print(
+                f"\rradflow index: {len(rows)}/{n} files read",
+                end="" if len(rows) < n else "\n",
+                file=sys.stderr,
+                flush=True,
+            )
+
     if threads <= 1 or n < 500:
         for chunk in chunks:
             take(_read_chunk(chunk))
@@ -310,11 +450,36 @@ def _read_many(paths, threads: int, progress: bool) -> tuple[list[tuple], list[d
 
 
 # ----------------------------------------------------------------------------------------- series
-SERIES_FIELDS = ["path", "patient_id", "study_uid", "study_date", "study_description", "series_uid",
-                 "series_number", "series_description", "modality", "frame_of_reference_uid", "manufacturer",
-                 "image_type", "rows", "columns", "pixel_spacing_row", "pixel_spacing_col", "slice_thickness",
-                 "orientation", "position_x", "position_y", "position_z", "instance_number", "acquisition_number",
-                 "number_of_frames", "suv_tags", "temporal_position", "trigger_time", "content_time"]
+SERIES_FIELDS = [
+    "path",
+    "patient_id",
+    "study_uid",
+    "study_date",
+    "study_description",
+    "series_uid",
+    "series_number",
+    "series_description",
+    "modality",
+    "frame_of_reference_uid",
+    "manufacturer",
+    "image_type",
+    "rows",
+    "columns",
+    "pixel_spacing_row",
+    "pixel_spacing_col",
+    "slice_thickness",
+    "orientation",
+    "position_x",
+    "position_y",
+    "position_z",
+    "instance_number",
+    "acquisition_number",
+    "number_of_frames",
+    "suv_tags",
+    "temporal_position",
+    "trigger_time",
+    "content_time",
+]
 
 
 class Slices:
@@ -358,8 +523,12 @@ def _normals(orientations: np.ndarray) -> np.ndarray:
 
 
 # What tells the images at one slice position apart, in the order tried: (instances column, DICOM keyword).
-PHASE_KEYS = (("temporal_position", "TemporalPositionIdentifier"), ("trigger_time", "TriggerTime"),
-              ("content_time", "ContentTime"), ("acquisition_number", "AcquisitionNumber"))
+PHASE_KEYS = (
+    ("temporal_position", "TemporalPositionIdentifier"),
+    ("trigger_time", "TriggerTime"),
+    ("content_time", "ContentTime"),
+    ("acquisition_number", "AcquisitionNumber"),
+)
 
 
 def pixel_digest(path) -> str:
@@ -394,8 +563,9 @@ def split_phases(sl: Slices, digest=pixel_digest) -> tuple[list[Slices], str, st
     paths = sl["path"]
     repeated = np.flatnonzero(counts[position] > 1)
     digests = {i: digest(paths[i]) for i in repeated}
-    same = sum(len({digests[i] for i in repeated[position[repeated] == p]}) < counts[p]
-               for p in np.unique(position[repeated]))
+    same = sum(
+        len({digests[i] for i in repeated[position[repeated] == p]}) < counts[p] for p in np.unique(position[repeated])
+    )
     if same:
         return [sl], "", f"{same} slice position(s) hold images with identical pixel data: true duplicates, not phases"
     for column, keyword in PHASE_KEYS:
@@ -408,14 +578,25 @@ def split_phases(sl: Slices, digest=pixel_digest) -> tuple[list[Slices], str, st
             what = "acquisitions" if keyword == "AcquisitionNumber" else "phases"
             return groups, f"{n} {what} at the same slice positions, told apart by {keyword}", ""
     if (counts != n).any():
-        return [sl], "", (f"slice positions hold from {int(counts.min())} to {n} images each, and no "
-                          "TemporalPositionIdentifier, TriggerTime, ContentTime or AcquisitionNumber tells them apart")
+        return (
+            [sl],
+            "",
+            (
+                f"slice positions hold from {int(counts.min())} to {n} images each, and no "
+                "TemporalPositionIdentifier, TriggerTime, ContentTime or AcquisitionNumber tells them apart"
+            ),
+        )
     order = np.lexsort((sl["instance_number"], position))
     rank = np.empty(len(z), int)
     rank[order] = np.arange(len(z)) % n  # sorted by position, then InstanceNumber: n per position
-    return [sl.subset(rank == p) for p in range(n)], (
-        f"{n} images at each of {len(counts)} slice positions, in InstanceNumber order (no "
-        "TemporalPositionIdentifier, TriggerTime, ContentTime or AcquisitionNumber tells them apart)"), ""
+    return (
+        [sl.subset(rank == p) for p in range(n)],
+        (
+            f"{n} images at each of {len(counts)} slice positions, in InstanceNumber order (no "
+            "TemporalPositionIdentifier, TriggerTime, ContentTime or AcquisitionNumber tells them apart)"
+        ),
+        "",
+    )
 
 
 def split_series(sl: Slices, digest=pixel_digest) -> tuple[list[Slices], str, str]:
@@ -450,8 +631,14 @@ def check_image_series(sl: Slices) -> tuple[bool, str, dict]:
     if (sl["orientation"] == "").any() or not np.isfinite(along).all():
         return False, "slices without ImageOrientationPatient/ImagePositionPatient", geometry
     if sl["number_of_frames"].max() > 1:
-        return False, ("multi-frame (enhanced) image objects are not supported yet: "
-                       f"{int(sl['number_of_frames'].max())} frames in one file"), geometry
+        return (
+            False,
+            (
+                "multi-frame (enhanced) image objects are not supported yet: "
+                f"{int(sl['number_of_frames'].max())} frames in one file"
+            ),
+            geometry,
+        )
     if len(sl) < 2:
         return False, "a single slice: not a volume", geometry
     order = np.argsort(along, kind="stable")
@@ -463,13 +650,22 @@ def check_image_series(sl: Slices) -> tuple[bool, str, dict]:
     median = float(np.median(steps))
     geometry["slice_spacing"] = median
     if (steps > 1.5 * median).any():
-        return False, (f"missing slice(s): a gap of {float(steps.max()):.2f} mm where the spacing is "
-                       f"{median:.2f} mm"), geometry
+        return (
+            False,
+            (f"missing slice(s): a gap of {float(steps.max()):.2f} mm where the spacing is {median:.2f} mm"),
+            geometry,
+        )
     mean = (z[-1] - z[0]) / (len(z) - 1)
     off_grid = np.abs(z - (z[0] + mean * np.arange(len(z)))).max()
     if off_grid > 0.1 * mean:
-        return False, (f"non-uniform slice spacing: steps from {steps.min():.2f} to {steps.max():.2f} mm, a slice "
-                       f"lies {off_grid:.2f} mm off a uniform grid"), geometry
+        return (
+            False,
+            (
+                f"non-uniform slice spacing: steps from {steps.min():.2f} to {steps.max():.2f} mm, a slice "
+                f"lies {off_grid:.2f} mm off a uniform grid"
+            ),
+            geometry,
+        )
     # Gantry tilt: slices stacked along a direction that is not the slice normal.
     o = np.array([float(v) for v in sl["orientation"][0].split("\\")])
     normal = np.cross(o[:3], o[3:6])
@@ -480,8 +676,14 @@ def check_image_series(sl: Slices) -> tuple[bool, str, dict]:
     shift = float(np.abs(drift).max())
     if shift > 0.5 * pixel:
         angle = float(np.degrees(np.arctan2(np.linalg.norm(drift[-1]), z[-1] - z[0])))
-        return False, (f"gantry tilt (about {angle:.1f} degrees): slices shift {shift:.1f} mm in-plane across the "
-                       "stack; not converted"), geometry
+        return (
+            False,
+            (
+                f"gantry tilt (about {angle:.1f} degrees): slices shift {shift:.1f} mm in-plane across the "
+                "stack; not converted"
+            ),
+            geometry,
+        )
     return True, "", geometry
 
 
@@ -501,20 +703,37 @@ def check_pet_series(sl: Slices, pet_fallback: str | None = None) -> tuple[bool,
 def _series_row(key, uid, sl: Slices, geometry, role, convert, reason) -> dict:
     f = sl.first
     return dict(
-        patient_id=f("patient_id"), study_uid=f("study_uid"), study_date=f("study_date"),
-        study_description=f("study_description"), series_uid=key, dicom_series_uid=uid,
-        series_number=f("series_number"), series_description=f("series_description"),
-        modality=f("modality"), role=role, frame_of_reference_uid=f("frame_of_reference_uid"),
-        manufacturer=f("manufacturer"), n_files=len(sl), rows=int(f("rows")), columns=int(f("columns")),
-        n_slices=int(sl["number_of_frames"].sum()), pixel_spacing_row=f("pixel_spacing_row"),
-        pixel_spacing_col=f("pixel_spacing_col"), slice_spacing=geometry.get("slice_spacing", np.nan),
-        slice_thickness=f("slice_thickness"), orientation=f("orientation"), z_min=geometry.get("z_min", np.nan),
-        z_max=geometry.get("z_max", np.nan), convert=bool(convert), reason=reason,
+        patient_id=f("patient_id"),
+        study_uid=f("study_uid"),
+        study_date=f("study_date"),
+        study_description=f("study_description"),
+        series_uid=key,
+        dicom_series_uid=uid,
+        series_number=f("series_number"),
+        series_description=f("series_description"),
+        modality=f("modality"),
+        role=role,
+        frame_of_reference_uid=f("frame_of_reference_uid"),
+        manufacturer=f("manufacturer"),
+        n_files=len(sl),
+        rows=int(f("rows")),
+        columns=int(f("columns")),
+        n_slices=int(sl["number_of_frames"].sum()),
+        pixel_spacing_row=f("pixel_spacing_row"),
+        pixel_spacing_col=f("pixel_spacing_col"),
+        slice_spacing=geometry.get("slice_spacing", np.nan),
+        slice_thickness=f("slice_thickness"),
+        orientation=f("orientation"),
+        z_min=geometry.get("z_min", np.nan),
+        z_max=geometry.get("z_max", np.nan),
+        convert=bool(convert),
+        reason=reason,
     )
 
 
-def series_table(instances: pd.DataFrame, pet_fallback: str | None = None,
-                 modalities=("CT", "MR", "PT")) -> tuple[pd.DataFrame, list[dict], np.ndarray]:
+def series_table(
+    instances: pd.DataFrame, pet_fallback: str | None = None, modalities=("CT", "MR", "PT")
+) -> tuple[pd.DataFrame, list[dict], np.ndarray]:
     """(series table, problems, series key per instance). An image SeriesInstanceUID that mixes orientations,
     matrix sizes or acquisitions becomes sub-series with keys <UID>_1, <UID>_2 …"""
     rows, problems = [], []
@@ -522,12 +741,20 @@ def series_table(instances: pd.DataFrame, pet_fallback: str | None = None,
     normals = _normals(columns["orientation"])
     positions = np.column_stack([columns["position_x"], columns["position_y"], columns["position_z"]]).astype(float)
     along = (positions * normals).sum(axis=1)
-    geometry_key = (instances["orientation"].astype(str) + "|" + instances["rows"].astype(str) + "|"
-                    + instances["columns"].astype(str)).to_numpy()
+    geometry_key = (
+        instances["orientation"].astype(str)
+        + "|"
+        + instances["rows"].astype(str)
+        + "|"
+        + instances["columns"].astype(str)
+    ).to_numpy()
     keys = columns["series_uid"].astype(object).copy()
+
     def problem(key, patient, severity, reason):
-        problems.append(dict(level="series", item=key, patient_id=patient, series_uid=key, severity=severity,
-                             reason=reason))
+        problems.append(
+            dict(level="series", item=key, patient_id=patient, series_uid=key, severity=severity, reason=reason)
+        )
+
     groups = instances.groupby("series_uid", sort=True).indices
     for uid in sorted(groups):
         sl = Slices(columns, np.asarray(groups[uid]), along, geometry_key)
@@ -538,7 +765,8 @@ def series_table(instances: pd.DataFrame, pet_fallback: str | None = None,
             reason = {
                 "rtdose": "RTDOSE: a dose grid, converted to Gy under results/dose, not as an image",
                 "rtplan": "RTPLAN: a treatment plan, holds no image",
-                "rtstruct": "", "seg": "",
+                "rtstruct": "",
+                "seg": "",
             }.get(role, f"modality {modality or '(none)'}: not an image series radflow converts")
             if reason:
                 problem(uid, patient, "info", reason)
@@ -546,8 +774,13 @@ def series_table(instances: pd.DataFrame, pet_fallback: str | None = None,
             continue
         parts, why, refusal = split_series(sl)
         if len(parts) > 1:
-            problem(uid, patient, "split", f"one SeriesInstanceUID holds {len(parts)} sub-series (by {why}); "
-                                           f"indexed as {uid}_1 … {uid}_{len(parts)}")
+            problem(
+                uid,
+                patient,
+                "split",
+                f"one SeriesInstanceUID holds {len(parts)} sub-series (by {why}); "
+                f"indexed as {uid}_1 … {uid}_{len(parts)}",
+            )
         for n, part in enumerate(parts, start=1):
             key = f"{uid}_{n}" if len(parts) > 1 else uid
             keys[part.idx] = key
@@ -588,16 +821,33 @@ def link_table(series: pd.DataFrame, rois: pd.DataFrame, instances: pd.DataFrame
     structs = rois.groupby("rtstruct_sop_uid", sort=False) if len(rois) else []
     for _, g in structs:
         rs = g.iloc[0]
-        sources.append(dict(patient_id=rs["patient_id"],
-                            source_modality="SEG" if rs["contour_types"] == "SEG" else "RTSTRUCT",
-                            source_series_uid=rs["rtstruct_series_uid"], source_sop_uid=rs["rtstruct_sop_uid"],
-                            source_path=rs["rtstruct_path"], referenced=rs["referenced_series_uid"],
-                            frame_of_reference_uid=rs["frame_of_reference_uid"], z_min=g["z_min"].min(),
-                            z_max=g["z_max"].max()))
+        sources.append(
+            dict(
+                patient_id=rs["patient_id"],
+                source_modality="SEG" if rs["contour_types"] == "SEG" else "RTSTRUCT",
+                source_series_uid=rs["rtstruct_series_uid"],
+                source_sop_uid=rs["rtstruct_sop_uid"],
+                source_path=rs["rtstruct_path"],
+                referenced=rs["referenced_series_uid"],
+                frame_of_reference_uid=rs["frame_of_reference_uid"],
+                z_min=g["z_min"].min(),
+                z_max=g["z_max"].max(),
+            )
+        )
     for _, d in instances[instances["modality"] == "RTDOSE"].iterrows():
-        sources.append(dict(patient_id=d["patient_id"], source_modality="RTDOSE", source_series_uid=d["series_uid"],
-                            source_sop_uid=d["sop_instance_uid"], source_path=d["path"], referenced="",
-                            frame_of_reference_uid=d["frame_of_reference_uid"], z_min=np.nan, z_max=np.nan))
+        sources.append(
+            dict(
+                patient_id=d["patient_id"],
+                source_modality="RTDOSE",
+                source_series_uid=d["series_uid"],
+                source_sop_uid=d["sop_instance_uid"],
+                source_path=d["path"],
+                referenced="",
+                frame_of_reference_uid=d["frame_of_reference_uid"],
+                z_min=np.nan,
+                z_max=np.nan,
+            )
+        )
     links, problems = [], []
     for src in sources:
         targets = {}
@@ -606,13 +856,22 @@ def link_table(series: pd.DataFrame, rois: pd.DataFrame, instances: pd.DataFrame
         for uid in referenced["series_uid"]:
             targets[uid] = "referenced"
         if ref and not len(referenced):
-            problems.append(dict(level="series", item=src["source_series_uid"], patient_id=src["patient_id"],
-                                 series_uid=src["source_series_uid"], severity="warning",
-                                 reason=f"{src['source_modality']} references image series {ref}, which is not among "
-                                        "the converted image series; linked by frame of reference and slice "
-                                        "coverage instead"))
-        same_for = images[(images["frame_of_reference_uid"] == src["frame_of_reference_uid"])
-                          & (images["patient_id"] == src["patient_id"])]
+            problems.append(
+                dict(
+                    level="series",
+                    item=src["source_series_uid"],
+                    patient_id=src["patient_id"],
+                    series_uid=src["source_series_uid"],
+                    severity="warning",
+                    reason=f"{src['source_modality']} references image series {ref}, which is not among "
+                    "the converted image series; linked by frame of reference and slice "
+                    "coverage instead",
+                )
+            )
+        same_for = images[
+            (images["frame_of_reference_uid"] == src["frame_of_reference_uid"])
+            & (images["patient_id"] == src["patient_id"])
+        ]
         if src["source_modality"] == "RTDOSE":
             same_for = same_for[same_for["modality"] == "CT"]
         for _, im in same_for.iterrows():
@@ -620,14 +879,27 @@ def link_table(series: pd.DataFrame, rois: pd.DataFrame, instances: pd.DataFrame
             if _overlaps(src["z_min"], src["z_max"], im["z_min"], im["z_max"], margin):
                 targets.setdefault(im["series_uid"], "same_frame_of_reference")
         if not targets:
-            problems.append(dict(level="series", item=src["source_series_uid"], patient_id=src["patient_id"],
-                                 series_uid=src["source_series_uid"], severity="excluded",
-                                 reason=f"{src['source_modality']} has no converted image series to go with "
-                                        f"(referenced series {ref or '(none)'} absent; no image of frame of reference "
-                                        f"{src['frame_of_reference_uid'] or '(none)'} covers it)"))
+            problems.append(
+                dict(
+                    level="series",
+                    item=src["source_series_uid"],
+                    patient_id=src["patient_id"],
+                    series_uid=src["source_series_uid"],
+                    severity="excluded",
+                    reason=f"{src['source_modality']} has no converted image series to go with "
+                    f"(referenced series {ref or '(none)'} absent; no image of frame of reference "
+                    f"{src['frame_of_reference_uid'] or '(none)'} covers it)",
+                )
+            )
         for uid, relation in targets.items():
-            links.append(dict({k: src[k] for k in LINK_COLUMNS if k in src}, image_series_uid=uid,
-                              image_modality=modality[uid], relation=relation))
+            links.append(
+                dict(
+                    {k: src[k] for k in LINK_COLUMNS if k in src},
+                    image_series_uid=uid,
+                    image_modality=modality[uid],
+                    relation=relation,
+                )
+            )
     return pd.DataFrame(links, columns=LINK_COLUMNS), problems
 
 
@@ -643,8 +915,17 @@ def select_series(series: pd.DataFrame, links: pd.DataFrame, selection: str) -> 
     series = series.copy()
     series.loc[drop, "convert"] = False
     series.loc[drop, "reason"] = "no structure set goes with this series (series_selection: referenced)"
-    problems = [dict(level="series", item=r.series_uid, patient_id=r.patient_id, series_uid=r.series_uid,
-                     severity="info", reason=r.reason) for r in series[drop].itertuples()]
+    problems = [
+        dict(
+            level="series",
+            item=r.series_uid,
+            patient_id=r.patient_id,
+            series_uid=r.series_uid,
+            severity="info",
+            reason=r.reason,
+        )
+        for r in series[drop].itertuples()
+    ]
     return series, problems
 
 
@@ -670,24 +951,32 @@ def _unchanged(files, cache_path: Path) -> bool:
         return False
     # the cache is written in crawl order, so equal trees give equal arrays
     paths, sizes, mtimes = zip(*files) if files else ((), (), ())
-    return bool(np.array_equal(cached["path"].to_numpy(), np.asarray(paths, dtype=object))
-                and np.array_equal(cached["size"].to_numpy(np.int64), np.asarray(sizes, np.int64))
-                and np.array_equal(cached["mtime"].to_numpy(np.int64), np.asarray(mtimes, np.int64)))
+    return bool(
+        np.array_equal(cached["path"].to_numpy(), np.asarray(paths, dtype=object))
+        and np.array_equal(cached["size"].to_numpy(np.int64), np.asarray(sizes, np.int64))
+        and np.array_equal(cached["mtime"].to_numpy(np.int64), np.asarray(mtimes, np.int64))
+    )
 
 
 def _read_with_cache(files, cache_path: Path, threads: int, progress: bool):
     """Instance rows, ROI rows and file problems for every file; files whose path, size and mtime match the
     cache of the previous run are not read again."""
     cached = pd.read_parquet(cache_path) if cache_path.exists() else pd.DataFrame(columns=CACHE_COLUMNS)
-    cached_rois = pd.read_parquet(cache_path.with_name("cache_rois.parquet")) \
-        if cache_path.with_name("cache_rois.parquet").exists() else pd.DataFrame()
+    cached_rois = (
+        pd.read_parquet(cache_path.with_name("cache_rois.parquet"))
+        if cache_path.with_name("cache_rois.parquet").exists()
+        else pd.DataFrame()
+    )
     roi_base = [c for c in ROI_COLUMNS if c not in ("roi", "roi_pattern")]
     if list(cached.columns) != CACHE_COLUMNS or (len(cached_rois) and list(cached_rois.columns) != roi_base):
         # a cache written by an older radflow lacks columns: every file is read again
         cached, cached_rois = pd.DataFrame(columns=CACHE_COLUMNS), pd.DataFrame()
     current = pd.DataFrame(files, columns=["path", "size", "mtime"])
-    merged = current.merge(cached[["path", "size", "mtime"]].astype({"size": "int64", "mtime": "int64"}).assign(
-        _hit=True), on=["path", "size", "mtime"], how="left")
+    merged = current.merge(
+        cached[["path", "size", "mtime"]].astype({"size": "int64", "mtime": "int64"}).assign(_hit=True),
+        on=["path", "size", "mtime"],
+        how="left",
+    )
     hit = merged["_hit"].eq(True).to_numpy()
     todo = current.loc[~hit, "path"].tolist()
     reused = cached[cached["path"].isin(set(current.loc[hit, "path"]))]
@@ -695,16 +984,18 @@ def _read_with_cache(files, cache_path: Path, threads: int, progress: bool):
     fresh = pd.DataFrame.from_records(rows, columns=CACHE_COLUMNS)
     for c in ("rows", "columns", "instance_number", "number_of_frames"):
         fresh[c] = pd.to_numeric(fresh[c], errors="coerce").fillna(0).astype("int64")
-    for c in ("pixel_spacing_row", "pixel_spacing_col", "slice_thickness", "position_x", "position_y",
-              "position_z"):
+    for c in ("pixel_spacing_row", "pixel_spacing_col", "slice_thickness", "position_x", "position_y", "position_z"):
         fresh[c] = pd.to_numeric(fresh[c], errors="coerce")
     parts = [f for f in (reused, fresh) if len(f)]
     table = pd.concat(parts, ignore_index=True) if parts else fresh
     table = table.astype({"size": "int64", "mtime": "int64"})
     order = pd.Series(np.arange(len(current)), index=current["path"].to_numpy())
     table = table.iloc[np.argsort(order.loc[table["path"]].to_numpy(), kind="stable")].reset_index(drop=True)
-    old_rois = cached_rois[cached_rois["rtstruct_path"].isin(set(reused["path"]))] if len(cached_rois) else \
-        pd.DataFrame(columns=roi_base)
+    old_rois = (
+        cached_rois[cached_rois["rtstruct_path"].isin(set(reused["path"]))]
+        if len(cached_rois)
+        else pd.DataFrame(columns=roi_base)
+    )
     new_rois = pd.DataFrame(roi_rows, columns=roi_base)
     all_rois = pd.concat([f for f in (old_rois, new_rois) if len(f)] or [new_rois], ignore_index=True)
     table.to_parquet(cache_path, index=False)
@@ -712,9 +1003,18 @@ def _read_with_cache(files, cache_path: Path, threads: int, progress: bool):
     return table, all_rois, len(todo)
 
 
-def build_index(root, out_dir, roi_names, threads: int = 1, pet_fallback: str | None = None,
-                modalities=("CT", "MR", "PT"), series_selection: str = "referenced", manifest=None,
-                progress: bool | None = None, load_instances: bool = True) -> dict[str, pd.DataFrame]:
+def build_index(
+    root,
+    out_dir,
+    roi_names,
+    threads: int = 1,
+    pet_fallback: str | None = None,
+    modalities=("CT", "MR", "PT"),
+    series_selection: str = "referenced",
+    manifest=None,
+    progress: bool | None = None,
+    load_instances: bool = True,
+) -> dict[str, pd.DataFrame]:
     """Index the DICOM tree under root into out_dir: instances, series, rois and links (parquet), problems.tsv,
     and manifest.tsv when a .tcia manifest is given. Incremental: unchanged files are not read again."""
     out = Path(out_dir)
@@ -724,15 +1024,29 @@ def build_index(root, out_dir, roi_names, threads: int = 1, pet_fallback: str | 
         progress = sys.stderr.isatty()
     files = crawl(root)
     # Nothing changed on disk and the settings are the same: the tables of the last run stand as they are.
-    signature = json.dumps(dict(
-        version=__version__, index_format=INDEX_FORMAT, roi_names=hashlib.sha256(Path(roi_names).read_bytes()).hexdigest(),
-        pet_fallback=pet_fallback, modalities=sorted(modalities), series_selection=series_selection,
-        manifest=hashlib.sha256(Path(manifest).read_bytes()).hexdigest() if manifest else None), sort_keys=True)
+    signature = json.dumps(
+        dict(
+            version=__version__,
+            index_format=INDEX_FORMAT,
+            roi_names=hashlib.sha256(Path(roi_names).read_bytes()).hexdigest(),
+            pet_fallback=pet_fallback,
+            modalities=sorted(modalities),
+            series_selection=series_selection,
+            manifest=hashlib.sha256(Path(manifest).read_bytes()).hexdigest() if manifest else None,
+        ),
+        sort_keys=True,
+    )
     outputs = [out / f"{n}.parquet" for n in ("instances", "series", "rois", "links")] + [
-        out / "problems.tsv", out / "index_stats.json"]
+        out / "problems.tsv",
+        out / "index_stats.json",
+    ]
     stamp = out / "index_settings.json"
-    if stamp.exists() and stamp.read_text() == signature and all(p.exists() for p in outputs) \
-            and _unchanged(files, out / "cache.parquet"):
+    if (
+        stamp.exists()
+        and stamp.read_text() == signature
+        and all(p.exists() for p in outputs)
+        and _unchanged(files, out / "cache.parquet")
+    ):
         tables = load_index(out, instances=load_instances)
         if manifest:
             tables["manifest"] = pd.read_csv(out / "manifest.tsv", sep="\t")
@@ -740,18 +1054,37 @@ def build_index(root, out_dir, roi_names, threads: int = 1, pet_fallback: str | 
         return tables
     stamp.unlink(missing_ok=True)
     table, roi_rows, n_read = _read_with_cache(files, out / "cache.parquet", threads, progress)
-    problems = [dict(level="file", item=r.path, patient_id="", series_uid="", severity="skipped",
-                     reason=r.file_problem) for r in table[table["file_problem"] != ""].itertuples()]
+    problems = [
+        dict(level="file", item=r.path, patient_id="", series_uid="", severity="skipped", reason=r.file_problem)
+        for r in table[table["file_problem"] != ""].itertuples()
+    ]
     instances = table[table["file_problem"] == ""].drop(columns="file_problem")
     broken = instances[instances["pixel_problem"] != ""]
-    problems += [dict(level="file", item=r.path, patient_id=r.patient_id, series_uid=r.series_uid,
-                      severity="skipped", reason=r.pixel_problem) for r in broken.itertuples()]
+    problems += [
+        dict(
+            level="file",
+            item=r.path,
+            patient_id=r.patient_id,
+            series_uid=r.series_uid,
+            severity="skipped",
+            reason=r.pixel_problem,
+        )
+        for r in broken.itertuples()
+    ]
     instances = instances[instances["pixel_problem"] == ""]
     instances = instances.sort_values(["patient_id", "series_uid", "instance_number", "path"], ignore_index=True)
     dup = instances[instances.duplicated("sop_instance_uid", keep="first")]
-    problems += [dict(level="file", item=r.path, patient_id=r.patient_id, series_uid=r.series_uid,
-                      severity="skipped", reason=f"duplicate SOPInstanceUID {r.sop_instance_uid}: an earlier file "
-                                                 "has the same one") for r in dup.itertuples()]
+    problems += [
+        dict(
+            level="file",
+            item=r.path,
+            patient_id=r.patient_id,
+            series_uid=r.series_uid,
+            severity="skipped",
+            reason=f"duplicate SOPInstanceUID {r.sop_instance_uid}: an earlier file has the same one",
+        )
+        for r in dup.itertuples()
+    ]
     instances = instances.drop(index=dup.index).reset_index(drop=True)
     series, series_problems, keys = series_table(instances, pet_fallback, tuple(modalities))
     instances["series_key"] = keys
@@ -761,17 +1094,32 @@ def build_index(root, out_dir, roi_names, threads: int = 1, pet_fallback: str | 
     mapped = [standard_name(n, aliases) for n in rois["roi_original"]]
     rois["roi"] = [m[0] for m in mapped]
     rois["roi_pattern"] = [m[1] for m in mapped]
-    rois = rois.reindex(columns=ROI_COLUMNS).sort_values(["patient_id", "rtstruct_series_uid", "roi_number"],
-                                                         ignore_index=True)
+    rois = rois.reindex(columns=ROI_COLUMNS).sort_values(
+        ["patient_id", "rtstruct_series_uid", "roi_number"], ignore_index=True
+    )
     for r in rois[rois["n_contours"] == 0].itertuples():
-        problems.append(dict(level="roi", item=f"{r.rtstruct_series_uid}/{r.roi_original}", patient_id=r.patient_id,
-                             series_uid=r.rtstruct_series_uid, severity="excluded",
-                             reason=f"ROI '{r.roi_original}' has no contours"))
+        problems.append(
+            dict(
+                level="roi",
+                item=f"{r.rtstruct_series_uid}/{r.roi_original}",
+                patient_id=r.patient_id,
+                series_uid=r.rtstruct_series_uid,
+                severity="excluded",
+                reason=f"ROI '{r.roi_original}' has no contours",
+            )
+        )
     for r in rois[rois["contour_warnings"].fillna("") != ""].itertuples():
         for text in r.contour_warnings.split(" | "):
-            problems.append(dict(level="roi", item=f"{r.rtstruct_series_uid}/{r.roi_original}",
-                                 patient_id=r.patient_id, series_uid=r.rtstruct_series_uid, severity="warning",
-                                 reason=text))
+            problems.append(
+                dict(
+                    level="roi",
+                    item=f"{r.rtstruct_series_uid}/{r.roi_original}",
+                    patient_id=r.patient_id,
+                    series_uid=r.rtstruct_series_uid,
+                    severity="warning",
+                    reason=text,
+                )
+            )
     links, link_problems = link_table(series, rois, instances)
     problems.extend(link_problems)
     series, selection_problems = select_series(series, links, series_selection)
@@ -782,14 +1130,33 @@ def build_index(root, out_dir, roi_names, threads: int = 1, pet_fallback: str | 
     if manifest:
         expected = read_manifest(manifest)
         present = set(instances["series_uid"])
-        tables["manifest"] = pd.DataFrame(dict(series_uid=expected,
-                                               status=["present" if u in present else "missing" for u in expected]))
-        problems += [dict(level="series", item=u, patient_id="", series_uid=u, severity="missing",
-                          reason=f"listed in the manifest {Path(manifest).name} but not in the download")
-                     for u in expected if u not in present]
+        tables["manifest"] = pd.DataFrame(
+            dict(series_uid=expected, status=["present" if u in present else "missing" for u in expected])
+        )
+        problems += [
+            dict(
+                level="series",
+                item=u,
+                patient_id="",
+                series_uid=u,
+                severity="missing",
+                reason=f"listed in the manifest {Path(manifest).name} but not in the download",
+            )
+            for u in expected
+            if u not in present
+        ]
         extra = sorted(present - set(expected))
-        problems += [dict(level="series", item=u, patient_id="", series_uid=u, severity="info",
-                          reason=f"in the download but not in the manifest {Path(manifest).name}") for u in extra]
+        problems += [
+            dict(
+                level="series",
+                item=u,
+                patient_id="",
+                series_uid=u,
+                severity="info",
+                reason=f"in the download but not in the manifest {Path(manifest).name}",
+            )
+            for u in extra
+        ]
     problems_df = pd.DataFrame(problems, columns=PROBLEM_COLUMNS)
     for name, t in tables.items():
         if name == "manifest":

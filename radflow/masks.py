@@ -32,8 +32,10 @@ def read_rtstruct(path) -> tuple[pydicom.Dataset, dict[int, dict]]:
     ds = pydicom.dcmread(path)
     if str(ds.get("Modality", "")).upper() != "RTSTRUCT":
         raise MaskError(f"{path}: Modality is {ds.get('Modality', '(none)')}, not RTSTRUCT")
-    rois = {int(item.ROINumber): dict(name=str(item.get("ROIName", "")).strip(), contours=[], roi_type="")
-            for item in ds.get("StructureSetROISequence", [])}
+    rois = {
+        int(item.ROINumber): dict(name=str(item.get("ROIName", "")).strip(), contours=[], roi_type="")
+        for item in ds.get("StructureSetROISequence", [])
+    }
     for obs in ds.get("RTROIObservationsSequence", []):
         number = int(obs.get("ReferencedROINumber", -1))
         if number in rois:
@@ -65,18 +67,20 @@ def read_seg(path) -> tuple[pydicom.Dataset, dict[int, dict]]:
         raise MaskError(f"{path}: Modality is {ds.get('Modality', '(none)')}, not SEG")
     shared = ds.SharedFunctionalGroupsSequence[0] if ds.get("SharedFunctionalGroupsSequence") else Dataset()
     frames = ds.PerFrameFunctionalGroupsSequence
+
     def group(frame, name):
         return frame.get(name) or shared.get(name)
+
     first = frames[0]
     orientation = [float(v) for v in group(first, "PlaneOrientationSequence")[0].ImageOrientationPatient]
     measures = group(first, "PixelMeasuresSequence")[0]
     spacing_rc = [float(v) for v in measures.PixelSpacing]
     direction = np.column_stack([orientation[:3], orientation[3:6], np.cross(orientation[:3], orientation[3:6])])
-    positions = np.array([[float(v) for v in group(f, "PlanePositionSequence")[0].ImagePositionPatient]
-                          for f in frames])
+    positions = np.array(
+        [[float(v) for v in group(f, "PlanePositionSequence")[0].ImagePositionPatient] for f in frames]
+    )
     along = positions @ direction[:, 2]
-    segment_of = np.array([int(group(f, "SegmentIdentificationSequence")[0].ReferencedSegmentNumber)
-                           for f in frames])
+    segment_of = np.array([int(group(f, "SegmentIdentificationSequence")[0].ReferencedSegmentNumber) for f in frames])
     pixels = ds.pixel_array.reshape(len(frames), int(ds.Rows), int(ds.Columns))
     planes = np.unique(np.round(along, 3))
     # The frames of a sparse SEG may skip planes: trust SpacingBetweenSlices, else the closest two planes.
@@ -125,7 +129,7 @@ def fill_even_odd(polygons: list[np.ndarray], rows: int, cols: int) -> np.ndarra
     if not len(e):
         return out
     x0, y0, x1, y1 = e.T
-    first = np.maximum(np.ceil(np.minimum(y0, y1)), 0).astype(np.int64)       # first row with ylo <= j
+    first = np.maximum(np.ceil(np.minimum(y0, y1)), 0).astype(np.int64)  # first row with ylo <= j
     last = np.minimum(np.ceil(np.maximum(y0, y1)) - 1, rows - 1).astype(np.int64)  # last row with j < yhi
     counts = np.maximum(last - first + 1, 0)
     if not counts.sum():
@@ -139,8 +143,8 @@ def fill_even_odd(polygons: list[np.ndarray], rows: int, cols: int) -> np.ndarra
     # crossings come in pairs per row (closed polygons): spans from the 1st to the 2nd, the 3rd to the 4th ...
     start, stop = x[0::2], x[1::2]
     row = j[0::2]
-    c0 = np.clip(np.ceil(start), 0, cols).astype(np.int64)     # first centre >= start
-    c1 = np.clip(np.ceil(stop), 0, cols).astype(np.int64)      # first centre >= stop (excluded)
+    c0 = np.clip(np.ceil(start), 0, cols).astype(np.int64)  # first centre >= start
+    c1 = np.clip(np.ceil(stop), 0, cols).astype(np.int64)  # first centre >= stop (excluded)
     keep = c1 > c0
     diff = np.zeros((rows, cols + 1), np.int32)
     np.add.at(diff, (row[keep], c0[keep]), 1)
@@ -179,8 +183,16 @@ def rasterise_roi(contours, grid: Grid, name: str = "ROI", overlap: str = "even-
             warnings.append("a contour is not parallel to the image slices; its mean position is used")
         planes.append((float(idx[:, 2].mean()), idx[:, :2]))
     mask = np.zeros((slices, rows, cols), np.uint8)
-    audit = dict(warnings=warnings, notes=sorted(set(notes)), polygon_volume_mm3=0.0, n_contours=len(planes),
-                 duplicate_contours=0, crossing_planes=0, crossing_area_mm2=0.0, contour_overlap=overlap)
+    audit = dict(
+        warnings=warnings,
+        notes=sorted(set(notes)),
+        polygon_volume_mm3=0.0,
+        n_contours=len(planes),
+        duplicate_contours=0,
+        crossing_planes=0,
+        crossing_area_mm2=0.0,
+        contour_overlap=overlap,
+    )
     if not planes:
         audit["warnings"].append(f"ROI '{name}' has no closed planar contours: empty mask")
         return mask, audit
@@ -197,14 +209,21 @@ def rasterise_roi(contours, grid: Grid, name: str = "ROI", overlap: str = "even-
     pixel = np.asarray(grid.spacing[:2], float)
     found = audit_roi([[p * pixel for p in g] for g in groups])  # in-plane millimetres
     warnings.extend(found.warnings(name, overlap))
-    audit.update(duplicate_contours=found.duplicates, crossing_planes=found.crossing_planes,
-                 crossing_area_mm2=round(found.crossing_area_mm2, 3))
+    audit.update(
+        duplicate_contours=found.duplicates,
+        crossing_planes=found.crossing_planes,
+        crossing_area_mm2=round(found.crossing_area_mm2, 3),
+    )
     # Each contour plane stands for a slab as thick as the spacing between contour planes.
     thickness = float(np.median(np.diff(positions))) if len(positions) > 1 else 1.0
     half = thickness / 2 + 1e-6
     all_pts = np.concatenate([p for g in groups for p in g])
-    if (all_pts[:, 0] < -0.5).any() or (all_pts[:, 0] > cols - 0.5).any() or \
-       (all_pts[:, 1] < -0.5).any() or (all_pts[:, 1] > rows - 0.5).any():
+    if (
+        (all_pts[:, 0] < -0.5).any()
+        or (all_pts[:, 0] > cols - 0.5).any()
+        or (all_pts[:, 1] < -0.5).any()
+        or (all_pts[:, 1] > rows - 0.5).any()
+    ):
         warnings.append(f"ROI '{name}' lies partly outside the image in-plane; clipped at the image border")
     outside = int(((positions < -0.5) | (positions > slices - 0.5)).sum())
     if outside:
@@ -225,11 +244,15 @@ def empty_reason(name: str, audit: dict) -> str:
     if audit.get("duplicate_contours"):
         details.append(f"{audit['duplicate_contours']} duplicate contour(s) were dropped, the rest is too small")
     if audit.get("crossing_planes") and audit.get("contour_overlap") == "even-odd":
-        details.append(f"its crossing contours cancel each other under contour_overlap: even-odd "
-                       f"({audit['crossing_area_mm2']:.1f} mm2 of overlap; union would keep it)")
+        details.append(
+            f"its crossing contours cancel each other under contour_overlap: even-odd "
+            f"({audit['crossing_area_mm2']:.1f} mm2 of overlap; union would keep it)"
+        )
     if not details and audit.get("polygon_volume_mm3", 0) > 0:
-        details.append(f"its polygons enclose {audit['polygon_volume_mm3']:.1f} mm3 but no voxel centre (smaller "
-                       "than a voxel, or outside the image)")
+        details.append(
+            f"its polygons enclose {audit['polygon_volume_mm3']:.1f} mm3 but no voxel centre (smaller "
+            "than a voxel, or outside the image)"
+        )
     return f"ROI '{name}' covers no voxel centre of this image" + (": " + "; ".join(details) if details else "")
 
 
@@ -274,10 +297,26 @@ def _safe(name: str) -> str:
 
 def failed_entry(roi_original: str, reason: str, image_series_uid="") -> dict:
     """A masks.json entry for what could not be rasterised: the features table shows it as a failed row."""
-    return dict(label="", roi="", roi_original=roi_original, roi_pattern="", roi_number=0, rtstruct_sop_uid="",
-                rtstruct_series_uid="", image_series_uid=image_series_uid, relation="", voxel_count=0,
-                volume_mm3=0.0, status="failed", reason=reason, warnings=[], notes=[], roi_type="",
-                contour_types={}, point="")
+    return dict(
+        label="",
+        roi="",
+        roi_original=roi_original,
+        roi_pattern="",
+        roi_number=0,
+        rtstruct_sop_uid="",
+        rtstruct_series_uid="",
+        image_series_uid=image_series_uid,
+        relation="",
+        voxel_count=0,
+        volume_mm3=0.0,
+        status="failed",
+        reason=reason,
+        warnings=[],
+        notes=[],
+        roi_type="",
+        contour_types={},
+        point="",
+    )
 
 
 def _unions(sidecars: list[dict], out: Path, image: sitk.Image, voxel_mm3: float) -> list[dict]:
@@ -297,16 +336,27 @@ def _unions(sidecars: list[dict], out: Path, image: sitk.Image, voxel_mm3: float
         left_out = [f"'{m['roi_original']}' ({m['reason'] or 'empty'})" for m in members if m not in usable]
         label = f"{roi}_union"
         count = int(mask.sum())
-        entry = dict(label=label, roi=roi, roi_original=" + ".join(m["roi_original"] for m in usable),
-                     roi_pattern="", roi_number=0, rtstruct_sop_uid=",".join(m["rtstruct_sop_uid"] for m in usable),
-                     rtstruct_series_uid=usable[0]["rtstruct_series_uid"] if usable else "",
-                     image_series_uid=members[0]["image_series_uid"],
-                     relation=usable[0]["relation"] if usable else "", voxel_count=count, volume_mm3=count * voxel_mm3,
-                     bounding_box=bounding_box(mask), roi_type="", contour_types={}, point="",
-                     status="ok" if usable else "failed",
-                     reason="" if usable else f"no usable instance of {roi} to unite",
-                     warnings=[f"left out of the union: {', '.join(left_out)}"] if left_out else [],
-                     notes=[f"union of {len(usable)} instances of {roi}: {', '.join(m['label'] for m in usable)}"])
+        entry = dict(
+            label=label,
+            roi=roi,
+            roi_original=" + ".join(m["roi_original"] for m in usable),
+            roi_pattern="",
+            roi_number=0,
+            rtstruct_sop_uid=",".join(m["rtstruct_sop_uid"] for m in usable),
+            rtstruct_series_uid=usable[0]["rtstruct_series_uid"] if usable else "",
+            image_series_uid=members[0]["image_series_uid"],
+            relation=usable[0]["relation"] if usable else "",
+            voxel_count=count,
+            volume_mm3=count * voxel_mm3,
+            bounding_box=bounding_box(mask),
+            roi_type="",
+            contour_types={},
+            point="",
+            status="ok" if usable else "failed",
+            reason="" if usable else f"no usable instance of {roi} to unite",
+            warnings=[f"left out of the union: {', '.join(left_out)}"] if left_out else [],
+            notes=[f"union of {len(usable)} instances of {roi}: {', '.join(m['label'] for m in usable)}"],
+        )
         if usable:
             img = sitk.GetImageFromArray(mask)
             img.CopyInformation(image)
@@ -316,8 +366,16 @@ def _unions(sidecars: list[dict], out: Path, image: sitk.Image, voxel_mm3: float
     return made
 
 
-def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="", relation="",
-                union=False, overlap: str = "even-odd") -> list[dict]:
+def write_masks(
+    rtstruct_paths,
+    image_path,
+    out_dir,
+    aliases,
+    image_series_uid="",
+    relation="",
+    union=False,
+    overlap: str = "even-odd",
+) -> list[dict]:
     """Rasterise every ROI of the RTSTRUCTs (or segment of the SEGs) on the grid of image_path (a NIfTI path, or a
     Grid); writes {roi}.nii.gz + {roi}.json per ROI and
     masks.json (the list of sidecars). ROIs that map to the same standard name get _2, _3 … suffixes; with
@@ -337,15 +395,23 @@ def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="
     sidecars = []
     for rs_path in sorted(rtstruct_paths):
         try:
-            is_seg = str(pydicom.dcmread(rs_path, stop_before_pixels=True, specific_tags=["Modality"]).get(
-                "Modality", "")).upper() == "SEG"
+            is_seg = (
+                str(
+                    pydicom.dcmread(rs_path, stop_before_pixels=True, specific_tags=["Modality"]).get("Modality", "")
+                ).upper()
+                == "SEG"
+            )
             ds, rois = read_seg(rs_path) if is_seg else read_rtstruct(rs_path)
         except Exception as err:  # a broken structure set is recorded, and the others go on
             if is_machine_error(err):
                 raise
-            sidecars.append(failed_entry(f"(every ROI of {Path(rs_path).name})",
-                                         f"{Path(rs_path).name} cannot be read: {type(err).__name__}: {err}",
-                                         image_series_uid))
+            sidecars.append(
+                failed_entry(
+                    f"(every ROI of {Path(rs_path).name})",
+                    f"{Path(rs_path).name} cannot be read: {type(err).__name__}: {err}",
+                    image_series_uid,
+                )
+            )
             continue
         for number, roi in sorted(rois.items()):
             standard, pattern = standard_name(roi["name"], aliases)
@@ -360,17 +426,24 @@ def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="
                     raise MaskError(roi["error"])
                 if is_seg:
                     mask = seg_on_grid(roi["image"], image)
-                    audit = dict(warnings=[], notes=["DICOM SEG segment, resampled nearest-neighbour onto this grid"],
-                                 polygon_volume_mm3=float(sitk.GetArrayViewFromImage(roi["image"]).sum()
-                                                          * np.prod(roi["image"].GetSpacing())),
-                                 n_contours=0)
+                    audit = dict(
+                        warnings=[],
+                        notes=["DICOM SEG segment, resampled nearest-neighbour onto this grid"],
+                        polygon_volume_mm3=float(
+                            sitk.GetArrayViewFromImage(roi["image"]).sum() * np.prod(roi["image"].GetSpacing())
+                        ),
+                        n_contours=0,
+                    )
                 else:
                     mask, audit = rasterise_roi(roi["contours"], grid, roi["name"], overlap)
             except Exception as err:  # one broken ROI is recorded, and the others go on
                 if is_machine_error(err):
                     raise
-                entry = failed_entry(roi["name"], f"ROI '{roi['name']}' of {Path(rs_path).name} cannot be "
-                                                  f"rasterised: {type(err).__name__}: {err}", image_series_uid)
+                entry = failed_entry(
+                    roi["name"],
+                    f"ROI '{roi['name']}' of {Path(rs_path).name} cannot be rasterised: {type(err).__name__}: {err}",
+                    image_series_uid,
+                )
                 entry.update(label=label, roi=standard, rtstruct_series_uid=str(ds.SeriesInstanceUID))
                 sidecars.append(entry)
                 continue
@@ -385,13 +458,25 @@ def write_masks(rtstruct_paths, image_path, out_dir, aliases, image_series_uid="
             img.CopyInformation(image)
             write_image(img, out / f"{label}.nii.gz")
             audit["bounding_box"] = bounding_box(mask)
-            sidecar = dict(label=label, roi=standard, roi_original=roi["name"], roi_pattern=pattern,
-                           roi_number=number, rtstruct_sop_uid=str(ds.SOPInstanceUID),
-                           rtstruct_series_uid=str(ds.SeriesInstanceUID), image_series_uid=image_series_uid,
-                           relation=relation.get(str(ds.SeriesInstanceUID), "") if isinstance(relation, dict)
-                           else relation,
-                           voxel_count=count, volume_mm3=count * voxel_mm3, status="ok", reason="",
-                           roi_type=roi.get("roi_type", ""), contour_types=kinds, point=point, **audit)
+            sidecar = dict(
+                label=label,
+                roi=standard,
+                roi_original=roi["name"],
+                roi_pattern=pattern,
+                roi_number=number,
+                rtstruct_sop_uid=str(ds.SOPInstanceUID),
+                rtstruct_series_uid=str(ds.SeriesInstanceUID),
+                image_series_uid=image_series_uid,
+                relation=relation.get(str(ds.SeriesInstanceUID), "") if isinstance(relation, dict) else relation,
+                voxel_count=count,
+                volume_mm3=count * voxel_mm3,
+                status="ok",
+                reason="",
+                roi_type=roi.get("roi_type", ""),
+                contour_types=kinds,
+                point=point,
+                **audit,
+            )
             (out / f"{label}.json").write_text(json.dumps(sidecar, indent=2, sort_keys=True))
             sidecars.append(sidecar)
     if union:

@@ -31,11 +31,38 @@ from .features import ID_COLUMNS
 from .timeline import patient_timeline
 
 UNION_SUFFIX = "_union"
-COHORT_COLUMNS = ["patient_id", "has_images", "has_modality", "has_roi", "has_clinical", "has_outcome",
-                  "in_modelling_table", "reason", "study_uid", "study_day", "series_uid", "roi_label",
-                  "roi_original", "time_point", "selection", "passed_over"]
-CLINICAL_KEEP = ["os_days", "os_event", "dss_days", "dss_event", "pfi_days", "pfi_event", "age", "sex", "stage",
-                 "tumour_site", "hpv_status", "smoking"]
+COHORT_COLUMNS = [
+    "patient_id",
+    "has_images",
+    "has_modality",
+    "has_roi",
+    "has_clinical",
+    "has_outcome",
+    "in_modelling_table",
+    "reason",
+    "study_uid",
+    "study_day",
+    "series_uid",
+    "roi_label",
+    "roi_original",
+    "time_point",
+    "selection",
+    "passed_over",
+]
+CLINICAL_KEEP = [
+    "os_days",
+    "os_event",
+    "dss_days",
+    "dss_event",
+    "pfi_days",
+    "pfi_event",
+    "age",
+    "sex",
+    "stage",
+    "tumour_site",
+    "hpv_status",
+    "smoking",
+]
 TIE_BREAKS = "thinner slices, more slices, larger mask, series UID"
 
 
@@ -56,37 +83,57 @@ def roi_candidates(rows: pd.DataFrame, roi: str | None, instances: str) -> pd.Da
 def order_within_study(c: pd.DataFrame, instances: str, by=()) -> pd.DataFrame:
     """Candidates best first (within each group of the columns `by`, e.g. the study): "largest" by mask volume
     first, then the tie-breaks; otherwise the tie-breaks (thinner slices, more slices, larger mask, series UID)."""
-    c = c.assign(_spacing=c["slice_spacing"].fillna(np.inf), _slices=-c["n_slices"].fillna(0),
-                 _volume=-c["mask_volume_mm3"].fillna(0))
+    c = c.assign(
+        _spacing=c["slice_spacing"].fillna(np.inf),
+        _slices=-c["n_slices"].fillna(0),
+        _volume=-c["mask_volume_mm3"].fillna(0),
+    )
     keys = ["_spacing", "_slices", "_volume", "series_uid", "roi_label"]
     if instances == "largest":
         keys = ["_volume"] + [k for k in keys if k != "_volume"]
     return c.sort_values([*by, *keys], kind="stable").drop(columns=["_spacing", "_slices", "_volume"])
 
 
-DESCRIBED = ["study_uid", "study_day", "series_uid", "roi_label", "roi_original", "slice_spacing", "n_slices",
-             "mask_volume_mm3"]
+DESCRIBED = [
+    "study_uid",
+    "study_day",
+    "series_uid",
+    "roi_label",
+    "roi_original",
+    "slice_spacing",
+    "n_slices",
+    "mask_volume_mm3",
+]
 
 
 def _describe(r) -> str:
     day = "no date" if pd.isna(r.study_day) else f"day {int(r.study_day)}"
-    return (f"{day} series {r.series_uid} {r.roi_label} ('{r.roi_original}', {r.slice_spacing:g} mm x "
-            f"{int(r.n_slices) if pd.notna(r.n_slices) else '?'} slices, {r.mask_volume_mm3:.0f} mm3)")
+    return (
+        f"{day} series {r.series_uid} {r.roi_label} ('{r.roi_original}', {r.slice_spacing:g} mm x "
+        f"{int(r.n_slices) if pd.notna(r.n_slices) else '?'} slices, {r.mask_volume_mm3:.0f} mm3)"
+    )
 
 
 def choose_study(c: pd.DataFrame, time_point: str, plan_studies: set, listed: pd.DataFrame | None):
     """(study UID or None, why, why the other studies were passed over) for one patient's candidates."""
-    studies = (c.groupby("study_uid", sort=False)["study_day"].first().reset_index()
-               .assign(_day=lambda s: s["study_day"].astype(float).fillna(np.inf))
-               .sort_values(["_day", "study_uid"]))
+    studies = (
+        c.groupby("study_uid", sort=False)["study_day"]
+        .first()
+        .reset_index()
+        .assign(_day=lambda s: s["study_day"].astype(float).fillna(np.inf))
+        .sort_values(["_day", "study_uid"])
+    )
     if time_point == "listed":
         wanted = listed if listed is not None else pd.DataFrame(columns=["study_uid"])
         present = studies[studies["study_uid"].isin(set(wanted["study_uid"]))]
         if wanted.empty:
             return None, "not listed in model.studies", "not listed"
         if present.empty:
-            return (None, f"listed study {', '.join(sorted(wanted['study_uid']))} has no feature row of the ROI on "
-                    "this modality", "not listed")
+            return (
+                None,
+                f"listed study {', '.join(sorted(wanted['study_uid']))} has no feature row of the ROI on this modality",
+                "not listed",
+            )
         return present["study_uid"].iloc[0], "listed in model.studies", "not listed"
     if time_point == "planning":
         planned = studies[studies["study_uid"].isin(plan_studies)]
@@ -95,15 +142,26 @@ def choose_study(c: pd.DataFrame, time_point: str, plan_studies: set, listed: pd
         own = c[c["rtstruct_study_uid"] == c["study_uid"]]
         owned = studies[studies["study_uid"].isin(set(own["study_uid"]))]
         if len(owned):
-            return (owned["study_uid"].iloc[0], "planning: no RT plan; the earliest study with its own structure set",
-                    "not the planning study")
-        return (studies["study_uid"].iloc[0], "planning: no RT plan and no study with its own structure set; "
-                "the earliest study", "later study")
+            return (
+                owned["study_uid"].iloc[0],
+                "planning: no RT plan; the earliest study with its own structure set",
+                "not the planning study",
+            )
+        return (
+            studies["study_uid"].iloc[0],
+            "planning: no RT plan and no study with its own structure set; the earliest study",
+            "later study",
+        )
     return studies["study_uid"].iloc[0], "baseline: the earliest study with the modality and ROI", "later study"
 
 
-def select(c: pd.DataFrame, time_point: str, instances: str, plan_studies: set = frozenset(),
-           listed: pd.DataFrame | None = None) -> tuple[pd.Series | None, str, str]:
+def select(
+    c: pd.DataFrame,
+    time_point: str,
+    instances: str,
+    plan_studies: set = frozenset(),
+    listed: pd.DataFrame | None = None,
+) -> tuple[pd.Series | None, str, str]:
     """(chosen row or None, selection reason, passed-over alternatives) among one patient's candidates: feature rows
     of the ROI of any status. The study is chosen among all of them, so that a study whose ROI failed is not
     silently replaced by another time point (a follow-up standing in for a failed baseline): the patient is left
@@ -116,22 +174,26 @@ def select(c: pd.DataFrame, time_point: str, instances: str, plan_studies: set =
         failed = c[c["study_uid"] == study]
         day = "no date" if pd.isna(failed["study_day"].iloc[0]) else f"day {int(failed['study_day'].iloc[0])}"
         others = c[c["study_uid"] != study]
-        return None, (f"{why} ({day}): its ROI failed ({failed['reason'].iloc[0]}); no other time point is used "
-                      "in its place"), "; ".join(f"{_describe(r)}: {other_study}"
-                                                 for r in others[DESCRIBED].itertuples())
+        return (
+            None,
+            (f"{why} ({day}): its ROI failed ({failed['reason'].iloc[0]}); no other time point is used in its place"),
+            "; ".join(f"{_describe(r)}: {other_study}" for r in others[DESCRIBED].itertuples()),
+        )
     named = set(listed["series_uid"]) - {""} if time_point == "listed" and "series_uid" in listed else set()
     if inside["series_uid"].isin(named).any():  # a listed series, when the file names one
         inside = inside[inside["series_uid"].isin(named)]
     ordered = order_within_study(inside, instances)
     chosen = ordered.iloc[0]
-    rule = ("largest mask volume, then " + TIE_BREAKS if instances == "largest" else TIE_BREAKS)
+    rule = "largest mask volume, then " + TIE_BREAKS if instances == "largest" else TIE_BREAKS
     day = "no date" if pd.isna(chosen["study_day"]) else f"day {int(chosen['study_day'])}"
     reason = f"{why} ({day}); instances: {instances}"
     if len(ordered) > 1:
         reason += f"; within the study by {rule}"
-    passed = [f"{_describe(r)}: {'not chosen within the study' if r.study_uid == study else other_study}"
-              for r in c[DESCRIBED].itertuples() if not (r.series_uid == chosen["series_uid"]
-                                               and r.roi_label == chosen["roi_label"])]
+    passed = [
+        f"{_describe(r)}: {'not chosen within the study' if r.study_uid == study else other_study}"
+        for r in c[DESCRIBED].itertuples()
+        if not (r.series_uid == chosen["series_uid"] and r.roi_label == chosen["roi_label"])
+    ]
     return chosen, reason, "; ".join(passed)
 
 
@@ -148,11 +210,16 @@ def with_context(features: pd.DataFrame, series: pd.DataFrame) -> pd.DataFrame:
     spacing and count, and the study of the structure set the ROI came from."""
     days = patient_timeline(series)[["patient_id", "study_uid", "day"]].rename(columns={"day": "study_day"})
     geometry = series[["series_uid", "study_date", "slice_spacing", "n_slices"]].drop_duplicates("series_uid")
-    rs_study = (series[["series_uid", "study_uid"]].drop_duplicates("series_uid")
-                .rename(columns={"series_uid": "rtstruct_series_uid", "study_uid": "rtstruct_study_uid"}))
-    return (features.merge(geometry, on="series_uid", how="left")
-            .merge(days, on=["patient_id", "study_uid"], how="left")
-            .merge(rs_study, on="rtstruct_series_uid", how="left"))
+    rs_study = (
+        series[["series_uid", "study_uid"]]
+        .drop_duplicates("series_uid")
+        .rename(columns={"series_uid": "rtstruct_series_uid", "study_uid": "rtstruct_study_uid"})
+    )
+    return (
+        features.merge(geometry, on="series_uid", how="left")
+        .merge(days, on=["patient_id", "study_uid"], how="left")
+        .merge(rs_study, on="rtstruct_series_uid", how="left")
+    )
 
 
 def plan_studies(series: pd.DataFrame) -> set:
@@ -166,15 +233,23 @@ def read_listed(path) -> pd.DataFrame:
     listed = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
     missing = {"patient_id", "study_uid"} - set(listed.columns)
     if missing:
-        raise ValueError(f"{path}: model.studies needs the columns patient_id and study_uid; missing "
-                         f"{', '.join(sorted(missing))}")
+        raise ValueError(
+            f"{path}: model.studies needs the columns patient_id and study_uid; missing {', '.join(sorted(missing))}"
+        )
     listed["patient_id"] = listed["patient_id"].map(normalise_barcode)
     return listed
 
 
-def modelling_table(features: pd.DataFrame, clinical: pd.DataFrame, series: pd.DataFrame, modality: str,
-                    roi: str, time_point: str = "baseline", instances: str = "largest",
-                    listed: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def modelling_table(
+    features: pd.DataFrame,
+    clinical: pd.DataFrame,
+    series: pd.DataFrame,
+    modality: str,
+    roi: str,
+    time_point: str = "baseline",
+    instances: str = "largest",
+    listed: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per patient (see the module's docstring for the choice), and the cohort accounting."""
     features = features.assign(patient_id=features["patient_id"].map(normalise_barcode))
     series = series.assign(patient_id=series["patient_id"].map(normalise_barcode))
@@ -188,16 +263,20 @@ def modelling_table(features: pd.DataFrame, clinical: pd.DataFrame, series: pd.D
     feature_cols = [c for c in features.columns if c not in ID_COLUMNS]
     rows, cohort = [], []
     for pid in patients:
-        entry = dict(patient_id=pid, has_images=pid in set(images["patient_id"]),
-                     has_modality=bool(((images["patient_id"] == pid) & (images["modality"] == modality)).any()),
-                     has_roi=pid in set(ok["patient_id"]), has_clinical=pid in clin.index)
-        entry["has_outcome"] = bool(entry["has_clinical"] and pd.notna(clin.loc[pid, "os_days"])
-                                    and pd.notna(clin.loc[pid, "os_event"]))
+        entry = dict(
+            patient_id=pid,
+            has_images=pid in set(images["patient_id"]),
+            has_modality=bool(((images["patient_id"] == pid) & (images["modality"] == modality)).any()),
+            has_roi=pid in set(ok["patient_id"]),
+            has_clinical=pid in clin.index,
+        )
+        entry["has_outcome"] = bool(
+            entry["has_clinical"] and pd.notna(clin.loc[pid, "os_days"]) and pd.notna(clin.loc[pid, "os_event"])
+        )
         chosen, selection, passed = None, "", ""
         if entry["has_roi"]:
             mine = None if listed is None else listed[listed["patient_id"] == pid]
-            chosen, selection, passed = select(drawn[drawn["patient_id"] == pid], time_point, instances, plans,
-                                               mine)
+            chosen, selection, passed = select(drawn[drawn["patient_id"] == pid], time_point, instances, plans, mine)
         reason = ""
         if not entry["has_images"]:
             reason = "no converted image series"
@@ -205,32 +284,65 @@ def modelling_table(features: pd.DataFrame, clinical: pd.DataFrame, series: pd.D
             reason = f"no {modality} image series"
         elif not entry["has_roi"]:  # (a failed image conversion counts as no usable ROI, with its reason)
             # the ROI's own failure, or its image's (a failed conversion fails every ROI: roi "")
-            failed = features[(features["patient_id"] == pid) & (features["modality"] == modality)
-                              & features["roi"].isin([roi, ""]) & (features["status"] != "ok")]
-            reason = (f"{roi} on {modality} failed: {failed['reason'].iloc[0]}" if len(failed)
-                      else f"no ROI mapped to {roi} on a {modality} series")
+            failed = features[
+                (features["patient_id"] == pid)
+                & (features["modality"] == modality)
+                & features["roi"].isin([roi, ""])
+                & (features["status"] != "ok")
+            ]
+            reason = (
+                f"{roi} on {modality} failed: {failed['reason'].iloc[0]}"
+                if len(failed)
+                else f"no ROI mapped to {roi} on a {modality} series"
+            )
         elif chosen is None:
             reason = selection if selection.startswith(time_point) else f"time point {time_point}: {selection}"
         elif not entry["has_clinical"]:
             reason = "no clinical record"
         elif not entry["has_outcome"]:
             reason = "clinical record without an OS time and event"
+
         def pick(column, chosen=chosen):
             return chosen[column] if chosen is not None else ""
 
-        entry.update(in_modelling_table=not reason, reason=reason, study_uid=pick("study_uid"),
-                     study_day=chosen["study_day"] if chosen is not None else pd.NA,
-                     series_uid=pick("series_uid"), roi_label=pick("roi_label"), roi_original=pick("roi_original"),
-                     time_point=time_point if entry["has_roi"] else "", selection=selection, passed_over=passed)
+        entry.update(
+            in_modelling_table=not reason,
+            reason=reason,
+            study_uid=pick("study_uid"),
+            study_day=chosen["study_day"] if chosen is not None else pd.NA,
+            series_uid=pick("series_uid"),
+            roi_label=pick("roi_label"),
+            roi_original=pick("roi_original"),
+            time_point=time_point if entry["has_roi"] else "",
+            selection=selection,
+            passed_over=passed,
+        )
         cohort.append(entry)
         if not reason:
-            row = dict(patient_id=pid, study_uid=chosen["study_uid"], series_uid=chosen["series_uid"],
-                       modality=modality, roi=roi, roi_original=chosen["roi_original"])
+            row = dict(
+                patient_id=pid,
+                study_uid=chosen["study_uid"],
+                series_uid=chosen["series_uid"],
+                modality=modality,
+                roi=roi,
+                roi_original=chosen["roi_original"],
+            )
             row.update({c: clin.loc[pid, c] for c in CLINICAL_KEEP})
             row.update({c: chosen[c] for c in feature_cols})
             rows.append(row)
-    table = pd.DataFrame(rows, columns=["patient_id", "study_uid", "series_uid", "modality", "roi", "roi_original",
-                                        *CLINICAL_KEEP, *feature_cols])
+    table = pd.DataFrame(
+        rows,
+        columns=[
+            "patient_id",
+            "study_uid",
+            "series_uid",
+            "modality",
+            "roi",
+            "roi_original",
+            *CLINICAL_KEEP,
+            *feature_cols,
+        ],
+    )
     for c in ("os_event", "dss_event", "pfi_event"):
         table[c] = table[c].astype("Int64")
     cohort = pd.DataFrame(cohort, columns=COHORT_COLUMNS)
@@ -238,12 +350,25 @@ def modelling_table(features: pd.DataFrame, clinical: pd.DataFrame, series: pd.D
     return table, cohort
 
 
-def write_modelling_table(features_path, clinical_path, series_path, modality, roi, out_csv, cohort_tsv,
-                          time_point="baseline", instances="largest", studies=None):
+def write_modelling_table(
+    features_path,
+    clinical_path,
+    series_path,
+    modality,
+    roi,
+    out_csv,
+    cohort_tsv,
+    time_point="baseline",
+    instances="largest",
+    studies=None,
+):
     features = pd.read_parquet(features_path)
-    clinical = pd.read_csv(clinical_path, dtype={c: str for c in ("patient_id", "sex", "stage", "tumour_site",
-                                                                  "hpv_status", "smoking", "project")},
-                           keep_default_na=False, na_values=[""])
+    clinical = pd.read_csv(
+        clinical_path,
+        dtype={c: str for c in ("patient_id", "sex", "stage", "tumour_site", "hpv_status", "smoking", "project")},
+        keep_default_na=False,
+        na_values=[""],
+    )
     series = pd.read_parquet(series_path)
     listed = read_listed(studies) if time_point == "listed" else None
     table, cohort = modelling_table(features, clinical, series, modality, roi, time_point, instances, listed)

@@ -41,30 +41,54 @@ def build_orders(tables: dict[str, pd.DataFrame]) -> dict[tuple[str, str, str], 
     """{(kind, patient, series): order} for every series the workflow will work on, from the index tables
     (instances, series, links)."""
     instances, series, links = tables["instances"], tables["series"], tables["links"]
-    sizes = dict(zip(instances["path"], zip(instances["size"].astype("int64").tolist(),
-                                            instances["mtime"].astype("int64").tolist())))
+    sizes = dict(
+        zip(
+            instances["path"],
+            zip(instances["size"].astype("int64").tolist(), instances["mtime"].astype("int64").tolist()),
+        )
+    )
     files_of = instances.groupby("series_key")["path"].agg(lambda p: sorted(p)).to_dict()
     orders = {}
     images = series[series["convert"]]
     for r in images.itertuples():
         orders[("convert", r.patient_id, r.series_uid)] = dict(
-            kind="convert", patient_id=r.patient_id, study_uid=r.study_uid, series_key=r.series_uid,
-            dicom_series_uid=r.dicom_series_uid, modality=r.modality,
-            files=[_file(p, sizes) for p in files_of.get(r.series_uid, [])])
+            kind="convert",
+            patient_id=r.patient_id,
+            study_uid=r.study_uid,
+            series_key=r.series_uid,
+            dicom_series_uid=r.dicom_series_uid,
+            modality=r.modality,
+            files=[_file(p, sizes) for p in files_of.get(r.series_uid, [])],
+        )
     structures = links[links["source_modality"].isin(STRUCTURE_MODALITIES)]
     for (patient, key), mine in structures.groupby(["patient_id", "image_series_uid"], sort=True):
         mine = mine.drop_duplicates("source_path").sort_values("source_path")
         orders[("masks", patient, key)] = dict(
-            kind="masks", patient_id=patient, series_key=key,
+            kind="masks",
+            patient_id=patient,
+            series_key=key,
             image_modality=str(mine["image_modality"].iloc[0]),
-            structures=[dict(_file(r.source_path, sizes), modality=r.source_modality, series_uid=r.source_series_uid,
-                             sop_uid=r.source_sop_uid, relation=r.relation) for r in mine.itertuples()])
+            structures=[
+                dict(
+                    _file(r.source_path, sizes),
+                    modality=r.source_modality,
+                    series_uid=r.source_series_uid,
+                    sop_uid=r.source_sop_uid,
+                    relation=r.relation,
+                )
+                for r in mine.itertuples()
+            ],
+        )
     doses = links[links["source_modality"] == "RTDOSE"]
     for (patient, uid), mine in doses.groupby(["patient_id", "source_series_uid"], sort=True):
         orders[("dose", patient, uid)] = dict(
-            kind="dose", patient_id=patient, series_key=uid, dicom_series_uid=uid,
+            kind="dose",
+            patient_id=patient,
+            series_key=uid,
+            dicom_series_uid=uid,
             dose=_file(str(mine.sort_values("source_path")["source_path"].iloc[0]), sizes),
-            images=sorted(mine["image_series_uid"].unique().tolist()))
+            images=sorted(mine["image_series_uid"].unique().tolist()),
+        )
     return orders
 
 

@@ -11,8 +11,19 @@ from pathlib import Path
 
 from . import __version__
 
-PACKAGES = ["numpy", "SimpleITK", "pyradiomics-bhklab", "pydicom", "pandas", "pyarrow", "PyWavelets", "snakemake",
-            "lifelines", "python-gdcm", "pylibjpeg-openjpeg"]
+PACKAGES = [
+    "numpy",
+    "SimpleITK",
+    "pyradiomics-bhklab",
+    "pydicom",
+    "pandas",
+    "pyarrow",
+    "PyWavelets",
+    "snakemake",
+    "lifelines",
+    "python-gdcm",
+    "pylibjpeg-openjpeg",
+]
 
 
 def sha256(path) -> str:
@@ -26,10 +37,17 @@ def sha256(path) -> str:
 def git_commit(folder) -> dict:
     """The commit of the radflow checkout that ran, and whether it had uncommitted changes."""
     try:
-        commit = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
-                                    capture_output=True, text=True, check=True).stdout.strip())
+        commit = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
         return dict(commit=commit, uncommitted_changes=dirty)
     except (OSError, subprocess.CalledProcessError):
         return dict(commit="", uncommitted_changes=None)
@@ -43,11 +61,13 @@ def provenance(config: dict, inputs: dict[str, str], workflow_dir, out_path) -> 
         except metadata.PackageNotFoundError:
             versions[name] = None
     record = dict(
-        radflow_version=__version__, python=platform.python_version(), platform=platform.platform(),
-        packages=versions, git=git_commit(workflow_dir), config=config,
+        radflow_version=__version__,
+        python=platform.python_version(),
+        platform=platform.platform(),
+        packages=versions,
+        git=git_commit(workflow_dir),
+        config=config,
         sha256={name: sha256(path) for name, path in sorted(inputs.items())},
     )
     Path(out_path).write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
     return record
-
-

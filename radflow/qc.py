@@ -30,8 +30,11 @@ def _window(values: np.ndarray, modality: str) -> tuple[float, float]:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return 0.0, 1.0
-    lo, hi = (0.0, float(np.percentile(finite, 99.5))) if modality == "PT" else \
-        (float(np.percentile(finite, 1)), float(np.percentile(finite, 99)))
+    lo, hi = (
+        (0.0, float(np.percentile(finite, 99.5)))
+        if modality == "PT"
+        else (float(np.percentile(finite, 1)), float(np.percentile(finite, 99)))
+    )
     return lo, hi if hi > lo else lo + 1.0
 
 
@@ -77,8 +80,15 @@ def roi_overlay(image: sitk.Image, mask: sitk.Image, out_png: Path, modality: st
     for ax, (name, pixels, outline, spacing, origin) in zip(axes, planes):
         rs, cs = _crop(outline, spacing)
         pixels, outline = pixels[rs, cs], outline[rs, cs]
-        ax.imshow(pixels, cmap="gray", vmin=lo, vmax=hi, origin=origin, aspect=spacing[0] / spacing[1],
-                  interpolation="nearest")
+        ax.imshow(
+            pixels,
+            cmap="gray",
+            vmin=lo,
+            vmax=hi,
+            origin=origin,
+            aspect=spacing[0] / spacing[1],
+            interpolation="nearest",
+        )
         if outline.any():
             ax.contour(outline.astype(np.uint8), levels=[0.5], colors="red", linewidths=1.2, origin=origin)
         ax.set_title(f"{name} ({int(outline.sum())} voxels in plane)", fontsize=9)
@@ -92,8 +102,9 @@ def roi_overlay(image: sitk.Image, mask: sitk.Image, out_png: Path, modality: st
     return {"centre_lps_index": [ix, jy, kz], "voxels": int(roi.sum())}
 
 
-def series_overlays(image_path: Path, masks_dir: Path, out_dir: Path, patient: str, series: str,
-                    only: list[str] | None = None) -> list[str]:
+def series_overlays(
+    image_path: Path, masks_dir: Path, out_dir: Path, patient: str, series: str, only: list[str] | None = None
+) -> list[str]:
     """An overlay picture for every ROI mask of one image series, or for every instance of the standard ROI names in
     only (GTVp, GTVp_2, GTVp_union: whichever the modelling table chose is among them)."""
     out_dir = Path(out_dir)
@@ -152,7 +163,7 @@ def feature_distributions(features: pd.DataFrame, out_dir: Path) -> list[str]:
             ax.hist(values, bins=min(20, max(len(values), 1)), color="#4477aa")
             ax.set_title(col.replace("original_", ""), fontsize=8)
             ax.tick_params(labelsize=7)
-        for ax in axes.ravel()[len(cols):]:
+        for ax in axes.ravel()[len(cols) :]:
             ax.axis("off")
         fig.suptitle(f"{modality} {roi}: {rows['patient_id'].nunique()} patients, {len(rows)} rows", fontsize=10)
         fig.tight_layout()
@@ -163,8 +174,15 @@ def feature_distributions(features: pd.DataFrame, out_dir: Path) -> list[str]:
     return names
 
 
-def cohort_counts(series: pd.DataFrame, problems: pd.DataFrame, features: pd.DataFrame, cohort: pd.DataFrame,
-                  clinical: pd.DataFrame, modelling: pd.DataFrame, endpoint: str = "os") -> pd.DataFrame:
+def cohort_counts(
+    series: pd.DataFrame,
+    problems: pd.DataFrame,
+    features: pd.DataFrame,
+    cohort: pd.DataFrame,
+    clinical: pd.DataFrame,
+    modelling: pd.DataFrame,
+    endpoint: str = "os",
+) -> pd.DataFrame:
     """The run in numbers, one row per count: what came in, what was used, what was left out."""
     rows = []
 
@@ -189,13 +207,19 @@ def cohort_counts(series: pd.DataFrame, problems: pd.DataFrame, features: pd.Dat
     add("clinical", "patients in the clinical files", clinical["patient_id"].nunique())
     event = f"{endpoint}_event"
     if event in clinical.columns:
-        add("clinical", f"patients with {endpoint.upper()} time and status",
-            clinical[[f"{endpoint}_days", event]].notna().all(axis=1).sum())
+        add(
+            "clinical",
+            f"patients with {endpoint.upper()} time and status",
+            clinical[[f"{endpoint}_days", event]].notna().all(axis=1).sum(),
+        )
     add("cohort", "patients (images or clinical)", cohort["patient_id"].nunique())
     add("cohort", "patients in the modelling table", len(modelling))
     if "passed_over" in cohort.columns:
-        add("cohort", "modelling table patients with other candidates passed over",
-            (cohort["in_modelling_table"].astype(bool) & (cohort["passed_over"].fillna("") != "")).sum())
+        add(
+            "cohort",
+            "modelling table patients with other candidates passed over",
+            (cohort["in_modelling_table"].astype(bool) & (cohort["passed_over"].fillna("") != "")).sum(),
+        )
     if event in modelling.columns:
         add("cohort", f"{endpoint.upper()} events in the modelling table", pd.to_numeric(modelling[event]).sum())
     for reason, n in cohort.loc[~cohort["in_modelling_table"].astype(bool), "reason"].fillna("").value_counts().items():

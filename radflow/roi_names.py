@@ -26,8 +26,10 @@ def _entries(path) -> dict[str, tuple[list, bool]]:
         if isinstance(spec, dict):
             unknown = set(spec) - {"patterns", "features"}
             if unknown or "patterns" not in spec:
-                raise ValueError(f"{path}: {standard}: expected 'patterns' (a list) and optionally 'features' "
-                                 f"(true or false), got {sorted(spec)}")
+                raise ValueError(
+                    f"{path}: {standard}: expected 'patterns' (a list) and optionally 'features' "
+                    f"(true or false), got {sorted(spec)}"
+                )
             features = spec.get("features", True)
             if not isinstance(features, bool):
                 raise ValueError(f"{path}: {standard}: features must be true or false, got {features!r}")
@@ -80,7 +82,7 @@ class FeatureRois:
         self.listed = {str(n).strip().lower() for n in rule} if isinstance(rule, (list, tuple)) else set()
 
     def why_not(self, entry: dict) -> str:
-        """"" when the ROI of a masks.json entry gets features, else the reason in words."""
+        """ "" when the ROI of a masks.json entry gets features, else the reason in words."""
         roi, original = entry.get("roi") or UNMAPPED, entry.get("roi_original", "")
         if self.rule == "all":
             return ""
@@ -90,11 +92,15 @@ class FeatureRois:
                 return ""
             return f"ROI '{original}' is not in the config's feature_rois list"
         if roi == UNMAPPED:
-            return (f"ROI '{original}' has no standard name in roi_names.yaml (unmapped): no features with "
-                    "feature_rois: standard (add its spelling to roi_names.yaml, or set feature_rois: all)")
+            return (
+                f"ROI '{original}' has no standard name in roi_names.yaml (unmapped): no features with "
+                "feature_rois: standard (add its spelling to roi_names.yaml, or set feature_rois: all)"
+            )
         if roi in self.excluded:
-            return (f"ROI '{original}' is {roi}, marked `features: false` in roi_names.yaml (outlines, equipment "
-                    "and planning margins get a mask and volume, no features; feature_rois: all extracts it)")
+            return (
+                f"ROI '{original}' is {roi}, marked `features: false` in roi_names.yaml (outlines, equipment "
+                "and planning margins get a mask and volume, no features; feature_rois: all extracts it)"
+            )
         if roi not in self.chosen:  # a standard name from an older roi_names.yaml than the masks
             return f"ROI '{original}' ({roi}) is not a standard name of the current roi_names.yaml"
         return ""

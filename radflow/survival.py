@@ -20,8 +20,22 @@ import pandas as pd
 
 from .features import ID_COLUMNS
 
-NOT_FEATURES = set(ID_COLUMNS) | {"patient_id", "study_uid", "series_uid", "modality", "roi", "roi_original", "age",
-                                  "sex", "stage", "tumour_site", "hpv_status", "smoking", "project", "vital_status"}
+NOT_FEATURES = set(ID_COLUMNS) | {
+    "patient_id",
+    "study_uid",
+    "series_uid",
+    "modality",
+    "roi",
+    "roi_original",
+    "age",
+    "sex",
+    "stage",
+    "tumour_site",
+    "hpv_status",
+    "smoking",
+    "project",
+    "vital_status",
+}
 
 
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
@@ -58,11 +72,18 @@ def _km_plot(path, groups: dict[str, pd.DataFrame], time_col, event_col, title):
     fig, ax = plt.subplots(figsize=(6, 4.5))
     groups = {label: g for label, g in groups.items() if len(g)}
     for label, g in groups.items():
-        KaplanMeierFitter().fit(g[time_col].astype(float), g[event_col].astype(int),
-                                label=f"{label} (n={len(g)})").plot_survival_function(ax=ax, ci_show=len(g) > 2)
+        KaplanMeierFitter().fit(
+            g[time_col].astype(float), g[event_col].astype(int), label=f"{label} (n={len(g)})"
+        ).plot_survival_function(ax=ax, ci_show=len(g) > 2)
     if not groups:  # no patient with an outcome: a plot that says so, not a crash
-        ax.text(0.5, 0.5, "no patient with a time and an event:\nno survival curve", ha="center", va="center",
-                transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            "no patient with a time and an event:\nno survival curve",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
     ax.set_xlabel("days")
     ax.set_ylabel("survival probability")
     ax.set_title(title, fontsize=9)
@@ -103,8 +124,16 @@ def _penalised(frame: pd.DataFrame, penalizer: float, l1_ratio: float):
     return None
 
 
-def survival_starter(table: pd.DataFrame, out_dir, endpoint: str = "os", min_events: int = 10,
-                     penalizer: float = 0.5, l1_ratio: float = 0.5, folds: int = 5, seed: int = 0) -> dict:
+def survival_starter(
+    table: pd.DataFrame,
+    out_dir,
+    endpoint: str = "os",
+    min_events: int = 10,
+    penalizer: float = 0.5,
+    l1_ratio: float = 0.5,
+    folds: int = 5,
+    seed: int = 0,
+) -> dict:
     """Fit the starter models on a modelling table; writes univariate_cox.csv, summary.json and km.png."""
     from lifelines.statistics import logrank_test
     from lifelines.utils import concordance_index
@@ -119,22 +148,34 @@ def survival_starter(table: pd.DataFrame, out_dir, endpoint: str = "os", min_eve
     data = data[data[time_col] > 0]
     features = feature_columns(data, time_col, event_col)
     n, events = len(data), int(data[event_col].sum())
-    summary = dict(endpoint=endpoint.upper(), patients=n, events=events, features=len(features),
-                   min_events=min_events)
+    summary = dict(endpoint=endpoint.upper(), patients=n, events=events, features=len(features), min_events=min_events)
     columns = ["feature", "hazard_ratio_per_sd", "ci_lower", "ci_upper", "p", "q_bh"]
     if n == 0:
-        summary.update(status="no patients", message=(
-            f"the modelling table has {len(table)} row(s) and no patient with an {endpoint.upper()} time and event "
-            "(no imaging patient matched a clinical row, or none has an outcome; results/cohort.tsv says why each "
-            "patient is out): no model was fitted"))
+        summary.update(
+            status="no patients",
+            message=(
+                f"the modelling table has {len(table)} row(s) and no patient with an {endpoint.upper()} time and event "
+                "(no imaging patient matched a clinical row, or none has an outcome; results/cohort.tsv says why each "
+                "patient is out): no model was fitted"
+            ),
+        )
     elif events < min_events or n < 4 or not features:
-        summary.update(status="too few events", message=(
-            f"{events} {endpoint.upper()} events in {n} patients with {len(features)} usable features: fewer than "
-            f"the {min_events} events this starter needs (config survival.min_events); no model was fitted"))
+        summary.update(
+            status="too few events",
+            message=(
+                f"{events} {endpoint.upper()} events in {n} patients with {len(features)} usable features: fewer than "
+                f"the {min_events} events this starter needs (config survival.min_events); no model was fitted"
+            ),
+        )
     if n == 0 or events < min_events or n < 4 or not features:
         pd.DataFrame(columns=columns).to_csv(out / "univariate_cox.csv", index=False)
-        _km_plot(out / "km.png", {"all patients": data}, time_col, event_col,
-                 f"{endpoint.upper()}: all patients (no model: {events} events)")
+        _km_plot(
+            out / "km.png",
+            {"all patients": data},
+            time_col,
+            event_col,
+            f"{endpoint.upper()}: all patients (no model: {events} events)",
+        )
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
 
@@ -163,11 +204,20 @@ def survival_starter(table: pd.DataFrame, out_dir, endpoint: str = "os", min_eve
         chosen.append(keep)
         model = _penalised(train[keep + ["T", "E"]], penalizer, l1_ratio)
         if model is None:
-            summary.update(status="model failed", message=(
-                f"the penalised Cox model did not converge in fold {f + 1} of {k} ({len(train)} patients, "
-                f"{int(train['E'].sum())} events), even with 100x the penalizer"))
-            _km_plot(out / "km.png", {"all patients": data}, time_col, event_col,
-                     f"{endpoint.upper()}: all patients (the model did not converge)")
+            summary.update(
+                status="model failed",
+                message=(
+                    f"the penalised Cox model did not converge in fold {f + 1} of {k} ({len(train)} patients, "
+                    f"{int(train['E'].sum())} events), even with 100x the penalizer"
+                ),
+            )
+            _km_plot(
+                out / "km.png",
+                {"all patients": data},
+                time_col,
+                event_col,
+                f"{endpoint.upper()}: all patients (the model did not converge)",
+            )
             (out / "summary.json").write_text(json.dumps(summary, indent=2))
             return summary
         r = model.predict_partial_hazard(test[keep]).to_numpy()
@@ -179,14 +229,28 @@ def survival_starter(table: pd.DataFrame, out_dir, endpoint: str = "os", min_eve
     c_index = concordance_index(frame["T"], -risk, frame["E"])
     high = risk > np.median(risk)
     test = logrank_test(frame["T"][high], frame["T"][~high], frame["E"][high], frame["E"][~high])
-    summary.update(status="fitted", penalizer=penalizer, l1_ratio=l1_ratio, folds=k,
-                   features_per_fold=chosen,
-                   cv_c_index=float(c_index), cv_c_index_per_fold=[float(c) for c in fold_c],
-                   logrank_p=float(test.p_value), significant_univariate_q05=int((uni["q_bh"] < 0.05).sum()),
-                   note=("out-of-fold C-index: each patient scored by a model fitted without them"
-                         + ("; with so few events this is a smoke test, not evidence" if events < 30 else "")))
-    _km_plot(out / "km.png", {"high risk": data[high], "low risk": data[~high]}, time_col, event_col,
-             f"{endpoint.upper()} by out-of-fold risk (median split)\nCV C-index {c_index:.2f}, "
-             f"log-rank p {test.p_value:.2g}; {n} patients, {events} events")
+    summary.update(
+        status="fitted",
+        penalizer=penalizer,
+        l1_ratio=l1_ratio,
+        folds=k,
+        features_per_fold=chosen,
+        cv_c_index=float(c_index),
+        cv_c_index_per_fold=[float(c) for c in fold_c],
+        logrank_p=float(test.p_value),
+        significant_univariate_q05=int((uni["q_bh"] < 0.05).sum()),
+        note=(
+            "out-of-fold C-index: each patient scored by a model fitted without them"
+            + ("; with so few events this is a smoke test, not evidence" if events < 30 else "")
+        ),
+    )
+    _km_plot(
+        out / "km.png",
+        {"high risk": data[high], "low risk": data[~high]},
+        time_col,
+        event_col,
+        f"{endpoint.upper()} by out-of-fold risk (median split)\nCV C-index {c_index:.2f}, "
+        f"log-rank p {test.p_value:.2g}; {n} patients, {events} events",
+    )
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

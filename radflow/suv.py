@@ -51,12 +51,14 @@ def suv_tags(ds) -> dict:
         units=str(_get(ds, "Units")).strip().upper(),
         suv_type=str(_get(ds, "SUVType")).strip().upper(),
         decay_correction=str(_get(ds, "DecayCorrection")).strip().upper(),
-        series_date=str(_get(ds, "SeriesDate")).strip(), series_time=str(_get(ds, "SeriesTime")).strip(),
+        series_date=str(_get(ds, "SeriesDate")).strip(),
+        series_time=str(_get(ds, "SeriesTime")).strip(),
         acquisition_date=str(_get(ds, "AcquisitionDate")).strip(),
         acquisition_time=str(_get(ds, "AcquisitionTime")).strip(),
         frame_reference_time=str(_get(ds, "FrameReferenceTime")).strip(),
         actual_frame_duration=str(_get(ds, "ActualFrameDuration")).strip(),
-        patient_weight=str(_get(ds, "PatientWeight")).strip(), patient_size=str(_get(ds, "PatientSize")).strip(),
+        patient_weight=str(_get(ds, "PatientWeight")).strip(),
+        patient_size=str(_get(ds, "PatientSize")).strip(),
         patient_sex=str(_get(ds, "PatientSex")).strip().upper(),
         rescale_intercept=str(_get(ds, "RescaleIntercept")).strip(),
         radiopharmaceutical_sequence="yes" if radio is not None else "",
@@ -127,9 +129,11 @@ def reference_time(slices: list[dict]) -> tuple[datetime, str, list[str]]:
         acq = _acquisition(t, first["series_date"])
         frame_ref, duration = _number(t, "frame_reference_time"), _number(t, "actual_frame_duration")
         if acq is None or math.isnan(frame_ref) or math.isnan(duration) or duration <= 0:
-            raise SUVError("SeriesTime is later than AcquisitionTime (a post-processed series) and the reference "
-                           "time cannot be back-computed: AcquisitionTime, FrameReferenceTime or "
-                           "ActualFrameDuration missing")
+            raise SUVError(
+                "SeriesTime is later than AcquisitionTime (a post-processed series) and the reference "
+                "time cannot be back-computed: AcquisitionTime, FrameReferenceTime or "
+                "ActualFrameDuration missing"
+            )
         refs.append(acq + timedelta(seconds=_average_count_time(lam, duration / 1000.0) - frame_ref / 1000.0))
     refs.sort()
     spread = (refs[-1] - refs[0]).total_seconds()
@@ -151,13 +155,20 @@ def _injection(tags, scan: datetime) -> tuple[datetime, str]:
 
 def _body_factor(kind: str, weight: float, height_cm: float, sex: str) -> float:
     """LBM, IBW (kg) or BSA (m2) by the formulas the IBSI SUV manual lists; sex O takes the mean of M and F."""
+
     def one(s):
         if kind == "LBM":
-            return 1.10 * weight - 120 * (weight / height_cm) ** 2 if s == "M" else \
-                1.07 * weight - 148 * (weight / height_cm) ** 2
+            return (
+                1.10 * weight - 120 * (weight / height_cm) ** 2
+                if s == "M"
+                else 1.07 * weight - 148 * (weight / height_cm) ** 2
+            )
         if kind == "LBMJAMES128":
-            return 1.10 * weight - 128 * (weight / height_cm) ** 2 if s == "M" else \
-                1.07 * weight - 148 * (weight / height_cm) ** 2
+            return (
+                1.10 * weight - 128 * (weight / height_cm) ** 2
+                if s == "M"
+                else 1.07 * weight - 148 * (weight / height_cm) ** 2
+            )
         if kind == "LBMJANMA":
             bmi = weight / (height_cm / 100.0) ** 2
             return 9270 * weight / (6680 + 216 * bmi) if s == "M" else 9270 * weight / (8780 + 244 * bmi)
@@ -166,18 +177,26 @@ def _body_factor(kind: str, weight: float, height_cm: float, sex: str) -> float:
         if kind == "BSA":
             return 0.007184 * height_cm**0.725 * weight**0.425
         raise SUVError(f"unknown SUVType {kind!r}")
+
     if kind == "BSA" or sex in ("M", "F"):
         return one(sex)
     return (one("M") + one("F")) / 2.0
 
 
 def _missing(slices, keys) -> list[str]:
-    names = dict(units="Units", decay_correction="DecayCorrection", patient_weight="PatientWeight",
-                 series_date="SeriesDate", series_time="SeriesTime", patient_size="PatientSize",
-                 radiopharmaceutical_sequence="RadiopharmaceuticalInformationSequence",
-                 dose="RadiopharmaceuticalInformationSequence/RadionuclideTotalDose",
-                 half_life="RadiopharmaceuticalInformationSequence/RadionuclideHalfLife",
-                 acquisition_time="AcquisitionTime", actual_frame_duration="ActualFrameDuration")
+    names = dict(
+        units="Units",
+        decay_correction="DecayCorrection",
+        patient_weight="PatientWeight",
+        series_date="SeriesDate",
+        series_time="SeriesTime",
+        patient_size="PatientSize",
+        radiopharmaceutical_sequence="RadiopharmaceuticalInformationSequence",
+        dose="RadiopharmaceuticalInformationSequence/RadionuclideTotalDose",
+        half_life="RadiopharmaceuticalInformationSequence/RadionuclideHalfLife",
+        acquisition_time="AcquisitionTime",
+        actual_frame_duration="ActualFrameDuration",
+    )
     return [names.get(k, k) for k in keys if not slices[0].get(k)]
 
 
@@ -216,8 +235,10 @@ def _decayed_fraction(slices, info, warnings) -> np.ndarray:
     info["half_life_s"] = half_life
     lam = math.log(2) / half_life
     if not (first["injection_datetime"] or first["injection_time"]) and correction != "ADMIN":
-        raise SUVError("cannot compute SUVbw, missing: RadiopharmaceuticalInformationSequence/"
-                       "RadiopharmaceuticalStartDateTime or RadiopharmaceuticalStartTime")
+        raise SUVError(
+            "cannot compute SUVbw, missing: RadiopharmaceuticalInformationSequence/"
+            "RadiopharmaceuticalStartDateTime or RadiopharmaceuticalStartTime"
+        )
     if correction == "ADMIN":
         return np.ones(len(slices))
     if correction == "START":
@@ -230,8 +251,13 @@ def _decayed_fraction(slices, info, warnings) -> np.ndarray:
         delay = (ref - injection).total_seconds()
         if delay < 0:
             raise SUVError(f"the injection ({injection}) is after the decay-correction reference time ({ref})")
-        info.update(reference_time=ref.isoformat(), reference_time_source=source,
-                    injection_time=injection.isoformat(), injection_time_source=inj_source, decay_s=delay)
+        info.update(
+            reference_time=ref.isoformat(),
+            reference_time_source=source,
+            injection_time=injection.isoformat(),
+            injection_time_source=inj_source,
+            decay_s=delay,
+        )
         return np.full(len(slices), math.exp(-lam * delay))
     if correction == "NONE":
         # Values are not decay corrected: each slice holds the average activity over its own frame.
@@ -265,8 +291,9 @@ def suv_factors(slices: list[dict]) -> tuple[np.ndarray, dict]:
         raise SUVError(f"cannot compute SUVbw, missing: {', '.join(missing)}")
     intercepts = {_number(t, "rescale_intercept") for t in slices if t["rescale_intercept"]}
     if units != "CNTS" and any(abs(i) > 0 for i in intercepts):
-        raise SUVError(f"RescaleIntercept {sorted(intercepts)} is not 0: a PET series with an offset is excluded "
-                       "(IBSI SUV manual)")
+        raise SUVError(
+            f"RescaleIntercept {sorted(intercepts)} is not 0: a PET series with an offset is excluded (IBSI SUV manual)"
+        )
     if units == "GML":
         kind = first["suv_type"] or "BW"
         info["rule"] = f"Units GML, SUVType {kind}"
@@ -294,18 +321,23 @@ def suv_factors(slices: list[dict]) -> tuple[np.ndarray, dict]:
             return np.full(len(slices), suv_scale), info
         activity_scale = _number(first, "philips_activity_scale")
         if not activity_scale > 0:
-            raise SUVError("Units CNTS without a Philips SUV scale factor (7053,1000) or activity concentration "
-                           "scale factor (7053,1009): counts cannot be converted to SUV")
-        info.update(rule="Units CNTS, Philips activity concentration scale factor (7053,1009)",
-                    philips_activity_scale=activity_scale)
+            raise SUVError(
+                "Units CNTS without a Philips SUV scale factor (7053,1000) or activity concentration "
+                "scale factor (7053,1009): counts cannot be converted to SUV"
+            )
+        info.update(
+            rule="Units CNTS, Philips activity concentration scale factor (7053,1009)",
+            philips_activity_scale=activity_scale,
+        )
         to_bqml = activity_scale
     elif units == "BQML":
         info["rule"] = "Units BQML"
         to_bqml = 1.0
     else:
         raise SUVError(f"Units {units!r} cannot be converted to SUVbw (BQML, GML, CM2ML and CNTS can)")
-    missing = _missing(slices, ["patient_weight", "radiopharmaceutical_sequence", "dose", "half_life",
-                                "decay_correction"])
+    missing = _missing(
+        slices, ["patient_weight", "radiopharmaceutical_sequence", "dose", "half_life", "decay_correction"]
+    )
     if missing:
         raise SUVError(f"cannot compute SUVbw, missing: {', '.join(missing)}")
     weight = _weight(first, info, warnings)

@@ -9,26 +9,44 @@ from __future__ import annotations
 
 import pandas as pd
 
-TIMELINE_COLUMNS = ["patient_id", "study_uid", "study_date", "day", "study_description", "modalities",
-                    "image_series", "converted_images", "structure_sets", "rtdose"]
+TIMELINE_COLUMNS = [
+    "patient_id",
+    "study_uid",
+    "study_date",
+    "day",
+    "study_description",
+    "modalities",
+    "image_series",
+    "converted_images",
+    "structure_sets",
+    "rtdose",
+]
 
 
 def patient_timeline(series: pd.DataFrame) -> pd.DataFrame:
     """One row per patient x study (see the module's docstring), sorted by patient, day, study UID."""
     if series.empty:
         return pd.DataFrame(columns=TIMELINE_COLUMNS)
-    s = series.assign(_date=pd.to_datetime(series["study_date"].astype(str).str.strip(), format="%Y%m%d",
-                                           errors="coerce"))
+    s = series.assign(
+        _date=pd.to_datetime(series["study_date"].astype(str).str.strip(), format="%Y%m%d", errors="coerce")
+    )
     rows = []
     for (pid, study), g in s.groupby(["patient_id", "study_uid"], sort=True):
         images = g[g["role"] == "image"]
-        rows.append(dict(
-            patient_id=pid, study_uid=study, study_date=str(g["study_date"].iloc[0] or ""), _date=g["_date"].min(),
-            study_description=str(g["study_description"].iloc[0] or ""),
-            modalities=",".join(sorted(set(g["modality"].astype(str)) - {""})),
-            image_series=len(images), converted_images=int(images["convert"].sum()),
-            structure_sets=int(g["role"].isin(["rtstruct", "seg"]).sum()), rtdose=int((g["role"] == "rtdose").sum()),
-        ))
+        rows.append(
+            dict(
+                patient_id=pid,
+                study_uid=study,
+                study_date=str(g["study_date"].iloc[0] or ""),
+                _date=g["_date"].min(),
+                study_description=str(g["study_description"].iloc[0] or ""),
+                modalities=",".join(sorted(set(g["modality"].astype(str)) - {""})),
+                image_series=len(images),
+                converted_images=int(images["convert"].sum()),
+                structure_sets=int(g["role"].isin(["rtstruct", "seg"]).sum()),
+                rtdose=int((g["role"] == "rtdose").sum()),
+            )
+        )
     t = pd.DataFrame(rows)
     first = t.groupby("patient_id")["_date"].transform("min")
     t["day"] = (t["_date"] - first).dt.days.astype("Int64")

@@ -17,9 +17,17 @@ sidecar = json.loads(image.with_name(image.name[: -len(".nii.gz")] + ".json").re
 with atomic_outputs(snakemake.output[0]) as (out,):
     if sidecar.get("status") == "failed":  # nothing to rasterise on: every ROI fails with the image's reason
         Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "masks.json").write_text(json.dumps([failed_entry("(every ROI)", sidecar["reason"], series)],
-                                                         indent=2))
+        (Path(out) / "masks.json").write_text(
+            json.dumps([failed_entry("(every ROI)", sidecar["reason"], series)], indent=2)
+        )
     else:
-        write_masks(sorted({s["path"] for s in structures}), image, out, load_aliases(snakemake.input.roi_names),
-                    series, relation, union=snakemake.params.roi_instances == "union",
-                    overlap=snakemake.params.contour_overlap)
+        write_masks(
+            sorted({s["path"] for s in structures}),
+            image,
+            out,
+            load_aliases(snakemake.input.roi_names),
+            series,
+            relation,
+            union=snakemake.params.roi_instances == "union",
+            overlap=snakemake.params.contour_overlap,
+        )

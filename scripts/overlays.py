@@ -6,6 +6,7 @@ from radflow.qc import series_overlays
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 w = snakemake.wildcards
 with atomic_outputs(snakemake.output[0]) as (out,):
-    rois = series_overlays(snakemake.input.image, snakemake.input.masks, out, w.patient, w.series,
-                           only=snakemake.params.rois)
+    rois = series_overlays(
+        snakemake.input.image, snakemake.input.masks, out, w.patient, w.series, only=snakemake.params.rois
+    )
 print(f"{len(rois)} overlays: {', '.join(rois)}")

@@ -60,8 +60,11 @@ def _new_uid(*parts) -> str:
 def _gtv_plane(c: Cohort, patient: str) -> tuple[np.ndarray, float]:
     """The first contour of the patient's GTV: its points, and its z."""
     rs = pydicom.dcmread(c.rtstruct(patient))
-    number = next(int(r.ROINumber) for r in rs.StructureSetROISequence if "GTV" in r.ROIName.upper()
-                  and "N" not in r.ROIName.upper().replace("GTV", ""))
+    number = next(
+        int(r.ROINumber)
+        for r in rs.StructureSetROISequence
+        if "GTV" in r.ROIName.upper() and "N" not in r.ROIName.upper().replace("GTV", "")
+    )
     contour = next(rc for rc in rs.ROIContourSequence if int(rc.ReferencedROINumber) == number).ContourSequence
     pts = np.asarray([float(v) for v in contour[len(contour) // 2].ContourData]).reshape(-1, 3)
     return pts, float(pts[0, 2])
@@ -93,8 +96,9 @@ def zero_bytes(c: Cohort) -> Expectation:
 def missing_slice(c: Cohort) -> Expectation:
     c.files("TCGA-00-0004", "CT HEAD NECK")[30].unlink()
     uid = c.uid("TCGA-00-0004", "ct_series_uid")
-    return Expectation("missing slice", "problems", [uid, "missing slice", "gap of 5.00 mm"], {"TCGA-00-0004"},
-                       series_uid=uid)
+    return Expectation(
+        "missing slice", "problems", [uid, "missing slice", "gap of 5.00 mm"], {"TCGA-00-0004"}, series_uid=uid
+    )
 
 
 def duplicated_slice(c: Cohort) -> Expectation:
@@ -104,8 +108,9 @@ def duplicated_slice(c: Cohort) -> Expectation:
     ds.InstanceNumber = 999
     ds.save_as(src.with_name("1-999.dcm"))  # the same slice, sent twice under two SOP instance UIDs
     uid = c.uid("TCGA-00-0007", "ct_series_uid")
-    return Expectation("duplicated slice", "problems", [uid, "duplicate slice position"], {"TCGA-00-0007"},
-                       series_uid=uid)
+    return Expectation(
+        "duplicated slice", "problems", [uid, "duplicate slice position"], {"TCGA-00-0007"}, series_uid=uid
+    )
 
 
 def duplicate_sop_uid(c: Cohort) -> Expectation:
@@ -116,8 +121,11 @@ def duplicate_sop_uid(c: Cohort) -> Expectation:
     ds.PixelData = arr.astype(arr.dtype).tobytes()
     out = files[40].with_name("zz-duplicate.dcm")
     ds.save_as(out)
-    return Expectation("duplicate SOP instance UID with different content", "problems",
-                       ["zz-duplicate.dcm", "duplicate SOPInstanceUID", str(ds.SOPInstanceUID)])
+    return Expectation(
+        "duplicate SOP instance UID with different content",
+        "problems",
+        ["zz-duplicate.dcm", "duplicate SOPInstanceUID", str(ds.SOPInstanceUID)],
+    )
 
 
 def mixed_matrix(c: Cohort) -> Expectation:
@@ -130,8 +138,13 @@ def mixed_matrix(c: Cohort) -> Expectation:
     ds.InstanceNumber = 500
     ds.save_as(files[-1].with_name("1-500.dcm"))
     uid = c.uid("TCGA-00-0009", "ct_series_uid")
-    return Expectation("mixed matrix sizes in one series", "problems", [uid, "sub-series", "matrix size"],
-                       {"TCGA-00-0009"}, series_uid=uid)
+    return Expectation(
+        "mixed matrix sizes in one series",
+        "problems",
+        [uid, "sub-series", "matrix size"],
+        {"TCGA-00-0009"},
+        series_uid=uid,
+    )
 
 
 def gantry_tilt(c: Cohort) -> Expectation:
@@ -139,6 +152,7 @@ def gantry_tilt(c: Cohort) -> Expectation:
         x, y, z = (float(v) for v in ds.ImagePositionPatient)
         ds.ImagePositionPatient = [x, y + np.tan(np.radians(12)) * (z + 90), z]
         ds.GantryDetectorTilt = 12
+
     rewrite_dicom(c.files("TCGA-00-0002", "CT HEAD NECK"), tilt)
     uid = c.uid("TCGA-00-0002", "ct_series_uid")
     return Expectation("gantry tilt", "problems", [uid, "gantry tilt"], {"TCGA-00-0002"}, series_uid=uid)
@@ -153,8 +167,12 @@ def single_slice(c: Cohort) -> Expectation:
     folder = src.parent.with_name("77.000000-KEY IMAGE-00001")
     folder.mkdir()
     ds.save_as(folder / "1-1.dcm")
-    return Expectation("series with a single slice", "problems", [str(ds.SeriesInstanceUID), "single slice"],
-                       series_uid=str(ds.SeriesInstanceUID))
+    return Expectation(
+        "series with a single slice",
+        "problems",
+        [str(ds.SeriesInstanceUID), "single slice"],
+        series_uid=str(ds.SeriesInstanceUID),
+    )
 
 
 def corrupt_codestream(c: Cohort) -> Expectation:
@@ -166,8 +184,13 @@ def corrupt_codestream(c: Cohort) -> Expectation:
     ds.PixelData = bytes(frame)
     ds.save_as(files[30])
     uid = c.uid("TCGA-00-0006", "ct_series_uid")
-    return Expectation("pixel data that cannot be decoded (corrupt JPEG 2000)", "features",
-                       [uid, "cannot be converted"], {"TCGA-00-0006"}, series_uid=uid)
+    return Expectation(
+        "pixel data that cannot be decoded (corrupt JPEG 2000)",
+        "features",
+        [uid, "cannot be converted"],
+        {"TCGA-00-0006"},
+        series_uid=uid,
+    )
 
 
 # ----------------------------------------------------------------------------------------------- RTSTRUCT
@@ -187,8 +210,12 @@ def rtstruct_without_image(c: Cohort) -> Expectation:
     folder = src.parent.with_name("88.000000-RTSTRUCT ORPHAN-00001")
     folder.mkdir()
     rs.save_as(folder / "1-1.dcm")
-    return Expectation("RTSTRUCT whose image series is absent", "problems",
-                       [str(rs.SeriesInstanceUID), "no converted image series"], series_uid=str(rs.SeriesInstanceUID))
+    return Expectation(
+        "RTSTRUCT whose image series is absent",
+        "problems",
+        [str(rs.SeriesInstanceUID), "no converted image series"],
+        series_uid=str(rs.SeriesInstanceUID),
+    )
 
 
 def empty_roi(c: Cohort) -> Expectation:
@@ -200,24 +227,31 @@ def contour_outside(c: Cohort) -> Expectation:
     pts, z = _gtv_plane(c, "TCGA-00-0001")
     far = pts + np.array([4000.0, 0.0, 0.0])  # four metres to the patient's left
     add_roi(c.rtstruct("TCGA-00-0001"), "Marker_far", [("CLOSED_PLANAR", far)])
-    return Expectation("contour entirely outside the image", "features",
-                       ["Marker_far", "empty mask", "outside the image"])
+    return Expectation(
+        "contour entirely outside the image", "features", ["Marker_far", "empty mask", "outside the image"]
+    )
 
 
 def open_contour(c: Cohort) -> Expectation:
     pts, z = _gtv_plane(c, "TCGA-00-0001")
     add_roi(c.rtstruct("TCGA-00-0001"), "Line_open", [("OPEN_PLANAR", pts[: len(pts) // 2])])
-    return Expectation("open contour", "features", ["Line_open", "not a volume",
-                                                    "made of 1 OPEN_PLANAR contour and no CLOSED_PLANAR contour"],
-                       status="skipped")
+    return Expectation(
+        "open contour",
+        "features",
+        ["Line_open", "not a volume", "made of 1 OPEN_PLANAR contour and no CLOSED_PLANAR contour"],
+        status="skipped",
+    )
 
 
 def point_roi(c: Cohort) -> Expectation:
     pts, z = _gtv_plane(c, "TCGA-00-0001")
     add_roi(c.rtstruct("TCGA-00-0001"), "Ref_point", [("POINT", pts[:1])])
-    return Expectation("ROI made of one point", "features", ["Ref_point", "not a volume",
-                                                             "made of 1 POINT contour and no CLOSED_PLANAR contour"],
-                       status="skipped")
+    return Expectation(
+        "ROI made of one point",
+        "features",
+        ["Ref_point", "not a volume", "made of 1 POINT contour and no CLOSED_PLANAR contour"],
+        status="skipped",
+    )
 
 
 def contours_stored_twice(c: Cohort) -> Expectation:
@@ -227,15 +261,19 @@ def contours_stored_twice(c: Cohort) -> Expectation:
     contours = next(rc for rc in rs.ROIContourSequence if int(rc.ReferencedROINumber) == number).ContourSequence
     pts = [np.asarray([float(v) for v in k.ContourData]).reshape(-1, 3) for k in contours]
     add_roi(c.rtstruct("TCGA-00-0002"), "Copy_twice", [("CLOSED_PLANAR", p) for p in pts for _ in (0, 1)])
-    return Expectation("contours stored twice", "problems",
-                       ["Copy_twice", f"stores {len(pts)} of its {2 * len(pts)} contours twice"])
+    return Expectation(
+        "contours stored twice", "problems", ["Copy_twice", f"stores {len(pts)} of its {2 * len(pts)} contours twice"]
+    )
 
 
 def malformed_contour_data(c: Cohort) -> Expectation:
     rs_path = c.rtstruct("TCGA-00-0001")
     rs = pydicom.dcmread(rs_path)
-    number = next(int(r.ROINumber) for r in rs.StructureSetROISequence if "PAROTID" in r.ROIName.upper()
-                  and ("L" in r.ROIName.upper().replace("PAROTID", "")))
+    number = next(
+        int(r.ROINumber)
+        for r in rs.StructureSetROISequence
+        if "PAROTID" in r.ROIName.upper() and ("L" in r.ROIName.upper().replace("PAROTID", ""))
+    )
     name = next(r.ROIName for r in rs.StructureSetROISequence if int(r.ROINumber) == number)
     contour = next(rc for rc in rs.ROIContourSequence if int(rc.ReferencedROINumber) == number).ContourSequence[0]
     contour.ContourData = list(contour.ContourData)[:-1]  # a coordinate lost: not a multiple of 3
@@ -247,17 +285,16 @@ def malformed_contour_data(c: Cohort) -> Expectation:
 def pet_without_weight(c: Cohort) -> Expectation:
     rewrite_dicom(c.files("TCGA-00-0001", "PET AC"), lambda ds: delattr(ds, "PatientWeight"))
     uid = c.uid("TCGA-00-0001", "pet_series_uid")
-    return Expectation("PET without patient weight", "problems", [uid, "PatientWeight"], {uid},
-                       series_uid=uid)
+    return Expectation("PET without patient weight", "problems", [uid, "PatientWeight"], {uid}, series_uid=uid)
 
 
 def pet_without_dose(c: Cohort) -> Expectation:
     def drop(ds):
         del ds.RadiopharmaceuticalInformationSequence[0].RadionuclideTotalDose
+
     rewrite_dicom(c.files("TCGA-00-0002", "PET AC"), drop)
     uid = c.uid("TCGA-00-0002", "pet_series_uid")
-    return Expectation("PET without injected dose", "problems", [uid, "RadionuclideTotalDose"], {uid},
-                       series_uid=uid)
+    return Expectation("PET without injected dose", "problems", [uid, "RadionuclideTotalDose"], {uid}, series_uid=uid)
 
 
 def pet_unknown_units(c: Cohort) -> Expectation:
@@ -272,18 +309,21 @@ def pet_unknown_units(c: Cohort) -> Expectation:
         ds.Units = "PROPCPS"  # proportional counts per second: no SUV from it
         ds.PatientWeight = 70.0
         ds.save_as(folder / f.name)
-    return Expectation("PET in units the SUV manual does not cover", "problems",
-                       [new_series, "PROPCPS"], series_uid=new_series)
+    return Expectation(
+        "PET in units the SUV manual does not cover", "problems", [new_series, "PROPCPS"], series_uid=new_series
+    )
 
 
 # ----------------------------------------------------------------------------------------------- MR
 def mr_zeros(c: Cohort) -> Expectation:
     def zero(ds):
         ds.PixelData = np.zeros_like(ds.pixel_array).tobytes()
+
     rewrite_dicom(c.files("TCGA-00-0003", "T1 AX"), zero)
     uid = c.uid("TCGA-00-0003", "mr_series_uid")
-    return Expectation("MR whose ROI holds only zeros", "features", ["same intensity (0)"], {uid},
-                       status="flat", series_uid=uid)
+    return Expectation(
+        "MR whose ROI holds only zeros", "features", ["same intensity (0)"], {uid}, status="flat", series_uid=uid
+    )
 
 
 # ----------------------------------------------------------------------------------------------- clinical
@@ -296,8 +336,7 @@ def clinical_conflict(c: Cohort) -> Expectation:
     rows["demographic.vital_status"] = vital
     rows["demographic.days_to_death"] = "'--" if vital == "Alive" else "400"
     pd.concat([table, rows]).to_csv(path, sep="\t", index=False)
-    return Expectation("patient listed twice with conflicting values", "clinical_problems",
-                       [pid, "disagree"], {pid})
+    return Expectation("patient listed twice with conflicting values", "clinical_problems", [pid, "disagree"], {pid})
 
 
 def negative_follow_up(c: Cohort) -> Expectation:
@@ -311,13 +350,29 @@ def negative_follow_up(c: Cohort) -> Expectation:
 
 
 KINDS = [
-    truncated_file, not_dicom, zero_bytes,
-    missing_slice, duplicated_slice, duplicate_sop_uid, mixed_matrix, gantry_tilt, single_slice, corrupt_codestream,
-    rtstruct_without_image, empty_roi, contour_outside, open_contour, point_roi, malformed_contour_data,
+    truncated_file,
+    not_dicom,
+    zero_bytes,
+    missing_slice,
+    duplicated_slice,
+    duplicate_sop_uid,
+    mixed_matrix,
+    gantry_tilt,
+    single_slice,
+    corrupt_codestream,
+    rtstruct_without_image,
+    empty_roi,
+    contour_outside,
+    open_contour,
+    point_roi,
+    malformed_contour_data,
     contours_stored_twice,
-    pet_without_weight, pet_without_dose, pet_unknown_units,
+    pet_without_weight,
+    pet_without_dose,
+    pet_unknown_units,
     mr_zeros,
-    clinical_conflict, negative_follow_up,
+    clinical_conflict,
+    negative_follow_up,
 ]
 
 # Kinds that cannot share one run with the rest: tests/test_broken_corpus.py runs each on its own.

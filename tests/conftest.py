@@ -17,8 +17,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _reference() -> Path:
     """Reference data written by others (IBSI, TCGA): $RADFLOW_REFERENCE, ../shared/reference, or /work/shared."""
-    candidates = [os.environ.get("RADFLOW_REFERENCE", ""), REPO.parent / "shared" / "reference",
-                  Path("/work/shared/reference")]
+    candidates = [
+        os.environ.get("RADFLOW_REFERENCE", ""),
+        REPO.parent / "shared" / "reference",
+        Path("/work/shared/reference"),
+    ]
     for c in candidates:
         if c and Path(c).is_dir():
             return Path(c)
@@ -40,8 +43,9 @@ def make_project(workdir: Path, demo_dir: Path, **overrides) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copytree(REPO / "config", workdir / "config", dirs_exist_ok=True)
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    cfg.update(demo_cohort=str(demo_dir), dicom_root=str(demo_dir / "TCGA-HNSC"),
-               clinical=[str(demo_dir / "clinical.tsv")])
+    cfg.update(
+        demo_cohort=str(demo_dir), dicom_root=str(demo_dir / "TCGA-HNSC"), clinical=[str(demo_dir / "clinical.tsv")]
+    )
     cfg.update(overrides)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return workdir
@@ -70,8 +74,9 @@ def truth(demo_dir) -> dict:
 def index_tables(demo_dir, tmp_path_factory):
     from radflow.index import build_index
 
-    return build_index(demo_dir / "TCGA-HNSC", tmp_path_factory.mktemp("index"), REPO / "config" / "roi_names.yaml",
-                       threads=2)
+    return build_index(
+        demo_dir / "TCGA-HNSC", tmp_path_factory.mktemp("index"), REPO / "config" / "roi_names.yaml", threads=2
+    )
 
 
 @pytest.fixture(scope="session")

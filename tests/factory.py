@@ -15,8 +15,14 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 
 
-def write_rtstruct(path, rois: dict[str, list[np.ndarray]], for_uid="1.2.3.4", patient="TCGA-00-9999",
-                   kinds: dict[str, str] | None = None, roi_types: dict[str, str] | None = None):
+def write_rtstruct(
+    path,
+    rois: dict[str, list[np.ndarray]],
+    for_uid="1.2.3.4",
+    patient="TCGA-00-9999",
+    kinds: dict[str, str] | None = None,
+    roi_types: dict[str, str] | None = None,
+):
     """An RTSTRUCT file with one ROI per name; each contour an (N, 3) array of patient coordinates (mm).
     kinds: ContourGeometricType per ROI (default CLOSED_PLANAR); roi_types: RTROIInterpretedType per ROI."""
     meta = FileMetaDataset()

@@ -35,7 +35,9 @@ def install() -> None:
     if all(shutil.which(b) for b in ("slurmctld", "slurmd", "sbatch", "squeue", "munged")):
         return
     if os.geteuid() != 0:
-        raise SlurmUnavailable("SLURM is not installed and the tests are not running as root, so they cannot install it")
+        raise SlurmUnavailable(
+            "SLURM is not installed and the tests are not running as root, so they cannot install it"
+        )
     if not Path("/etc/debian_version").exists() or not shutil.which("apt-get"):
         raise SlurmUnavailable("SLURM is not installed and this is not Debian (no apt-get) to install it from")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -101,7 +103,9 @@ class LocalSlurm:
         hw = _run(["slurmd", "-C"], check=True).stdout.splitlines()[0]  # NodeName=... CPUs=... RealMemory=...
         hw = " ".join(f for f in hw.split() if not f.startswith("NodeName="))
         r = self.root
-        self.conf.write_text(MARKER + f"""\
+        self.conf.write_text(
+            MARKER
+            + f"""\
 ClusterName=radflowtest
 SlurmctldHost=localhost
 SlurmUser=root
@@ -128,7 +132,8 @@ SlurmctldLogFile={r}/log/slurmctld.log
 SlurmdLogFile={r}/log/slurmd.log
 NodeName=localhost {hw} State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
-""")
+"""
+        )
 
     def _idle(self) -> bool:
         r = _run(["sinfo", "-h", "-o", "%T"], env=self.env)

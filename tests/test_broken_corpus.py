@@ -46,9 +46,11 @@ def _reported(workdir, e) -> pd.DataFrame:
         table = pd.read_csv(results / "clinical_problems.tsv", sep="\t", keep_default_na=False)
     if e.series_uid:
         table = table[table["series_uid"] == e.series_uid]
-    text = {"problems": lambda: table["item"] + " | " + table["reason"],
-            "features": lambda: table["series_uid"] + " | " + table["roi_original"] + " | " + table["reason"],
-            "clinical_problems": lambda: table["patient_id"] + " | " + table["reason"]}[e.where]()
+    text = {
+        "problems": lambda: table["item"] + " | " + table["reason"],
+        "features": lambda: table["series_uid"] + " | " + table["roi_original"] + " | " + table["reason"],
+        "clinical_problems": lambda: table["patient_id"] + " | " + table["reason"],
+    }[e.where]()
     hit = pd.Series(True, index=table.index)
     for word in e.names:
         hit &= text.str.contains(word, regex=False)
@@ -70,8 +72,11 @@ def test_everything_else_equals_the_clean_run(corpus_run, demo_run):
     named_rois = {w for e in expectations.values() if e.where == "features" for w in e.names}
     broken = pd.read_parquet(workdir / "results" / "features.parquet")
     clean = pd.read_parquet(demo_run / "results" / "features.parquet")
-    keep = ~clean["patient_id"].isin(imaging) & ~clean["series_uid"].isin(imaging) \
+    keep = (
+        ~clean["patient_id"].isin(imaging)
+        & ~clean["series_uid"].isin(imaging)
         & ~clean["roi_original"].isin(named_rois)
+    )
     reference = clean[keep].set_index(KEYS).sort_index()
     assert len(reference) >= 14  # enough of the cohort is untouched to mean something: 3 patients' CTs
     got = broken.set_index(KEYS).sort_index()
@@ -112,12 +117,18 @@ def test_config_naming_a_folder_that_does_not_exist(demo_dir, tmp_path):
     assert f"config key dicom_root = '{missing}': the folder does not exist" in out
 
 
-@pytest.mark.parametrize("key, value, expected", [
-    ("survival", {"endpoint": "os", "min_events": 4, "penalizer": 0.5, "l1_ratio": 0.5, "folds": "five"},
-     "config key survival.folds = 'five': expected an integer"),
-    ("series_selection", "newest", "config key series_selection = 'newest': expected one of referenced, all"),
-    ("index_threads", 0, "config key index_threads = 0: expected a number >= 1"),
-])
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        (
+            "survival",
+            {"endpoint": "os", "min_events": 4, "penalizer": 0.5, "l1_ratio": 0.5, "folds": "five"},
+            "config key survival.folds = 'five': expected an integer",
+        ),
+        ("series_selection", "newest", "config key series_selection = 'newest': expected one of referenced, all"),
+        ("index_threads", 0, "config key index_threads = 0: expected a number >= 1"),
+    ],
+)
 def test_malformed_config_value(demo_dir, tmp_path, key, value, expected):
     workdir = make_project(tmp_path / "project", demo_dir, **{key: value})
     assert expected in _start(workdir)
@@ -126,8 +137,9 @@ def test_malformed_config_value(demo_dir, tmp_path, key, value, expected):
 def test_clinical_file_of_an_unknown_format(demo_dir, tmp_path):
     odd = tmp_path / "clinical.json"
     odd.write_text('{"cases": []}\n')
-    workdir = make_project(tmp_path / "project", demo_dir, demo_cohort=None,
-                           clinical=[str(demo_dir / "clinical.tsv"), str(odd)])
+    workdir = make_project(
+        tmp_path / "project", demo_dir, demo_cohort=None, clinical=[str(demo_dir / "clinical.tsv"), str(odd)]
+    )
     out = _start(workdir)
     assert f"config key clinical[1]: {odd}: unknown clinical file format" in out
 
@@ -167,11 +179,13 @@ def test_read_only_results_folder(demo_dir, tmp_path):
 
 
 def test_every_run_level_kind_has_its_test():
-    names = {"config naming a folder that does not exist": test_config_naming_a_folder_that_does_not_exist,
-             "malformed config value": test_malformed_config_value,
-             "clinical file of an unknown format": test_clinical_file_of_an_unknown_format,
-             "read-only results folder": test_read_only_results_folder,
-             "pyradiomics settings file that pyradiomics refuses": test_pyradiomics_settings_that_pyradiomics_refuses}
+    names = {
+        "config naming a folder that does not exist": test_config_naming_a_folder_that_does_not_exist,
+        "malformed config value": test_malformed_config_value,
+        "clinical file of an unknown format": test_clinical_file_of_an_unknown_format,
+        "read-only results folder": test_read_only_results_folder,
+        "pyradiomics settings file that pyradiomics refuses": test_pyradiomics_settings_that_pyradiomics_refuses,
+    }
     from test_kill_resume import test_kill_full_disk_and_resume_give_the_clean_tables as full_disk
 
     names["full disk while writing (ulimit -f)"] = full_disk

@@ -19,11 +19,19 @@ def _raw(path, patient_col):
     return raw.replace("'--", "")
 
 
-@pytest.mark.parametrize("path,pid,vital,death,follow", [
-    (DOTTED, "cases.submitter_id", "demographic.vital_status", "demographic.days_to_death",
-     "diagnoses.days_to_last_follow_up"),
-    (FLAT, "case_submitter_id", "vital_status", "days_to_death", "days_to_last_follow_up"),
-])
+@pytest.mark.parametrize(
+    "path,pid,vital,death,follow",
+    [
+        (
+            DOTTED,
+            "cases.submitter_id",
+            "demographic.vital_status",
+            "demographic.days_to_death",
+            "diagnoses.days_to_last_follow_up",
+        ),
+        (FLAT, "case_submitter_id", "vital_status", "days_to_death", "days_to_last_follow_up"),
+    ],
+)
 def test_os_from_real_gdc_files(path, pid, vital, death, follow):
     if not path.exists():
         pytest.skip(f"{path} is not on this machine")
@@ -54,10 +62,12 @@ def test_known_patients():
 
 def test_death_wins_and_negative_times_are_problems(tmp_path):
     f = tmp_path / "clinical.tsv"
-    f.write_text("case_submitter_id\tvital_status\tdays_to_death\tdays_to_last_follow_up\n"
-                 "TCGA-AA-0001\tAlive\t'--\t300.0\n"
-                 "TCGA-AA-0001\tDead\t250.5\t'--\n"
-                 "TCGA-AA-0002\tAlive\t'--\t-12\n")
+    f.write_text(
+        "case_submitter_id\tvital_status\tdays_to_death\tdays_to_last_follow_up\n"
+        "TCGA-AA-0001\tAlive\t'--\t300.0\n"
+        "TCGA-AA-0001\tDead\t250.5\t'--\n"
+        "TCGA-AA-0002\tAlive\t'--\t-12\n"
+    )
     problems = tmp_path / "problems.tsv"
     table = clinical_table([f], problems_tsv=problems).set_index("patient_id")
     assert table.loc["TCGA-AA-0001", "os_event"] == 1 and table.loc["TCGA-AA-0001", "os_days"] == 250.5

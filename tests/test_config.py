@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
 import yaml
 
 from conftest import REPO, snakemake_env
@@ -26,9 +27,13 @@ def _defaults(schema: dict, prefix="") -> dict:
 def test_a_minimal_config_gets_every_default(tmp_path):
     (tmp_path / "dicom").mkdir()
     (tmp_path / "clinical.tsv").write_text("cases.submitter_id\tdemographic.vital_status\nTCGA-00-0001\tAlive\n")
-    config = dict(dicom_root=str(tmp_path / "dicom"), clinical=[str(tmp_path / "clinical.tsv")],
-                  model=dict(modality="CT", roi="GTVp"), roi_names=str(REPO / "config" / "roi_names.yaml"),
-                  pyradiomics_settings=str(REPO / "config" / "pyradiomics"))
+    config = dict(
+        dicom_root=str(tmp_path / "dicom"),
+        clinical=[str(tmp_path / "clinical.tsv")],
+        model=dict(modality="CT", roi="GTVp"),
+        roi_names=str(REPO / "config" / "roi_names.yaml"),
+        pyradiomics_settings=str(REPO / "config" / "pyradiomics"),
+    )
     check_config(config, SCHEMA, workdir=tmp_path)
     schema = yaml.safe_load(SCHEMA.read_text())
     for key, value in _defaults(schema).items():
@@ -54,14 +59,28 @@ def test_the_shipped_config_writes_out_the_schema_defaults():
             assert node == value, f"config.yaml sets {key} = {node!r}, the schema's default is {value!r}"
 
 
+@pytest.mark.workflow
 def test_the_workflow_runs_from_a_minimal_config(tmp_path, demo_dir):
     """Only the required keys: snakemake plans the whole run (a dry run) with the schema's defaults."""
     (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(dict(
-        dicom_root=str(demo_dir / "TCGA-HNSC"), clinical=[str(demo_dir / "clinical.tsv")],
-        model=dict(modality="CT", roi="GTVp"), roi_names=str(REPO / "config" / "roi_names.yaml"),
-        pyradiomics_settings=str(REPO / "config" / "pyradiomics"))))
-    proc = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "--cores", "1", "-n"], cwd=tmp_path,
-                          env=snakemake_env(), capture_output=True, text=True, timeout=300)
+    (tmp_path / "config" / "config.yaml").write_text(
+        yaml.safe_dump(
+            dict(
+                dicom_root=str(demo_dir / "TCGA-HNSC"),
+                clinical=[str(demo_dir / "clinical.tsv")],
+                model=dict(modality="CT", roi="GTVp"),
+                roi_names=str(REPO / "config" / "roi_names.yaml"),
+                pyradiomics_settings=str(REPO / "config" / "pyradiomics"),
+            )
+        )
+    )
+    proc = subprocess.run(
+        ["snakemake", "-s", str(REPO / "Snakefile"), "--cores", "1", "-n"],
+        cwd=tmp_path,
+        env=snakemake_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "index" in proc.stdout

@@ -104,15 +104,21 @@ def test_an_roi_emptied_by_crossing_contours_says_so(tmp_path):
     even = write_masks([rs], image, tmp_path / "even", ALIASES)[0]
     union = write_masks([rs], image, tmp_path / "union", ALIASES, overlap="union")[0]
     assert even["voxel_count"] == 0 and union["voxel_count"] == 3 * 16
-    assert any("covers no voxel centre of this image: its crossing contours cancel each other under contour_overlap: "
-               "even-odd" in w for w in even["warnings"])
+    assert any(
+        "covers no voxel centre of this image: its crossing contours cancel each other under contour_overlap: "
+        "even-odd" in w
+        for w in even["warnings"]
+    )
 
 
 def test_the_index_lists_duplicated_and_crossing_rois(demo_dir, tmp_path):
     root = tmp_path / "dicom"
     shutil.copytree(demo_dir / "TCGA-HNSC" / "TCGA-00-0002", root / "TCGA-00-0002")
-    rs = next(p for p in root.rglob("*") if p.is_file()
-              and pydicom.dcmread(p, stop_before_pixels=True).get("Modality") == "RTSTRUCT")
+    rs = next(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and pydicom.dcmread(p, stop_before_pixels=True).get("Modality") == "RTSTRUCT"
+    )
     ds = pydicom.dcmread(rs)
     z = [float(c.ContourData[2]) for c in ds.ROIContourSequence[0].ContourSequence][:4]
     add_roi(rs, "Nodes_twice", [("CLOSED_PLANAR", disc(0, 0, 10, zz)) for zz in z for _ in (0, 1)])

@@ -100,8 +100,7 @@ def test_geometry_and_values_equal_ibsi_nifti(case, tmp_path):
     if not dicom.is_dir():
         pytest.skip(f"{dicom} is not on this machine")
     convert_series(sorted(str(p) for p in dicom.iterdir()), tmp_path / "ours.nii.gz")
-    _assert_same_image(sitk.ReadImage(str(tmp_path / "ours.nii.gz")), sitk.ReadImage(str(_nifti(nifti))),
-                       vtol=1e-6)
+    _assert_same_image(sitk.ReadImage(str(tmp_path / "ours.nii.gz")), sitk.ReadImage(str(_nifti(nifti))), vtol=1e-6)
 
 
 def _dcm2niix(folder: Path, out: Path) -> sitk.Image:
@@ -116,8 +115,11 @@ def _dcm2niix(folder: Path, out: Path) -> sitk.Image:
 @pytest.mark.parametrize("case", sorted(IBSI_CASES) + ["demo_ct", "demo_pet", "demo_mr"])
 def test_geometry_and_values_equal_dcm2niix(case, index_tables, truth, tmp_path):
     if case.startswith("demo"):
-        key = {"demo_ct": ("TCGA-00-0001", "ct"), "demo_pet": ("TCGA-00-0001", "pet"),
-               "demo_mr": ("TCGA-00-0003", "mr")}[case]
+        key = {
+            "demo_ct": ("TCGA-00-0001", "ct"),
+            "demo_pet": ("TCGA-00-0001", "pet"),
+            "demo_mr": ("TCGA-00-0003", "mr"),
+        }[case]
         files = series_files(index_tables["instances"], truth["patients"][key[0]][f"{key[1]}_series_uid"])
         folder = Path(files[0]).parent
     else:

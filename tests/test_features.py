@@ -23,16 +23,25 @@ DEFINITIONAL = {"stat_kurt", "morph_pca_maj_axis", "morph_pca_min_axis", "morph_
 def _series(tmp_path, image: sitk.Image, masks: dict[str, sitk.Image], modality="CT"):
     """An image with its sidecar and a masks folder, as the workflow writes them."""
     sitk.WriteImage(image, str(tmp_path / "image.nii.gz"))
-    (tmp_path / "image.json").write_text(json.dumps(dict(patient_id="TCGA-00-9999", study_uid="1.2", series_uid="1.2.3",
-                                                         modality=modality)))
+    (tmp_path / "image.json").write_text(
+        json.dumps(dict(patient_id="TCGA-00-9999", study_uid="1.2", series_uid="1.2.3", modality=modality))
+    )
     folder = tmp_path / "masks"
     folder.mkdir()
     listing = []
     for name, mask in masks.items():
         sitk.WriteImage(mask, str(folder / f"{name}.nii.gz"))
         count = int(sitk.GetArrayViewFromImage(mask).sum())
-        listing.append(dict(label=name, roi=name, roi_original=name, rtstruct_series_uid="1.2.4", voxel_count=count,
-                            volume_mm3=count * float(np.prod(mask.GetSpacing()))))
+        listing.append(
+            dict(
+                label=name,
+                roi=name,
+                roi_original=name,
+                rtstruct_series_uid="1.2.4",
+                voxel_count=count,
+                volume_mm3=count * float(np.prod(mask.GetSpacing())),
+            )
+        )
     (folder / "masks.json").write_text(json.dumps(listing))
     return tmp_path / "image.nii.gz", folder
 
@@ -47,8 +56,13 @@ def test_digital_phantom_known_values(tmp_path):
     image_path, masks = _series(tmp_path, image, {"phantom": sitk.Cast(mask, sitk.sitkUInt8)})
     row = extract_series(image_path, masks, REPO / "config" / "pyradiomics" / "ibsi" / "digital_phantom.yaml").iloc[0]
     assert row["status"] == "ok"
-    ref = pd.read_csv(IBSI / "reference_values_zrad" / "ibsi_1_reference_values_digital_phantom.csv",
-                      encoding="utf-8-sig").set_index("tag")["reference value"].astype(float, errors="ignore")
+    ref = (
+        pd.read_csv(
+            IBSI / "reference_values_zrad" / "ibsi_1_reference_values_digital_phantom.csv", encoding="utf-8-sig"
+        )
+        .set_index("tag")["reference value"]
+        .astype(float, errors="ignore")
+    )
     assert float(ref["stat_mean"]) == 2.15 and round(row["original_firstorder_Mean"], 2) == 2.15
     assert float(ref["morph_vol_approx"]) == 592 and abs(row["original_shape_VoxelVolume"] - 592) <= 4
     assert float(ref["cm_joint_max_3D_avg"]) == 0.503 and round(row["original_glcm_MaximumProbability"], 3) == 0.503
@@ -59,20 +73,29 @@ def test_failures_are_rows(tmp_path):
     arr = rng.normal(40, 20, (20, 40, 40)).round().astype(np.int16)
     arr[2:6, 2:8, 2:8] = 100  # a flat region
     image = sitk.GetImageFromArray(arr)
+
     def mask(sl):
         m = np.zeros(arr.shape, np.uint8)
         m[sl] = 1
         return sitk.GetImageFromArray(m)
-    masks = {"tumour": mask(np.s_[8:16, 10:30, 10:30]), "empty": mask(np.s_[0:0]),
-             "tiny": mask(np.s_[10, 35, 35]), "flat": mask(np.s_[2:6, 2:8, 2:8])}
+
+    masks = {
+        "tumour": mask(np.s_[8:16, 10:30, 10:30]),
+        "empty": mask(np.s_[0:0]),
+        "tiny": mask(np.s_[10, 35, 35]),
+        "flat": mask(np.s_[2:6, 2:8, 2:8]),
+    }
     for m in masks.values():
         m.CopyInformation(image)
     image_path, folder = _series(tmp_path, image, masks)
     rows = extract_series(image_path, folder, REPO / "config" / "pyradiomics" / "CT.yaml").set_index("roi")
     assert rows.loc["tumour", "status"] == "ok" and np.isfinite(rows.loc["tumour", "original_glcm_Contrast"])
     assert rows.loc["empty", "status"] == "failed" and "empty mask" in rows.loc["empty", "reason"]
-    assert rows.loc["tiny", "status"] == "failed" and "spans 1 x 1 x 1 voxels" in rows.loc["tiny", "reason"] \
+    assert (
+        rows.loc["tiny", "status"] == "failed"
+        and "spans 1 x 1 x 1 voxels" in rows.loc["tiny", "reason"]
         and "minimumROIDimensions 2" in rows.loc["tiny", "reason"]
+    )
     assert rows.loc["flat", "status"] == "flat" and "same intensity" in rows.loc["flat", "reason"]
     # provenance on every row
     assert (rows["image_sha256"] == image_hash(image)).all()
@@ -88,14 +111,24 @@ def test_failures_are_rows(tmp_path):
 def test_complex_values_at_rounding_level_become_real():
     """What pyradiomics returned on an AMD EPYC for a symmetric ROI (eigenvalues of numpy.linalg.eig as a conjugate
     pair), fed to the row builder directly so that the rule is tested on every CPU."""
-    result = {"diagnostics_Versions_PyRadiomics": "v3.1.4", "original_shape_Elongation": np.complex128(1 - 1.8e-17j),
-              "original_shape_Flatness": np.complex128(0.5 + 3e-18j), "original_shape_MajorAxisLength": np.float64(12.5),
-              "original_shape_LeastAxisLength": np.array(6.25 - 1e-16j), "original_firstorder_Mean": np.array(40.0),
-              "original_shape_VoxelVolume": np.int64(592)}
+    result = {
+        "diagnostics_Versions_PyRadiomics": "v3.1.4",
+        "original_shape_Elongation": np.complex128(1 - 1.8e-17j),
+        "original_shape_Flatness": np.complex128(0.5 + 3e-18j),
+        "original_shape_MajorAxisLength": np.float64(12.5),
+        "original_shape_LeastAxisLength": np.array(6.25 - 1e-16j),
+        "original_firstorder_Mean": np.array(40.0),
+        "original_shape_VoxelVolume": np.int64(592),
+    }
     values = feature_values(result)
-    assert values == {"original_shape_Elongation": 1.0, "original_shape_Flatness": 0.5,
-                      "original_shape_MajorAxisLength": 12.5, "original_shape_LeastAxisLength": 6.25,
-                      "original_firstorder_Mean": 40.0, "original_shape_VoxelVolume": 592.0}
+    assert values == {
+        "original_shape_Elongation": 1.0,
+        "original_shape_Flatness": 0.5,
+        "original_shape_MajorAxisLength": 12.5,
+        "original_shape_LeastAxisLength": 6.25,
+        "original_firstorder_Mean": 40.0,
+        "original_shape_VoxelVolume": 592.0,
+    }
     assert all(type(v) is float for v in values.values())
     # arrays too, and a large value keeps a relative tolerance
     assert feature_value("f", np.array([1 + 1e-17j, 2.0])) == "[1.0, 2.0]"
@@ -111,12 +144,14 @@ def test_one_broken_roi_does_not_take_its_series_down(tmp_path):
     """An ROI whose mask cannot be read (or whose values cannot be tabled) is a failed row; the others are ok."""
     rng = np.random.default_rng(1)
     image = sitk.GetImageFromArray(rng.normal(40, 20, (12, 30, 30)).round().astype(np.int16))
+
     def cube(lo, hi):
         m = np.zeros((12, 30, 30), np.uint8)
-        m[lo:hi, lo:hi + 10, lo:hi + 10] = 1
+        m[lo:hi, lo : hi + 10, lo : hi + 10] = 1
         img = sitk.GetImageFromArray(m)
         img.CopyInformation(image)
         return img
+
     image_path, folder = _series(tmp_path, image, {"a": cube(2, 8), "broken": cube(3, 9), "b": cube(4, 10)})
     (folder / "broken.nii.gz").write_bytes(b"not a NIfTI file")
     rows = extract_series(image_path, folder, REPO / "config" / "pyradiomics" / "CT.yaml").set_index("roi")
@@ -136,18 +171,34 @@ def _planning_ct(tmp_path):
     image.SetOrigin((-40.0, -40.0, -30.0))
     image_path = tmp_path / "image.nii.gz"
     sitk.WriteImage(image, str(image_path))
-    image_path.with_name("image.json").write_text(json.dumps(dict(
-        patient_id="TCGA-00-9999", study_uid="1.2", series_uid="1.2.3", modality="CT", size=[80, 80, 60],
-        spacing=[1.0, 1.0, 1.0])))
+    image_path.with_name("image.json").write_text(
+        json.dumps(
+            dict(
+                patient_id="TCGA-00-9999",
+                study_uid="1.2",
+                series_uid="1.2.3",
+                modality="CT",
+                size=[80, 80, 60],
+                spacing=[1.0, 1.0, 1.0],
+            )
+        )
+    )
     square = np.array([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], float)
-    rois = {"GTV": sphere_contours((0.0, 0.0, 0.0), 7.5, np.arange(-10, 10.1, 1.0)),
-            "BODY": sphere_contours((0.0, 0.0, 0.0), 25.0, np.arange(-26, 26.1, 1.0)),
-            "Bolus": sphere_contours((10.0, 10.0, 0.0), 4.0, np.arange(-5, 5.1, 1.0)),
-            "ISO": [np.array([[0.0, 0.0, 0.0]])], "Marker 1": [square + [15, 0, 5]], "BB1": [np.array([[5.0, 5, 5]])],
-            "Chiasm": [np.array([[-3.2, -20.4, 2], [3.2, -20.4, 2], [3.2, -19.6, 2], [-3.2, -19.6, 2]])]}
-    rs = write_rtstruct(tmp_path / "rs.dcm", rois, kinds={"ISO": "POINT", "BB1": "POINT"},
-                        roi_types={"GTV": "GTV", "BODY": "EXTERNAL", "ISO": "ISOCENTER", "Marker 1": "MARKER",
-                                   "Chiasm": "ORGAN"})
+    rois = {
+        "GTV": sphere_contours((0.0, 0.0, 0.0), 7.5, np.arange(-10, 10.1, 1.0)),
+        "BODY": sphere_contours((0.0, 0.0, 0.0), 25.0, np.arange(-26, 26.1, 1.0)),
+        "Bolus": sphere_contours((10.0, 10.0, 0.0), 4.0, np.arange(-5, 5.1, 1.0)),
+        "ISO": [np.array([[0.0, 0.0, 0.0]])],
+        "Marker 1": [square + [15, 0, 5]],
+        "BB1": [np.array([[5.0, 5, 5]])],
+        "Chiasm": [np.array([[-3.2, -20.4, 2], [3.2, -20.4, 2], [3.2, -19.6, 2], [-3.2, -19.6, 2]])],
+    }
+    rs = write_rtstruct(
+        tmp_path / "rs.dcm",
+        rois,
+        kinds={"ISO": "POINT", "BB1": "POINT"},
+        roi_types={"GTV": "GTV", "BODY": "EXTERNAL", "ISO": "ISOCENTER", "Marker 1": "MARKER", "Chiasm": "ORGAN"},
+    )
     write_masks([rs], image_path, tmp_path / "masks", load_aliases(REPO / "config" / "roi_names.yaml"))
     return image_path, tmp_path / "masks"
 
@@ -165,13 +216,22 @@ def test_points_markers_and_feature_rois(tmp_path):
     names = REPO / "config" / "roi_names.yaml"
     progress = tmp_path / "progress.log"
     with progress.open("w") as log:
-        rows = extract_series(image_path, masks, REPO / "config" / "pyradiomics" / "CT.yaml",
-                              FeatureRois("standard", names), max_roi_voxels=None, progress=log).set_index("roi_original")
+        rows = extract_series(
+            image_path,
+            masks,
+            REPO / "config" / "pyradiomics" / "CT.yaml",
+            FeatureRois("standard", names),
+            max_roi_voxels=None,
+            progress=log,
+        ).set_index("roi_original")
     assert rows.loc["GTV", "status"] == "ok" and rows.loc["GTV", "resampled_voxels"] == rows.loc["GTV", "mask_voxels"]
     for point in ("ISO", "Marker 1", "BB1"):
         assert rows.loc[point, "status"] == "skipped" and rows.loc[point, "reason"].startswith(
-            f"not a volume: ROI '{point}' is "), point
-    assert rows.loc["BODY", "status"] == "skipped" and "External, marked `features: false`" in rows.loc["BODY", "reason"]
+            f"not a volume: ROI '{point}' is "
+        ), point
+    assert (
+        rows.loc["BODY", "status"] == "skipped" and "External, marked `features: false`" in rows.loc["BODY", "reason"]
+    )
     assert rows.loc["Bolus", "status"] == "skipped" and "unmapped" in rows.loc["Bolus", "reason"]
     # an organ drawn as a sliver one voxel wide on one slice: below pyradiomics' minimum dimensions, said in words
     assert rows.loc["Chiasm", "status"] == "failed" and "spans 7 x 1 x 1 voxels" in rows.loc["Chiasm", "reason"]
@@ -179,12 +239,18 @@ def test_points_markers_and_feature_rois(tmp_path):
     assert not rows["reason"].str.contains("Error:|Traceback").any()
     # the log names every ROI as it goes, with its voxels, seconds and peak memory when it was extracted
     lines = progress.read_text().splitlines()
-    assert len(lines) == len(rows) + 1 and any(line.startswith("ROI GTVp ('GTV'): 1,") and " s, peak " in line for line in lines)
-    assert lines[-1].startswith("7 ROIs (1 failed, 1 ok, 5 skipped) in ") and "peak resident memory of the job" in lines[-1]
+    assert len(lines) == len(rows) + 1 and any(
+        line.startswith("ROI GTVp ('GTV'): 1,") and " s, peak " in line for line in lines
+    )
+    assert (
+        lines[-1].startswith("7 ROIs (1 failed, 1 ok, 5 skipped) in ")
+        and "peak resident memory of the job" in lines[-1]
+    )
     assert rows.loc["GTV", "seconds"] > 0 and rows.loc["GTV", "peak_rss_mb"] > 50
     # feature_rois: all extracts the body; the voxel budget then skips it, naming its size and the key
-    every = extract_series(image_path, masks, REPO / "config" / "pyradiomics" / "CT.yaml", FeatureRois("all"),
-                           max_roi_voxels=20000).set_index("roi_original")
+    every = extract_series(
+        image_path, masks, REPO / "config" / "pyradiomics" / "CT.yaml", FeatureRois("all"), max_roi_voxels=20000
+    ).set_index("roi_original")
     assert every.loc["Bolus", "status"] == "ok" and every.loc["GTV", "status"] == "ok"
     assert every.loc["BODY", "status"] == "skipped" and "exceed max_roi_voxels = 20,000" in every.loc["BODY", "reason"]
     assert every.loc["ISO", "status"] == "skipped"
@@ -213,8 +279,8 @@ def test_job_resources_count_only_the_rois_that_will_be_extracted(tmp_path):
 
 def test_cropped_resampling_equals_pyradiomics(tmp_path):
     """radflow resamples only the image around each ROI, on the grid pyradiomics computes from the whole mask: every
-    value equals pyradiomics' own extraction on the whole image, bit for bit (a 0.98 mm image, resampled to 1 mm by the CT
-    settings, kept as acquired by the PET settings)."""
+    value equals pyradiomics' own extraction on the whole image, bit for bit (a 0.98 mm image, resampled to 1 mm
+    by the CT settings, kept as acquired by the PET settings)."""
     from radflow.features import extract_roi, make_extractor, resample_cropped
 
     rng = np.random.default_rng(5)
@@ -241,8 +307,10 @@ def test_cropped_resampling_equals_pyradiomics(tmp_path):
 def test_mapping_has_105_features_per_aggregation():
     for two_d in (False, True):
         mapping = feature_map(two_d)
-        assert len(mapping) == 105 and all(v.split("_")[0] in {"shape", "firstorder", "glcm", "glrlm", "glszm",
-                                                               "gldm", "ngtdm"} for v in mapping.values())
+        assert len(mapping) == 105 and all(
+            v.split("_")[0] in {"shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm"}
+            for v in mapping.values()
+        )
 
 
 @pytest.fixture(scope="module")
@@ -271,8 +339,11 @@ def test_ibsi_mode_pins(ibsi_table, tmp_path_factory):
     roi = voxels[voxels["mode"] == "ibsi"].set_index("dataset")["roi_voxels"]
     assert (roi[["C", "D", "E"]] == 45985).all()
     # IBSI-defined values sit in their own columns
-    assert set(ibsi_table.loc[(ibsi_table["mode"] == "ibsi") & ibsi_table["ibsi_feature"].eq("stat_kurt"),
-                              "pyradiomics_feature"]) == {"ibsi_stat_kurt"}
+    assert set(
+        ibsi_table.loc[
+            (ibsi_table["mode"] == "ibsi") & ibsi_table["ibsi_feature"].eq("stat_kurt"), "pyradiomics_feature"
+        ]
+    ) == {"ibsi_stat_kurt"}
 
 
 def test_ibsi_columns_leave_pyradiomics_columns_alone():

@@ -35,8 +35,13 @@ def test_adding_a_patient_redoes_that_patient_only(demo_dir, tmp_path):
     shutil.copytree(demo_dir / "TCGA-HNSC" / "TCGA-00-0006", root / "TCGA-00-0006")
     # the bulk of a real cohort: 110,400 files of series no structure set refers to (indexed, never converted)
     for s in range(24):
-        write_tiny_ct_series(root / "TCGA-99-0001" / "01-01-2000-NA-bulk-00001" / f"{s + 1}.000000-CT-{s:05d}",
-                             "TCGA-99-0001", f"1.2.826.0.1.3680043.8.498.77770.{s + 1}", 4600, seed=s)
+        write_tiny_ct_series(
+            root / "TCGA-99-0001" / "01-01-2000-NA-bulk-00001" / f"{s + 1}.000000-CT-{s:05d}",
+            "TCGA-99-0001",
+            f"1.2.826.0.1.3680043.8.498.77770.{s + 1}",
+            4600,
+            seed=s,
+        )
     workdir = make_project(tmp_path / "project", demo_dir, dicom_root=str(root))
     first = run_snakemake(workdir)
     assert first.returncode == 0, first.stderr[-4000:]

@@ -27,7 +27,7 @@ def test_demo_series_roles(index_tables, truth):
     assert s.loc[truth["not_images"]["rtdose"], "role"] == "rtdose"
     assert s.loc[truth["not_images"]["rtplan"], "role"] == "rtplan"
     assert s.loc[truth["not_images"]["scout"], "role"] == "image"  # a CT ...
-    assert not s.loc[truth["not_images"]["scout"], "convert"]       # ... that is a localizer
+    assert not s.loc[truth["not_images"]["scout"], "convert"]  # ... that is a localizer
 
 
 def test_links_put_the_ct_rtstruct_on_the_pet(index_tables, truth):
@@ -40,7 +40,8 @@ def test_links_put_the_ct_rtstruct_on_the_pet(index_tables, truth):
         assert dict(zip(mine["image_series_uid"], mine["relation"])) == expected
         if "mr_series_uid" in p:  # the MR has its own frame of reference: the CT's ROIs never land on it
             assert set(links.loc[links["image_series_uid"] == p["mr_series_uid"], "source_series_uid"]) == {
-                p["mr_rtstruct_series_uid"]}
+                p["mr_rtstruct_series_uid"]
+            }
 
 
 def test_odd_files_and_broken_series_are_reported(demo_dir, truth, tmp_path):
@@ -89,8 +90,9 @@ def test_pet_without_weight_is_excluded_naming_the_tag(demo_dir, truth, tmp_path
         ds.save_as(f)
     pet = truth["patients"][patient]["pet_series_uid"]
     for fallback, convert, severity in ((None, False, "excluded"), ("bqml", True, "warning")):
-        tables = build_index(root, tmp_path / f"index-{fallback}", REPO / "config" / "roi_names.yaml",
-                             pet_fallback=fallback)
+        tables = build_index(
+            root, tmp_path / f"index-{fallback}", REPO / "config" / "roi_names.yaml", pet_fallback=fallback
+        )
         row = tables["series"].set_index("series_uid").loc[pet]
         assert row["convert"] == convert and "PatientWeight" in row["reason"]
         problem = tables["problems"][tables["problems"]["series_uid"] == pet].iloc[0]
@@ -121,12 +123,21 @@ def test_pydicom_corpus_every_file_accounted_for(tmp_path):
     """pydicom's own test files: big endian, no meta, DICOMDIRs, JPEG 2000, RT objects, deliberately broken ones."""
     root = tmp_path / "corpus"
     shutil.copytree(CORPUS, root)
-    tables = build_index(root, tmp_path / "index", REPO / "config" / "roi_names.yaml", threads=2,
-                         series_selection="all")
+    tables = build_index(
+        root, tmp_path / "index", REPO / "config" / "roi_names.yaml", threads=2, series_selection="all"
+    )
     assert _accounted(tables) == _all_files(root)
     reasons = " | ".join(tables["problems"]["reason"])
-    for expected in ("DICOMDIR", "not a DICOM file", "truncated", "duplicate SOPInstanceUID", "LOCALIZER",
-                     "sub-series", "RTPLAN", "SEG"):
+    for expected in (
+        "DICOMDIR",
+        "not a DICOM file",
+        "truncated",
+        "duplicate SOPInstanceUID",
+        "LOCALIZER",
+        "sub-series",
+        "RTPLAN",
+        "SEG",
+    ):
         assert expected in reasons, expected
     # every problem says something a user can act on
     assert (tables["problems"]["reason"].str.len() > 10).all()
@@ -141,8 +152,8 @@ def test_garbage_files(demo_dir, tmp_path):
     data = good[40].read_bytes()
     (root / "zero.dcm").write_bytes(b"")
     (root / "random.dcm").write_bytes(np.random.default_rng(0).bytes(5000))
-    (root / "header_cut.dcm").write_bytes(data[:700])          # ends inside the header
-    good[40].write_bytes(data[: len(data) - 1000])              # ends inside the pixel data
+    (root / "header_cut.dcm").write_bytes(data[:700])  # ends inside the header
+    good[40].write_bytes(data[: len(data) - 1000])  # ends inside the pixel data
     (root / "fake.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 300)
     tables = build_index(root, tmp_path / "index", REPO / "config" / "roi_names.yaml", series_selection="all")
     assert _accounted(tables) == _all_files(root)
@@ -204,10 +215,12 @@ def test_sub_series_split_by_orientation_and_acquisition(demo_dir, tmp_path):
     shutil.copytree(demo_dir / "TCGA-HNSC" / "TCGA-00-0003", root / "TCGA-00-0003")
     mr = sorted(next(p for p in root.rglob("*T1 AX*") if p.is_dir()).iterdir())
     ct = sorted(next(p for p in root.rglob("*CT HEAD NECK*") if p.is_dir()).iterdir())
+
     # the last 10 MR files become a second, coronal stack inside the same SeriesInstanceUID
     def coronal(ds):
         ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
         ds.ImagePositionPatient = [-100, -50 + 4 * int(ds.InstanceNumber), 100]
+
     rewrite_dicom(mr[-10:], coronal)
     # the CT is acquired twice at the same positions (acquisition 1 and 2)
     for f in ct:
@@ -232,6 +245,7 @@ def test_sub_series_split_by_orientation_and_acquisition(demo_dir, tmp_path):
     links = tables["links"]
     assert set(ct_parts["series_uid"]) <= set(links["image_series_uid"])
     from radflow.index import series_files
+
     assert len(series_files(tables["instances"], mr_parts["series_uid"].iloc[1])) == 10
 
 
@@ -269,6 +283,7 @@ def test_a_three_phase_mr_becomes_three_sub_series(demo_dir, tmp_path):
     sub-series, each converted with the right pixels and each linked to the MR's structure set."""
     from radflow.convert import convert_series
     from radflow.index import series_files
+
     for tags in (True, False):
         root = tmp_path / f"tags_{tags}"
         baseline = _three_phase_mr(demo_dir, root / "dicom", tags)
@@ -279,8 +294,11 @@ def test_a_three_phase_mr_becomes_three_sub_series(demo_dir, tmp_path):
         assert mr["series_uid"].str.endswith(("_1", "_2", "_3")).all()
         (split,) = tables["problems"].loc[tables["problems"]["severity"] == "split", "reason"]
         assert "3 sub-series" in split
-        assert ("TemporalPositionIdentifier" in split.split("told apart by")[1]) if tags else \
-            ("3 images at each of 36 slice positions, in InstanceNumber order" in split)
+        assert (
+            ("TemporalPositionIdentifier" in split.split("told apart by")[1])
+            if tags
+            else ("3 images at each of 36 slice positions, in InstanceNumber order" in split)
+        )
         rtstruct = tables["rois"].loc[tables["rois"]["roi_original"] == "GTV", "rtstruct_series_uid"]
         links = tables["links"][tables["links"]["source_series_uid"].isin(set(rtstruct))]
         assert set(mr["series_uid"]) <= set(links["image_series_uid"])
@@ -299,8 +317,10 @@ def test_true_duplicate_positions_stay_excluded(demo_dir, tmp_path):
     mr = tables["series"][tables["series"]["modality"] == "MR"]
     assert len(mr) == 1 and not mr["convert"].any()
     (reason,) = mr["reason"]
-    assert reason == ("72 duplicate slice position(s): 36 slice position(s) hold images with identical pixel data: "
-                      "true duplicates, not phases")
+    assert reason == (
+        "72 duplicate slice position(s): 36 slice position(s) hold images with identical pixel data: "
+        "true duplicates, not phases"
+    )
 
 
 def test_spacing_tilt_and_multiframe_are_excluded(demo_dir, tmp_path):
@@ -308,13 +328,17 @@ def test_spacing_tilt_and_multiframe_are_excluded(demo_dir, tmp_path):
     shutil.copytree(demo_dir / "TCGA-HNSC" / "TCGA-00-0001", root / "TCGA-00-0001")
     ct = sorted(next(p for p in root.rglob("*CT HEAD NECK*") if p.is_dir()).iterdir())
     pet = sorted(next(p for p in root.rglob("*PET AC*") if p.is_dir()).iterdir())
+
     def tilt(ds):  # y shifts with z: a 10 degree gantry tilt
         x, y, z = (float(v) for v in ds.ImagePositionPatient)
         ds.ImagePositionPatient = [x, y + np.tan(np.radians(10)) * (z + 90), z]
+
     rewrite_dicom(ct, tilt)
+
     def uneven(ds):  # 3.27 mm steps, then 2.90 mm from the 28th slice on: no gap, but no uniform grid either
         x, y, z = (float(v) for v in ds.ImagePositionPatient)
         ds.ImagePositionPatient = [x, y, z - 0.37 * max(0, int(ds.InstanceNumber) - 28)]
+
     rewrite_dicom(pet, uneven)
     mf = pydicom.dcmread(ct[0])
     mf.NumberOfFrames = 2
@@ -336,9 +360,11 @@ def test_series_selection_and_manifest(demo_dir, truth, tmp_path):
     # drop the RTSTRUCT: with "referenced" nothing is left to convert, with "all" the CT and PET are
     shutil.rmtree(next(p for p in root.rglob("*RTSTRUCT*") if p.is_dir()))
     manifest = tmp_path / "download.tcia"
-    manifest.write_text("downloadServerUrl=https://nbia.cancerimagingarchive.net/nbia-download/servlet/DownloadServlet\n"
-                        "includeAnnotation=true\nnoOfrRetry=4\ndatabasevarsion=\nmanifestVersion=3.0\nListOfSeriesToDownload=\n"
-                        f"{p['ct_series_uid']}\n{p['rtstruct_series_uid']}\n")
+    manifest.write_text(
+        "downloadServerUrl=https://nbia.cancerimagingarchive.net/nbia-download/servlet/DownloadServlet\n"
+        "includeAnnotation=true\nnoOfrRetry=4\ndatabasevarsion=\nmanifestVersion=3.0\nListOfSeriesToDownload=\n"
+        f"{p['ct_series_uid']}\n{p['rtstruct_series_uid']}\n"
+    )
     names = REPO / "config" / "roi_names.yaml"
     referenced = build_index(root, tmp_path / "a", names, manifest=manifest)
     assert not referenced["series"]["convert"].any()

@@ -23,9 +23,17 @@ from conftest import REPO, make_project, snakemake_env
 
 pytestmark = pytest.mark.workflow
 
-TABLES = ["features.parquet", "features.csv", "features_long.csv", "clinical.csv", "modelling_table.csv",
-          "delta_radiomics.csv",
-          "cohort.tsv", "index/series.parquet", "qc/counts.tsv"]
+TABLES = [
+    "features.parquet",
+    "features.csv",
+    "features_long.csv",
+    "clinical.csv",
+    "modelling_table.csv",
+    "delta_radiomics.csv",
+    "cohort.tsv",
+    "index/series.parquet",
+    "qc/counts.tsv",
+]
 PROFILE = ["--profile", str(REPO / "workflow" / "profiles" / "local"), "--cores", "2"]
 
 
@@ -42,8 +50,9 @@ def _run_until(workdir: Path, done, timeout=600) -> bool:
     """Start the workflow in its own process group; SIGKILL the whole group as soon as done() holds.
     Returns True when it was killed, False when the run ended first."""
     log = open(workdir / "killed-runs.log", "a")
-    proc = subprocess.Popen(_snakemake(), cwd=workdir, env=snakemake_env(), stdout=log, stderr=log,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        _snakemake(), cwd=workdir, env=snakemake_env(), stdout=log, stderr=log, start_new_session=True
+    )
     end = time.monotonic() + timeout
     try:
         while time.monotonic() < end:
@@ -70,8 +79,15 @@ def _resume(workdir: Path, limit_bytes: int | None = None, timeout=900) -> subpr
         if limit_bytes:
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
-    return subprocess.run(_snakemake(), cwd=workdir, env=snakemake_env(), capture_output=True, text=True,
-                          timeout=timeout, preexec_fn=limit)
+    return subprocess.run(
+        _snakemake(),
+        cwd=workdir,
+        env=snakemake_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=limit,
+    )
 
 
 def _done(workdir: Path, pattern: str) -> list[Path]:
@@ -84,8 +100,11 @@ def _count(workdir: Path, pattern: str) -> int:
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_kill_full_disk_and_resume_give_the_clean_tables(demo_dir, demo_run, tmp_path):

@@ -92,7 +92,11 @@ def test_contour_between_slices_goes_to_the_nearest_slice():
 
 def test_partly_outside_is_clipped_with_a_warning_and_open_contours_are_noted():
     grid = Grid((10, 10, 1), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), AXIAL)
-    contours = [planar(square(5.5, 5.5, 20.0, 20.0), 0.0), ("OPEN_PLANAR", np.zeros((4, 3))), ("POINT", np.zeros((1, 3)))]
+    contours = [
+        planar(square(5.5, 5.5, 20.0, 20.0), 0.0),
+        ("OPEN_PLANAR", np.zeros((4, 3))),
+        ("POINT", np.zeros((1, 3))),
+    ]
     mask, audit = rasterise_roi(contours, grid, "edge")
     assert mask.sum() == 16  # centres 6..9 in x and y
     assert any("outside" in w for w in audit["warnings"])
@@ -187,16 +191,26 @@ def test_sagittal_series_file(tmp_path):
 
 def _ibsi_cases():
     from conftest import REFERENCE
+
     r = REFERENCE / "ibsi"
     sts = r / "ibsi_validation"
     return {
-        "ct_phantom": (r / "ibsi_1_ct_radiomics_phantom/dicom/image", r / "ibsi_1_ct_radiomics_phantom/dicom/mask",
-                       r / "ibsi_1_ct_radiomics_phantom/nifti/mask/mask.nii.gz"),
+        "ct_phantom": (
+            r / "ibsi_1_ct_radiomics_phantom/dicom/image",
+            r / "ibsi_1_ct_radiomics_phantom/dicom/mask",
+            r / "ibsi_1_ct_radiomics_phantom/nifti/mask/mask.nii.gz",
+        ),
         "sts_ct": (sts / "dicom/STS_001/CT/image", sts / "dicom/STS_001/CT/mask", sts / "nifti/STS_001/CT_mask.nii.gz"),
-        "sts_mr": (sts / "dicom/STS_001/MR_T1/image", sts / "dicom/STS_001/MR_T1/mask",
-                   sts / "nifti/STS_001/MR_T1_mask.nii.gz"),
-        "sts_pet": (sts / "dicom/STS_001/PET/image", sts / "dicom/STS_001/PET/mask",
-                    sts / "nifti/STS_001/PET_mask.nii.gz"),
+        "sts_mr": (
+            sts / "dicom/STS_001/MR_T1/image",
+            sts / "dicom/STS_001/MR_T1/mask",
+            sts / "nifti/STS_001/MR_T1_mask.nii.gz",
+        ),
+        "sts_pet": (
+            sts / "dicom/STS_001/PET/image",
+            sts / "dicom/STS_001/PET/mask",
+            sts / "nifti/STS_001/PET_mask.nii.gz",
+        ),
     }
 
 
@@ -240,13 +254,27 @@ def test_dicom_seg_gives_the_same_masks(index_tables, truth, tmp_path):
 
     sources = sorted((pydicom.dcmread(f) for f in ct_files), key=lambda d: float(d.ImagePositionPatient[2]))
     description = hd.seg.SegmentDescription(
-        segment_number=1, segment_label="GTVp", segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
-        segmented_property_type=codes.SCT.Neoplasm, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
+        segment_number=1,
+        segment_label="GTVp",
+        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        segmented_property_type=codes.SCT.Neoplasm,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+    )
     seg = hd.seg.Segmentation(
-        source_images=sources, pixel_array=gtv, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=[description], series_instance_uid=hd.UID(), series_number=300,
-        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="radflow tests",
-        manufacturer_model_name="test", software_versions="0", device_serial_number="0", omit_empty_frames=True)
+        source_images=sources,
+        pixel_array=gtv,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=[description],
+        series_instance_uid=hd.UID(),
+        series_number=300,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="radflow tests",
+        manufacturer_model_name="test",
+        software_versions="0",
+        device_serial_number="0",
+        omit_empty_frames=True,
+    )
     seg.save_as(tmp_path / "seg.dcm")
 
     on_ct = write_masks([tmp_path / "seg.dcm"], tmp_path / "ct.nii.gz", tmp_path / "seg_ct", ALIASES)
@@ -260,6 +288,7 @@ def test_dicom_seg_gives_the_same_masks(index_tables, truth, tmp_path):
 
     # and the index takes the SEG as a structure source linked to the CT it was drawn on
     from radflow.index import build_index
+
     root = tmp_path / "dicom"
     shutil.copytree(Path(ct_files[0]).parent, root / "ct")
     shutil.copy(tmp_path / "seg.dcm", root / "seg.dcm")

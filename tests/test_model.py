@@ -23,9 +23,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _feature(pid, study, series, label, volume, value, roi="GTVp", rtstruct=None, modality="CT"):
     row = {c: "" for c in ID_COLUMNS}
-    row.update(patient_id=pid, study_uid=study, series_uid=series, modality=modality, roi=roi,
-               roi_original=f"orig {label}", roi_label=label, rtstruct_series_uid=rtstruct or f"rs-{study}",
-               status="ok", mask_voxels=int(volume), mask_volume_mm3=float(volume))
+    row.update(
+        patient_id=pid,
+        study_uid=study,
+        series_uid=series,
+        modality=modality,
+        roi=roi,
+        roi_original=f"orig {label}",
+        roi_label=label,
+        rtstruct_series_uid=rtstruct or f"rs-{study}",
+        status="ok",
+        mask_voxels=int(volume),
+        mask_volume_mm3=float(volume),
+    )
     row["original_shape_MeshVolume"] = float(volume)
     row["original_firstorder_Mean"] = float(value)
     return row
@@ -33,15 +43,37 @@ def _feature(pid, study, series, label, volume, value, roi="GTVp", rtstruct=None
 
 def _series(pid, study, date, series, modality="CT", role="image", spacing=2.5, slices=72):
     image = role == "image"
-    return dict(patient_id=pid, study_uid=study, study_date=date, study_description="", series_uid=series,
-                modality=modality, role=role, convert=image, slice_spacing=spacing if image else np.nan,
-                n_slices=slices if image else np.nan)
+    return dict(
+        patient_id=pid,
+        study_uid=study,
+        study_date=date,
+        study_description="",
+        series_uid=series,
+        modality=modality,
+        role=role,
+        convert=image,
+        slice_spacing=spacing if image else np.nan,
+        n_slices=slices if image else np.nan,
+    )
 
 
-CLINICAL = pd.DataFrame(dict(patient_id=["TCGA-AA-0001", "TCGA-AA-0002"], os_days=[400.0, 800.0],
-                             os_event=[1, 0], dss_days=np.nan, dss_event=np.nan, pfi_days=np.nan,
-                             pfi_event=np.nan, age=[60, 70], sex=["male", "female"], stage="", tumour_site="",
-                             hpv_status="", smoking=""))
+CLINICAL = pd.DataFrame(
+    dict(
+        patient_id=["TCGA-AA-0001", "TCGA-AA-0002"],
+        os_days=[400.0, 800.0],
+        os_event=[1, 0],
+        dss_days=np.nan,
+        dss_event=np.nan,
+        pfi_days=np.nan,
+        pfi_event=np.nan,
+        age=[60, 70],
+        sex=["male", "female"],
+        stage="",
+        tumour_site="",
+        hpv_status="",
+        smoking="",
+    )
+)
 
 
 @pytest.fixture
@@ -50,23 +82,30 @@ def cohort():
     RTSTRUCT, RTPLAN) and a follow-up (day 140). Patient 2: one study with the GTV on two CT series (2.5 mm and
     1.25 mm), drawn as two instances on the 2.5 mm series."""
     p1, p2 = "TCGA-AA-0001", "TCGA-AA-0002"
-    series = pd.DataFrame([
-        _series(p1, "diag", "20100101", "ct-diag"), _series(p1, "diag", "20100101", "rs-diag", "RTSTRUCT", "rtstruct"),
-        _series(p1, "plan", "20100122", "ct-plan"), _series(p1, "plan", "20100122", "rs-plan", "RTSTRUCT", "rtstruct"),
-        _series(p1, "plan", "20100122", "rp-plan", "RTPLAN", "rtplan"),
-        _series(p1, "fu", "20100521", "ct-fu"), _series(p1, "fu", "20100521", "rs-fu", "RTSTRUCT", "rtstruct"),
-        _series(p2, "only", "20110303", "ct-thick", spacing=2.5, slices=80),
-        _series(p2, "only", "20110303", "ct-thin", spacing=1.25, slices=160),
-        _series(p2, "only", "20110303", "rs-only", "RTSTRUCT", "rtstruct"),
-    ])
-    features = pd.DataFrame([
-        _feature(p1, "diag", "ct-diag", "GTVp", 30000, 40),
-        _feature(p1, "plan", "ct-plan", "GTVp", 32000, 42),
-        _feature(p1, "fu", "ct-fu", "GTVp", 8000, 30),
-        _feature(p2, "only", "ct-thick", "GTVp", 5000, 50, rtstruct="rs-only"),
-        _feature(p2, "only", "ct-thick", "GTVp_2", 9000, 55, rtstruct="rs-only"),
-        _feature(p2, "only", "ct-thin", "GTVp", 7000, 52, rtstruct="rs-only"),
-    ])
+    series = pd.DataFrame(
+        [
+            _series(p1, "diag", "20100101", "ct-diag"),
+            _series(p1, "diag", "20100101", "rs-diag", "RTSTRUCT", "rtstruct"),
+            _series(p1, "plan", "20100122", "ct-plan"),
+            _series(p1, "plan", "20100122", "rs-plan", "RTSTRUCT", "rtstruct"),
+            _series(p1, "plan", "20100122", "rp-plan", "RTPLAN", "rtplan"),
+            _series(p1, "fu", "20100521", "ct-fu"),
+            _series(p1, "fu", "20100521", "rs-fu", "RTSTRUCT", "rtstruct"),
+            _series(p2, "only", "20110303", "ct-thick", spacing=2.5, slices=80),
+            _series(p2, "only", "20110303", "ct-thin", spacing=1.25, slices=160),
+            _series(p2, "only", "20110303", "rs-only", "RTSTRUCT", "rtstruct"),
+        ]
+    )
+    features = pd.DataFrame(
+        [
+            _feature(p1, "diag", "ct-diag", "GTVp", 30000, 40),
+            _feature(p1, "plan", "ct-plan", "GTVp", 32000, 42),
+            _feature(p1, "fu", "ct-fu", "GTVp", 8000, 30),
+            _feature(p2, "only", "ct-thick", "GTVp", 5000, 50, rtstruct="rs-only"),
+            _feature(p2, "only", "ct-thick", "GTVp_2", 9000, 55, rtstruct="rs-only"),
+            _feature(p2, "only", "ct-thin", "GTVp", 7000, 52, rtstruct="rs-only"),
+        ]
+    )
     return features, series
 
 
@@ -104,8 +143,7 @@ def test_planning_is_the_study_with_the_plan(cohort):
 def test_listed_studies(cohort):
     features, series = cohort
     listed = pd.DataFrame(dict(patient_id=["TCGA-AA-0001"], study_uid=["fu"], series_uid=[""]))
-    table, cohort_table = modelling_table(features, CLINICAL, series, "CT", "GTVp", time_point="listed",
-                                          listed=listed)
+    table, cohort_table = modelling_table(features, CLINICAL, series, "CT", "GTVp", time_point="listed", listed=listed)
     assert list(table["patient_id"]) == ["TCGA-AA-0001"] and table["original_firstorder_Mean"].iloc[0] == 30
     c = _by_patient(cohort_table)
     assert c.loc["TCGA-AA-0001", "study_day"] == 140
@@ -117,10 +155,13 @@ def test_listed_studies(cohort):
     assert _by_patient(cohort_table).loc["TCGA-AA-0002", "series_uid"] == "ct-thick"
 
 
-@pytest.mark.parametrize("instances, series_uid, label", [
-    ("largest", "ct-thick", "GTVp_2"),  # 9,000 mm3 beats 7,000 and 5,000 wherever it was drawn
-    ("suffix", "ct-thin", "GTVp"),      # only GTVp itself; of its two series the thinner slices win
-])
+@pytest.mark.parametrize(
+    "instances, series_uid, label",
+    [
+        ("largest", "ct-thick", "GTVp_2"),  # 9,000 mm3 beats 7,000 and 5,000 wherever it was drawn
+        ("suffix", "ct-thin", "GTVp"),  # only GTVp itself; of its two series the thinner slices win
+    ],
+)
 def test_instances_and_tie_breaks(cohort, instances, series_uid, label):
     features, series = cohort
     table, cohort_table = modelling_table(features, CLINICAL, series, "CT", "GTVp", instances=instances)
@@ -140,8 +181,10 @@ def test_union_rows_stand_for_their_series(cohort):
     assert (c["series_uid"], c["roi_label"]) == ("ct-thin", "GTVp")
     assert "GTVp_union" in c["passed_over"] and "GTVp_2" not in c["passed_over"]
     # the same with equal slices: then the larger mask, the union
-    series = series.assign(slice_spacing=series["slice_spacing"].where(series["slice_spacing"].isna(), 2.5),
-                           n_slices=series["n_slices"].where(series["n_slices"].isna(), 80))
+    series = series.assign(
+        slice_spacing=series["slice_spacing"].where(series["slice_spacing"].isna(), 2.5),
+        n_slices=series["n_slices"].where(series["n_slices"].isna(), 80),
+    )
     _, cohort_table = modelling_table(features, CLINICAL, series, "CT", "GTVp", instances="union")
     assert _by_patient(cohort_table).loc["TCGA-AA-0002", "roi_label"] == "GTVp_union"
 
@@ -170,8 +213,9 @@ def test_union_mask_of_two_instances(tmp_path):
     rois = {"GTV_1": sphere_contours((-15.0, 0.0, 0.0), r1, z), "GTV_2": sphere_contours((18.0, 4.0, 5.0), r2, z)}
     rs = write_rtstruct(tmp_path / "rs.dcm", rois)
     image = grid_image(tmp_path / "image.nii.gz", (80, 60, 61), (0.8, 0.8, 1.0), (-32, -24, -30))
-    sidecars = {s["label"]: s for s in write_masks([rs], image, tmp_path / "masks", load_aliases(aliases_file),
-                                                   union=True)}
+    sidecars = {
+        s["label"]: s for s in write_masks([rs], image, tmp_path / "masks", load_aliases(aliases_file), union=True)
+    }
     assert set(sidecars) == {"GTVp", "GTVp_2", "GTVp_union"}
     union = sidecars["GTVp_union"]
     assert union["roi"] == "GTVp" and union["roi_original"] == "GTV_1 + GTV_2"
@@ -196,22 +240,32 @@ def test_selection_config_is_checked_before_the_run(tmp_path):
         "config key model.time_point = 'latest': expected one of baseline, planning, listed (which study stands for "
         "a patient (see config/README.md))",
         "config key roi_instances = 'all': expected one of largest, union, suffix (one standard ROI drawn more than "
-        "once on a patient's study; the largest, the union, or each its own ROI)"]
+        "once on a patient's study; the largest, the union, or each its own ROI)",
+    ]
     listed = dict(model=dict(modality="CT", roi="GTVp", time_point="listed"))
     assert [p for p in path_problems(listed, tmp_path) if "model." in p] == [
         "config key model.time_point = 'listed' needs model.studies: a CSV or TSV file with the columns patient_id "
-        "and study_uid (series_uid optional)"]
+        "and study_uid (series_uid optional)"
+    ]
 
     def problems(studies):
-        return [p for p in path_problems(dict(model=dict(modality="CT", roi="GTVp", time_point="listed",
-                                                         studies=studies)), tmp_path) if "model." in p]
+        return [
+            p
+            for p in path_problems(
+                dict(model=dict(modality="CT", roi="GTVp", time_point="listed", studies=studies)), tmp_path
+            )
+            if "model." in p
+        ]
 
     assert problems(str(tmp_path / "none.csv")) == [
-        f"config key model.studies = '{tmp_path / 'none.csv'}': the file does not exist"]
+        f"config key model.studies = '{tmp_path / 'none.csv'}': the file does not exist"
+    ]
     wrong = tmp_path / "studies.csv"
     wrong.write_text("patient_id,series\nTCGA-AA-0001,1.2.3\n")
-    assert problems(str(wrong)) == [f"config key model.studies: {wrong}: model.studies needs the columns patient_id "
-                                    "and study_uid; missing study_uid"]
+    assert problems(str(wrong)) == [
+        f"config key model.studies: {wrong}: model.studies needs the columns patient_id "
+        "and study_uid; missing study_uid"
+    ]
     wrong.write_text("patient_id,study_uid\nTCGA-AA-0001,1.2.3\n")
     assert problems(str(wrong)) == []
 
@@ -230,8 +284,10 @@ def test_a_failed_baseline_is_not_replaced_by_a_later_study(cohort, whole_image)
     assert list(table["patient_id"]) == ["TCGA-AA-0002"]
     c = _by_patient(cohort_table).loc["TCGA-AA-0001"]
     assert not c["in_modelling_table"] and c["series_uid"] == ""
-    assert c["reason"] == (f"baseline: the earliest study with the modality and ROI (day 0): "
-                           f"its ROI failed ({reason}); no other time point is used in its place")
+    assert c["reason"] == (
+        f"baseline: the earliest study with the modality and ROI (day 0): "
+        f"its ROI failed ({reason}); no other time point is used in its place"
+    )
     assert "day 21 series ct-plan" in c["passed_over"] and "day 140 series ct-fu" in c["passed_over"]
     assert delta_table(features, series).empty
     # the planning rule is not concerned: its study is fine

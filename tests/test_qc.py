@@ -66,18 +66,34 @@ def test_overlay_is_the_same_for_a_sagittal_acquisition(tmp_path):
 
 def test_distributions_and_counts(tmp_path):
     rng = np.random.default_rng(0)
-    features = pd.DataFrame({
-        "patient_id": [f"P{i}" for i in range(10)] * 2, "modality": ["CT"] * 20,
-        "roi": ["GTVp"] * 10 + ["GTVn"] * 10, "status": ["ok"] * 19 + ["failed"],
-        "original_shape_MeshVolume": rng.uniform(1e3, 5e4, 20), "original_firstorder_Mean": rng.normal(40, 5, 20),
-    })
+    features = pd.DataFrame(
+        {
+            "patient_id": [f"P{i}" for i in range(10)] * 2,
+            "modality": ["CT"] * 20,
+            "roi": ["GTVp"] * 10 + ["GTVn"] * 10,
+            "status": ["ok"] * 19 + ["failed"],
+            "original_shape_MeshVolume": rng.uniform(1e3, 5e4, 20),
+            "original_firstorder_Mean": rng.normal(40, 5, 20),
+        }
+    )
     names = feature_distributions(features, tmp_path)
     assert names == ["CT_GTVn", "CT_GTVp"] and (tmp_path / "CT_GTVp.png").stat().st_size > 5000
-    series = pd.DataFrame({"patient_id": ["P0", "P0", "P1"], "study_uid": ["s0", "s0", "s1"],
-                           "modality": ["CT", "RTSTRUCT", "CT"], "convert": [True, False, False]})
+    series = pd.DataFrame(
+        {
+            "patient_id": ["P0", "P0", "P1"],
+            "study_uid": ["s0", "s0", "s1"],
+            "modality": ["CT", "RTSTRUCT", "CT"],
+            "convert": [True, False, False],
+        }
+    )
     problems = pd.DataFrame({"severity": ["excluded", "warning", "excluded"]})
-    cohort = pd.DataFrame({"patient_id": ["P0", "P1", "P2"], "in_modelling_table": [True, False, False],
-                           "reason": [None, "no converted image series", "no converted image series"]})
+    cohort = pd.DataFrame(
+        {
+            "patient_id": ["P0", "P1", "P2"],
+            "in_modelling_table": [True, False, False],
+            "reason": [None, "no converted image series", "no converted image series"],
+        }
+    )
     clinical = pd.DataFrame({"patient_id": ["P0", "P1", "P2"], "os_days": [10, 20, None], "os_event": [1, 0, None]})
     modelling = pd.DataFrame({"patient_id": ["P0"], "os_event": [1]})
     counts = cohort_counts(series, problems, features, cohort, clinical, modelling)
@@ -100,12 +116,22 @@ def test_model_overlays_draw_every_instance_of_the_model_roi(tmp_path):
     sitk.WriteImage(image, str(tmp_path / "ct.nii.gz"))
     (tmp_path / "ct.json").write_text('{"modality": "CT", "status": "ok"}')
     zs = np.arange(-38.0, 38.1, 2.0)
-    rois = {"GTV": sphere_contours((0.0, 0.0, -5.0), 8.0, zs), "GTV_1": sphere_contours((5.0, 0.0, -5.0), 6.0, zs),
-            "Parotid_L": sphere_contours((-15.0, 0.0, -5.0), 5.0, zs)}
+    rois = {
+        "GTV": sphere_contours((0.0, 0.0, -5.0), 8.0, zs),
+        "GTV_1": sphere_contours((5.0, 0.0, -5.0), 6.0, zs),
+        "Parotid_L": sphere_contours((-15.0, 0.0, -5.0), 5.0, zs),
+    }
     rs = write_rtstruct(tmp_path / "rs.dcm", rois)
-    labels = {m["label"]: m["roi"] for m in write_masks([rs], tmp_path / "ct.nii.gz", tmp_path / "masks",
-                                                         load_aliases(REPO / "config" / "roi_names.yaml"),
-                                                         union=True)}
+    labels = {
+        m["label"]: m["roi"]
+        for m in write_masks(
+            [rs],
+            tmp_path / "ct.nii.gz",
+            tmp_path / "masks",
+            load_aliases(REPO / "config" / "roi_names.yaml"),
+            union=True,
+        )
+    }
     assert labels == {"GTVp": "GTVp", "GTVp_2": "GTVp", "GTVp_union": "GTVp", "Parotid_L": "Parotid_L"}
     drawn = series_overlays(tmp_path / "ct.nii.gz", tmp_path / "masks", tmp_path / "qc", "P", "1.2.3", only=["GTVp"])
     assert sorted(drawn) == ["GTVp", "GTVp_2", "GTVp_union"]

@@ -29,15 +29,27 @@ def run(demo_dir, truth, tmp_path_factory):
     # a second lesion drawn as another GTV in the planning RTSTRUCT: "GTV-T" maps to GTVp like "GTV-1"
     rs_folder = next(p for p in (root / DOUBLED).rglob("*RTSTRUCT*") if p.is_dir())
     slices = -90.0 + 2.5 * np.arange(72)  # the demo CT's slice positions
-    add_roi(next(rs_folder.iterdir()), "GTV-T",
-            [("CLOSED_PLANAR", c) for c in sphere_contours(SECOND["centre"], SECOND["radius"], slices, n=96)])
+    add_roi(
+        next(rs_folder.iterdir()),
+        "GTV-T",
+        [("CLOSED_PLANAR", c) for c in sphere_contours(SECOND["centre"], SECOND["radius"], slices, n=96)],
+    )
     studies = base / "studies.csv"
-    pd.DataFrame(dict(patient_id=[FOLLOWED, DOUBLED],
-                      study_uid=[truth["patients"][FOLLOWED]["followup"]["study_uid"],
-                                 truth["patients"][DOUBLED]["study_uid"]])).to_csv(studies, index=False)
-    workdir = make_project(base / "project", demo_dir, demo_cohort=None, dicom_root=str(root),
-                           model=dict(modality="CT", roi="GTVp", time_point="listed", studies=str(studies)),
-                           roi_instances="union", qc_overlays="none")
+    pd.DataFrame(
+        dict(
+            patient_id=[FOLLOWED, DOUBLED],
+            study_uid=[truth["patients"][FOLLOWED]["followup"]["study_uid"], truth["patients"][DOUBLED]["study_uid"]],
+        )
+    ).to_csv(studies, index=False)
+    workdir = make_project(
+        base / "project",
+        demo_dir,
+        demo_cohort=None,
+        dicom_root=str(root),
+        model=dict(modality="CT", roi="GTVp", time_point="listed", studies=str(studies)),
+        roi_instances="union",
+        qc_overlays="none",
+    )
     proc = run_snakemake(workdir)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return workdir / "results"

@@ -37,11 +37,20 @@ def slurm_run(slurm, demo_dir, tmp_path_factory):
     env["SLURM_CONF"] = str(slurm.conf)
     # 3 series per group instead of 20: the demo's 11 series become several group jobs, two at a time on the
     # node's 2 cores (the jobs inside a group run one after another)
-    cmd = ["snakemake", "-s", str(REPO / "Snakefile"), "--profile", str(REPO / "workflow" / "profiles" / "slurm"),
-           "--group-components", "series=3"]
+    cmd = [
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--profile",
+        str(REPO / "workflow" / "profiles" / "slurm"),
+        "--group-components",
+        "series=3",
+    ]
     # snakemake can hang on a broken status query: always under a hard timeout (-k: SIGKILL after SIGTERM)
     proc = subprocess.run(["timeout", "-k", "30", "900", *cmd], cwd=workdir, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"snakemake on SLURM failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}\n{slurm.logs()}"
+    assert proc.returncode == 0, (
+        f"snakemake on SLURM failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}\n{slurm.logs()}"
+    )
     return workdir, proc.stdout + proc.stderr
 
 
@@ -58,8 +67,18 @@ def test_jobs_went_through_slurm_in_groups(slurm_run):
     assert not any(rule in s for s in submitted for rule in ("merge_features", "modelling_table", "delta_radiomics"))
 
 
-@pytest.mark.parametrize("table", ["features.parquet", "features.csv", "clinical.csv", "modelling_table.csv",
-                                   "cohort.tsv", "delta_radiomics.csv", "index/series.parquet"])
+@pytest.mark.parametrize(
+    "table",
+    [
+        "features.parquet",
+        "features.csv",
+        "clinical.csv",
+        "modelling_table.csv",
+        "cohort.tsv",
+        "delta_radiomics.csv",
+        "index/series.parquet",
+    ],
+)
 def test_slurm_tables_equal_local_run(slurm_run, demo_run, table):
     workdir, _ = slurm_run
     assert (workdir / "results" / table).read_bytes() == (demo_run / "results" / table).read_bytes()

@@ -24,7 +24,9 @@ def cohort(n=150, seed=3, effect=0.9):
 def test_benjamini_hochberg_matches_the_definition():
     p = np.array([0.01, 0.04, 0.03, 0.20, np.nan])
     # sorted 0.01, 0.03, 0.04, 0.20 -> 0.04, 0.0533, 0.0533, 0.20
-    assert np.allclose(benjamini_hochberg(p)[:4], [0.04, 0.16 / 3, 0.16 / 3, 0.20]) and np.isnan(benjamini_hochberg(p)[4])
+    assert np.allclose(benjamini_hochberg(p)[:4], [0.04, 0.16 / 3, 0.16 / 3, 0.20]) and np.isnan(
+        benjamini_hochberg(p)[4]
+    )
 
 
 def test_a_known_effect_is_found(tmp_path):
@@ -56,9 +58,12 @@ def test_an_empty_one_patient_or_event_free_table_is_a_summary_not_a_crash(tmp_p
     one patient, no events: a summary saying why, an empty but valid univariate table, a plot that says so."""
     header_only = pd.read_csv(__import__("io").StringIO(",".join(cohort(4).columns) + "\n"))
     no_outcome = cohort(5).assign(os_days=np.nan, os_event=np.nan)
-    for name, table, status in (("empty", header_only, "no patients"), ("no outcome", no_outcome, "no patients"),
-                                ("one patient", cohort(1), "too few events"),
-                                ("event free", cohort(40).assign(os_event=0), "too few events")):
+    for name, table, status in (
+        ("empty", header_only, "no patients"),
+        ("no outcome", no_outcome, "no patients"),
+        ("one patient", cohort(1), "too few events"),
+        ("event free", cohort(40).assign(os_event=0), "too few events"),
+    ):
         out = tmp_path / name.replace(" ", "_")
         summary = survival_starter(table, out, min_events=4)
         assert summary["status"] == status, name

@@ -15,8 +15,25 @@ from radflow.cli import main as radflow
 from radflow.suv import SUVError, suv_bw_factor, suv_factors, suv_tags
 
 DRO = REFERENCE / "ibsi-suv-dro" / "DRO"
-ALL_DROS = ["DRO_0_0", "DRO_1_0", "DRO_2_0", "DRO_2_1", "DRO_2_2", "DRO_2_3", "DRO_2_4", "DRO_2_5", "DRO_3_0",
-            "DRO_3_1", "DRO_3_2", "DRO_3_3", "DRO_3_4", "DRO_4_0", "DRO_4_1", "DRO_4_2", "DRO_5_0"]
+ALL_DROS = [
+    "DRO_0_0",
+    "DRO_1_0",
+    "DRO_2_0",
+    "DRO_2_1",
+    "DRO_2_2",
+    "DRO_2_3",
+    "DRO_2_4",
+    "DRO_2_5",
+    "DRO_3_0",
+    "DRO_3_1",
+    "DRO_3_2",
+    "DRO_3_3",
+    "DRO_3_4",
+    "DRO_4_0",
+    "DRO_4_1",
+    "DRO_4_2",
+    "DRO_5_0",
+]
 LAMBDA_F18 = math.log(2) / 6586.2
 
 
@@ -96,8 +113,10 @@ def test_reference_time_back_computed_when_series_time_is_late():
 
 
 def test_decay_correction_none_is_per_slice():
-    slices = [suv_tags(pet(DecayCorrection="NONE", AcquisitionTime=t, ActualFrameDuration="120000"))
-              for t in ("100000", "100200")]
+    slices = [
+        suv_tags(pet(DecayCorrection="NONE", AcquisitionTime=t, ActualFrameDuration="120000"))
+        for t in ("100000", "100200")
+    ]
     factors, _ = suv_factors(slices)
     # a later slice has decayed longer: its factor is larger by exp(lambda * 120 s)
     assert factors[1] / factors[0] == pytest.approx(math.exp(LAMBDA_F18 * 120), rel=1e-12)
@@ -125,15 +144,18 @@ def test_dose_in_mbq_and_weight_in_grams_are_recognised_and_said():
     assert factor == pytest.approx(bq) and "MBq" in info["warnings"][0]
 
 
-@pytest.mark.parametrize("change,named", [
-    (dict(PatientWeight=None), "PatientWeight"),
-    (dict(Units=None), "Units"),
-    (dict(DecayCorrection=None), "DecayCorrection"),
-    (dict(Units="PROPCNTS"), "PROPCNTS"),
-    (dict(Units="CNTS"), "7053,1000"),
-    (dict(RescaleIntercept="5"), "RescaleIntercept"),
-    (dict(RadiopharmaceuticalInformationSequence=None), "RadiopharmaceuticalInformationSequence"),
-])
+@pytest.mark.parametrize(
+    "change,named",
+    [
+        (dict(PatientWeight=None), "PatientWeight"),
+        (dict(Units=None), "Units"),
+        (dict(DecayCorrection=None), "DecayCorrection"),
+        (dict(Units="PROPCNTS"), "PROPCNTS"),
+        (dict(Units="CNTS"), "7053,1000"),
+        (dict(RescaleIntercept="5"), "RescaleIntercept"),
+        (dict(RadiopharmaceuticalInformationSequence=None), "RadiopharmaceuticalInformationSequence"),
+    ],
+)
 def test_missing_or_unusable_tags_are_named(change, named):
     with pytest.raises(SUVError, match=named.replace("(", r"\(")):
         suv_bw_factor([pet(**change)])

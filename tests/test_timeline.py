@@ -8,21 +8,30 @@ from radflow.timeline import patient_timeline
 
 
 def _series(pid, study, date, modality, role, convert=False):
-    return dict(patient_id=pid, study_uid=study, study_date=date, study_description=f"{study} desc",
-                modality=modality, role=role, convert=convert)
+    return dict(
+        patient_id=pid,
+        study_uid=study,
+        study_date=date,
+        study_description=f"{study} desc",
+        modality=modality,
+        role=role,
+        convert=convert,
+    )
 
 
 def test_days_between_studies_and_their_contents():
-    series = pd.DataFrame([
-        _series("P1", "s-follow", "20100401", "CT", "image", True),  # 90 days after the baseline
-        _series("P1", "s-base", "20100101", "CT", "image", True),
-        _series("P1", "s-base", "20100101", "RTSTRUCT", "rtstruct"),
-        _series("P1", "s-base", "20100101", "RTDOSE", "rtdose"),
-        _series("P1", "s-base", "20100101", "CT", "image", False),  # a scout
-        _series("P1", "s-undated", "", "MR", "image", True),
-        _series("P2", "s-leap", "20120301", "PT", "image", True),
-        _series("P2", "s-early", "20120228", "CT", "image", True),  # 2012 is a leap year: 2 days
-    ])
+    series = pd.DataFrame(
+        [
+            _series("P1", "s-follow", "20100401", "CT", "image", True),  # 90 days after the baseline
+            _series("P1", "s-base", "20100101", "CT", "image", True),
+            _series("P1", "s-base", "20100101", "RTSTRUCT", "rtstruct"),
+            _series("P1", "s-base", "20100101", "RTDOSE", "rtdose"),
+            _series("P1", "s-base", "20100101", "CT", "image", False),  # a scout
+            _series("P1", "s-undated", "", "MR", "image", True),
+            _series("P2", "s-leap", "20120301", "PT", "image", True),
+            _series("P2", "s-early", "20120228", "CT", "image", True),  # 2012 is a leap year: 2 days
+        ]
+    )
     t = patient_timeline(series)
     p1 = t[t["patient_id"] == "P1"].set_index("study_uid")
     assert list(p1.index) == ["s-base", "s-follow", "s-undated"]
@@ -35,6 +44,9 @@ def test_days_between_studies_and_their_contents():
 
 
 def test_no_series_gives_an_empty_timeline():
-    t = patient_timeline(pd.DataFrame(columns=["patient_id", "study_uid", "study_date", "study_description",
-                                               "modality", "role", "convert"]))
+    t = patient_timeline(
+        pd.DataFrame(
+            columns=["patient_id", "study_uid", "study_date", "study_description", "modality", "role", "convert"]
+        )
+    )
     assert t.empty and "day" in t.columns

@@ -18,9 +18,22 @@ def features(demo_run):
 
 
 def test_every_table_is_written(demo_run):
-    for rel in ["index/series.parquet", "index/rois.parquet", "index/problems.tsv", "index/links.parquet",
-                "features.parquet", "features.csv", "features_long.parquet", "features_long.csv", "clinical.csv",
-                "modelling_table.csv", "cohort.tsv", "qc/counts.tsv", "delta_radiomics.csv", "timeline.tsv"]:
+    for rel in [
+        "index/series.parquet",
+        "index/rois.parquet",
+        "index/problems.tsv",
+        "index/links.parquet",
+        "features.parquet",
+        "features.csv",
+        "features_long.parquet",
+        "features_long.csv",
+        "clinical.csv",
+        "modelling_table.csv",
+        "cohort.tsv",
+        "qc/counts.tsv",
+        "delta_radiomics.csv",
+        "timeline.tsv",
+    ]:
         assert (demo_run / "results" / rel).stat().st_size > 0, rel
 
 
@@ -36,15 +49,17 @@ def test_one_row_per_patient_series_roi(features, truth):
     # every demo patient: 5 ROIs on the planning CT, and the GTV on the follow-up CT of two of them
     assert ct.groupby("patient_id").size().to_dict() == {p: 5 + ("followup" in t) for p, t in truth["patients"].items()}
     assert (features["status"] == "ok").all()
-    assert features.columns[:6].tolist() == ["patient_id", "study_uid", "series_uid", "modality", "roi",
-                                             "roi_original"]
+    assert features.columns[:6].tolist() == ["patient_id", "study_uid", "series_uid", "modality", "roi", "roi_original"]
 
 
 def test_gtv_volume_matches_the_analytic_volume(features, truth):
     for pid, p in truth["patients"].items():
         for original, roi in p["rois"].items():
-            row = features[(features["patient_id"] == pid) & (features["series_uid"] == p["ct_series_uid"])
-                           & (features["roi_original"] == original)].iloc[0]
+            row = features[
+                (features["patient_id"] == pid)
+                & (features["series_uid"] == p["ct_series_uid"])
+                & (features["roi_original"] == original)
+            ].iloc[0]
             # radflow's mask on the CT grid: within 2 % of the ellipsoid / cylinder the generator drew
             assert row["mask_volume_mm3"] == pytest.approx(roi["volume_mm3"], rel=0.02), (pid, original)
             if roi["standard"].startswith("GTV"):
@@ -136,8 +151,9 @@ def test_overlays_counts_and_report(demo_run, features, truth):
     ok = features[features["status"] == "ok"]
     pictures = sorted(qc.glob("overlays/*/*/*.png"))
     assert len(pictures) == len(ok) == 53  # 8 x 5 CT ROIs, 2 follow-up GTVs, 2 x 5 PET ROIs, 1 MR GTV
-    assert {(p.parent.parent.name, p.parent.name, p.stem) for p in pictures} == \
-        set(zip(ok["patient_id"], ok["series_uid"], ok["roi"]))
+    assert {(p.parent.parent.name, p.parent.name, p.stem) for p in pictures} == set(
+        zip(ok["patient_id"], ok["series_uid"], ok["roi"])
+    )
     counts = pd.read_csv(qc / "counts.tsv", sep="\t")
     n = dict(zip(counts["count"], counts["n"]))
     assert n["patients with DICOM"] == len(truth["patients"])
@@ -203,7 +219,8 @@ def test_timeline_of_the_demo(demo_run, truth):
     assert (timeline["structure_sets"] >= 1).all()
     later = timeline[timeline.duplicated("patient_id")]  # the follow-ups, on the generator's day
     assert {r.patient_id: (r.study_uid, r.day) for r in later.itertuples()} == {
-        p: (t["followup"]["study_uid"], t["followup"]["day"]) for p, t in truth["patients"].items() if "followup" in t}
+        p: (t["followup"]["study_uid"], t["followup"]["day"]) for p, t in truth["patients"].items() if "followup" in t
+    }
     rows = first.set_index("patient_id")
     assert rows.loc["TCGA-00-0001", "modalities"] == "CT,PT,RTDOSE,RTPLAN,RTSTRUCT"
     assert rows.loc["TCGA-00-0001", "rtdose"] == 1

@@ -4,11 +4,11 @@ rule clinical:
     output:
         table="results/clinical.csv",
         problems="results/clinical_problems.tsv",
-    params:
-        project=config["clinical_project"],
     log:
         "logs/clinical.log",
     conda:
         CONDA_ENV
+    params:
+        project=config["clinical_project"],
     script:
         "../../scripts/clinical.py"

@@ -5,13 +5,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from radflow.workflow_env import export_checkout
 
 # `snakemake --sdm conda` runs every rule in this environment (pinned like pyproject.toml); the scripts import
 # radflow from this checkout, so it need not be installed there.
 CONDA_ENV = "../../envs/radflow.yaml"
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (str(Path(workflow.basedir)), os.environ.get("PYTHONPATH", "")) if p
-)
+export_checkout(Path(workflow.basedir))
 
 
 wildcard_constraints:
@@ -64,6 +63,15 @@ def series_with_masks():
     structs = links[links["source_modality"].isin(["RTSTRUCT", "SEG"])]
     images = series[series["convert"] & series["series_uid"].isin(set(structs["image_series_uid"]))]
     return list(images[["patient_id", "series_uid", "modality"]].itertuples(index=False, name=None))
+
+
+def overlay_dirs(wildcards):
+    """Overlay folders to draw (config qc_overlays): every masked series, the model's modality only, or none."""
+    which = config["qc_overlays"]
+    if which == "none":
+        return []
+    modality = config["model"]["modality"]
+    return [f"results/qc/overlays/{p}/{s}" for p, s, m in series_with_masks() if which == "all" or m == modality]
 
 
 def dose_files(wildcards):
@@ -127,12 +135,17 @@ def _features_resources(wildcards, input, attempt):
     budget = config["max_roi_voxels"]
     rois = FeatureRois(config["feature_rois"], config["roi_names"])
     if masks_json.exists() and sidecar.exists():
-        need = job_resources(json.loads(sidecar.read_text()), json.loads(masks_json.read_text()), input.settings,
-                             rois, budget)
+        need = job_resources(
+            json.loads(sidecar.read_text()), json.loads(masks_json.read_text()), input.settings, rois, budget
+        )
     else:
-        need = job_resources(dict(size=[512, 512, 200], spacing=[1.0, 1.0, 1.0]),
-                             [dict(roi="GTVp", roi_original="budget", voxel_count=budget or 4000000)],
-                             input.settings, None, None)
+        need = job_resources(
+            dict(size=[512, 512, 200], spacing=[1.0, 1.0, 1.0]),
+            [dict(roi="GTVp", roi_original="budget", voxel_count=budget or 4000000)],
+            input.settings,
+            None,
+            None,
+        )
     return dict(mem_mb=need["mem_mb"] * attempt, minutes=need["minutes"] * attempt)
 
 

@@ -7,18 +7,18 @@ rule features:
         roi_names=config["roi_names"],
     output:
         "results/features/{patient}/{series}.parquet",
-    params:
-        feature_rois=config["feature_rois"],
-        max_roi_voxels=config["max_roi_voxels"],
+    log:
+        "logs/features/{patient}/{series}.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         # from the job's own masks (radflow.features.job_resources; the cost model is in config/README.md)
         mem_mb=features_mem_mb,
         runtime=features_minutes,
-    log:
-        "logs/features/{patient}/{series}.log",
-    conda:
-        CONDA_ENV
+    params:
+        feature_rois=config["feature_rois"],
+        max_roi_voxels=config["max_roi_voxels"],
     script:
         "../../scripts/features.py"
 

@@ -8,6 +8,16 @@ checkpoint index:
         rois="results/index/rois.parquet",
         links="results/index/links.parquet",
         problems=report("results/index/problems.tsv", caption="../report/problems.rst", category="Index"),
+    log:
+        "logs/index.log",
+    conda:
+        CONDA_ENV
+    threads: config["index_threads"]
+    resources:
+        # measured: 1.3 GB peak for a first index of 270,376 files (benchmarks/index_scale.py cohort)
+        mem_mb=attempt_mb(4000),
+        # measured: 33-41 s for 270,376 files on a local disk; network file systems are slower
+        runtime=attempt_minutes(60),
     params:
         root=config["dicom_root"],
         pet_fallback=config["pet_fallback"],
@@ -15,15 +25,5 @@ checkpoint index:
         series_selection=config["series_selection"],
         manifest=config["manifest"],
         orders=ORDERS,
-    threads: config["index_threads"]
-    resources:
-        # measured: 1.3 GB peak for a first index of 270,376 files (benchmarks/index_scale.py cohort)
-        mem_mb=attempt_mb(4000),
-        # measured: 33-41 s for 270,376 files on a local disk; network file systems are slower
-        runtime=attempt_minutes(60),
-    log:
-        "logs/index.log",
-    conda:
-        CONDA_ENV
     script:
         "../../scripts/index.py"

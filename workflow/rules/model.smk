@@ -6,16 +6,16 @@ rule modelling_table:
     output:
         table=report("results/modelling_table.csv", caption="../report/modelling_table.rst", category="Model"),
         cohort=report("results/cohort.tsv", caption="../report/cohort.rst", category="Model"),
+    log:
+        "logs/modelling_table.log",
+    conda:
+        CONDA_ENV
     params:
         modality=config["model"]["modality"],
         roi=config["model"]["roi"],
         time_point=config["model"].get("time_point", "baseline"),
         studies=config["model"].get("studies"),
         roi_instances=config["roi_instances"],
-    log:
-        "logs/modelling_table.log",
-    conda:
-        CONDA_ENV
     script:
         "../../scripts/modelling_table.py"
 
@@ -26,12 +26,12 @@ rule delta_radiomics:
         series="results/index/series.parquet",
     output:
         report("results/delta_radiomics.csv", caption="../report/delta_radiomics.rst", category="Model"),
-    params:
-        roi_instances=config["roi_instances"],
     log:
         "logs/delta_radiomics.log",
     conda:
         CONDA_ENV
+    params:
+        roi_instances=config["roi_instances"],
     script:
         "../../scripts/delta_radiomics.py"
 
@@ -43,12 +43,12 @@ rule survival:
         summary="results/survival/summary.json",
         univariate="results/survival/univariate_cox.csv",
         km=report("results/survival/km.png", caption="../report/survival.rst", category="Model"),
-    params:
-        survival=config["survival"],
     log:
         "logs/survival.log",
     conda:
         CONDA_ENV
+    params:
+        survival=config["survival"],
     script:
         "../../scripts/survival.py"
 
@@ -65,13 +65,13 @@ rule provenance:
         delta_radiomics="results/delta_radiomics.csv",
     output:
         "results/provenance.json",
-    params:
-        config=config,
-        workflow_dir=workflow.basedir,
     log:
         "logs/provenance.log",
     conda:
         CONDA_ENV
+    params:
+        config=config,
+        workflow_dir=workflow.basedir,
     script:
         "../../scripts/provenance.py"
 

@@ -14,27 +14,18 @@ rule overlays:
             subcategory="{patient}",
             labels={"patient": "{patient}", "series": "{series}", "ROI": "{roi}"},
         ),
-    params:
-        # qc_overlays: model draws only the modelling table's ROI
-        rois=[config["model"]["roi"]] if config["qc_overlays"] == "model" else None,
-    resources:
-        mem_mb=attempt_mb(1000),
-        runtime=attempt_minutes(3),
     log:
         "logs/overlays/{patient}/{series}.log",
     conda:
         CONDA_ENV
+    resources:
+        mem_mb=attempt_mb(1000),
+        runtime=attempt_minutes(3),
+    params:
+        # qc_overlays: model draws only the modelling table's ROI
+        rois=[config["model"]["roi"]] if config["qc_overlays"] == "model" else None,
     script:
         "../../scripts/overlays.py"
-
-
-def overlay_dirs(wildcards):
-    """Overlay folders to draw (config qc_overlays): every masked series, the model's modality only, or none."""
-    which = config["qc_overlays"]
-    if which == "none":
-        return []
-    modality = config["model"]["modality"]
-    return [f"results/qc/overlays/{p}/{s}" for p, s, m in series_with_masks() if which == "all" or m == modality]
 
 
 rule qc_summary:
@@ -54,11 +45,11 @@ rule qc_summary:
             category="Feature distributions",
             labels={"modality and ROI": "{name}"},
         ),
-    params:
-        endpoint=config["survival"]["endpoint"],
     log:
         "logs/qc_summary.log",
     conda:
         CONDA_ENV
+    params:
+        endpoint=config["survival"]["endpoint"],
     script:
         "../../scripts/qc_summary.py"
