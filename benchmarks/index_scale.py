@@ -4,6 +4,7 @@ Generates 227 patients, 479 studies, 2,561 series and 270,376 DICOM files (tiny 
 per patient, on its planning CT) in the NBIA layout, then prints:
 - the raw cost of reading the first 4 KiB of every file;
 - files/s of a first index (2 processes) and of a re-index with nothing changed;
+- the time to write every per-series work order (radflow.orders), and again when nothing changed;
 - the wall time of `snakemake -n` over the whole cohort.
 Run: .venv/bin/python benchmarks/index_scale.py [--out /tmp/radflow-scale] [--keep]
 """
@@ -169,6 +170,14 @@ def main():
         f"re-index, nothing changed: {second:.1f} s ({n / second:,.0f} files/s; {first / second:.0f}x faster; "
         f"{again['stats']['read']} files read)"
     )
+    from radflow.orders import write_orders
+
+    orders = out / "project" / "results" / "orders"
+    shutil.rmtree(orders, ignore_errors=True)
+    for what in ("first", "again, nothing changed"):
+        t = time.perf_counter()
+        counts = write_orders(tables, orders)
+        print(f"work orders, {what}: {time.perf_counter() - t:.1f} s ({counts})")
     project = out / "project"
     shutil.copytree(REPO / "config", project / "config", dirs_exist_ok=True)
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())

@@ -14,7 +14,7 @@ import SimpleITK as sitk
 
 from . import __version__
 from .failures import write_image
-from .geometry import Grid, direction_from_orientation
+from .geometry import POSITION_TOLERANCE_MM, WARN_DRIFT_MM, WARN_SPACING_FRACTION, Grid, direction_from_orientation
 from .suv import SUVError, suv_factors, suv_tags
 
 UNITS = {"CT": "HU", "MR": "as stored", "PT": "SUVbw (g/ml)"}
@@ -44,18 +44,18 @@ def stack_geometry(datasets) -> tuple[list, Grid, list[str]]:
     steps = np.diff(along)
     if len(datasets) < 2:
         raise ConversionError(f"series {uid}: a single slice is not a volume")
-    if (steps < 1e-3).any():
+    if (steps < POSITION_TOLERANCE_MM).any():
         raise ConversionError(f"series {uid}: duplicate slice positions")
     # The mean step over the whole stack: exact for uniform series, and free of one slice's rounding noise.
     spacing_z = float((along[-1] - along[0]) / (len(along) - 1))
     warnings = []
-    if np.abs(steps - spacing_z).max() > 0.01 * spacing_z:
+    if np.abs(steps - spacing_z).max() > WARN_SPACING_FRACTION * spacing_z:
         warnings.append(
             f"slice spacing varies from {steps.min():.4f} to {steps.max():.4f} mm; the mean {spacing_z:.4f} mm is used"
         )
     # Slices must stack along the normal; an in-plane drift (gantry tilt) would need resampling.
     drift = positions - positions[0] - np.outer(along - along[0], direction[:, 2])
-    if np.abs(drift).max() > 0.01:
+    if np.abs(drift).max() > WARN_DRIFT_MM:
         warnings.append(
             f"slice positions drift {np.abs(drift).max():.3f} mm off the slice normal "
             "(gantry tilt?); geometry follows the first slice"

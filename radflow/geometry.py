@@ -42,9 +42,30 @@ class Grid:
         return image
 
 
+# The tolerances of slice geometry, in one place. The index excludes a series beyond the first group; the
+# conversion of a series the index let through warns beyond the second (smaller deviations it corrects for).
+POSITION_TOLERANCE_MM = 1e-3  # two slices closer than this along the normal are at the same position
+MAX_GAP_FACTOR = 1.5  # a step over 1.5x the median step is a missing slice: excluded
+MAX_OFF_GRID_FACTOR = 0.1  # a slice off the uniform grid by over 0.1 step: non-uniform spacing, excluded
+MAX_TILT_PIXEL_FRACTION = 0.5  # slices shifting in-plane by over half a pixel across the stack: gantry tilt, excluded
+WARN_SPACING_FRACTION = 0.01  # converted with the mean step, with a warning, when steps vary by over 1 %
+WARN_DRIFT_MM = 0.01  # converted along the normal, with a warning, when positions drift over 0.01 mm off it
+
+
+def position_keys(along) -> np.ndarray:
+    """Positions along the slice normal rounded to POSITION_TOLERANCE_MM: slices with the same key are at one
+    position."""
+    return np.round(np.asarray(along, dtype=float), 3)
+
+
+def slice_normal(orientation) -> np.ndarray:
+    """The slice normal (row cosine x column cosine) from the six values of ImageOrientationPatient."""
+    o = np.asarray([float(v) for v in orientation], dtype=float)
+    return np.cross(o[:3], o[3:6])
+
+
 def direction_from_orientation(orientation) -> np.ndarray:
     """3x3 direction matrix (columns: row cosine, column cosine, normal) from ImageOrientationPatient."""
     row = np.asarray(orientation[:3], dtype=float)
     col = np.asarray(orientation[3:6], dtype=float)
-    normal = np.cross(row, col)
-    return np.column_stack([row, col, normal])
+    return np.column_stack([row, col, slice_normal(orientation)])

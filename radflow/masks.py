@@ -19,7 +19,7 @@ from pydicom.dataset import Dataset
 
 from .contours import OVERLAP_RULES, audit_roi, contour_data
 from .failures import is_machine_error, write_image
-from .geometry import Grid
+from .geometry import Grid, direction_from_orientation, position_keys
 from .roi_names import UNMAPPED, standard_name
 
 
@@ -75,14 +75,14 @@ def read_seg(path) -> tuple[pydicom.Dataset, dict[int, dict]]:
     orientation = [float(v) for v in group(first, "PlaneOrientationSequence")[0].ImageOrientationPatient]
     measures = group(first, "PixelMeasuresSequence")[0]
     spacing_rc = [float(v) for v in measures.PixelSpacing]
-    direction = np.column_stack([orientation[:3], orientation[3:6], np.cross(orientation[:3], orientation[3:6])])
+    direction = direction_from_orientation(orientation)
     positions = np.array(
         [[float(v) for v in group(f, "PlanePositionSequence")[0].ImagePositionPatient] for f in frames]
     )
     along = positions @ direction[:, 2]
     segment_of = np.array([int(group(f, "SegmentIdentificationSequence")[0].ReferencedSegmentNumber) for f in frames])
     pixels = ds.pixel_array.reshape(len(frames), int(ds.Rows), int(ds.Columns))
-    planes = np.unique(np.round(along, 3))
+    planes = np.unique(position_keys(along))
     # The frames of a sparse SEG may skip planes: trust SpacingBetweenSlices, else the closest two planes.
     if measures.get("SpacingBetweenSlices"):
         step = float(measures.SpacingBetweenSlices)

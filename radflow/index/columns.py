@@ -1,0 +1,107 @@
+"""The index tables' columns and the DICOM constants the index decides by."""
+
+from __future__ import annotations
+
+IMAGE_MODALITIES = {"CT", "MR", "PT"}
+INDEX_FORMAT = 2  # raised whenever the tables gain columns: an index written before is built again
+RTSTRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+ROLES = {"RTSTRUCT": "rtstruct", "RTDOSE": "rtdose", "RTPLAN": "rtplan", "SEG": "seg", "REG": "registration"}
+
+INSTANCE_COLUMNS = [
+    "path",
+    "size",
+    "mtime",
+    "patient_id",
+    "study_uid",
+    "study_date",
+    "study_description",
+    "series_uid",
+    "series_number",
+    "series_description",
+    "modality",
+    "sop_class_uid",
+    "sop_instance_uid",
+    "frame_of_reference_uid",
+    "manufacturer",
+    "image_type",
+    "rows",
+    "columns",
+    "pixel_spacing_row",
+    "pixel_spacing_col",
+    "slice_thickness",
+    "orientation",
+    "position_x",
+    "position_y",
+    "position_z",
+    "instance_number",
+    "acquisition_number",
+    "number_of_frames",
+    "temporal_position",
+    "trigger_time",
+    "content_time",
+    "referenced_series_uid",
+    "suv_tags",
+    "pixel_problem",
+    "series_key",
+]
+CACHE_COLUMNS = INSTANCE_COLUMNS + ["file_problem"]
+SERIES_COLUMNS = [
+    "patient_id",
+    "study_uid",
+    "study_date",
+    "study_description",
+    "series_uid",
+    "dicom_series_uid",
+    "series_number",
+    "series_description",
+    "modality",
+    "role",
+    "frame_of_reference_uid",
+    "manufacturer",
+    "n_files",
+    "rows",
+    "columns",
+    "n_slices",
+    "pixel_spacing_row",
+    "pixel_spacing_col",
+    "slice_spacing",
+    "slice_thickness",
+    "orientation",
+    "z_min",
+    "z_max",
+    "convert",
+    "reason",
+]
+ROI_COLUMNS = [
+    "patient_id",
+    "study_uid",
+    "rtstruct_series_uid",
+    "rtstruct_sop_uid",
+    "rtstruct_path",
+    "referenced_series_uid",
+    "frame_of_reference_uid",
+    "roi_number",
+    "roi_original",
+    "roi",
+    "roi_pattern",
+    "n_contours",
+    "contour_types",
+    "z_min",
+    "z_max",
+    "duplicate_contours",
+    "crossing_planes",
+    "crossing_area_mm2",
+    "contour_warnings",
+]
+LINK_COLUMNS = [
+    "patient_id",
+    "source_modality",
+    "source_series_uid",
+    "source_sop_uid",
+    "source_path",
+    "image_series_uid",
+    "image_modality",
+    "relation",
+]
+PROBLEM_COLUMNS = ["level", "item", "patient_id", "series_uid", "severity", "reason"]

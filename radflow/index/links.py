@@ -1,0 +1,135 @@
+"""Which structure sets, SEGs and dose grids go with which converted image series, and which series are selected."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .columns import LINK_COLUMNS
+
+
+def _overlaps(lo, hi, image_lo, image_hi, margin) -> bool:
+    if any(pd.isna(v) for v in (lo, hi, image_lo, image_hi)):
+        return True  # unknown extent: do not refuse
+    return hi >= image_lo - margin and lo <= image_hi + margin
+
+
+def link_table(series: pd.DataFrame, rois: pd.DataFrame, instances: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
+    """RTSTRUCT and RTDOSE -> every converted image series they belong to.
+
+    An RTSTRUCT goes to the series it references (ReferencedSeriesInstanceUID, all its converted sub-series);
+    also, and when that reference dangles instead, to every converted image series of the same patient and frame
+    of reference whose slices cover its contours (the PET of a PET/CT), on which its ROIs are rasterised directly.
+    An RTDOSE goes to the converted CT series of its frame of reference."""
+    images = series[series["convert"]]
+    modality = dict(zip(images["series_uid"], images["modality"]))
+    sources = []
+    structs = rois.groupby("rtstruct_sop_uid", sort=False) if len(rois) else []
+    for _, g in structs:
+        rs = g.iloc[0]
+        sources.append(
+            dict(
+                patient_id=rs["patient_id"],
+                source_modality="SEG" if rs["contour_types"] == "SEG" else "RTSTRUCT",
+                source_series_uid=rs["rtstruct_series_uid"],
+                source_sop_uid=rs["rtstruct_sop_uid"],
+                source_path=rs["rtstruct_path"],
+                referenced=rs["referenced_series_uid"],
+                frame_of_reference_uid=rs["frame_of_reference_uid"],
+                z_min=g["z_min"].min(),
+                z_max=g["z_max"].max(),
+            )
+        )
+    for _, d in instances[instances["modality"] == "RTDOSE"].iterrows():
+        sources.append(
+            dict(
+                patient_id=d["patient_id"],
+                source_modality="RTDOSE",
+                source_series_uid=d["series_uid"],
+                source_sop_uid=d["sop_instance_uid"],
+                source_path=d["path"],
+                referenced="",
+                frame_of_reference_uid=d["frame_of_reference_uid"],
+                z_min=np.nan,
+                z_max=np.nan,
+            )
+        )
+    links, problems = [], []
+    for src in sources:
+        targets = {}
+        ref = src["referenced"]
+        referenced = images[images["dicom_series_uid"] == ref] if ref else images.iloc[0:0]
+        for uid in referenced["series_uid"]:
+            targets[uid] = "referenced"
+        if ref and not len(referenced):
+            problems.append(
+                dict(
+                    level="series",
+                    item=src["source_series_uid"],
+                    patient_id=src["patient_id"],
+                    series_uid=src["source_series_uid"],
+                    severity="warning",
+                    reason=f"{src['source_modality']} references image series {ref}, which is not among "
+                    "the converted image series; linked by frame of reference and slice "
+                    "coverage instead",
+                )
+            )
+        same_for = images[
+            (images["frame_of_reference_uid"] == src["frame_of_reference_uid"])
+            & (images["patient_id"] == src["patient_id"])
+        ]
+        if src["source_modality"] == "RTDOSE":
+            same_for = same_for[same_for["modality"] == "CT"]
+        for _, im in same_for.iterrows():
+            margin = im["slice_spacing"] / 2 if pd.notna(im["slice_spacing"]) else 0.0
+            if _overlaps(src["z_min"], src["z_max"], im["z_min"], im["z_max"], margin):
+                targets.setdefault(im["series_uid"], "same_frame_of_reference")
+        if not targets:
+            problems.append(
+                dict(
+                    level="series",
+                    item=src["source_series_uid"],
+                    patient_id=src["patient_id"],
+                    series_uid=src["source_series_uid"],
+                    severity="excluded",
+                    reason=f"{src['source_modality']} has no converted image series to go with "
+                    f"(referenced series {ref or '(none)'} absent; no image of frame of reference "
+                    f"{src['frame_of_reference_uid'] or '(none)'} covers it)",
+                )
+            )
+        for uid, relation in targets.items():
+            links.append(
+                dict(
+                    {k: src[k] for k in LINK_COLUMNS if k in src},
+                    image_series_uid=uid,
+                    image_modality=modality[uid],
+                    relation=relation,
+                )
+            )
+    return pd.DataFrame(links, columns=LINK_COLUMNS), problems
+
+
+def select_series(series: pd.DataFrame, links: pd.DataFrame, selection: str) -> tuple[pd.DataFrame, list[dict]]:
+    """With selection "referenced", only image series that a structure set goes with are converted (the
+    referenced series and the series on its frame of reference); with "all", every usable image series."""
+    if selection == "all":
+        return series, []
+    if selection != "referenced":
+        raise ValueError(f"series_selection must be 'referenced' or 'all', not {selection!r}")
+    linked = set(links.loc[links["source_modality"].isin(["RTSTRUCT", "SEG"]), "image_series_uid"])
+    drop = series["convert"] & ~series["series_uid"].isin(linked)
+    series = series.copy()
+    series.loc[drop, "convert"] = False
+    series.loc[drop, "reason"] = "no structure set goes with this series (series_selection: referenced)"
+    problems = [
+        dict(
+            level="series",
+            item=r.series_uid,
+            patient_id=r.patient_id,
+            series_uid=r.series_uid,
+            severity="info",
+            reason=r.reason,
+        )
+        for r in series[drop].itertuples()
+    ]
+    return series, problems
