@@ -15,6 +15,7 @@ import SimpleITK as sitk
 from . import __version__
 from .failures import write_image
 from .geometry import POSITION_TOLERANCE_MM, WARN_DRIFT_MM, WARN_SPACING_FRACTION, Grid, direction_from_orientation
+from .records import image_sidecar
 from .suv import SUVError, suv_factors, suv_tags
 
 UNITS = {"CT": "HU", "MR": "as stored", "PT": "SUVbw (g/ml)"}
@@ -165,7 +166,7 @@ def convert_series(
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     write_image(image, out_path)
-    sidecar_path = Path(sidecar_path) if sidecar_path else sidecar_for(out_path)
+    sidecar_path = Path(sidecar_path) if sidecar_path else image_sidecar(out_path)
     sidecar_path.write_text(json.dumps(sidecar, indent=2, sort_keys=True))
     return sidecar
 
@@ -178,12 +179,6 @@ def write_failed_conversion(out_path, sidecar_path, reason: str, meta: dict) -> 
     sidecar = dict(meta, status="failed", reason=reason, placeholder=True, radflow_version=__version__)
     Path(sidecar_path).write_text(json.dumps(sidecar, indent=2, sort_keys=True))
     return sidecar
-
-
-def sidecar_for(nifti_path) -> Path:
-    p = Path(nifti_path)
-    name = p.name[:-7] if p.name.endswith(".nii.gz") else p.stem
-    return p.with_name(name + ".json")
 
 
 def image_headers_in(folder) -> list[pydicom.Dataset]:
@@ -299,5 +294,5 @@ def convert_rtdose(path, out_path, on_images: dict | None = None) -> dict:
         resampled_on=resampled,
         warnings=warnings,
     )
-    sidecar_for(out_path).write_text(json.dumps(sidecar, indent=2, sort_keys=True))
+    image_sidecar(out_path).write_text(json.dumps(sidecar, indent=2, sort_keys=True))
     return sidecar

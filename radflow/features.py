@@ -20,6 +20,7 @@ import SimpleITK as sitk
 
 from .failures import is_machine_error
 from .masks import bounding_box
+from .records import image_sidecar
 from .roi_names import FeatureRois
 
 ID_COLUMNS = [
@@ -249,7 +250,7 @@ def extract_series(
 
     job_started = time.perf_counter()
     image_path, masks_dir, settings_path = Path(image_path), Path(masks_dir), Path(settings_path)
-    sidecar = json.loads(image_path.with_name(image_path.name.replace(".nii.gz", ".json")).read_text())
+    sidecar = json.loads(image_sidecar(image_path).read_text())
     masks = json.loads((masks_dir / "masks.json").read_text())
     settings_hash = hashlib.sha256(settings_path.read_bytes()).hexdigest()[:16]
     limits = roi_limits(settings_path)

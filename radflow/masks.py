@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset
 from .contours import OVERLAP_RULES, audit_roi, contour_data
 from .failures import is_machine_error, write_image
 from .geometry import Grid, direction_from_orientation, position_keys
+from .records import MaskRecord
 from .roi_names import UNMAPPED, standard_name
 
 
@@ -297,26 +298,9 @@ def _safe(name: str) -> str:
 
 def failed_entry(roi_original: str, reason: str, image_series_uid="") -> dict:
     """A masks.json entry for what could not be rasterised: the features table shows it as a failed row."""
-    return dict(
-        label="",
-        roi="",
-        roi_original=roi_original,
-        roi_pattern="",
-        roi_number=0,
-        rtstruct_sop_uid="",
-        rtstruct_series_uid="",
-        image_series_uid=image_series_uid,
-        relation="",
-        voxel_count=0,
-        volume_mm3=0.0,
-        status="failed",
-        reason=reason,
-        warnings=[],
-        notes=[],
-        roi_type="",
-        contour_types={},
-        point="",
-    )
+    return MaskRecord(
+        roi_original=roi_original, image_series_uid=image_series_uid, status="failed", reason=reason
+    ).as_dict()
 
 
 def _unions(sidecars: list[dict], out: Path, image: sitk.Image, voxel_mm3: float) -> list[dict]:
@@ -336,12 +320,10 @@ def _unions(sidecars: list[dict], out: Path, image: sitk.Image, voxel_mm3: float
         left_out = [f"'{m['roi_original']}' ({m['reason'] or 'empty'})" for m in members if m not in usable]
         label = f"{roi}_union"
         count = int(mask.sum())
-        entry = dict(
+        entry = MaskRecord(
             label=label,
             roi=roi,
             roi_original=" + ".join(m["roi_original"] for m in usable),
-            roi_pattern="",
-            roi_number=0,
             rtstruct_sop_uid=",".join(m["rtstruct_sop_uid"] for m in usable),
             rtstruct_series_uid=usable[0]["rtstruct_series_uid"] if usable else "",
             image_series_uid=members[0]["image_series_uid"],
@@ -349,14 +331,11 @@ def _unions(sidecars: list[dict], out: Path, image: sitk.Image, voxel_mm3: float
             voxel_count=count,
             volume_mm3=count * voxel_mm3,
             bounding_box=bounding_box(mask),
-            roi_type="",
-            contour_types={},
-            point="",
             status="ok" if usable else "failed",
             reason="" if usable else f"no usable instance of {roi} to unite",
             warnings=[f"left out of the union: {', '.join(left_out)}"] if left_out else [],
             notes=[f"union of {len(usable)} instances of {roi}: {', '.join(m['label'] for m in usable)}"],
-        )
+        ).as_dict()
         if usable:
             img = sitk.GetImageFromArray(mask)
             img.CopyInformation(image)
@@ -458,7 +437,7 @@ def write_masks(
             img.CopyInformation(image)
             write_image(img, out / f"{label}.nii.gz")
             audit["bounding_box"] = bounding_box(mask)
-            sidecar = dict(
+            sidecar = MaskRecord(
                 label=label,
                 roi=standard,
                 roi_original=roi["name"],
@@ -476,7 +455,7 @@ def write_masks(
                 contour_types=kinds,
                 point=point,
                 **audit,
-            )
+            ).as_dict()
             (out / f"{label}.json").write_text(json.dumps(sidecar, indent=2, sort_keys=True))
             sidecars.append(sidecar)
     if union:

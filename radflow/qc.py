@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from .records import image_sidecar
+
 # display windows (low, high) per modality; PET and MR are scaled to the image
 CT_WINDOW = (-160.0, 240.0)  # soft tissue: W 400, L 40
 MARGIN_MM = 40.0  # shown around the ROI's bounding box
@@ -109,7 +111,7 @@ def series_overlays(
     only (GTVp, GTVp_2, GTVp_union: whichever the modelling table chose is among them)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sidecar = Path(str(image_path).replace(".nii.gz", ".json"))
+    sidecar = image_sidecar(image_path)
     meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
     written = []
     masks = sorted(Path(masks_dir).glob("*.nii.gz"))

@@ -5,6 +5,7 @@ from pathlib import Path
 from radflow.failures import atomic_outputs
 from radflow.masks import failed_entry, write_masks
 from radflow.orders import read_order
+from radflow.records import image_sidecar
 from radflow.roi_names import load_aliases
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
@@ -13,7 +14,7 @@ series = order["series_key"]
 structures = order["structures"]
 relation = {s["series_uid"]: s["relation"] for s in structures}
 image = Path(snakemake.input.image)
-sidecar = json.loads(image.with_name(image.name[: -len(".nii.gz")] + ".json").read_text())
+sidecar = json.loads(image_sidecar(image).read_text())
 with atomic_outputs(snakemake.output[0]) as (out,):
     if sidecar.get("status") == "failed":  # nothing to rasterise on: every ROI fails with the image's reason
         Path(out).mkdir(parents=True, exist_ok=True)

@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pydicom
-from pydicom.uid import JPEG2000Lossless, generate_uid
-
 from factory import add_roi, rewrite_dicom
+from pydicom.uid import JPEG2000Lossless, generate_uid
 
 
 @dataclass

@@ -10,7 +10,6 @@ import subprocess
 
 import pandas as pd
 import pytest
-
 from broken_corpus import KINDS, RUN_LEVEL_KINDS, write_corpus
 from conftest import make_project, run_snakemake
 

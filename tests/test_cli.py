@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-
 from conftest import REPO
 
 RADFLOW = [sys.executable, "-m", "radflow.cli"]

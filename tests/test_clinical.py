@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import REFERENCE
+
 from radflow.clinical import ClinicalError, clinical_table, normalise_barcode
 
 TCGA = REFERENCE / "tcga-clinical"

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 import yaml
-
 from conftest import REPO, snakemake_env
+
 from radflow.config_check import check_config, fill_defaults
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"

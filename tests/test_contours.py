@@ -11,9 +11,10 @@ import pandas as pd
 import pydicom
 import pytest
 import SimpleITK as sitk
-
 from conftest import REPO
-from factory import add_roi, circle as circle3d, grid_image, sphere_contours, write_rtstruct
+from factory import add_roi, grid_image, sphere_contours, write_rtstruct
+from factory import circle as circle3d
+
 from radflow.contours import audit_plane
 from radflow.geometry import Grid
 from radflow.index import build_index

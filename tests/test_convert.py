@@ -12,9 +12,8 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from pydicom.uid import JPEG2000Lossless, RLELossless
-
 from conftest import REFERENCE
+from pydicom.uid import JPEG2000Lossless, RLELossless
 
 from radflow.convert import ConversionError, convert_series, read_series
 from radflow.index import series_files

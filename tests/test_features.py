@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-
 from conftest import REFERENCE, REPO
 from factory import sphere_contours, write_rtstruct
+
 from radflow.features import FeatureValueError, extract_series, feature_value, feature_values, image_hash, long_table
 from radflow.ibsi import COLUMNS, conformance, feature_map
 from radflow.masks import write_masks

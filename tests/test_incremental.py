@@ -10,7 +10,6 @@ import shutil
 
 import pandas as pd
 import pytest
-
 from conftest import make_project, run_snakemake
 from factory import write_tiny_ct_series
 

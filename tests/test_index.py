@@ -11,10 +11,10 @@ import pandas as pd
 import pydicom
 import pydicom.data
 import SimpleITK as sitk
-from pydicom.fileset import FileSet
-
 from conftest import REFERENCE, REPO
 from factory import rewrite_dicom
+from pydicom.fileset import FileSet
+
 from radflow.dicom_header import read_header
 from radflow.index import build_index, instance_row
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-
 from conftest import REPO, make_project, snakemake_env
 
 pytestmark = pytest.mark.workflow

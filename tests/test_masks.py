@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 from conftest import REPO
-from factory import circle as circle3d, grid_image, sphere_contours, write_rtstruct
+from factory import circle as circle3d
+from factory import grid_image, sphere_contours, write_rtstruct
+
 from radflow.geometry import Grid
 from radflow.masks import fill_even_odd, rasterise_roi, write_masks
 from radflow.roi_names import load_aliases

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 import yaml
-
 from factory import grid_image, sphere_contours, write_rtstruct
+
 from radflow.delta import delta_table
 from radflow.features import ID_COLUMNS
 from radflow.masks import write_masks

@@ -106,11 +106,12 @@ def test_distributions_and_counts(tmp_path):
 
 def test_model_overlays_draw_every_instance_of_the_model_roi(tmp_path):
     """qc_overlays: model draws the modelling table's ROI whichever instance was chosen (GTVp_2, GTVp_union)."""
+    from conftest import REPO
     from factory import sphere_contours, write_rtstruct
+
     from radflow.masks import write_masks
     from radflow.qc import series_overlays
     from radflow.roi_names import load_aliases
-    from conftest import REPO
 
     image, _ = _sphere((0.0, 0.0, -5.0), 8.0)
     sitk.WriteImage(image, str(tmp_path / "ct.nii.gz"))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import REPO
+
 from radflow.demo import PATIENTS
 from radflow.roi_names import FeatureRois, feature_names, load_aliases, standard_name
 

@@ -10,9 +10,8 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-
-from factory import add_roi, sphere_contours
 from conftest import make_project, run_snakemake
+from factory import add_roi, sphere_contours
 
 pytestmark = pytest.mark.workflow
 

@@ -7,7 +7,6 @@ import subprocess
 
 import pandas as pd
 import pytest
-
 from conftest import REPO, make_project, snakemake_env
 from slurm_cluster import LocalSlurm, SlurmUnavailable
 

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import REFERENCE
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from conftest import REFERENCE
 from radflow.cli import main as radflow
 from radflow.suv import SUVError, suv_bw_factor, suv_factors, suv_tags
 
