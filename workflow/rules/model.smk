@@ -13,8 +13,8 @@ rule modelling_table:
     params:
         modality=config["model"]["modality"],
         roi=config["model"]["roi"],
-        time_point=config["model"].get("time_point", "baseline"),
-        studies=config["model"].get("studies"),
+        time_point=config["model"]["time_point"],
+        studies=config["model"]["studies"],
         roi_instances=config["roi_instances"],
     script:
         "../../scripts/modelling_table.py"
