@@ -37,10 +37,15 @@ def _file(path: str, sizes: dict) -> dict:
     return dict(path=path, size=size, mtime_ns=mtime)
 
 
-def build_orders(tables: dict[str, pd.DataFrame]) -> dict[tuple[str, str, str], dict]:
+def build_orders(tables: dict[str, pd.DataFrame], kinds=KINDS) -> dict[tuple[str, str, str], dict]:
     """{(kind, patient, series): order} for every series the workflow will work on, from the index tables
-    (instances, series, links)."""
-    instances, series, links = tables["instances"], tables["series"], tables["links"]
+    (instances, series, links; without instances, the files carry no size or time, and no convert order is made).
+    The one place that says which structure sets and dose grids go with which image series."""
+    series, links = tables["series"], tables["links"]
+    instances = tables.get("instances")
+    if instances is None:
+        instances = pd.DataFrame(columns=["path", "size", "mtime", "series_key"])
+        kinds = [k for k in kinds if k != "convert"]
     sizes = dict(
         zip(
             instances["path"],
@@ -49,7 +54,7 @@ def build_orders(tables: dict[str, pd.DataFrame]) -> dict[tuple[str, str, str], 
     )
     files_of = instances.groupby("series_key")["path"].agg(lambda p: sorted(p)).to_dict()
     orders = {}
-    images = series[series["convert"]]
+    images = series[series["convert"]] if "convert" in kinds else series.iloc[:0]
     for r in images.itertuples():
         orders[("convert", r.patient_id, r.series_uid)] = dict(
             kind="convert",
@@ -60,7 +65,7 @@ def build_orders(tables: dict[str, pd.DataFrame]) -> dict[tuple[str, str, str], 
             modality=r.modality,
             files=[_file(p, sizes) for p in files_of.get(r.series_uid, [])],
         )
-    structures = links[links["source_modality"].isin(STRUCTURE_MODALITIES)]
+    structures = links[links["source_modality"].isin(STRUCTURE_MODALITIES) & ("masks" in kinds)]
     for (patient, key), mine in structures.groupby(["patient_id", "image_series_uid"], sort=True):
         mine = mine.drop_duplicates("source_path").sort_values("source_path")
         orders[("masks", patient, key)] = dict(
@@ -79,7 +84,7 @@ def build_orders(tables: dict[str, pd.DataFrame]) -> dict[tuple[str, str, str], 
                 for r in mine.itertuples()
             ],
         )
-    doses = links[links["source_modality"] == "RTDOSE"]
+    doses = links[links["source_modality"].eq("RTDOSE") & ("dose" in kinds)]
     for (patient, uid), mine in doses.groupby(["patient_id", "source_series_uid"], sort=True):
         orders[("dose", patient, uid)] = dict(
             kind="dose",

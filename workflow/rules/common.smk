@@ -57,12 +57,25 @@ def work_order(kind):
     return order
 
 
+@functools.lru_cache(maxsize=4)
+def _planned(series_path, links_path, stamp):
+    from radflow.orders import build_orders
+
+    series, links = _read_index(series_path, links_path, stamp)
+    return build_orders(dict(series=series, links=links), kinds=("masks", "dose"))
+
+
+def planned_orders(kind):
+    """The masks or dose orders the index tables make (radflow.orders.build_orders: the one place that says which
+    structure sets and dose grids go with which image series)."""
+    out = checkpoints.index.get().output
+    stamp = (os.stat(out.series).st_mtime_ns, os.stat(out.links).st_mtime_ns)
+    return [order for (k, _, _), order in _planned(out.series, out.links, stamp).items() if k == kind]
+
+
 def series_with_masks():
-    """(patient, series UID, modality) of every converted image series that has an RTSTRUCT to rasterise."""
-    series, links = index_tables()
-    structs = links[links["source_modality"].isin(["RTSTRUCT", "SEG"])]
-    images = series[series["convert"] & series["series_uid"].isin(set(structs["image_series_uid"]))]
-    return list(images[["patient_id", "series_uid", "modality"]].itertuples(index=False, name=None))
+    """(patient, series key, modality) of every converted image series that has a structure set or SEG."""
+    return [(o["patient_id"], o["series_key"], o["image_modality"]) for o in planned_orders("masks")]
 
 
 def overlay_dirs(wildcards):
@@ -76,16 +89,13 @@ def overlay_dirs(wildcards):
 
 def dose_files(wildcards):
     """The dose folder of every RTDOSE that has an image series to go with."""
-    _, links = index_tables()
-    doses = links[links["source_modality"] == "RTDOSE"].drop_duplicates("source_series_uid")
-    return [f"results/dose/{p}/{s}" for p, s in zip(doses["patient_id"], doses["source_series_uid"])]
+    return [f"results/dose/{o['patient_id']}/{o['series_key']}" for o in planned_orders("dose")]
 
 
 def dose_images(wildcards):
     """The converted CT images an RTDOSE is resampled onto."""
-    _, links = index_tables()
-    mine = links[(links["source_series_uid"] == wildcards.series) & (links["source_modality"] == "RTDOSE")]
-    return [f"results/images/{wildcards.patient}/{uid}.nii.gz" for uid in sorted(mine["image_series_uid"])]
+    images = [o["images"] for o in planned_orders("dose") if o["series_key"] == wildcards.series]
+    return [f"results/images/{wildcards.patient}/{uid}.nii.gz" for uid in (images[0] if images else [])]
 
 
 def feature_files(wildcards):
