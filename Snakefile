@@ -1,7 +1,7 @@
 # radflow: TCIA DICOM cohort -> pyradiomics features per patient x series x ROI -> joined with GDC outcomes.
 import sys
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -9,7 +9,8 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-# Every configuration mistake, named by key, value and what was expected, before any job runs.
+# Every configuration mistake, named by key, value and what was expected, before any job runs; a valid config gets
+# the schema's defaults (the schema is validated here once, not again by snakemake.utils.validate).
 from radflow.config_check import ConfigError, check_config
 
 try:
@@ -17,7 +18,6 @@ try:
     check_config(config, workflow.source_path("workflow/schemas/config.schema.yaml"), settings=workflow.is_main_process)
 except ConfigError as err:
     sys.exit(str(err))
-validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"

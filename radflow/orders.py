@@ -113,6 +113,18 @@ def write_order(path: Path, order: dict) -> bool:
     return True
 
 
+def write_index_orders(index_dir, root) -> dict[str, int]:
+    """Every order of the index in index_dir (its series, links and instances tables) under root: what the index
+    step does after the index, and what the workflow does when an order was deleted since."""
+    index_dir = Path(index_dir)
+    tables = dict(
+        instances=pd.read_parquet(index_dir / "instances.parquet", columns=["path", "size", "mtime", "series_key"]),
+        series=pd.read_parquet(index_dir / "series.parquet"),
+        links=pd.read_parquet(index_dir / "links.parquet"),
+    )
+    return write_orders(tables, root)
+
+
 def write_orders(tables: dict[str, pd.DataFrame], root) -> dict[str, int]:
     """Every order of the index tables under root; orders of series no longer worked on are removed.
     Returns counts: written, unchanged, removed."""

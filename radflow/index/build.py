@@ -12,7 +12,7 @@ import pandas as pd
 from .. import __version__
 from ..roi_names import load_aliases, standard_name
 from .cache import _read_with_cache, _unchanged
-from .columns import INDEX_FORMAT, PROBLEM_COLUMNS, ROI_COLUMNS
+from .columns import INDEX_FORMAT, PROBLEM_COLUMNS, ROI_COLUMNS, problem
 from .headers import crawl
 from .links import link_table, select_series
 from .series import series_table
@@ -82,33 +82,25 @@ def build_index(
     stamp.unlink(missing_ok=True)
     table, roi_rows, n_read = _read_with_cache(files, out / "cache.parquet", threads, progress)
     problems = [
-        dict(level="file", item=r.path, patient_id="", series_uid="", severity="skipped", reason=r.file_problem)
+        problem("file", r.path, "", "", "skipped", r.file_problem)
         for r in table[table["file_problem"] != ""].itertuples()
     ]
     instances = table[table["file_problem"] == ""].drop(columns="file_problem")
     broken = instances[instances["pixel_problem"] != ""]
     problems += [
-        dict(
-            level="file",
-            item=r.path,
-            patient_id=r.patient_id,
-            series_uid=r.series_uid,
-            severity="skipped",
-            reason=r.pixel_problem,
-        )
-        for r in broken.itertuples()
+        problem("file", r.path, r.patient_id, r.series_uid, "skipped", r.pixel_problem) for r in broken.itertuples()
     ]
     instances = instances[instances["pixel_problem"] == ""]
     instances = instances.sort_values(["patient_id", "series_uid", "instance_number", "path"], ignore_index=True)
     dup = instances[instances.duplicated("sop_instance_uid", keep="first")]
     problems += [
-        dict(
-            level="file",
-            item=r.path,
-            patient_id=r.patient_id,
-            series_uid=r.series_uid,
-            severity="skipped",
-            reason=f"duplicate SOPInstanceUID {r.sop_instance_uid}: an earlier file has the same one",
+        problem(
+            "file",
+            r.path,
+            r.patient_id,
+            r.series_uid,
+            "skipped",
+            f"duplicate SOPInstanceUID {r.sop_instance_uid}: an earlier file has the same one",
         )
         for r in dup.itertuples()
     ]
@@ -124,29 +116,11 @@ def build_index(
     rois = rois.reindex(columns=ROI_COLUMNS).sort_values(
         ["patient_id", "rtstruct_series_uid", "roi_number"], ignore_index=True
     )
-    for r in rois[rois["n_contours"] == 0].itertuples():
-        problems.append(
-            dict(
-                level="roi",
-                item=f"{r.rtstruct_series_uid}/{r.roi_original}",
-                patient_id=r.patient_id,
-                series_uid=r.rtstruct_series_uid,
-                severity="excluded",
-                reason=f"ROI '{r.roi_original}' has no contours",
-            )
-        )
-    for r in rois[rois["contour_warnings"].fillna("") != ""].itertuples():
-        for text in r.contour_warnings.split(" | "):
-            problems.append(
-                dict(
-                    level="roi",
-                    item=f"{r.rtstruct_series_uid}/{r.roi_original}",
-                    patient_id=r.patient_id,
-                    series_uid=r.rtstruct_series_uid,
-                    severity="warning",
-                    reason=text,
-                )
-            )
+    for r in rois.itertuples():
+        about = ("roi", f"{r.rtstruct_series_uid}/{r.roi_original}", r.patient_id, r.rtstruct_series_uid)
+        if r.n_contours == 0:
+            problems.append(problem(*about, "excluded", f"ROI '{r.roi_original}' has no contours"))
+        problems += [problem(*about, "warning", text) for text in (r.contour_warnings or "").split(" | ") if text]
     links, link_problems = link_table(series, rois, instances)
     problems.extend(link_problems)
     series, selection_problems = select_series(series, links, series_selection)
@@ -161,27 +135,15 @@ def build_index(
             dict(series_uid=expected, status=["present" if u in present else "missing" for u in expected])
         )
         problems += [
-            dict(
-                level="series",
-                item=u,
-                patient_id="",
-                series_uid=u,
-                severity="missing",
-                reason=f"listed in the manifest {Path(manifest).name} but not in the download",
+            problem(
+                "series", u, "", u, "missing", f"listed in the manifest {Path(manifest).name} but not in the download"
             )
             for u in expected
             if u not in present
         ]
         extra = sorted(present - set(expected))
         problems += [
-            dict(
-                level="series",
-                item=u,
-                patient_id="",
-                series_uid=u,
-                severity="info",
-                reason=f"in the download but not in the manifest {Path(manifest).name}",
-            )
+            problem("series", u, "", u, "info", f"in the download but not in the manifest {Path(manifest).name}")
             for u in extra
         ]
     problems_df = pd.DataFrame(problems, columns=PROBLEM_COLUMNS)

@@ -45,6 +45,21 @@ INSTANCE_COLUMNS = [
     "pixel_problem",
     "series_key",
 ]
+# the instance columns a series' checks read (as numpy arrays, radflow.index.series.Slices)
+SERIES_FIELDS = [
+    c
+    for c in INSTANCE_COLUMNS
+    if c
+    not in (
+        "size",
+        "mtime",
+        "sop_class_uid",
+        "sop_instance_uid",
+        "referenced_series_uid",
+        "pixel_problem",
+        "series_key",
+    )
+]
 CACHE_COLUMNS = INSTANCE_COLUMNS + ["file_problem"]
 SERIES_COLUMNS = [
     "patient_id",
@@ -105,3 +120,8 @@ LINK_COLUMNS = [
     "relation",
 ]
 PROBLEM_COLUMNS = ["level", "item", "patient_id", "series_uid", "severity", "reason"]
+
+
+def problem(level: str, item: str, patient_id: str, series_uid: str, severity: str, reason: str) -> dict:
+    """One row of problems.tsv: what (file, series or ROI: level and item), whose, how bad, and why in words."""
+    return dict(level=level, item=item, patient_id=patient_id, series_uid=series_uid, severity=severity, reason=reason)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .columns import LINK_COLUMNS
+from .columns import LINK_COLUMNS, problem
 
 
 def _overlaps(lo, hi, image_lo, image_hi, margin) -> bool:
@@ -61,15 +61,13 @@ def link_table(series: pd.DataFrame, rois: pd.DataFrame, instances: pd.DataFrame
         referenced = images[images["dicom_series_uid"] == ref] if ref else images.iloc[0:0]
         for uid in referenced["series_uid"]:
             targets[uid] = "referenced"
+        about = ("series", src["source_series_uid"], src["patient_id"], src["source_series_uid"])
         if ref and not len(referenced):
             problems.append(
-                dict(
-                    level="series",
-                    item=src["source_series_uid"],
-                    patient_id=src["patient_id"],
-                    series_uid=src["source_series_uid"],
-                    severity="warning",
-                    reason=f"{src['source_modality']} references image series {ref}, which is not among "
+                problem(
+                    *about,
+                    "warning",
+                    f"{src['source_modality']} references image series {ref}, which is not among "
                     "the converted image series; linked by frame of reference and slice "
                     "coverage instead",
                 )
@@ -86,13 +84,10 @@ def link_table(series: pd.DataFrame, rois: pd.DataFrame, instances: pd.DataFrame
                 targets.setdefault(im["series_uid"], "same_frame_of_reference")
         if not targets:
             problems.append(
-                dict(
-                    level="series",
-                    item=src["source_series_uid"],
-                    patient_id=src["patient_id"],
-                    series_uid=src["source_series_uid"],
-                    severity="excluded",
-                    reason=f"{src['source_modality']} has no converted image series to go with "
+                problem(
+                    *about,
+                    "excluded",
+                    f"{src['source_modality']} has no converted image series to go with "
                     f"(referenced series {ref or '(none)'} absent; no image of frame of reference "
                     f"{src['frame_of_reference_uid'] or '(none)'} covers it)",
                 )
@@ -122,14 +117,6 @@ def select_series(series: pd.DataFrame, links: pd.DataFrame, selection: str) -> 
     series.loc[drop, "convert"] = False
     series.loc[drop, "reason"] = "no structure set goes with this series (series_selection: referenced)"
     problems = [
-        dict(
-            level="series",
-            item=r.series_uid,
-            patient_id=r.patient_id,
-            series_uid=r.series_uid,
-            severity="info",
-            reason=r.reason,
-        )
-        for r in series[drop].itertuples()
+        problem("series", r.series_uid, r.patient_id, r.series_uid, "info", r.reason) for r in series[drop].itertuples()
     ]
     return series, problems

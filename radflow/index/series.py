@@ -7,39 +7,9 @@ import pandas as pd
 
 from ..geometry import position_keys, slice_normal
 from .checks import check_image_series, check_pet_series
-from .columns import IMAGE_MODALITIES, ROLES, SERIES_COLUMNS
+from .columns import IMAGE_MODALITIES, ROLES, SERIES_COLUMNS, SERIES_FIELDS
+from .columns import problem as problem_row
 from .headers import pixel_digest
-
-SERIES_FIELDS = [
-    "path",
-    "patient_id",
-    "study_uid",
-    "study_date",
-    "study_description",
-    "series_uid",
-    "series_number",
-    "series_description",
-    "modality",
-    "frame_of_reference_uid",
-    "manufacturer",
-    "image_type",
-    "rows",
-    "columns",
-    "pixel_spacing_row",
-    "pixel_spacing_col",
-    "slice_thickness",
-    "orientation",
-    "position_x",
-    "position_y",
-    "position_z",
-    "instance_number",
-    "acquisition_number",
-    "number_of_frames",
-    "suv_tags",
-    "temporal_position",
-    "trigger_time",
-    "content_time",
-]
 
 
 class Slices:
@@ -219,9 +189,7 @@ def series_table(
     keys = columns["series_uid"].astype(object).copy()
 
     def problem(key, patient, severity, reason):
-        problems.append(
-            dict(level="series", item=key, patient_id=patient, series_uid=key, severity=severity, reason=reason)
-        )
+        problems.append(problem_row("series", key, patient, key, severity, reason))
 
     groups = instances.groupby("series_uid", sort=True).indices
     for uid in sorted(groups):

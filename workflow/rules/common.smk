@@ -40,18 +40,12 @@ def work_order(kind):
     from the index tables (the others are left as they are)."""
 
     def order(wildcards):
-        from radflow.orders import order_path, write_orders
+        from radflow.orders import order_path, write_index_orders
 
-        checkpoints.index.get()
+        out = checkpoints.index.get().output
         path = order_path(ORDERS, kind, wildcards.patient, wildcards.series)
         if not path.exists():
-            out = checkpoints.index.get().output
-            tables = dict(
-                instances=pd.read_parquet(out.instances, columns=["path", "size", "mtime", "series_key"]),
-                series=pd.read_parquet(out.series),
-                links=pd.read_parquet(out.links),
-            )
-            write_orders(tables, ORDERS)
+            write_index_orders(Path(out.series).parent, ORDERS)
         return str(path)
 
     return order
