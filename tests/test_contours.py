@@ -136,3 +136,39 @@ def test_the_index_lists_duplicated_and_crossing_rois(demo_dir, tmp_path):
     assert f"{4 * lens(10, 8):.1f} mm2 in all" in by_item["Nodes_crossing"]
     on_disk = pd.read_csv(tmp_path / "index" / "problems.tsv", sep="\t")
     assert set(on_disk.loc[on_disk["severity"] == "warning", "reason"]) >= set(by_item.values())
+
+
+def test_a_real_structure_set_with_every_lung_contour_stored_twice(tmp_path):
+    """The real LUNG1-001 structure set (Varian) with its left lung added twice: once as stored, once with every one of
+    its 139 contours stored twice, as the XiO export did. Both give the left lung's own mask on the real CT's grid;
+    only the second is reported, in the sidecar and in the index."""
+    from conftest import REFERENCE
+    from radflow.convert import image_headers_in, series_grid
+
+    study = next((REFERENCE / "real" / "mirp_nsclc_lung1_001" / "LUNG1-001").iterdir())
+    ct = next(p for p in study.iterdir() if "RTSTRUCT" not in p.name)
+    source = next(next(p for p in study.iterdir() if "RTSTRUCT" in p.name).iterdir())
+    root = tmp_path / "dicom" / "LUNG1-001" / study.name
+    shutil.copytree(study, root)
+    rs = next(next(p for p in root.iterdir() if "RTSTRUCT" in p.name).iterdir())
+    ds = pydicom.dcmread(source)
+    number = next(int(r.ROINumber) for r in ds.StructureSetROISequence if r.ROIName == "Lung-Left")
+    seq = next(rc for rc in ds.ROIContourSequence if int(rc.ReferencedROINumber) == number).ContourSequence
+    lung = [np.asarray([float(v) for v in c.ContourData]).reshape(-1, 3) for c in seq]
+    add_roi(rs, "Lung_once", [("CLOSED_PLANAR", p) for p in lung])
+    add_roi(rs, "Lung_twice", [("CLOSED_PLANAR", p) for p in lung for _ in (0, 1)])
+    grid = series_grid(image_headers_in(ct))
+    sidecars = {s["roi_original"]: s for s in write_masks([rs], grid, tmp_path / "masks", ALIASES)}
+    masks = {
+        name: sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "masks" / f"{s['label']}.nii.gz")))
+        for name, s in sidecars.items()
+    }
+    assert masks["Lung-Left"].sum() > 700_000
+    assert np.array_equal(masks["Lung_twice"], masks["Lung_once"])
+    assert np.array_equal(masks["Lung_once"], masks["Lung-Left"])  # the 4-decimal copy of the real contours
+    assert sidecars["Lung_twice"]["duplicate_contours"] == len(lung) == 139
+    assert any("stores 139 of its 278 contours twice" in w for w in sidecars["Lung_twice"]["warnings"])
+    assert sidecars["Lung_once"]["warnings"] == [] and sidecars["Lung-Left"]["duplicate_contours"] == 0
+    tables = build_index(tmp_path / "dicom", tmp_path / "index", REPO / "config" / "roi_names.yaml")
+    warned = tables["problems"].loc[tables["problems"]["severity"] == "warning", "item"]
+    assert list(warned.str.rsplit("/", n=1).str[-1]) == ["Lung_twice"]

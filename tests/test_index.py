@@ -377,3 +377,61 @@ def test_series_selection_and_manifest(demo_dir, truth, tmp_path):
     everything = build_index(root, tmp_path / "b", names, series_selection="all")
     converted = set(everything["series"].loc[everything["series"]["convert"], "series_uid"])
     assert converted == {p["ct_series_uid"], p["pet_series_uid"]}
+
+
+def _real_three_phase_mr(root: Path, content_times: bool) -> tuple[Path, Path]:
+    """The real STS_008 MR T1 (28 slices from a clinical scanner; InstanceNumbers from 0, one AcquisitionNumber and
+    one ContentTime for the whole series) and its RTSTRUCT, with the series stored as 3 phases (phase p = stored
+    value + 100 p), optionally with a ContentTime per phase. Returns (the original image folder, the copy's root)."""
+    study = next((REFERENCE / "real" / "ibsi_validation_sts" / "STS_008").glob("*MR_T1*"))
+    original = next(p for p in study.iterdir() if "image" in p.name)
+    copy = root / "STS_008" / study.name
+    shutil.copytree(study, copy)
+    folder = copy / original.name
+    for f in sorted(folder.iterdir()):
+        ds = pydicom.dcmread(f)
+        f.unlink()
+        stored = ds.pixel_array.copy()
+        for phase in range(3):
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid(
+                entropy_srcs=[f.name, str(phase)]
+            )
+            ds.PixelData = (stored + 100 * phase).astype(stored.dtype).tobytes()
+            if content_times:
+                ds.ContentTime = f"0912{14 + 10 * phase:02d}"
+            ds.save_as(folder / f"p{phase}_{f.name}")
+    return original, root
+
+
+def test_a_real_mr_stored_as_three_phases_splits_and_keeps_its_rtstruct(tmp_path):
+    """Issue 20, item 3, on real headers: the real MR's phases are told apart by InstanceNumber order (no temporal
+    tag tells them apart) or by ContentTime when each phase has its own; each phase converts to the real series'
+    image + 100 p, and the real RTSTRUCT lands on every phase with the mask it has on the original series."""
+    from radflow.convert import convert_series
+    from radflow.index import series_files
+    from radflow.masks import write_masks
+    from radflow.roi_names import load_aliases
+
+    names = REPO / "config" / "roi_names.yaml"
+    for content_times, how in ((False, "in InstanceNumber order"), (True, "told apart by ContentTime")):
+        work = tmp_path / f"content_times_{content_times}"
+        original, root = _real_three_phase_mr(work / "dicom", content_times)
+        convert_series(sorted(str(p) for p in original.iterdir()), work / "original.nii.gz")
+        rs = next(original.parent.glob("*mask*/*.dcm"))
+        write_masks([rs], work / "original.nii.gz", work / "masks_original", load_aliases(names))
+        base = sitk.GetArrayFromImage(sitk.ReadImage(str(work / "original.nii.gz")))
+        base_mask = sitk.GetArrayFromImage(sitk.ReadImage(str(work / "masks_original" / "GTVp.nii.gz")))
+        tables = build_index(root, work / "index", names)
+        mr = tables["series"][tables["series"]["modality"] == "MR"].sort_values("series_uid")
+        assert len(mr) == 3 and mr["convert"].all() and (mr["n_files"] == 28).all()
+        (split,) = tables["problems"].loc[tables["problems"]["severity"] == "split", "reason"]
+        assert how in split, split
+        links = tables["links"]
+        assert set(links.loc[links["source_modality"] == "RTSTRUCT", "image_series_uid"]) == set(mr["series_uid"])
+        for phase, key in enumerate(mr["series_uid"]):
+            convert_series(series_files(tables["instances"], key), work / f"{phase}.nii.gz")
+            got = sitk.GetArrayFromImage(sitk.ReadImage(str(work / f"{phase}.nii.gz")))
+            assert np.array_equal(got, base + 100 * phase), (content_times, phase)
+            write_masks([rs], work / f"{phase}.nii.gz", work / f"masks_{phase}", load_aliases(names))
+            mask = sitk.GetArrayFromImage(sitk.ReadImage(str(work / f"masks_{phase}" / "GTVp.nii.gz")))
+            assert base_mask.sum() > 100 and np.array_equal(mask, base_mask)
