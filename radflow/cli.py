@@ -7,6 +7,8 @@ import json
 import os
 import sys
 
+from .modalities import DEFAULT_MODALITIES, IMAGE_MODALITIES
+
 
 def _demo(args):
     from .demo import generate_demo
@@ -124,7 +126,7 @@ def main(argv=None):
         default=None,
         help="keep BQML PET in Bq/ml when SUVbw cannot be computed (default: exclude it)",
     )
-    p.add_argument("--modalities", nargs="+", default=["CT", "PT", "MR"])
+    p.add_argument("--modalities", nargs="+", default=DEFAULT_MODALITIES, choices=list(IMAGE_MODALITIES))
     p.add_argument("--series-selection", choices=["referenced", "all"], default="referenced")
     p.add_argument("--manifest", default=None, help="an NBIA .tcia manifest to check the download against")
     p.set_defaults(func=_index)

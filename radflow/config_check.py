@@ -52,11 +52,24 @@ def _expected(error) -> str:
     return text
 
 
+def load_schema(schema_path) -> dict:
+    """The config schema, with the image modalities (model.modality, modalities) from radflow.modalities: the
+    schema file leaves them open so that a new modality is one entry there."""
+    from .modalities import DEFAULT_MODALITIES, IMAGE_MODALITIES
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    names = list(IMAGE_MODALITIES)
+    schema["properties"]["model"]["properties"]["modality"]["enum"] = names
+    schema["properties"]["modalities"]["items"]["enum"] = names
+    schema["properties"]["modalities"]["default"] = list(DEFAULT_MODALITIES)
+    return schema
+
+
 def schema_problems(config: dict, schema_path) -> list[str]:
     """Every schema violation as 'config key a.b = value: expected …'."""
     import jsonschema
 
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = load_schema(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
     out = []
     for error in sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]):
@@ -137,7 +150,7 @@ def path_problems(config: dict, workdir=".") -> list[str]:
         elif not Path(studies).is_file():
             out.append(f"config key model.studies = {studies!r}: the file does not exist")
         else:
-            from .model import read_listed
+            from .selection import read_listed
 
             try:
                 read_listed(studies)
@@ -194,7 +207,7 @@ def check_config(config: dict, schema_path, workdir=".", settings: bool = True) 
     schema's defaults for the keys it does not set."""
     problems = schema_problems(config, schema_path)
     if not problems:
-        fill_defaults(config, yaml.safe_load(Path(schema_path).read_text()))
+        fill_defaults(config, load_schema(schema_path))
     problems += path_problems(config, workdir)
     if settings:
         problems += settings_problems(config)

@@ -1,6 +1,7 @@
 """One DICOM image series to one NIfTI volume with exactly the DICOM geometry, plus a JSON sidecar.
 
-CT in HU, PET in SUVbw, MR as stored (float32). Rescale slope and intercept are applied slice by slice.
+CT in HU, PET in SUVbw, MR as stored (float32): radflow.modalities says which modality is made how. Rescale slope
+and intercept are applied slice by slice.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import SimpleITK as sitk
 
 from . import __version__
 from .failures import write_image
+from .modalities import image_modality
+from .modalities import units as modality_units
 from .geometry import POSITION_TOLERANCE_MM, WARN_DRIFT_MM, WARN_SPACING_FRACTION, Grid, direction_from_orientation
 from .records import image_sidecar
 from .suv import SUVError, suv_factors, suv_tags
-
-UNITS = {"CT": "HU", "MR": "as stored", "PT": "SUVbw (g/ml)"}
 
 
 class ConversionError(ValueError):
@@ -115,7 +116,7 @@ def pet_to_suv(datasets, volume, fallback: str | None = None) -> tuple[np.ndarra
     info["suv_factor"] = float(factors[0]) if uniform else None
     if not uniform:
         info["suv_factor_per_slice"] = [float(f) for f in factors]
-    return volume * factors[:, None, None], info, UNITS["PT"]
+    return volume * factors[:, None, None], info, modality_units("PT")
 
 
 def convert_series(
@@ -142,23 +143,23 @@ def convert_series(
         spacing=list(grid.spacing),
         origin=list(grid.origin),
         direction=list(grid.direction),
-        units=UNITS.get(modality, "as stored"),
+        units=modality_units(modality),
         warnings=warnings,
         status="ok",
         transfer_syntax=str(first.file_meta.TransferSyntaxUID.name) if "TransferSyntaxUID" in first.file_meta else "",
         sop_instance_uids=[str(ds.SOPInstanceUID) for ds in datasets],
     )
-    if modality == "CT":
-        data = volume
-    elif modality == "PT":
+    kind = image_modality(modality)
+    if kind is None:
+        raise ConversionError(f"series {uid}: modality {modality} is not an image radflow converts")
+    if kind.values == "suv":
         data, sidecar["suv"], sidecar["units"] = pet_to_suv(datasets, volume, pet_fallback)
         sidecar["warnings"].extend(sidecar["suv"].pop("warnings", []))
-    elif modality == "MR":
+    else:  # "rescaled": stored * RescaleSlope + RescaleIntercept, as read
         data = volume
-    else:
-        raise ConversionError(f"series {uid}: modality {modality} is not an image radflow converts")
     # CT in whole HU fits int16 exactly; everything else is float32.
-    if modality == "CT" and np.array_equal(data, np.round(data)) and data.min() >= -32768 and data.max() <= 32767:
+    whole = kind.whole_numbers_as_int16
+    if whole and np.array_equal(data, np.round(data)) and data.min() >= -32768 and data.max() <= 32767:
         array = data.astype(np.int16)
     else:
         array = data.astype(np.float32)
@@ -189,7 +190,7 @@ def image_headers_in(folder) -> list[pydicom.Dataset]:
             ds = pydicom.dcmread(f, stop_before_pixels=True)
         except Exception:
             continue
-        if str(ds.get("Modality", "")).upper() in UNITS:
+        if image_modality(ds.get("Modality", "")):
             series.setdefault(str(ds.SeriesInstanceUID), []).append(ds)
     if len(series) != 1:
         raise ConversionError(f"{folder}: expected one CT, MR or PET series, found {len(series)}")

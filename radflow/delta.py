@@ -2,7 +2,7 @@
 later study (time point 1), for every standard ROI drawn at two or more time points on the same modality.
 
 Each time point stands for one study; within it the image and ROI instance are chosen as for the modelling table
-(radflow.model: the instance rule, then thinner slices, more slices, larger mask, series UID). Days count from the
+(radflow.selection: the instance rule, then thinner slices, more slices, larger mask, series UID). Days count from the
 patient's first study (TCIA shifts the dates of a patient together, so intervals are true). Studies without a
 StudyDate cannot be placed in time and are left out, and the log says so. When the first study's ROI (or its
 image) failed, that ROI has no time point 0 and no rows: a later study never stands in for the first.
@@ -18,7 +18,8 @@ import pandas as pd
 
 from .clinical import normalise_barcode
 from .features import ID_COLUMNS
-from .model import drawn_rows, order_within_study, with_context
+from .selection import drawn_rows, order_within_study, with_context
+from .timeline import read_timeline
 from .roi_names import UNMAPPED
 
 log = logging.getLogger(__name__)
@@ -42,14 +43,16 @@ KEY_COLUMNS = [
 SUFFIXES = ("_0", "_1", "_delta", "_relative")
 
 
-def delta_table(features: pd.DataFrame, series: pd.DataFrame, instances: str = "largest") -> pd.DataFrame:
+def delta_table(
+    features: pd.DataFrame, series: pd.DataFrame, instances: str = "largest", timeline: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row per patient x modality x standard ROI x later study: for the mask volume (mask_volume_mm3) and every
     numeric feature f, f_0 (first study), f_1 (the later study), f_delta = f_1 - f_0 and f_relative =
-    f_delta / |f_0| (empty when f_0 is 0)."""
+    f_delta / |f_0| (empty when f_0 is 0). timeline: results/timeline.tsv (computed from series when not given)."""
     features = features.assign(patient_id=features["patient_id"].map(normalise_barcode))
     series = series.assign(patient_id=series["patient_id"].map(normalise_barcode))
     rows = features[~features["roi"].astype(str).str.startswith(UNMAPPED)]
-    rows = with_context(drawn_rows(rows, None, instances), series)  # once: the study days come from the whole index
+    rows = with_context(drawn_rows(rows, None, instances), series, timeline)
     # radflow's mask volume on the image's own grid first (the GTV volume), then every numeric pyradiomics feature
     names = ["mask_volume_mm3"] + [
         c for c in features.columns if c not in ID_COLUMNS and pd.api.types.is_numeric_dtype(features[c])
@@ -118,8 +121,9 @@ def delta_table(features: pd.DataFrame, series: pd.DataFrame, instances: str = "
     return table[KEY_COLUMNS + columns].sort_values(["patient_id", "modality", "roi", "day_1"], ignore_index=True)
 
 
-def write_delta_table(features_path, series_path, out_csv, instances="largest") -> pd.DataFrame:
-    table = delta_table(pd.read_parquet(features_path), pd.read_parquet(series_path), instances)
+def write_delta_table(features_path, series_path, out_csv, instances="largest", timeline_path=None) -> pd.DataFrame:
+    timeline = read_timeline(timeline_path) if timeline_path else None
+    table = delta_table(pd.read_parquet(features_path), pd.read_parquet(series_path), instances, timeline)
     Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_csv, index=False)
     log.info(

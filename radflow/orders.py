@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from .modalities import STRUCTURE_MODALITIES
+
 KINDS = ("convert", "masks", "dose")
-STRUCTURE_MODALITIES = ("RTSTRUCT", "SEG")
 
 
 def order_path(root, kind: str, patient: str, series: str) -> Path:

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from .modalities import IMAGE_MODALITIES, image_modality
 from .records import image_sidecar
+from .selection import instance_of
 
-# display windows (low, high) per modality; PET and MR are scaled to the image
-CT_WINDOW = (-160.0, 240.0)  # soft tissue: W 400, L 40
 MARGIN_MM = 40.0  # shown around the ROI's bounding box
 
 
@@ -27,16 +27,16 @@ def _pyplot():
 
 
 def _window(values: np.ndarray, modality: str) -> tuple[float, float]:
-    if modality == "CT":
-        return CT_WINDOW
+    """The display window of radflow.modalities: fixed (CT), else percentiles of the image's values."""
+    kind = image_modality(modality) or IMAGE_MODALITIES["MR"]
+    if kind.window is not None:
+        return kind.window
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return 0.0, 1.0
-    lo, hi = (
-        (0.0, float(np.percentile(finite, 99.5)))
-        if modality == "PT"
-        else (float(np.percentile(finite, 1)), float(np.percentile(finite, 99)))
-    )
+    lo, hi = (float(np.percentile(finite, p)) for p in kind.window_percentiles)
+    if kind.window_from_zero:
+        lo = 0.0
     return lo, hi if hi > lo else lo + 1.0
 
 
@@ -105,20 +105,31 @@ def roi_overlay(image: sitk.Image, mask: sitk.Image, out_png: Path, modality: st
 
 
 def series_overlays(
-    image_path: Path, masks_dir: Path, out_dir: Path, patient: str, series: str, only: list[str] | None = None
+    image_path: Path,
+    masks_dir: Path,
+    out_dir: Path,
+    patient: str,
+    series: str,
+    model_roi: str | None = None,
+    instances: str = "largest",
 ) -> list[str]:
-    """An overlay picture for every ROI mask of one image series, or for every instance of the standard ROI names in
-    only (GTVp, GTVp_2, GTVp_union: whichever the modelling table chose is among them)."""
+    """An overlay picture for every ROI mask of one image series, or, with model_roi, for every mask that can stand
+    for the model's ROI under the instance rule (radflow.selection.instance_of: GTVp, GTVp_2, GTVp_union under
+    "largest" and "union"; the named label alone under "suffix"), so whichever the modelling table chose is drawn."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sidecar = image_sidecar(image_path)
     meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
     written = []
     masks = sorted(Path(masks_dir).glob("*.nii.gz"))
-    if only is not None:
+    if model_roi is not None:
         listed = Path(masks_dir) / "masks.json"
         standard = {m["label"]: m.get("roi", "") for m in json.loads(listed.read_text())} if listed.exists() else {}
-        masks = [m for m in masks if standard.get(m.name[: -len(".nii.gz")], m.name[: -len(".nii.gz")]) in only]
+        masks = [
+            m
+            for m in masks
+            if instance_of((label := m.name[: -len(".nii.gz")]), standard.get(label, label), model_roi, instances)
+        ]
     if meta.get("status") == "failed" or not masks:
         return written
     modality = meta.get("modality", "CT")

@@ -52,3 +52,14 @@ def patient_timeline(series: pd.DataFrame) -> pd.DataFrame:
     t["day"] = (t["_date"] - first).dt.days.astype("Int64")
     t = t.sort_values(["patient_id", "_date", "study_uid"], na_position="last")
     return t[TIMELINE_COLUMNS].reset_index(drop=True)
+
+
+def read_timeline(path) -> pd.DataFrame:
+    """results/timeline.tsv as patient_timeline wrote it (UIDs and dates as text, day as an integer or empty)."""
+    t = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    if t.empty:
+        return pd.DataFrame(columns=TIMELINE_COLUMNS)
+    t["day"] = pd.to_numeric(t["day"].replace("", None)).astype("Int64")
+    for c in ("image_series", "converted_images", "structure_sets", "rtdose"):
+        t[c] = t[c].astype(int)
+    return t[TIMELINE_COLUMNS]

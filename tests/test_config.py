@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import REPO, snakemake_env
 
-from radflow.config_check import check_config, fill_defaults
+from radflow.config_check import check_config, fill_defaults, load_schema, schema_problems
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -35,7 +35,7 @@ def test_a_minimal_config_gets_every_default(tmp_path):
         pyradiomics_settings=str(REPO / "config" / "pyradiomics"),
     )
     check_config(config, SCHEMA, workdir=tmp_path)
-    schema = yaml.safe_load(SCHEMA.read_text())
+    schema = load_schema(SCHEMA)
     for key, value in _defaults(schema).items():
         node = config
         for part in key.split("."):
@@ -51,12 +51,27 @@ def test_a_minimal_config_gets_every_default(tmp_path):
 
 def test_the_shipped_config_writes_out_the_schema_defaults():
     shipped = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    for key, value in _defaults(yaml.safe_load(SCHEMA.read_text())).items():
+    for key, value in _defaults(load_schema(SCHEMA)).items():
         node = shipped
         for part in key.split("."):
             node = node.get(part, {}) if isinstance(node, dict) else {}
         if node != {} and key != "demo_cohort":
             assert node == value, f"config.yaml sets {key} = {node!r}, the schema's default is {value!r}"
+
+
+def test_image_modalities_come_from_the_one_table(monkeypatch):
+    """model.modality and modalities are checked against radflow.modalities: a new modality is one entry there."""
+    from radflow.modalities import IMAGE_MODALITIES, ImageModality
+
+    config = dict(dicom_root="d", clinical=["c"], model=dict(modality="NM", roi="GTVp"), modalities=["CT", "NM"])
+    assert schema_problems(config, SCHEMA) == [
+        "config key modalities.1 = 'NM': expected one of CT, PT, MR",
+        "config key model.modality = 'NM': expected one of CT, PT, MR",
+    ]
+    nm = ImageModality("NM", "nuclear medicine", "counts", "rescaled", False, None, (0.0, 99.5), True, None)
+    monkeypatch.setitem(IMAGE_MODALITIES, "NM", nm)
+    assert schema_problems(config, SCHEMA) == []
+    assert load_schema(SCHEMA)["properties"]["modalities"]["default"] == ["CT", "PT", "MR"]  # the default stays
 
 
 @pytest.mark.workflow

@@ -134,6 +134,11 @@ def test_model_overlays_draw_every_instance_of_the_model_roi(tmp_path):
         )
     }
     assert labels == {"GTVp": "GTVp", "GTVp_2": "GTVp", "GTVp_union": "GTVp", "Parotid_L": "Parotid_L"}
-    drawn = series_overlays(tmp_path / "ct.nii.gz", tmp_path / "masks", tmp_path / "qc", "P", "1.2.3", only=["GTVp"])
+    drawn = series_overlays(tmp_path / "ct.nii.gz", tmp_path / "masks", tmp_path / "qc", "P", "1.2.3", "GTVp")
     assert sorted(drawn) == ["GTVp", "GTVp_2", "GTVp_union"]
     assert sorted(p.name for p in (tmp_path / "qc").iterdir()) == ["GTVp.png", "GTVp_2.png", "GTVp_union.png"]
+    # roi_instances: suffix models the label named (GTVp_2), and only that one is drawn
+    drawn = series_overlays(
+        tmp_path / "ct.nii.gz", tmp_path / "masks", tmp_path / "qc2", "P", "1.2.3", "GTVp_2", "suffix"
+    )
+    assert drawn == ["GTVp_2"]

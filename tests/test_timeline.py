@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from radflow.timeline import patient_timeline
+from radflow.timeline import patient_timeline, read_timeline
 
 
 def _series(pid, study, date, modality, role, convert=False):
@@ -41,6 +41,24 @@ def test_days_between_studies_and_their_contents():
     assert p1.loc["s-follow", "structure_sets"] == 0
     p2 = t[t["patient_id"] == "P2"].set_index("study_uid")
     assert p2["day"].to_dict() == {"s-early": 0, "s-leap": 2}
+
+
+def test_timeline_tsv_reads_back_as_written(tmp_path):
+    """The modelling and delta tables read results/timeline.tsv: it must give back the same days, UIDs with their
+    dots and leading zeros, and an undated study's empty day."""
+    series = pd.DataFrame(
+        [
+            _series("TCGA-CV-0001", "1.2.840.0100", "20100401", "CT", "image", True),
+            _series("TCGA-CV-0001", "1.2.840.0200", "20100101", "CT", "image", True),
+            _series("TCGA-CV-0001", "1.2.840.0300", "", "MR", "image", True),
+        ]
+    )
+    written = patient_timeline(series)
+    written.to_csv(tmp_path / "timeline.tsv", sep="\t", index=False)
+    back = read_timeline(tmp_path / "timeline.tsv")
+    pd.testing.assert_frame_equal(back, written, check_dtype=False)
+    assert back["day"].tolist()[:2] == [0, 90] and pd.isna(back["day"].iloc[2])
+    assert back["study_uid"].tolist() == ["1.2.840.0200", "1.2.840.0100", "1.2.840.0300"]
 
 
 def test_no_series_gives_an_empty_timeline():

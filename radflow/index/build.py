@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import __version__
+from ..modalities import DEFAULT_MODALITIES
 from ..roi_names import load_aliases, standard_name
 from .cache import _read_with_cache, _unchanged
 from .columns import INDEX_FORMAT, PROBLEM_COLUMNS, ROI_COLUMNS, problem
@@ -36,7 +37,7 @@ def build_index(
     roi_names,
     threads: int = 1,
     pet_fallback: str | None = None,
-    modalities=("CT", "MR", "PT"),
+    modalities=tuple(DEFAULT_MODALITIES),
     series_selection: str = "referenced",
     manifest=None,
     progress: bool | None = None,

@@ -17,7 +17,8 @@ from pydicom.errors import InvalidDicomError
 from ..contours import audit_roi, contour_data, patient_planes
 from ..dicom_header import pixel_data_problem, pixel_element, read_header
 from ..suv import suv_tags
-from .columns import CACHE_COLUMNS, DICOMDIR_CLASS, IMAGE_MODALITIES, RTSTRUCT_CLASS
+from ..modalities import image_modality
+from .columns import CACHE_COLUMNS, DICOMDIR_CLASS, FULL_HEADER_MODALITIES, IMAGE_MODALITIES, RTSTRUCT_CLASS
 
 
 def crawl(root) -> list[tuple[str, int, int]]:
@@ -150,7 +151,7 @@ def read_instance(path) -> tuple[dict | None, list[dict], str]:
         return None, [], f"unreadable file: {err}"
     if (
         fast is not None
-        and str(fast.get("Modality", "")).upper() not in ("PT", "RTSTRUCT", "SEG", "")
+        and str(fast.get("Modality", "")).upper() not in FULL_HEADER_MODALITIES | {""}
         and fast.get("SeriesInstanceUID")
         and fast.get("MediaStorageSOPClassUID") != DICOMDIR_CLASS
     ):
@@ -194,7 +195,8 @@ def read_instance(path) -> tuple[dict | None, list[dict], str]:
         seg_rows = _seg_rows(ds, row)
         row["referenced_series_uid"] = seg_rows[0]["referenced_series_uid"] if seg_rows else ""
         return row, seg_rows, ""
-    if row["modality"] == "PT":
+    gate = image_modality(row["modality"])
+    if gate and gate.header_gate == "suv":
         # the tags that decide the SUV factor, so that the index can refuse a series before conversion
         row["suv_tags"] = json.dumps(suv_tags(ds), sort_keys=True)
     return row, _roi_rows(ds, row) if rtstruct else [], ""

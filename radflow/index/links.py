@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..modalities import STRUCTURE_MODALITIES
 from .columns import LINK_COLUMNS, problem
 
 
@@ -111,7 +112,7 @@ def select_series(series: pd.DataFrame, links: pd.DataFrame, selection: str) -> 
         return series, []
     if selection != "referenced":
         raise ValueError(f"series_selection must be 'referenced' or 'all', not {selection!r}")
-    linked = set(links.loc[links["source_modality"].isin(["RTSTRUCT", "SEG"]), "image_series_uid"])
+    linked = set(links.loc[links["source_modality"].isin(STRUCTURE_MODALITIES), "image_series_uid"])
     drop = series["convert"] & ~series["series_uid"].isin(linked)
     series = series.copy()
     series.loc[drop, "convert"] = False

@@ -7,7 +7,8 @@ import pandas as pd
 
 from ..geometry import position_keys, slice_normal
 from .checks import check_image_series, check_pet_series
-from .columns import IMAGE_MODALITIES, ROLES, SERIES_COLUMNS, SERIES_FIELDS
+from ..modalities import DEFAULT_MODALITIES, IMAGE_MODALITIES, ROLES
+from .columns import SERIES_COLUMNS, SERIES_FIELDS
 from .columns import problem as problem_row
 from .headers import pixel_digest
 
@@ -170,7 +171,7 @@ def _series_row(key, uid, sl: Slices, geometry, role, convert, reason) -> dict:
 
 
 def series_table(
-    instances: pd.DataFrame, pet_fallback: str | None = None, modalities=("CT", "MR", "PT")
+    instances: pd.DataFrame, pet_fallback: str | None = None, modalities=tuple(DEFAULT_MODALITIES)
 ) -> tuple[pd.DataFrame, list[dict], np.ndarray]:
     """(series table, problems, series key per instance). An image SeriesInstanceUID that mixes orientations,
     matrix sizes or acquisitions becomes sub-series with keys <UID>_1, <UID>_2 …"""
@@ -226,7 +227,7 @@ def series_table(
             severity = "excluded"
             if convert and modality not in modalities:
                 convert, reason, severity = False, f"modality {modality} is not in the config's modalities", "info"
-            if convert and modality == "PT":
+            if convert and IMAGE_MODALITIES[modality].header_gate == "suv":
                 convert, reason, pet_severity = check_pet_series(part, pet_fallback)
                 severity = pet_severity or severity
             if reason:

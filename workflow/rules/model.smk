@@ -3,6 +3,7 @@ rule modelling_table:
         features="results/features.parquet",
         clinical="results/clinical.csv",
         series="results/index/series.parquet",
+        timeline="results/timeline.tsv",
     output:
         table=report("results/modelling_table.csv", caption="../report/modelling_table.rst", category="Model"),
         cohort=report("results/cohort.tsv", caption="../report/cohort.rst", category="Model"),
@@ -24,6 +25,7 @@ rule delta_radiomics:
     input:
         features="results/features.parquet",
         series="results/index/series.parquet",
+        timeline="results/timeline.tsv",
     output:
         report("results/delta_radiomics.csv", caption="../report/delta_radiomics.rst", category="Model"),
     log:

@@ -22,8 +22,9 @@ rule overlays:
         mem_mb=attempt_mb(1000),
         runtime=attempt_minutes(3),
     params:
-        # qc_overlays: model draws only the modelling table's ROI
-        rois=[config["model"]["roi"]] if config["qc_overlays"] == "model" else None,
+        # qc_overlays: model draws only the masks that can stand for the modelling table's ROI (radflow.selection)
+        model_roi=config["model"]["roi"] if config["qc_overlays"] == "model" else None,
+        roi_instances=config["roi_instances"],
     script:
         "../../scripts/overlays.py"
 
