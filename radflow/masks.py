@@ -354,12 +354,14 @@ def write_masks(
     relation="",
     union=False,
     overlap: str = "even-odd",
+    modalities: dict | None = None,
 ) -> list[dict]:
     """Rasterise every ROI of the RTSTRUCTs (or segment of the SEGs) on the grid of image_path (a NIfTI path, or a
     Grid); writes {roi}.nii.gz + {roi}.json per ROI and
     masks.json (the list of sidecars). ROIs that map to the same standard name get _2, _3 … suffixes; with
     union=True such a standard ROI also gets the union of its instances, labelled {roi}_union. overlap: the rule for
-    contours that cross (radflow.contours: even-odd or union)."""
+    contours that cross (radflow.contours: even-odd or union). modalities: {path: RTSTRUCT or SEG} as the index
+    found them (the work order); a file not in it is asked for its Modality."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if isinstance(image_path, Grid):  # a grid alone (from DICOM headers) is enough to rasterise on
@@ -374,12 +376,12 @@ def write_masks(
     sidecars = []
     for rs_path in sorted(rtstruct_paths):
         try:
-            is_seg = (
-                str(
-                    pydicom.dcmread(rs_path, stop_before_pixels=True, specific_tags=["Modality"]).get("Modality", "")
-                ).upper()
-                == "SEG"
-            )
+            known = (modalities or {}).get(str(rs_path))
+            if known is None:
+                known = pydicom.dcmread(rs_path, stop_before_pixels=True, specific_tags=["Modality"]).get(
+                    "Modality", ""
+                )
+            is_seg = str(known).upper() == "SEG"
             ds, rois = read_seg(rs_path) if is_seg else read_rtstruct(rs_path)
         except Exception as err:  # a broken structure set is recorded, and the others go on
             if is_machine_error(err):

@@ -31,4 +31,5 @@ with atomic_outputs(snakemake.output[0]) as (out,):
             relation,
             union=snakemake.params.roi_instances == "union",
             overlap=snakemake.params.contour_overlap,
+            modalities={s["path"]: s["modality"] for s in structures},
         )

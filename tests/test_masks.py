@@ -232,7 +232,7 @@ def test_ibsi_reference_masks(case, tmp_path):
     assert dice >= 0.999, dice
 
 
-def test_dicom_seg_gives_the_same_masks(index_tables, truth, tmp_path):
+def test_dicom_seg_gives_the_same_masks(index_tables, truth, tmp_path, monkeypatch):
     """A DICOM SEG written with highdicom from radflow's own CT mask: read back, it is that mask on the CT, and
     on the PET of the same frame of reference it agrees with the RTSTRUCT rasterised there."""
     hd = pytest.importorskip("highdicom")
@@ -297,6 +297,29 @@ def test_dicom_seg_gives_the_same_masks(index_tables, truth, tmp_path):
     assert list(tables["rois"]["roi"]) == ["GTVp"]
     assert list(tables["links"]["source_modality"]) == ["SEG"]
     assert list(tables["links"]["image_series_uid"]) == [p["ct_series_uid"]]
+
+    # the masks step takes each file's modality from its work order and reads each file once (no Modality probe)
+    from radflow.orders import build_orders
+
+    order = build_orders(tables, kinds=("masks",))[("masks", "TCGA-00-0001", p["ct_series_uid"])]
+    assert [(Path(s["path"]).name, s["modality"]) for s in order["structures"]] == [("seg.dcm", "SEG")]
+    reads = []
+    real_read = pydicom.dcmread
+
+    def counting_read(path, *args, **kwargs):
+        reads.append((Path(path).name, kwargs.get("specific_tags")))
+        return real_read(path, *args, **kwargs)
+
+    monkeypatch.setattr(pydicom, "dcmread", counting_read)
+    from_order = write_masks(
+        [s["path"] for s in order["structures"]],
+        tmp_path / "ct.nii.gz",
+        tmp_path / "seg_order",
+        ALIASES,
+        modalities={s["path"]: s["modality"] for s in order["structures"]},
+    )
+    assert reads == [("seg.dcm", None)]
+    assert [s["voxel_count"] for s in from_order] == [s["voxel_count"] for s in on_ct]
 
 
 def test_oblique_series(tmp_path):

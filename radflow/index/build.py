@@ -89,17 +89,18 @@ def build_index(
     instances = table[table["file_problem"] == ""].drop(columns="file_problem")
     broken = instances[instances["pixel_problem"] != ""]
     problems += [
-        problem("file", r.path, r.patient_id, r.series_uid, "skipped", r.pixel_problem) for r in broken.itertuples()
+        problem("file", r.path, r.patient_id, r.dicom_series_uid, "skipped", r.pixel_problem)
+        for r in broken.itertuples()
     ]
     instances = instances[instances["pixel_problem"] == ""]
-    instances = instances.sort_values(["patient_id", "series_uid", "instance_number", "path"], ignore_index=True)
+    instances = instances.sort_values(["patient_id", "dicom_series_uid", "instance_number", "path"], ignore_index=True)
     dup = instances[instances.duplicated("sop_instance_uid", keep="first")]
     problems += [
         problem(
             "file",
             r.path,
             r.patient_id,
-            r.series_uid,
+            r.dicom_series_uid,
             "skipped",
             f"duplicate SOPInstanceUID {r.sop_instance_uid}: an earlier file has the same one",
         )
@@ -131,7 +132,7 @@ def build_index(
     tables = dict(instances=instances, series=series, rois=rois, links=links.reset_index(drop=True))
     if manifest:
         expected = read_manifest(manifest)
-        present = set(instances["series_uid"])
+        present = set(instances["dicom_series_uid"])
         tables["manifest"] = pd.DataFrame(
             dict(series_uid=expected, status=["present" if u in present else "missing" for u in expected])
         )
@@ -171,8 +172,7 @@ def load_index(index_dir, instances: bool = True) -> dict[str, pd.DataFrame]:
 
 def series_files(instances: pd.DataFrame, series_uid: str) -> list[str]:
     """The files of one image series or sub-series (key <UID> or <UID>_<n>)."""
-    column = "series_key" if "series_key" in instances.columns else "series_uid"
-    files = instances.loc[instances[column] == series_uid, "path"].tolist()
+    files = instances.loc[instances["series_key"] == series_uid, "path"].tolist()
     if not files:
         raise KeyError(f"series {series_uid} is not in the index")
     return files

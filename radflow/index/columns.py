@@ -6,7 +6,7 @@ from ..modalities import FULL_HEADER_MODALITIES, ROLES, STRUCTURE_MODALITIES  # 
 from ..modalities import IMAGE_MODALITIES as _IMAGES
 
 IMAGE_MODALITIES = frozenset(_IMAGES)
-INDEX_FORMAT = 2  # raised whenever the tables gain columns: an index written before is built again
+INDEX_FORMAT = 3  # raised whenever the tables gain columns: an index written before is built again
 RTSTRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 
@@ -18,7 +18,7 @@ INSTANCE_COLUMNS = [
     "study_uid",
     "study_date",
     "study_description",
-    "series_uid",
+    "dicom_series_uid",  # the SeriesInstanceUID; series_key (added by the index) is the (sub-)series
     "series_number",
     "series_description",
     "modality",

@@ -94,7 +94,7 @@ def instance_row(get, path: str, st) -> dict:
         study_uid=text("StudyInstanceUID"),
         study_date=text("StudyDate"),
         study_description=text("StudyDescription"),
-        series_uid=text("SeriesInstanceUID"),
+        dicom_series_uid=text("SeriesInstanceUID"),
         series_number=text("SeriesNumber"),
         series_description=text("SeriesDescription"),
         modality=text("Modality").upper(),
@@ -219,7 +219,7 @@ def _seg_rows(ds, inst: dict) -> list[dict]:
             dict(
                 patient_id=inst["patient_id"],
                 study_uid=inst["study_uid"],
-                rtstruct_series_uid=inst["series_uid"],
+                rtstruct_series_uid=inst["dicom_series_uid"],
                 rtstruct_sop_uid=inst["sop_instance_uid"],
                 rtstruct_path=inst["path"],
                 referenced_series_uid=refs[0] if refs else "",
@@ -279,7 +279,7 @@ def _roi_rows(ds, inst: dict) -> list[dict]:
             dict(
                 patient_id=inst["patient_id"],
                 study_uid=inst["study_uid"],
-                rtstruct_series_uid=inst["series_uid"],
+                rtstruct_series_uid=inst["dicom_series_uid"],
                 rtstruct_sop_uid=inst["sop_instance_uid"],
                 rtstruct_path=inst["path"],
                 referenced_series_uid=inst["referenced_series_uid"],

@@ -46,7 +46,7 @@ def link_table(series: pd.DataFrame, rois: pd.DataFrame, instances: pd.DataFrame
             dict(
                 patient_id=d["patient_id"],
                 source_modality="RTDOSE",
-                source_series_uid=d["series_uid"],
+                source_series_uid=d["dicom_series_uid"],
                 source_sop_uid=d["sop_instance_uid"],
                 source_path=d["path"],
                 referenced="",

@@ -187,12 +187,12 @@ def series_table(
         + "|"
         + instances["columns"].astype(str)
     ).to_numpy()
-    keys = columns["series_uid"].astype(object).copy()
+    keys = columns["dicom_series_uid"].astype(object).copy()
 
     def problem(key, patient, severity, reason):
         problems.append(problem_row("series", key, patient, key, severity, reason))
 
-    groups = instances.groupby("series_uid", sort=True).indices
+    groups = instances.groupby("dicom_series_uid", sort=True).indices
     for uid in sorted(groups):
         sl = Slices(columns, np.asarray(groups[uid]), along, geometry_key)
         modality = sl["modality"][0]
