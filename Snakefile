@@ -23,7 +23,7 @@ except ConfigError as err:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/index.smk"
-include: "workflow/rules/convert.smk"
+include: "workflow/rules/series.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/clinical.smk"
 include: "workflow/rules/model.smk"

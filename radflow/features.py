@@ -239,13 +239,15 @@ def extract_series(
     feature_rois: FeatureRois | None = None,
     max_roi_voxels: int | None = None,
     progress=None,
+    image: sitk.Image | None = None,
 ) -> pd.DataFrame:
     """One row per mask in masks_dir (as listed in its masks.json) for the image at image_path.
 
     feature_rois (radflow.roi_names.FeatureRois; None: every ROI) says which ROIs get features; points and markers
     never do; an ROI of more than max_roi_voxels voxels after the settings' resampling is skipped. The others'
     rows say why (status "skipped"). progress: a file to which one line per ROI is written as it is done (name,
-    voxels after resampling, seconds, peak memory); the same numbers are in the row (RUNTIME_COLUMNS)."""
+    voxels after resampling, seconds, peak memory); the same numbers are in the row (RUNTIME_COLUMNS). image: the
+    image as already read from image_path (the series job reads it once for masks and features)."""
     import radiomics
 
     job_started = time.perf_counter()
@@ -256,7 +258,10 @@ def extract_series(
     limits = roi_limits(settings_path)
     failed_image = sidecar.get("status") == "failed"
     extractor = None
-    image = None if failed_image else sitk.ReadImage(str(image_path))  # once for all ROIs
+    if failed_image:
+        image = None
+    elif image is None:
+        image = sitk.ReadImage(str(image_path))  # once for all ROIs
     image_sha = "" if failed_image else image_hash(image)
     rows = []
     for m in masks:
@@ -420,6 +425,39 @@ def job_resources(
         largest_roi_voxels=int(largest),
         seconds=round(seconds, 1),
     )
+
+
+def planned_resources(
+    series: dict, rois: list[dict], settings_path, feature_rois: FeatureRois | None, max_roi_voxels: int | None
+) -> dict:
+    """job_resources before the masks exist (a series job is planned before it converts and masks): each ROI of the
+    series' structure sets is taken as its contours' bounding box on the image's voxel grid (from the index:
+    x/y/z_min/max in mm), which holds at least the ROI's voxels, so the memory asked is not below what its mask
+    will need; an ROI whose box is above max_roi_voxels counts as the budget (the most that is extracted), one
+    without an extent (a DICOM SEG segment) as the budget too, or the whole image without a budget.
+    series: the index's row (rows, columns, n_slices, pixel and slice spacing); rois: the index's ROI rows."""
+    spacing = [
+        float(series.get("pixel_spacing_col") or 1.0),
+        float(series.get("pixel_spacing_row") or 1.0),
+        float(series.get("slice_spacing") or series.get("slice_thickness") or 1.0),
+    ]
+    size = [int(series.get("columns") or 512), int(series.get("rows") or 512), int(series.get("n_slices") or 200)]
+    whole = int(np.prod(size))
+    limits = roi_limits(settings_path)
+    resampled = [r or s for r, s in zip(limits["spacing"] or [0, 0, 0], spacing)]
+    # the budget (voxels after resampling) in voxels of the image's own grid
+    budget = int(max_roi_voxels * float(np.prod(resampled)) / float(np.prod(spacing))) if max_roi_voxels else whole
+    masks = []
+    for r in rois:
+        box = np.array([r.get(k, np.nan) for k in ("x_min", "x_max", "y_min", "y_max", "z_min", "z_max")], float)
+        entry = dict(roi=r.get("roi", ""), roi_original=r.get("roi_original", ""), label=r.get("roi", ""))
+        if np.isfinite(box).all():
+            extent = [int(np.floor((hi - lo) / sp)) + 1 for lo, hi, sp in zip(box[0::2], box[1::2], spacing)]
+            entry.update(voxel_count=min(int(np.prod(extent)), budget, whole), bounding_box=[0, 0, 0, *extent])
+        else:
+            entry.update(voxel_count=min(budget, whole))
+        masks.append(entry)
+    return job_resources(dict(size=size, spacing=spacing), masks, settings_path, feature_rois, None)
 
 
 def _too_few_dimensions(extent, name: str, limits: dict) -> str:

@@ -356,8 +356,8 @@ def write_masks(
     overlap: str = "even-odd",
     modalities: dict | None = None,
 ) -> list[dict]:
-    """Rasterise every ROI of the RTSTRUCTs (or segment of the SEGs) on the grid of image_path (a NIfTI path, or a
-    Grid); writes {roi}.nii.gz + {roi}.json per ROI and
+    """Rasterise every ROI of the RTSTRUCTs (or segment of the SEGs) on the grid of image_path (a NIfTI path, the
+    image read from it, or a Grid); writes {roi}.nii.gz + {roi}.json per ROI and
     masks.json (the list of sidecars). ROIs that map to the same standard name get _2, _3 … suffixes; with
     union=True such a standard ROI also gets the union of its instances, labelled {roi}_union. overlap: the rule for
     contours that cross (radflow.contours: even-odd or union). modalities: {path: RTSTRUCT or SEG} as the index
@@ -367,6 +367,9 @@ def write_masks(
     if isinstance(image_path, Grid):  # a grid alone (from DICOM headers) is enough to rasterise on
         grid = image_path
         image = grid.apply_to(sitk.Image([int(v) for v in grid.size], sitk.sitkUInt8))
+    elif isinstance(image_path, sitk.Image):  # the image as read back from its NIfTI by the series job
+        image = image_path
+        grid = Grid.of_image(image)
     else:
         image = sitk.ReadImage(str(image_path))
         grid = Grid.of_image(image)

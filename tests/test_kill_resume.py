@@ -124,17 +124,17 @@ def test_kill_full_disk_and_resume_give_the_clean_tables(demo_dir, demo_run, tmp
         pd.read_parquet(table)
     # 3. resumed on a "full disk": no file may grow past 1.5 MB (ulimit -f), and each CT image is 1.7 MB. Which jobs
     # are left depends on where the kill fell; so that a large write is surely among them, one converted CT is lost
-    # (as a user deleting a file would): its convert job must run again, and cannot finish.
+    # (as a user deleting a file would): its series job must run again, and cannot finish.
     big = sorted(p for p in _done(workdir, "images/*/*.nii.gz") if p.stat().st_size > 1_500_000)
     assert big, "no CT image was converted before the second kill"
     big[0].unlink()
     starved = _resume(workdir, limit_bytes=1_500_000)
     out = starved.stdout + starved.stderr
     assert starved.returncode != 0, "a run that could not write its images must not succeed"
-    # the jobs that write files over the limit fail: the lost CT's convert, and the dose resampled onto a CT if it was
-    # still to come
+    # the jobs that write files over the limit fail: the lost CT's series job, and the dose resampled onto a CT if it
+    # was still to come
     starved_rules = set(re.findall(r"Error in rule (\w+)", out))
-    assert "convert" in starved_rules and starved_rules <= {"convert", "dose"}, out[-3000:]
+    assert "series" in starved_rules and starved_rules <= {"series", "dose"}, out[-3000:]
     # the job's log names the file and the likely cause
     logs = [p.read_text() for rule in starved_rules for p in (workdir / "logs" / rule).glob("*/*.log")]
     starved_logs = [text for text in logs if "disk full or a file-size limit" in text]

@@ -6,7 +6,7 @@ from ..modalities import FULL_HEADER_MODALITIES, ROLES, STRUCTURE_MODALITIES  # 
 from ..modalities import IMAGE_MODALITIES as _IMAGES
 
 IMAGE_MODALITIES = frozenset(_IMAGES)
-INDEX_FORMAT = 3  # raised whenever the tables gain columns: an index written before is built again
+INDEX_FORMAT = 4  # raised whenever the tables gain columns: an index written before is built again
 RTSTRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 
@@ -106,6 +106,10 @@ ROI_COLUMNS = [
     "contour_types",
     "z_min",
     "z_max",
+    "x_min",  # the contours' extent in patient coordinates (mm): what a series job plans its memory by
+    "x_max",
+    "y_min",
+    "y_max",
     "duplicate_contours",
     "crossing_planes",
     "crossing_area_mm2",

@@ -230,6 +230,10 @@ def _seg_rows(ds, inst: dict) -> list[dict]:
                 contour_types="SEG",
                 z_min=min(zs) if zs else np.nan,
                 z_max=max(zs) if zs else np.nan,
+                x_min=np.nan,
+                x_max=np.nan,
+                y_min=np.nan,
+                y_max=np.nan,
                 duplicate_contours=0,
                 crossing_planes=0,
                 crossing_area_mm2=0.0,
@@ -274,7 +278,12 @@ def _roi_rows(ds, inst: dict) -> list[dict]:
                     contour_warnings=f"ROI '{name}': contours not readable ({type(err).__name__}: {err})",
                 ),
             )
-        zs = np.concatenate([p[:, 2] for p in points]) if points else np.zeros(0)
+        xyz = np.concatenate(points) if points else np.zeros((0, 3))
+        zs = xyz[:, 2]
+
+        def extent(values, pick):
+            return float(pick(values)) if values.size else np.nan
+
         rows.append(
             dict(
                 patient_id=inst["patient_id"],
@@ -288,8 +297,12 @@ def _roi_rows(ds, inst: dict) -> list[dict]:
                 roi_original=name,
                 n_contours=len(seq),
                 contour_types=",".join(t for t in types if t),
-                z_min=float(zs.min()) if zs.size else np.nan,
-                z_max=float(zs.max()) if zs.size else np.nan,
+                z_min=extent(zs, np.min),
+                z_max=extent(zs, np.max),
+                x_min=extent(xyz[:, 0], np.min),
+                x_max=extent(xyz[:, 0], np.max),
+                y_min=extent(xyz[:, 1], np.min),
+                y_max=extent(xyz[:, 1], np.max),
                 **audit,
             )
         )

@@ -67,6 +67,13 @@ def planned_orders(kind):
     return [order for (k, _, _), order in _planned(out.series, out.links, stamp).items() if k == kind]
 
 
+def planned_order(kind, patient, series):
+    """The masks or dose order of one series from the index tables, or None."""
+    out = checkpoints.index.get().output
+    stamp = (os.stat(out.series).st_mtime_ns, os.stat(out.links).st_mtime_ns)
+    return _planned(out.series, out.links, stamp).get((kind, patient, series))
+
+
 def series_with_masks():
     """(patient, series key, modality) of every converted image series that has a structure set or SEG."""
     return [(o["patient_id"], o["series_key"], o["image_modality"]) for o in planned_orders("masks")]
@@ -125,37 +132,61 @@ def attempt_minutes(base):
     return runtime
 
 
-def _features_resources(wildcards, input, attempt):
-    """A features job's memory and time from its own masks (radflow.features.job_resources), times the attempt.
-    Snakemake evaluates this when the job is ready, after its masks exist; when they do not yet (a SLURM group job
-    submitted with its convert and masks jobs), the budget of the largest ROI max_roi_voxels allows is asked for."""
-    import json
+@functools.lru_cache(maxsize=4)
+def _rois_by_structure(rois_path, stamp):
+    """The index's ROI rows, grouped by the SOP instance UID of their structure set."""
+    rois = pd.read_parquet(rois_path)
+    return {sop: g.to_dict("records") for sop, g in rois.groupby("rtstruct_sop_uid", sort=False)}
 
-    from radflow.features import job_resources
+
+@functools.lru_cache(maxsize=4)
+def _feature_rois(rule, names_path):
     from radflow.roi_names import FeatureRois
 
-    masks_json = Path(str(input.masks)) / "masks.json"
-    sidecar = Path(str(input.sidecar))
-    budget = config["max_roi_voxels"]
-    rois = FeatureRois(config["feature_rois"], config["roi_names"])
-    if masks_json.exists() and sidecar.exists():
-        need = job_resources(
-            json.loads(sidecar.read_text()), json.loads(masks_json.read_text()), input.settings, rois, budget
-        )
-    else:
-        need = job_resources(
-            dict(size=[512, 512, 200], spacing=[1.0, 1.0, 1.0]),
-            [dict(roi="GTVp", roi_original="budget", voxel_count=budget or 4000000)],
-            input.settings,
-            None,
-            None,
-        )
-    return dict(mem_mb=need["mem_mb"] * attempt, minutes=need["minutes"] * attempt)
+    return FeatureRois(rule, names_path)
 
 
-def features_mem_mb(wildcards, input, attempt):
-    return _features_resources(wildcards, input, attempt)["mem_mb"]
+def masks_order(wildcards):
+    """Input function: the series' masks work order, or nothing when no structure set goes with the series (the
+    series job then converts it and writes an empty masks folder and feature table)."""
+    if planned_order("masks", wildcards.patient, wildcards.series) is None:
+        return []
+    return work_order("masks")(wildcards)
 
 
-def features_minutes(wildcards, input, attempt):
-    return _features_resources(wildcards, input, attempt)["minutes"]
+# measured for conversion: 190-350 MiB on demo and STS series, about 1.5 GB for a 512x512x600 CT
+CONVERT_MB = 2000
+CONVERT_AND_MASKS_MINUTES = 6
+
+
+def _series_resources(wildcards, attempt):
+    """A series job's memory and time: conversion or the features of its largest ROI, whichever needs more. The
+    features part is planned from the index before the masks exist (radflow.features.planned_resources: each ROI
+    as its contours' bounding box on the image's grid), times the attempt."""
+    from radflow.features import planned_resources
+
+    series, _ = index_tables()
+    out = checkpoints.index.get().output
+    by_structure = _rois_by_structure(out.rois, os.stat(out.rois).st_mtime_ns)
+    row = series.loc[series["series_uid"] == wildcards.series].iloc[0]
+    order = planned_order("masks", wildcards.patient, wildcards.series)
+    rois = [r for s in (order["structures"] if order else []) for r in by_structure.get(s["sop_uid"], [])]
+    need = planned_resources(
+        row.to_dict(),
+        rois,
+        f"{config['pyradiomics_settings']}/{row['modality']}.yaml",
+        _feature_rois(config["feature_rois"], config["roi_names"]),
+        config["max_roi_voxels"],
+    )
+    return dict(
+        mem_mb=max(CONVERT_MB, need["mem_mb"]) * attempt,
+        minutes=(CONVERT_AND_MASKS_MINUTES + need["minutes"]) * attempt,
+    )
+
+
+def series_mem_mb(wildcards, attempt):
+    return _series_resources(wildcards, attempt)["mem_mb"]
+
+
+def series_minutes(wildcards, attempt):
+    return _series_resources(wildcards, attempt)["minutes"]

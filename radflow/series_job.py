@@ -1,0 +1,139 @@
+"""One image series from DICOM to its feature rows in one process: convert, masks, features.
+
+Each of the three steps costs a new process about a second of CPU to start Python and import numpy, pandas,
+pydicom, SimpleITK and pyradiomics, as much as converting or masking a demo CT takes; one job per series pays it
+once. The image is written, then read back once from its NIfTI, and the masks and the features use that image:
+exactly the voxels and geometry every later reader of the file gets, so the tables are those of three separate
+steps, byte for byte. Every output is written under a temporary name and renamed when the series is done (the
+feature table last), so a job killed half way leaves no output a rerun would take as finished.
+
+What each step does, and how one broken series, structure set or ROI is recorded and skipped, is in
+radflow.convert, radflow.masks and radflow.features; this module only chains them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .failures import atomic_outputs, is_machine_error
+
+
+@dataclass
+class SeriesOutputs:
+    image: str  # results/images/<patient>/<series>.nii.gz (its sidecar .json next to it)
+    sidecar: str
+    masks: str  # results/masks/<patient>/<series>/ (masks.json and one NIfTI + JSON per ROI)
+    features: str  # results/features/<patient>/<series>.parquet
+
+
+def convert_step(order: dict, image_path, sidecar_path, pet_fallback=None) -> dict:
+    """The convert work order's series to image_path + sidecar_path; a series that cannot be converted gets a
+    placeholder image and a sidecar with status failed and the reason (the masks and features turn it into failed
+    rows). Machine errors (a full disk, too little memory) are raised: the job must fail and be redone."""
+    from .convert import convert_series, write_failed_conversion
+
+    files = [f["path"] for f in order["files"]]
+    try:
+        return convert_series(
+            files, image_path, sidecar_path, pet_fallback=pet_fallback, series_key=order["series_key"]
+        )
+    except Exception as err:  # one broken series is recorded and skipped; the cohort goes on
+        if is_machine_error(err):
+            raise
+        reason = f"series {order['series_key']} cannot be converted: {type(err).__name__}: {err}"
+        print(reason, flush=True)
+        return write_failed_conversion(
+            image_path,
+            sidecar_path,
+            reason,
+            dict(
+                patient_id=order["patient_id"],
+                study_uid=order["study_uid"],
+                series_uid=order["series_key"],
+                modality=order["modality"],
+            ),
+        )
+
+
+def masks_step(
+    order: dict | None, image, sidecar: dict, out_dir, aliases, roi_instances="largest", overlap="even-odd"
+) -> list[dict]:
+    """The masks work order's structure sets rasterised on the image (a path or the image read from it) into
+    out_dir; without an order (no structure set goes with the series) an empty masks.json. After a failed
+    conversion every ROI fails with the image's reason."""
+    from .masks import failed_entry, write_masks
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if order is None:
+        entries = []
+    elif sidecar.get("status") == "failed":  # nothing to rasterise on: every ROI fails with the image's reason
+        entries = [failed_entry("(every ROI)", sidecar["reason"], order["series_key"])]
+    else:
+        structures = order["structures"]
+        return write_masks(
+            sorted({s["path"] for s in structures}),
+            image,
+            out,
+            aliases,
+            order["series_key"],
+            {s["series_uid"]: s["relation"] for s in structures},
+            union=roi_instances == "union",
+            overlap=overlap,
+            modalities={s["path"]: s["modality"] for s in structures},
+        )
+    (out / "masks.json").write_text(json.dumps(entries, indent=2))
+    return entries
+
+
+def run_series(
+    convert_order: dict,
+    masks_order: dict | None,
+    outputs: SeriesOutputs,
+    *,
+    settings_path,
+    roi_names_path,
+    feature_rois=None,
+    max_roi_voxels=None,
+    pet_fallback=None,
+    roi_instances="largest",
+    contour_overlap="even-odd",
+    progress=sys.stdout,
+) -> None:
+    """Convert, mask and extract one image series (see the module's docstring)."""
+    import SimpleITK as sitk
+
+    from .features import extract_series
+    from .roi_names import FeatureRois, load_aliases
+
+    with atomic_outputs(outputs.image, outputs.sidecar, outputs.masks, outputs.features) as (
+        image_path,
+        sidecar_path,
+        masks_dir,
+        features_path,
+    ):
+        sidecar = convert_step(convert_order, image_path, sidecar_path, pet_fallback)
+        print(f"converted: {sidecar.get('status')}", file=progress, flush=True)
+        image = None if sidecar.get("status") == "failed" else sitk.ReadImage(image_path)
+        masks = masks_step(
+            masks_order,
+            image if image is not None else image_path,
+            sidecar,
+            masks_dir,
+            load_aliases(roi_names_path),
+            roi_instances,
+            contour_overlap,
+        )
+        print(f"masks: {len(masks)}", file=progress, flush=True)
+        extract_series(
+            image_path,
+            masks_dir,
+            settings_path,
+            FeatureRois(feature_rois, roi_names_path),
+            max_roi_voxels,
+            progress=progress,
+            image=image,
+        ).to_parquet(features_path, index=False)
