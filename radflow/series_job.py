@@ -101,10 +101,15 @@ def run_series(
     pet_fallback=None,
     roi_instances="largest",
     contour_overlap="even-odd",
-    progress=sys.stdout,
+    progress=None,
 ) -> None:
-    """Convert, mask and extract one image series (see the module's docstring)."""
+    """Convert, mask and extract one image series (see the module's docstring). The log (progress) gets a line per
+    step with its seconds, and one per ROI from the features step."""
+    import time
+
     import SimpleITK as sitk
+
+    progress = progress or sys.stdout  # (the job's log: the script points sys.stdout at it before calling)
 
     from .features import extract_series
     from .roi_names import FeatureRois, load_aliases
@@ -115,9 +120,16 @@ def run_series(
         masks_dir,
         features_path,
     ):
+        started = time.perf_counter()
         sidecar = convert_step(convert_order, image_path, sidecar_path, pet_fallback)
-        print(f"converted: {sidecar.get('status')}", file=progress, flush=True)
         image = None if sidecar.get("status") == "failed" else sitk.ReadImage(image_path)
+        converted = time.perf_counter()
+        print(
+            f"convert: {convert_order['modality']} series {convert_order['series_key']}, "
+            f"{len(convert_order['files'])} files, {sidecar.get('status')}, {converted - started:.2f} s",
+            file=progress,
+            flush=True,
+        )
         masks = masks_step(
             masks_order,
             image if image is not None else image_path,
@@ -127,7 +139,8 @@ def run_series(
             roi_instances,
             contour_overlap,
         )
-        print(f"masks: {len(masks)}", file=progress, flush=True)
+        masked = time.perf_counter()
+        print(f"masks: {len(masks)} ROI masks, {masked - converted:.2f} s", file=progress, flush=True)
         extract_series(
             image_path,
             masks_dir,
@@ -137,3 +150,10 @@ def run_series(
             progress=progress,
             image=image,
         ).to_parquet(features_path, index=False)
+        done = time.perf_counter()
+        print(
+            f"series job: convert {converted - started:.2f} s, masks {masked - converted:.2f} s, "
+            f"features {done - masked:.2f} s, total {done - started:.2f} s",
+            file=progress,
+            flush=True,
+        )

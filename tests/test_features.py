@@ -363,3 +363,29 @@ def test_every_digital_phantom_feature_defined_the_ibsi_way_is_within_tolerance(
     # and the definitional ones are off by exactly their documented difference
     kurt = dp.set_index("ibsi_feature").loc["stat_kurt"]
     assert abs((kurt["value"] - 3) - kurt["reference"]) <= max(kurt["tolerance"], 0.001)
+
+
+def test_a_series_job_plans_at_least_what_its_masks_need(index_tables, tmp_path):
+    """A series job is planned before it converts and masks: each ROI as its contours' bounding box on the image's
+    grid, from the index. That box holds every voxel of the ROI's mask, so the plan asks at least the memory and time
+    job_resources computes from the masks afterwards (and, for these ellipsoids, within 2.5 times their voxels)."""
+    from radflow.convert import convert_series
+    from radflow.features import job_resources, planned_resources
+    from radflow.index import series_files
+
+    series, rois, links = index_tables["series"], index_tables["rois"], index_tables["links"]
+    settings = REPO / "config" / "pyradiomics" / "CT.yaml"
+    names = REPO / "config" / "roi_names.yaml"
+    cts = series[series["convert"] & (series["modality"] == "CT")].head(3)
+    for row in cts.itertuples():
+        mine = links[(links["image_series_uid"] == row.series_uid) & (links["source_modality"] == "RTSTRUCT")]
+        structure = rois[rois["rtstruct_sop_uid"].isin(set(mine["source_sop_uid"]))]
+        image = tmp_path / f"{row.series_uid}.nii.gz"
+        sidecar = convert_series(series_files(index_tables["instances"], row.series_uid), image)
+        masks = write_masks(sorted(set(mine["source_path"])), image, tmp_path / row.series_uid, load_aliases(names))
+        for rule, budget in ((FeatureRois("standard", names), 4_000_000), (FeatureRois("all"), None)):
+            plan = planned_resources(row._asdict(), structure.to_dict("records"), settings, rule, budget)
+            actual = job_resources(sidecar, masks, settings, rule, budget)
+            assert plan["rois"] == actual["rois"] >= 4
+            assert actual["largest_roi_voxels"] <= plan["largest_roi_voxels"] <= 2.5 * actual["largest_roi_voxels"]
+            assert plan["mem_mb"] >= actual["mem_mb"] and plan["minutes"] >= actual["minutes"]
