@@ -146,7 +146,8 @@ def main():
     rois = [s for j in jobs for s in j["roi_seconds"]]
     print(
         f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.cores} used\n"
-        f"run: {wall:.0f} s wall, {cpu:.0f} s CPU, {len(jobs)} series jobs, {sum(j['rois'] for j in jobs)} ROIs extracted"
+        f"run: {wall:.0f} s wall, {cpu:.0f} s CPU, {len(jobs)} series jobs, "
+        f"{sum(j['rois'] for j in jobs)} ROIs extracted"
     )
     for part in ("convert", "masks", "features", "total"):
         values = [j[part] for j in jobs]
