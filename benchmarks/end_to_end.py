@@ -66,9 +66,9 @@ def timed(cmd, cwd=None, env=None) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def run_radflow(work: Path, demo: Path, cores: int) -> tuple[float, float, Path]:
+def run_radflow(work: Path, demo: Path, cores: int, checkout: Path = REPO) -> tuple[float, float, Path]:
     project = Path(tempfile.mkdtemp(prefix="radflow-", dir=work))
-    shutil.copytree(REPO / "config", project / "config")
+    shutil.copytree(checkout / "config", project / "config")
     cfg = yaml.safe_load((project / "config" / "config.yaml").read_text())
     cfg.update(
         demo_cohort=None,
@@ -79,7 +79,16 @@ def run_radflow(work: Path, demo: Path, cores: int) -> tuple[float, float, Path]
     )
     (project / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    cmd = ["snakemake", "-s", str(REPO / "Snakefile"), "--cores", str(cores), "--quiet", "results/features.csv"]
+    cmd = [
+        "snakemake",
+        "-s",
+        str(checkout / "Snakefile"),
+        "--cores",
+        str(cores),
+        "results/features.csv",
+        "--quiet",
+        "all",
+    ]
     wall, cpu = timed(cmd, cwd=project, env=env)
     return wall, cpu, project
 
@@ -157,12 +166,16 @@ def ct_series_folders(demo: Path) -> list[Path]:
 
 
 def run_floor(work: Path, folders: list[Path], batch: Path, bin_dir: Path) -> tuple[float, float, Path]:
+    """dcm2niix (from the tools' environment) on each CT series, then one bare pyradiomics process: the one of
+    radflow's own environment, so that numpy, SimpleITK and pyradiomics are the versions radflow pins (the tools'
+    environment has numpy 2, whose last bits differ)."""
     out = Path(tempfile.mkdtemp(prefix="floor-", dir=work))
     wall = cpu = 0.0
     for n, folder in enumerate(folders):
         w, c = timed([bin_dir / "dcm2niix", "-z", "y", "-o", out, "-f", f"ct{n:03d}", folder])
         wall, cpu = wall + w, cpu + c
-    w, c = timed([bin_dir / "pyradiomics", batch, "-p", SETTINGS, "-o", out / "features.csv", "-f", "csv"])
+    pyradiomics = Path(sys.executable).parent / "pyradiomics"
+    w, c = timed([pyradiomics, batch, "-p", SETTINGS, "-o", out / "features.csv", "-f", "csv"])
     return wall + w, cpu + c, out
 
 
@@ -212,6 +225,9 @@ def main():
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--tools-env", type=Path, default=REPO / "benchmarks" / ".tools-env")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument(
+        "--also", type=Path, help="another radflow checkout (e.g. an earlier commit) to time in the same rounds"
+    )
     args = parser.parse_args()
     bin_dir = tools_env(args.tools_env)
     work = Path(tempfile.mkdtemp(prefix="radflow-e2e-"))
@@ -225,11 +241,15 @@ def main():
     batch = work / "floor_batch.csv"
     n_rois = radflow_batch(reference, batch)
     times = {"radflow": [], "medimagetools": [], "floor": []}
+    if args.also:
+        times["radflow (--also)"] = []
     last = {}
     order = list(times)
     for r in range(args.rounds):
-        for name in order[r % 3 :] + order[: r % 3]:
-            if name == "radflow":
+        for name in order[r % len(order) :] + order[: r % len(order)]:
+            if name == "radflow (--also)":
+                wall, cpu, _ = run_radflow(work, demo, args.cores, args.also)
+            elif name == "radflow":
                 wall, cpu, last[name] = run_radflow(work, demo, args.cores)
             elif name == "medimagetools":
                 wall, cpu, last[name] = run_medimagetools(work, demo, args.cores, bin_dir)
