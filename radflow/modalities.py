@@ -19,6 +19,7 @@ class ImageModality:
     window: tuple[float, float] | None  # fixed display window (low, high), or None: percentiles of the image
     window_percentiles: tuple[float, float]  # (low, high) percentiles when there is no fixed window
     window_from_zero: bool  # the percentile window starts at 0 (PET: no negative uptake)
+    window_to_roi_max: bool  # the window reaches the ROI's highest value (PET: a hot lesion is not saturated)
     header_gate: str | None  # the index's check on the full headers before conversion ("suv": SUVbw computable)
 
 
@@ -34,6 +35,7 @@ IMAGE_MODALITIES: dict[str, ImageModality] = {
             window=(-160.0, 240.0),  # soft tissue: W 400, L 40
             window_percentiles=(1.0, 99.0),
             window_from_zero=False,
+            window_to_roi_max=False,
             header_gate=None,
         ),
         ImageModality(
@@ -45,6 +47,7 @@ IMAGE_MODALITIES: dict[str, ImageModality] = {
             window=None,
             window_percentiles=(0.0, 99.5),
             window_from_zero=True,
+            window_to_roi_max=True,
             header_gate="suv",
         ),
         ImageModality(
@@ -56,6 +59,7 @@ IMAGE_MODALITIES: dict[str, ImageModality] = {
             window=None,
             window_percentiles=(1.0, 99.0),
             window_from_zero=False,
+            window_to_roi_max=False,
             header_gate=None,
         ),
     )

@@ -26,8 +26,9 @@ def _pyplot():
     return plt
 
 
-def _window(values: np.ndarray, modality: str) -> tuple[float, float]:
-    """The display window of radflow.modalities: fixed (CT), else percentiles of the image's values."""
+def _window(values: np.ndarray, modality: str, roi: np.ndarray | None = None) -> tuple[float, float]:
+    """The display window of radflow.modalities: fixed (CT), else percentiles of the image's values; for PET up to
+    the ROI's highest value at least, so that a lesion hotter than 99.5 % of the image is not one white blot."""
     kind = image_modality(modality) or IMAGE_MODALITIES["MR"]
     if kind.window is not None:
         return kind.window
@@ -37,6 +38,11 @@ def _window(values: np.ndarray, modality: str) -> tuple[float, float]:
     lo, hi = (float(np.percentile(finite, p)) for p in kind.window_percentiles)
     if kind.window_from_zero:
         lo = 0.0
+    if kind.window_to_roi_max and roi is not None and roi.any():
+        inside = values[roi]
+        inside = inside[np.isfinite(inside)]
+        if inside.size:
+            hi = max(hi, float(inside.max()))
     return lo, hi if hi > lo else lo + 1.0
 
 
@@ -65,7 +71,7 @@ def roi_overlay(image: sitk.Image, mask: sitk.Image, out_png: Path, modality: st
     img = sitk.GetArrayViewFromImage(image).astype(np.float32)  # z, y, x
     roi = sitk.GetArrayViewFromImage(mask) > 0
     sx, sy, sz = image.GetSpacing()
-    lo, hi = _window(img, modality)
+    lo, hi = _window(img, modality, roi)
     fig, axes = plt.subplots(1, 3, figsize=(11, 4), dpi=90)
     if not roi.any():
         centre = tuple(int(n // 2) for n in img.shape)
@@ -101,7 +107,7 @@ def roi_overlay(image: sitk.Image, mask: sitk.Image, out_png: Path, modality: st
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, metadata={"Software": None})
     plt.close(fig)
-    return {"centre_lps_index": [ix, jy, kz], "voxels": int(roi.sum())}
+    return {"centre_lps_index": [ix, jy, kz], "voxels": int(roi.sum()), "window": [lo, hi]}
 
 
 def series_overlays(

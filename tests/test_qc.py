@@ -64,6 +64,23 @@ def test_overlay_is_the_same_for_a_sagittal_acquisition(tmp_path):
     assert np.array_equal(imread(tmp_path / "a.png"), imread(tmp_path / "s.png"))
 
 
+def test_a_hot_pet_lesion_is_not_saturated(tmp_path):
+    """A PET lesion of SUV 90 in a body of SUV 1 (as QIN's): 99.5 % of the image is body or air, so the percentile
+    window would end near 1 and the lesion be one white blot; the window reaches the ROI's highest value."""
+    img, mask = _sphere((4.0, -3.6, -10.0), 6.0)
+    arr = sitk.GetArrayFromImage(img)
+    lesion = sitk.GetArrayViewFromImage(mask) > 0
+    suv = np.ones(arr.shape, np.float32)
+    suv[lesion] = np.linspace(20.0, 90.0, int(lesion.sum()))
+    assert np.percentile(suv, 99.5) < 2.0  # the lesion is under 0.5 % of the voxels
+    pet = sitk.GetImageFromArray(suv)
+    pet.CopyInformation(img)
+    got = roi_overlay(pet, mask, tmp_path / "pet.png", "PT", "lesion")
+    assert got["window"][0] == 0.0 and got["window"][1] == float(suv[lesion].max()) > 80
+    # CT keeps its fixed soft-tissue window; MR its percentiles
+    assert roi_overlay(img, mask, tmp_path / "ct.png", "CT", "sphere")["window"] == [-160.0, 240.0]
+
+
 def test_distributions_and_counts(tmp_path):
     rng = np.random.default_rng(0)
     features = pd.DataFrame(
