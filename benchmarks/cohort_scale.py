@@ -18,22 +18,21 @@ import argparse
 import os
 import platform
 import re
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pydicom
-import yaml
 from pydicom.uid import generate_uid
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
+
+from end_to_end import ct_project, snakemake  # noqa: E402
 
 UID_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID")
 
@@ -118,31 +117,13 @@ def main():
     t0 = time.perf_counter()
     n_files = make_cohort(work / "dicom" / "TCGA-SC", args.patients)
     print(f"cohort: {args.patients} patients, {n_files} files, written in {time.perf_counter() - t0:.0f} s")
-    project = work / "project"
-    shutil.copytree(REPO / "config", project / "config")
-    cfg = yaml.safe_load((project / "config" / "config.yaml").read_text())
-    clinical = project / "clinical.tsv"
+    clinical = work / "clinical.tsv"
     clinical.write_text("cases.submitter_id\tdemographic.vital_status\n")
-    cfg.update(
-        demo_cohort=None,
-        dicom_root=str(work / "dicom" / "TCGA-SC"),
-        clinical=[str(clinical)],
-        modalities=["CT"],
-        qc_overlays="none",
-    )
-    (project / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    cmd = ["snakemake", "-s", str(REPO / "Snakefile"), "--cores", str(args.cores), "results/features.csv"]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode:
-        sys.exit(f"snakemake failed:\n{proc.stderr[-4000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    project = ct_project(work / "project", work / "dicom" / "TCGA-SC", clinical)
+    index_wall, index_cpu = snakemake(project, "results/index/series.parquet", args.cores)
+    wall, cpu = snakemake(project, "results/features.csv", args.cores)
+    wall, cpu = wall + index_wall, cpu + index_cpu
     jobs = job_lines(project / "logs")
-    index_log = (project / "logs" / "index.log").read_text()
     rois = [s for j in jobs for s in j["roi_seconds"]]
     print(
         f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.cores} used\n"
@@ -156,9 +137,7 @@ def main():
             f"(min {min(values):.2f}, max {max(values):.2f})"
         )
     print(f"per extracted ROI: median {statistics.median(rois):.2f} s, mean {statistics.mean(rois):.2f} s")
-    m = re.search(r"(\d+) files.*?in ([\d.]+) s", index_log)
-    if m:
-        print(f"index: {m[0]}")
+    print(f"index ({n_files} files): {index_wall:.0f} s wall, {index_cpu:.0f} s CPU (included in the run)")
     per_series_cpu = cpu / max(len(jobs), 1)
     hours = 2561 * per_series_cpu / 16 / 3600
     print(

@@ -66,30 +66,34 @@ def timed(cmd, cwd=None, env=None) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def run_radflow(work: Path, demo: Path, cores: int, checkout: Path = REPO) -> tuple[float, float, Path]:
-    project = Path(tempfile.mkdtemp(prefix="radflow-", dir=work))
-    shutil.copytree(checkout / "config", project / "config")
-    cfg = yaml.safe_load((project / "config" / "config.yaml").read_text())
+def ct_project(folder: Path, dicom_root: Path, clinical: Path, checkout: Path = REPO) -> Path:
+    """A radflow project folder whose config (the checkout's, with these paths) converts and extracts CT only and
+    draws no overlays; also used by benchmarks/cohort_scale.py."""
+    shutil.copytree(checkout / "config", folder / "config")
+    cfg = yaml.safe_load((folder / "config" / "config.yaml").read_text())
     cfg.update(
         demo_cohort=None,
-        dicom_root=str(demo / "TCGA-HNSC"),
-        clinical=[str(demo / "clinical.tsv")],
+        dicom_root=str(dicom_root),
+        clinical=[str(clinical)],
         modalities=["CT"],
         qc_overlays="none",
     )
-    (project / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    (folder / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return folder
+
+
+def snakemake(project: Path, target: str, cores: int, checkout: Path = REPO) -> tuple[float, float]:
+    """(wall s, CPU s) of `snakemake --cores N target` in the project, with this checkout's Snakefile."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    cmd = [
-        "snakemake",
-        "-s",
-        str(checkout / "Snakefile"),
-        "--cores",
-        str(cores),
-        "results/features.csv",
-        "--quiet",
-        "all",
-    ]
-    wall, cpu = timed(cmd, cwd=project, env=env)
+    cmd = ["snakemake", "-s", checkout / "Snakefile", "--cores", str(cores), target, "--quiet", "all"]
+    return timed(cmd, cwd=project, env=env)
+
+
+def run_radflow(work: Path, demo: Path, cores: int, checkout: Path = REPO) -> tuple[float, float, Path]:
+    project = ct_project(
+        Path(tempfile.mkdtemp(prefix="radflow-", dir=work)), demo / "TCGA-HNSC", demo / "clinical.tsv", checkout
+    )
+    wall, cpu = snakemake(project, "results/features.csv", cores, checkout)
     return wall, cpu, project
 
 

@@ -11,57 +11,42 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ImageModality:
+    """One image modality; a field left out takes the plain case: values as stored (rescaled), float32, the display
+    window from the image's 1st to 99th percentile, no check of the full headers."""
+
     name: str  # DICOM Modality (0008,0060)
     description: str
     units: str  # of the converted NIfTI's voxels
-    values: str  # how voxel values are made: "rescaled" (stored * RescaleSlope + RescaleIntercept) or "suv"
-    whole_numbers_as_int16: bool  # stored as int16 when every value is a whole number in range (CT in HU)
-    window: tuple[float, float] | None  # fixed display window (low, high), or None: percentiles of the image
-    window_percentiles: tuple[float, float]  # (low, high) percentiles when there is no fixed window
-    window_from_zero: bool  # the percentile window starts at 0 (PET: no negative uptake)
-    window_to_roi_max: bool  # the window reaches the ROI's highest value (PET: a hot lesion is not saturated)
-    header_gate: str | None  # the index's check on the full headers before conversion ("suv": SUVbw computable)
+    values: str = "rescaled"  # how voxel values are made: "rescaled" (stored * slope + intercept) or "suv"
+    whole_numbers_as_int16: bool = False  # stored as int16 when every value is a whole number in range (CT in HU)
+    window: tuple[float, float] | None = None  # fixed display window (low, high), or None: percentiles of the image
+    window_percentiles: tuple[float, float] = (1.0, 99.0)  # (low, high) percentiles when there is no fixed window
+    window_from_zero: bool = False  # the percentile window starts at 0 (PET: no negative uptake)
+    window_to_roi_max: bool = False  # the window reaches the ROI's highest value (PET: a hot lesion is not saturated)
+    header_gate: str | None = None  # the index's check on the full headers before conversion ("suv": SUVbw computable)
 
 
 IMAGE_MODALITIES: dict[str, ImageModality] = {
     m.name: m
     for m in (
         ImageModality(
-            name="CT",
-            description="computed tomography",
+            "CT",
+            "computed tomography",
             units="HU",
-            values="rescaled",
             whole_numbers_as_int16=True,
             window=(-160.0, 240.0),  # soft tissue: W 400, L 40
-            window_percentiles=(1.0, 99.0),
-            window_from_zero=False,
-            window_to_roi_max=False,
-            header_gate=None,
         ),
         ImageModality(
-            name="PT",
-            description="positron emission tomography, in body-weight SUV",
+            "PT",
+            "positron emission tomography, in body-weight SUV",
             units="SUVbw (g/ml)",
             values="suv",
-            whole_numbers_as_int16=False,
-            window=None,
             window_percentiles=(0.0, 99.5),
             window_from_zero=True,
             window_to_roi_max=True,
             header_gate="suv",
         ),
-        ImageModality(
-            name="MR",
-            description="magnetic resonance, values as stored (arbitrary units)",
-            units="as stored",
-            values="rescaled",
-            whole_numbers_as_int16=False,
-            window=None,
-            window_percentiles=(1.0, 99.0),
-            window_from_zero=False,
-            window_to_roi_max=False,
-            header_gate=None,
-        ),
+        ImageModality("MR", "magnetic resonance, values as stored (arbitrary units)", units="as stored"),
     )
 }
 DEFAULT_MODALITIES = list(IMAGE_MODALITIES)  # the config's `modalities` default: every image modality

@@ -68,7 +68,7 @@ def test_image_modalities_come_from_the_one_table(monkeypatch):
         "config key modalities.1 = 'NM': expected one of CT, PT, MR",
         "config key model.modality = 'NM': expected one of CT, PT, MR",
     ]
-    nm = ImageModality("NM", "nuclear medicine", "counts", "rescaled", False, None, (0.0, 99.5), True, True, None)
+    nm = ImageModality("NM", "nuclear medicine", units="counts", window_percentiles=(0.0, 99.5), window_from_zero=True)
     monkeypatch.setitem(IMAGE_MODALITIES, "NM", nm)
     assert schema_problems(config, SCHEMA) == []
     assert load_schema(SCHEMA)["properties"]["modalities"]["default"] == ["CT", "PT", "MR"]  # the default stays

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from ..modalities import FULL_HEADER_MODALITIES, ROLES, STRUCTURE_MODALITIES  # noqa: F401 (used by the index)
-from ..modalities import IMAGE_MODALITIES as _IMAGES
-
-IMAGE_MODALITIES = frozenset(_IMAGES)
 INDEX_FORMAT = 4  # raised whenever the tables gain columns: an index written before is built again
 RTSTRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"

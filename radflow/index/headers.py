@@ -17,8 +17,8 @@ from pydicom.errors import InvalidDicomError
 from ..contours import audit_roi, contour_data, patient_planes
 from ..dicom_header import pixel_data_problem, pixel_element, read_header
 from ..suv import suv_tags
-from ..modalities import image_modality
-from .columns import CACHE_COLUMNS, DICOMDIR_CLASS, FULL_HEADER_MODALITIES, IMAGE_MODALITIES, RTSTRUCT_CLASS
+from ..modalities import FULL_HEADER_MODALITIES, IMAGE_MODALITIES, image_modality
+from .columns import CACHE_COLUMNS, DICOMDIR_CLASS, RTSTRUCT_CLASS
 
 
 def crawl(root) -> list[tuple[str, int, int]]:
@@ -185,7 +185,7 @@ def read_instance(path) -> tuple[dict | None, list[dict], str]:
     if little and head[:4] == b"\xe0\x7f\x10\x00":  # stopped at the pixel data element
         start, length = pixel_element(head, pixel_tell, syntax == "1.2.840.10008.1.2")
         row["pixel_problem"] = pixel_data_problem(st.st_size, start, length, _expected_pixel_bytes(row, ds.get))
-    elif not head and row["modality"] in IMAGE_MODALITIES | {"RTDOSE"}:
+    elif not head and row["modality"] in {*IMAGE_MODALITIES, "RTDOSE"}:
         # pydicom reads a header cut short without complaint; an image file must go on to its pixels
         row["pixel_problem"] = f"truncated: the file ends at byte {st.st_size} before any pixel data"
     rtstruct = row_is_rtstruct(ds, sop_class)

@@ -59,19 +59,22 @@ def _planned(series_path, links_path, stamp):
     return build_orders(dict(series=series, links=links), kinds=("masks", "dose"))
 
 
+def _planned_now():
+    """{(kind, patient, series): order} of the masks and dose orders the current index tables make."""
+    out = checkpoints.index.get().output
+    stamp = (os.stat(out.series).st_mtime_ns, os.stat(out.links).st_mtime_ns)
+    return _planned(out.series, out.links, stamp)
+
+
 def planned_orders(kind):
     """The masks or dose orders the index tables make (radflow.orders.build_orders: the one place that says which
     structure sets and dose grids go with which image series)."""
-    out = checkpoints.index.get().output
-    stamp = (os.stat(out.series).st_mtime_ns, os.stat(out.links).st_mtime_ns)
-    return [order for (k, _, _), order in _planned(out.series, out.links, stamp).items() if k == kind]
+    return [order for (k, _, _), order in _planned_now().items() if k == kind]
 
 
 def planned_order(kind, patient, series):
-    """The masks or dose order of one series from the index tables, or None."""
-    out = checkpoints.index.get().output
-    stamp = (os.stat(out.series).st_mtime_ns, os.stat(out.links).st_mtime_ns)
-    return _planned(out.series, out.links, stamp).get((kind, patient, series))
+    """The masks or dose order of one series, or None."""
+    return _planned_now().get((kind, patient, series))
 
 
 def series_with_masks():
@@ -174,7 +177,7 @@ def _series_resources(wildcards, attempt):
     need = planned_resources(
         row.to_dict(),
         rois,
-        f"{config['pyradiomics_settings']}/{row['modality']}.yaml",
+        settings_file(wildcards),
         _feature_rois(config["feature_rois"], config["roi_names"]),
         config["max_roi_voxels"],
     )
