@@ -22,6 +22,7 @@ except ConfigError as err:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
+include: "workflow/rules/download.smk"
 include: "workflow/rules/index.smk"
 include: "workflow/rules/series.smk"
 include: "workflow/rules/features.smk"
@@ -33,6 +34,8 @@ include: "workflow/rules/qc.smk"
 # On a cluster, these cohort-level tables take seconds: they run where snakemake runs, not as cluster jobs.
 localrules:
     clinical,
+    download_clinical,
+    download_images,
     delta_radiomics,
     merge_features,
     modelling_table,
@@ -46,10 +49,10 @@ rule all:
         "results/index/problems.tsv",
         "results/features.parquet",
         "results/features.csv",
-        "results/clinical.csv",
-        "results/modelling_table.csv",
         "results/cohort.tsv",
-        "results/survival/summary.json",
+        # without clinical data (clinical: [] and no source.clinical): no clinical table, modelling table or survival
+        list(if_clinical(clinical="results/clinical.csv", model="results/modelling_table.csv").values()),
+        "results/survival/summary.json" if HAS_CLINICAL else [],
         "results/provenance.json",
         dose_files,
         overlay_dirs,

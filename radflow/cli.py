@@ -98,6 +98,59 @@ def _features(args):
     print(f"{len(df)} rows ({int((df['status'] == 'ok').sum())} ok) -> {args.out}")
 
 
+def _download(args):
+    import yaml
+
+    from .download import fetch_source
+
+    source, root, report, clinical_dir = {}, args.dest, args.report, args.clinical_dir
+    if args.config:
+        from .config_check import check_config
+
+        config = yaml.safe_load(open(args.config))
+        check_config(
+            config,
+            os.path.join(os.path.dirname(__file__), "..", "workflow", "schemas", "config.schema.yaml"),
+            settings=False,
+        )
+        source, root = config["source"], root or config["dicom_root"]
+    images = dict(source.get("images") or {})
+    for kind in ("tcia", "idc", "manifest"):
+        if getattr(args, kind):
+            images = dict(
+                images, **{"from": kind, ("manifest" if kind == "manifest" else "collection"): getattr(args, kind)}
+            )
+    for key in ("patients", "modalities", "url", "index"):
+        if getattr(args, key):
+            images[key] = getattr(args, key)
+    source = dict(source, images=images or None)
+    if args.gdc:
+        source["clinical"] = {"from": "gdc", "project": args.gdc, "url": args.gdc_url}
+    for key in ("retries", "requests_per_second", "backoff"):
+        if getattr(args, key) is not None:
+            source[key] = getattr(args, key)
+    if not source.get("images") and not source.get("clinical"):
+        raise ValueError("nothing to download: give --tcia, --manifest, --idc or --gdc (or --config with source:)")
+    if source.get("images") and not root:
+        raise ValueError("--dest (the folder the DICOM goes into) is needed for images")
+    got = fetch_source(source, root, report, clinical_dir, log=lambda m: print(m, file=sys.stderr))
+    table = got["images"]
+    if table is not None:
+        counts = table["outcome"].value_counts()
+        print(
+            f"{len(table)} series: {counts.get('downloaded', 0)} downloaded, {counts.get('present', 0)} present "
+            f"from an earlier run, {counts.get('failed', 0)} failed -> {root}"
+            + (f" (report {report})" if report else "")
+        )
+        for row in table[table["outcome"] == "failed"].itertuples():
+            print(f"  failed: {row.series_uid} ({row.patient_id} {row.modality}): {row.reason}")
+        if counts.get("failed", 0):
+            return 1
+    for path in got["clinical"]:
+        print(f"clinical -> {path}")
+    return 0
+
+
 def _ibsi(args):
     from .ibsi import conformance, summary
 
@@ -193,6 +246,29 @@ def main(argv=None):
     )
     p.set_defaults(func=_features)
 
+    p = sub.add_parser(
+        "download",
+        help="images from TCIA (NBIA API) or IDC, clinical data from the GDC API: resumable and verified",
+    )
+    p.add_argument("--config", default=None, help="take the source: block and dicom_root of this config")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--tcia", metavar="COLLECTION", help="a TCIA collection through the NBIA API (e.g. TCGA-HNSC)")
+    what.add_argument("--manifest", metavar="FILE.tcia", help="the series of an NBIA .tcia manifest")
+    what.add_argument("--idc", metavar="COLLECTION", help="an IDC collection (e.g. nsclc_radiomics) with s5cmd")
+    p.add_argument("--patients", nargs="+", default=None)
+    p.add_argument("--modalities", nargs="+", default=None, help="e.g. CT RTSTRUCT (default: every series)")
+    p.add_argument("--url", default=None, help="the NBIA API (or, for --idc, the S3 endpoint) instead of TCIA's")
+    p.add_argument("--index", default=None, help="--idc: a parquet of IDC's series index (default: idc-index-data)")
+    p.add_argument("--dest", default=None, help="the DICOM folder (dicom_root)")
+    p.add_argument("--report", default=None, help="write the download report here (TSV)")
+    p.add_argument("--gdc", metavar="PROJECT", default=None, help="clinical data of a GDC project (e.g. TCGA-HNSC)")
+    p.add_argument("--gdc-url", default=None)
+    p.add_argument("--clinical-dir", default="results/download/gdc")
+    p.add_argument("--retries", type=int, default=None)
+    p.add_argument("--requests-per-second", type=float, default=None)
+    p.add_argument("--backoff", type=float, default=None, help="seconds before the first retry (doubles after)")
+    p.set_defaults(func=_download)
+
     p = sub.add_parser("ibsi", help="IBSI-1 conformance of radflow's extraction (digital phantom, CT phantom A-E)")
     p.add_argument(
         "reference_dir",
@@ -203,12 +279,14 @@ def main(argv=None):
     p.set_defaults(func=_ibsi)
 
     args = parser.parse_args(argv)
+    from .config_check import ConfigError
+    from .download import DownloadError
+
     try:
-        args.func(args)
-    except (ValueError, FileNotFoundError, KeyError) as err:
+        return args.func(args) or 0
+    except (ValueError, FileNotFoundError, KeyError, DownloadError, ConfigError) as err:
         print(f"radflow {args.command}: error: {err}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ Readers (auto-detected from the file, or named):
   diagnoses.days_to_last_follow_up …); several rows per case, `'--` for missing, days as decimals;
 - GDC portal follow_up.tsv (follow_ups.days_to_follow_up …), which extends the last follow-up;
 - BCR Biotab nationwidechildrens.org_clinical_patient_<type>.txt: three header rows, `[Not Available]` tokens;
-- TCGA-CDR (Liu et al. 2018, Table S1 .xlsx, sheet TCGA-CDR): OS, DSS, DFI, PFI with times, `#N/A` cells.
+- TCGA-CDR (Liu et al. 2018, Table S1 .xlsx, sheet TCGA-CDR): OS, DSS, DFI, PFI with times, `#N/A` cells;
+- any other table (CSV, TSV or XLSX: a collection's clinical spreadsheet) with a column mapping (`TableSpec`), e.g.
+  NSCLC-Radiomics: PatientID, Survival.time, deadstatus.event; covariates beyond the standard ones are carried as
+  extra columns.
 
 Every reader gives rows in one standard shape; the rules that make one row per patient, in this order:
 - a death wins: if any row says the patient died (vital status Dead, or OS = 1), os_event = 1 and os_days is the
@@ -269,10 +272,115 @@ def read_cdr(path) -> pd.DataFrame:
     )
 
 
+# ------------------------------------------------------------------------- any table with a column mapping
+MAPPABLE = ["patient_id", "os_days", "os_event", "dss_days", "dss_event", "pfi_days", "pfi_event", "vital_status"]
+MAPPABLE += COVARIATES
+TIME_UNITS = {"days": 1.0, "weeks": 7.0, "months": 365.25 / 12, "years": 365.25}
+EVENT_WORDS = {
+    **dict.fromkeys(["1", "dead", "deceased", "died", "true", "yes", "event"], 1),
+    **dict.fromkeys(["0", "alive", "living", "false", "no", "censored"], 0),
+}
+
+
+def table_spec(entry) -> dict | None:
+    """The mapping of a `clinical:` entry given as {path, columns, ...}; None for a plain path (auto-detected)."""
+    if not isinstance(entry, dict):
+        return None
+    columns = dict(entry.get("columns") or {})
+    if "patient_id" not in columns:
+        raise ClinicalError(f"{entry.get('path')}: the column mapping names no patient_id column")
+    return dict(
+        path=str(entry["path"]),
+        columns=columns,
+        covariates=dict(entry.get("covariates") or {}),
+        time_unit=entry.get("time_unit", "days"),
+        event_values={str(k).strip().lower(): int(v) for k, v in (entry.get("event_values") or {}).items()},
+        sheet=entry.get("sheet"),
+    )
+
+
+def _read_any_table(path, sheet=None) -> pd.DataFrame:
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".xlsx", ".xls"):
+            raw = pd.read_excel(path, sheet_name=sheet or 0, dtype=str, keep_default_na=False)
+        else:
+            sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else None  # None: sniffed (comma, semicolon)
+            raw = pd.read_csv(path, sep=sep, engine="python", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        raise ClinicalError(f"{path}: cannot be read as a table: {err}") from None
+    return _clean(raw)
+
+
+def read_table(spec: dict) -> pd.DataFrame:
+    """Standard rows from any table through its column mapping (see table_spec): times in time_unit become days,
+    events are 1/0 (or words such as dead/alive; event_values adds the file's own), covariates are carried."""
+    path, columns = spec["path"], spec["columns"]
+    raw = _read_any_table(path, spec.get("sheet"))
+    unknown = sorted(set(columns) - set(MAPPABLE))
+    if unknown:
+        raise ClinicalError(f"{path}: the column mapping has unknown keys {unknown}; expected some of {MAPPABLE}")
+    clash = sorted(n for n in spec.get("covariates", {}) if n in STANDARD or n in CLINICAL_COLUMNS)
+    if clash:
+        raise ClinicalError(
+            f"{path}: covariates {clash} are names of the clinical table itself: map them under columns, "
+            "or choose other names"
+        )
+    wanted = {**columns, **spec.get("covariates", {})}
+    missing = sorted(c for c in wanted.values() if c not in raw.columns)
+    if missing:
+        raise ClinicalError(f"{path}: the column mapping names columns that are not in the file: {missing}")
+    unit = spec.get("time_unit", "days")
+    if unit not in TIME_UNITS:
+        raise ClinicalError(f"{path}: time_unit {unit!r}; expected one of {sorted(TIME_UNITS)}")
+    words = {**EVENT_WORDS, **spec.get("event_values", {})}
+
+    def days(column):
+        v = pd.to_numeric(raw[column], errors="coerce") * TIME_UNITS[unit]
+        return v.map(lambda x: "" if pd.isna(x) else f"{x:.10g}")
+
+    def events(column):
+        def one(value):
+            key = value.strip().lower()
+            if key == "":
+                return ""
+            if key in words:
+                return str(words[key])
+            number = pd.to_numeric(key, errors="coerce")
+            if number in (0, 1):
+                return str(int(number))
+            raise ClinicalError(
+                f"{path}: column {column!r} holds {value!r}, not an event (1/0, dead/alive, ...); "
+                "name the file's values under event_values"
+            )
+
+        return raw[column].map(one)
+
+    out = {"patient_id": raw[columns["patient_id"]].map(normalise_barcode)}
+    for name in ("os", "dss", "pfi"):
+        if f"{name}_days" in columns:
+            out[f"{name}_days" if name != "os" else "os_days_given"] = days(columns[f"{name}_days"])
+        if f"{name}_event" in columns:
+            out[f"{name}_event" if name != "os" else "os_event_given"] = events(columns[f"{name}_event"])
+    for c in ["vital_status", *COVARIATES]:
+        if c in columns:
+            out[c] = raw[columns[c]]
+    if "sex" in out:
+        out["sex"] = out["sex"].str.lower()
+    frame = _frame(len(raw), source=Path(path).name, **out)
+    for name, column in spec.get("covariates", {}).items():
+        frame[name] = raw[column].to_numpy()
+    return frame
+
+
 READERS = {"gdc": read_gdc, "gdc_follow_up": read_gdc_follow_up, "biotab": read_biotab, "cdr": read_cdr}
 
 
 def read_clinical(path, fmt: str | None = None) -> pd.DataFrame:
+    """Standard rows of one clinical file: path, or a `clinical:` entry {path, columns, ...} (read_table)."""
+    spec = table_spec(path)
+    if spec is not None:
+        return read_table(spec)
     fmt = fmt or detect_format(path)
     if fmt not in READERS:
         raise ClinicalError(f"{path}: unknown format {fmt!r}; one of {sorted(READERS)}")
@@ -324,6 +432,8 @@ def _endpoint(pid, name, events, times, problems) -> tuple[float, object]:
 def patient_outcomes(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     """One row per patient from standard rows (see the readers), and the problems found."""
     out, problems = [], []
+    extra = [c for c in rows.columns if c not in STANDARD]  # covariates of a mapped table beyond the standard ones
+    rows = rows.fillna("")
     for pid, g in rows.groupby("patient_id", sort=True):
         if not pid:
             continue
@@ -375,14 +485,14 @@ def patient_outcomes(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
                 }
             )
         covariate_sources = []
-        for c in COVARIATES:
+        for c in COVARIATES + extra:
             values = [(v, s) for v, s in zip(g[c], g["source"]) if v]
             entry[c] = values[0][0] if values else ""
             if values:
                 covariate_sources.append(f"{c}: {values[0][1]}")
         entry["covariates_source"] = "; ".join(covariate_sources)
         out.append(entry)
-    df = pd.DataFrame(out, columns=CLINICAL_COLUMNS)
+    df = pd.DataFrame(out, columns=CLINICAL_COLUMNS + extra)
     df["age"] = pd.to_numeric(df["age"], errors="coerce")
     for c in ("os_event", "dss_event", "pfi_event"):
         df[c] = df[c].astype("Int64")

@@ -100,7 +100,7 @@ def _writable(folder: Path) -> str:
 
 def path_problems(config: dict, workdir=".") -> list[str]:
     """Folders and files the config names that do not exist or cannot be read, and an unwritable results/."""
-    from .clinical import ClinicalError, detect_format
+    from .clinical import ClinicalError, detect_format, read_table, table_spec
 
     workdir = Path(workdir)
     out = []
@@ -110,21 +110,35 @@ def path_problems(config: dict, workdir=".") -> list[str]:
         return bool(demo) and Path(os.path.abspath(path)).is_relative_to(os.path.abspath(demo))
 
     root = config.get("dicom_root")
-    if isinstance(root, str) and not made_by_demo(root):
+    source = config.get("source") if isinstance(config.get("source"), dict) else {}
+    images = source.get("images") if isinstance(source.get("images"), dict) else None
+    if isinstance(root, str) and not made_by_demo(root) and not images:  # a download makes it
         if not Path(root).exists():
             out.append(f"config key dicom_root = {root!r}: the folder does not exist")
         elif not Path(root).is_dir():
             out.append(f"config key dicom_root = {root!r}: not a folder")
-    for k, path in enumerate(config.get("clinical") or []):
+    for k, entry in enumerate(config.get("clinical") or []):
+        path = entry.get("path") if isinstance(entry, dict) else entry
         if not isinstance(path, str) or made_by_demo(path):
             continue
         if not Path(path).is_file():
             out.append(f"config key clinical[{k}] = {path!r}: the file does not exist")
             continue
         try:
-            detect_format(path)
+            if isinstance(entry, dict):
+                read_table(table_spec(entry))  # the mapping's columns are in the file, the events readable
+            else:
+                detect_format(path)
         except ClinicalError as err:
             out.append(f"config key clinical[{k}]: {err}")
+    if images:
+        if images.get("from") in ("tcia", "idc") and not images.get("collection"):
+            out.append(f"config key source.images.from = {images['from']!r} needs source.images.collection")
+        if images.get("from") == "manifest":
+            if not isinstance(images.get("manifest"), str):
+                out.append("config key source.images.from = 'manifest' needs source.images.manifest: a .tcia file")
+            elif not Path(images["manifest"]).is_file():
+                out.append(f"config key source.images.manifest = {images['manifest']!r}: the file does not exist")
     roi_names = config.get("roi_names")
     if isinstance(roi_names, str) and not Path(roi_names).is_file():
         out.append(f"config key roi_names = {roi_names!r}: the file does not exist")

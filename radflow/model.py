@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .clinical import normalise_barcode
+from .clinical import CLINICAL_COLUMNS, normalise_barcode
 from .features import ID_COLUMNS
 from .selection import drawn_rows, plan_studies, read_listed, select, with_context
 from .timeline import read_timeline
@@ -62,7 +62,13 @@ def modelling_table(
     timeline: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per patient (chosen by radflow.selection), and the cohort accounting. timeline: the patients' studies
-    in time (results/timeline.tsv; computed from series when not given)."""
+    in time (results/timeline.tsv; computed from series when not given). clinical None: a run without clinical data
+    (the cohort accounting only; every patient's reason says so). Covariates of a mapped clinical table beyond the
+    standard ones (columns after CLINICAL_COLUMNS) are carried into the table."""
+    without_clinical = clinical is None
+    if without_clinical:
+        clinical = pd.DataFrame(columns=CLINICAL_COLUMNS)
+    extra = [c for c in clinical.columns if c not in CLINICAL_COLUMNS]
     features = features.assign(patient_id=features["patient_id"].map(normalise_barcode))
     series = series.assign(patient_id=series["patient_id"].map(normalise_barcode))
     clinical = clinical.assign(patient_id=clinical["patient_id"].map(normalise_barcode))
@@ -109,6 +115,8 @@ def modelling_table(
             )
         elif chosen is None:
             reason = selection if selection.startswith(time_point) else f"time point {time_point}: {selection}"
+        elif without_clinical:
+            reason = "no clinical data in this run (clinical: [] and no source.clinical)"
         elif not entry["has_clinical"]:
             reason = "no clinical record"
         elif not entry["has_outcome"]:
@@ -139,7 +147,7 @@ def modelling_table(
                 roi=roi,
                 roi_original=chosen["roi_original"],
             )
-            row.update({c: clin.loc[pid, c] for c in CLINICAL_KEEP})
+            row.update({c: clin.loc[pid, c] for c in CLINICAL_KEEP + extra})
             row.update({c: chosen[c] for c in feature_cols})
             rows.append(row)
     table = pd.DataFrame(
@@ -152,6 +160,7 @@ def modelling_table(
             "roi",
             "roi_original",
             *CLINICAL_KEEP,
+            *extra,
             *feature_cols,
         ],
     )
@@ -175,18 +184,23 @@ def write_modelling_table(
     studies=None,
     timeline_path=None,
 ):
+    """Writes the cohort accounting, and the modelling table when there is a clinical table (clinical_path and
+    out_csv None: a run without clinical data)."""
     features = pd.read_parquet(features_path)
-    clinical = pd.read_csv(
-        clinical_path,
-        dtype={c: str for c in ("patient_id", "sex", "stage", "tumour_site", "hpv_status", "smoking", "project")},
-        keep_default_na=False,
-        na_values=[""],
-    )
+    clinical = None
+    if clinical_path is not None:
+        clinical = pd.read_csv(
+            clinical_path,
+            dtype={c: str for c in ("patient_id", "sex", "stage", "tumour_site", "hpv_status", "smoking", "project")},
+            keep_default_na=False,
+            na_values=[""],
+        )
     series = pd.read_parquet(series_path)
     listed = read_listed(studies) if time_point == "listed" else None
     timeline = read_timeline(timeline_path) if timeline_path else None
     table, cohort = modelling_table(features, clinical, series, modality, roi, time_point, instances, listed, timeline)
-    Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out_csv, index=False)
+    Path(cohort_tsv).parent.mkdir(parents=True, exist_ok=True)
+    if out_csv is not None:
+        table.to_csv(out_csv, index=False)
     cohort.to_csv(cohort_tsv, sep="\t", index=False)
     return table, cohort

@@ -5,4 +5,4 @@ from radflow.failures import atomic_outputs
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 with atomic_outputs(snakemake.output.table, snakemake.output.problems) as (table, problems):
-    clinical_table(list(snakemake.input), table, problems, project=snakemake.params.project)
+    clinical_table(list(snakemake.params.entries), table, problems, project=snakemake.params.project)

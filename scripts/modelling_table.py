@@ -5,15 +5,19 @@ from radflow.model import write_modelling_table
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 i, o, p = snakemake.input, snakemake.output, snakemake.params
-with atomic_outputs(o.table, o.cohort) as (table, cohort):
+clinical = i.get("clinical")  # absent in a run without clinical data: the cohort accounting only
+outputs = [o.cohort] + ([o.table] if clinical else [])
+if not clinical:
+    print("no clinical data in this run (clinical: [] and no source.clinical): no modelling table")
+with atomic_outputs(*outputs) as written:
     write_modelling_table(
         i.features,
-        i.clinical,
+        clinical,
         i.series,
         p.modality,
         p.roi,
-        table,
-        cohort,
+        written[1] if clinical else None,
+        written[0],
         p.time_point,
         p.roi_instances,
         p.studies,

@@ -13,8 +13,9 @@ counts = cohort_counts(
     pd.read_csv(i.problems, sep="\t"),
     features,
     pd.read_csv(i.cohort, sep="\t"),
-    pd.read_csv(i.clinical),
-    pd.read_csv(i.modelling_table),
+    # a run without clinical data has neither: counted as none
+    pd.read_csv(i.clinical) if i.get("clinical") else pd.DataFrame(columns=["patient_id"]),
+    pd.read_csv(i.modelling_table) if i.get("modelling_table") else pd.DataFrame(),
     snakemake.params.endpoint,
 )
 with atomic_outputs(snakemake.output.counts, snakemake.output.distributions) as (counts_tsv, distributions):

@@ -1,6 +1,6 @@
 rule clinical:
     input:
-        config["clinical"],
+        CLINICAL_FILES,
     output:
         table="results/clinical.csv",
         problems="results/clinical_problems.tsv",
@@ -10,5 +10,7 @@ rule clinical:
         CONDA_ENV
     params:
         project=config["clinical_project"],
+        # each file as the config gives it: a path, or a table with its column mapping (radflow.clinical.table_spec)
+        entries=CLINICAL_ENTRIES,
     script:
         "../../scripts/clinical.py"

@@ -112,6 +112,26 @@ def settings_file(wildcards):
     return f"{config['pyradiomics_settings']}/{modality}.yaml"
 
 
+# Clinical files: those the config lists (paths, or tables with a column mapping) and the GDC download's. None at all
+# is a run without clinical data: the features and the cohort accounting, no modelling table.
+GDC_DIR = "results/download/gdc"
+CLINICAL_ENTRIES = list(config["clinical"]) + (
+    [f"{GDC_DIR}/clinical.tsv", f"{GDC_DIR}/follow_up.tsv"] if config["source"]["clinical"] else []
+)
+CLINICAL_FILES = [e["path"] if isinstance(e, dict) else e for e in CLINICAL_ENTRIES]
+HAS_CLINICAL = bool(CLINICAL_FILES)
+
+
+def downloaded_images():
+    """The image download's report when the config asks radflow to download (the index runs after it)."""
+    return ["results/download/images.tsv"] if config["source"]["images"] else []
+
+
+def if_clinical(**paths):
+    """Named inputs or outputs that exist only in a run with clinical data."""
+    return paths if HAS_CLINICAL else {}
+
+
 def demo_cohort():
     """The demo cohort's truth file when the config asks for the demo cohort (so it is generated first)."""
     return [f"{config['demo_cohort']}/truth.json"] if config["demo_cohort"] else []

@@ -1,6 +1,7 @@
 checkpoint index:
     input:
         demo_cohort(),
+        downloaded_images(),
         roi_names=config["roi_names"],
     output:
         instances="results/index/instances.parquet",

@@ -1,11 +1,14 @@
 rule modelling_table:
     input:
+        **if_clinical(clinical="results/clinical.csv"),
         features="results/features.parquet",
-        clinical="results/clinical.csv",
         series="results/index/series.parquet",
         timeline="results/timeline.tsv",
     output:
-        table=report("results/modelling_table.csv", caption="../report/modelling_table.rst", category="Model"),
+        **if_clinical(
+            table=report("results/modelling_table.csv", caption="../report/modelling_table.rst", category="Model")
+        ),
+        # without clinical data (clinical: [] and no source.clinical) only the cohort accounting
         cohort=report("results/cohort.tsv", caption="../report/cohort.rst", category="Model"),
     log:
         "logs/modelling_table.log",
@@ -57,12 +60,13 @@ rule survival:
 
 rule provenance:
     input:
+        **if_clinical(clinical="results/clinical.csv", modelling_table="results/modelling_table.csv"),
+        **({"download": "results/download/images.tsv"} if config["source"]["images"] else {}),
+        **({"gdc_release": f"{GDC_DIR}/clinical.json"} if config["source"]["clinical"] else {}),
         index_series="results/index/series.parquet",
         index_rois="results/index/rois.parquet",
         index_links="results/index/links.parquet",
         features="results/features.parquet",
-        clinical="results/clinical.csv",
-        modelling_table="results/modelling_table.csv",
         cohort="results/cohort.tsv",
         delta_radiomics="results/delta_radiomics.csv",
     output:

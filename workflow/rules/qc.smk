@@ -31,12 +31,11 @@ rule overlays:
 
 rule qc_summary:
     input:
+        **if_clinical(clinical="results/clinical.csv", modelling_table="results/modelling_table.csv"),
         series="results/index/series.parquet",
         problems="results/index/problems.tsv",
         features="results/features.parquet",
-        clinical="results/clinical.csv",
         cohort="results/cohort.tsv",
-        modelling_table="results/modelling_table.csv",
     output:
         counts=report("results/qc/counts.tsv", caption="../report/counts.rst", category="Cohort"),
         distributions=report(

@@ -1,0 +1,126 @@
+"""Clinical data of a TCGA project from the GDC API (/cases, paged JSON), written as the GDC portal's own export:
+clinical.tsv (one row per case x diagnosis x treatment, dotted column names, `'--` for empty) and follow_up.tsv (one
+row per follow-up), which radflow.clinical reads like a download from the portal. The GDC data release is recorded
+next to them (clinical.json): the portal's data change between releases, and a paper should say which it used."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from .http import Client, DownloadError
+
+DEFAULT_URL = "https://api.gdc.cancer.gov"
+EXPAND = "demographic,diagnoses,diagnoses.treatments,follow_ups,project"
+EMPTY = "'--"
+CASE_KEYS = ("case_id", "submitter_id")
+
+
+def fetch_cases(client: Client, url: str, project: str, page_size: int = 100) -> list[dict]:
+    """Every case of the project with its demographic, diagnoses (with treatments) and follow-ups."""
+    url = url.rstrip("/")
+    project = project if project.upper().startswith(("TCGA-", "CPTAC-", "TARGET-")) else f"TCGA-{project}"
+    filters = json.dumps({"op": "in", "content": {"field": "project.project_id", "value": [project]}})
+    cases, start = [], 0
+    while True:
+        what = f"GDC cases of {project} from {start}"
+        answer = client.get_json(
+            f"{url}/cases",
+            params={"filters": filters, "expand": EXPAND, "size": page_size, "from": start, "format": "json"},
+            what=what,
+        )
+        try:
+            hits, pages = answer["data"]["hits"], answer["data"]["pagination"]
+        except (KeyError, TypeError):
+            raise DownloadError(f"{what}: not a GDC cases answer: {str(answer)[:200]}") from None
+        cases += hits
+        start += len(hits)
+        if not hits or start >= int(pages["total"]):
+            break
+    if not cases:
+        raise DownloadError(f"GDC at {url}: no cases in project {project!r}", permanent=True)
+    return cases
+
+
+def _flat(prefix: str, obj: dict | None) -> dict:
+    return {f"{prefix}.{k}": v for k, v in (obj or {}).items() if not isinstance(v, (list, dict))}
+
+
+def portal_tables(cases: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The GDC portal's clinical.tsv and follow_up.tsv of these cases."""
+    clinical, follow = [], []
+    for case in cases:
+        base = {
+            "project.project_id": (case.get("project") or {}).get("project_id", ""),
+            **{f"cases.{k}": case.get(k, "") for k in CASE_KEYS},
+            **_flat("cases", {k: v for k, v in case.items() if k not in CASE_KEYS}),
+            **_flat("demographic", case.get("demographic")),
+        }
+        for diagnosis in case.get("diagnoses") or [{}]:
+            for treatment in diagnosis.get("treatments") or [{}]:
+                clinical.append({**base, **_flat("diagnoses", diagnosis), **_flat("treatments", treatment)})
+        for f in case.get("follow_ups") or []:
+            follow.append(
+                {
+                    "project.project_id": base["project.project_id"],
+                    **{f"cases.{k}": case.get(k, "") for k in CASE_KEYS},
+                    **_flat("follow_ups", f),
+                }
+            )
+
+    def table(rows):
+        df = pd.DataFrame(rows)
+        return df.astype(object).where(df.notna() & (df.astype(str) != ""), EMPTY).map(_text)
+
+    return table(clinical), table(follow)
+
+
+def _text(v) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def download_clinical(source: dict, out_dir, client: Client | None = None, log=print) -> list[Path]:
+    """source: a `source.clinical` block ({from: gdc, project, url}). Writes clinical.tsv, follow_up.tsv and
+    clinical.json (URL, project, GDC data release, case count, time) into out_dir; the paths of the two tables."""
+    if source.get("from") != "gdc":
+        raise DownloadError(f"source.clinical.from: {source.get('from')!r}; expected gdc", permanent=True)
+    client = client or Client(log=log)
+    url = source.get("url") or DEFAULT_URL
+    cases = fetch_cases(client, url, source["project"])
+    try:
+        release = client.get_json(f"{url.rstrip('/')}/status", what="GDC status").get("data_release", "")
+    except DownloadError as err:
+        release = f"unknown ({err})"
+    clinical, follow = portal_tables(cases)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "clinical.tsv", out / "follow_up.tsv"]
+    clinical.to_csv(paths[0], sep="\t", index=False)
+    if follow.empty:  # the reader needs its columns even without rows
+        follow = pd.DataFrame(
+            columns=["project.project_id", "cases.case_id", "cases.submitter_id", "follow_ups.days_to_follow_up"]
+        )
+    follow.to_csv(paths[1], sep="\t", index=False)
+    (out / "clinical.json").write_text(
+        json.dumps(
+            dict(
+                source="GDC API",
+                url=url,
+                project=source["project"],
+                data_release=release,
+                cases=len(cases),
+                downloaded=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            ),
+            indent=1,
+        )
+    )
+    log(
+        f"GDC {source['project']}: {len(cases)} cases, {len(clinical)} clinical rows, {len(follow)} follow-ups "
+        f"({release})"
+    )
+    return paths

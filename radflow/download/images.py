@@ -1,0 +1,183 @@
+"""Images from TCIA (NBIA API, a collection or a .tcia manifest) or the Imaging Data Commons (s5cmd), one series at a
+time, resumable and verified.
+
+Each series is fetched into <root>/.radflow-download/partial/<uid> (the index skips hidden folders), verified (the
+source's checksums, the file count the source announced, every file a DICOM file of this series), recorded in
+.radflow-download/done/<uid>.json and renamed into the NBIA Data Retriever's classic layout
+<root>/<Collection>/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/. A series with a record and its folder is
+not asked for again; an interrupted download starts again with the series it had not finished. A series that still
+fails after its attempts is named in the report with its reason, and the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+import pydicom
+
+from ..index.build import read_manifest
+from . import idc, nbia
+from .http import Client, DownloadError
+
+STATE = ".radflow-download"
+REPORT_COLUMNS = [
+    "source",
+    "collection",
+    "patient_id",
+    "study_uid",
+    "series_uid",
+    "modality",
+    "outcome",
+    "files",
+    "bytes",
+    "checksums",
+    "attempts",
+    "seconds",
+    "path",
+    "reason",
+]
+
+
+def _safe(part: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(part)).strip("._") or "unknown"
+
+
+def verify_folder(folder: Path, row: dict) -> dict:
+    """Every file a readable DICOM file of this series, as many as the source announced; the patient and study
+    they name (the layout uses them)."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise DownloadError(f"series {row['series_uid']}: no files came")
+    expected = row.get("expected_files")
+    if expected is not None and len(files) != expected:
+        raise DownloadError(f"series {row['series_uid']}: {len(files)} files came, the source lists {expected}")
+    patients, studies, modalities = set(), set(), set()
+    for p in files:
+        try:
+            ds = pydicom.dcmread(
+                p,
+                stop_before_pixels=True,
+                specific_tags=["PatientID", "StudyInstanceUID", "SeriesInstanceUID", "Modality"],
+            )
+        except Exception as err:  # pydicom raises several kinds for a damaged file
+            raise DownloadError(f"series {row['series_uid']}: {p.name} is not a readable DICOM file: {err}") from None
+        if str(getattr(ds, "SeriesInstanceUID", "")) != row["series_uid"]:
+            raise DownloadError(
+                f"series {row['series_uid']}: {p.name} belongs to series {getattr(ds, 'SeriesInstanceUID', '?')}",
+                permanent=True,
+            )
+        patients.add(str(getattr(ds, "PatientID", "")))
+        studies.add(str(getattr(ds, "StudyInstanceUID", "")))
+        modalities.add(str(getattr(ds, "Modality", "")))
+    return dict(
+        files=len(files),
+        patient_id=row.get("patient_id") or sorted(patients)[0],
+        study_uid=row.get("study_uid") or sorted(studies)[0],
+        modality=row.get("modality") or sorted(modalities)[0],
+    )
+
+
+def plan(source: dict, client: Client) -> list[dict]:
+    """The series a `source.images` block asks for (see config/README.md)."""
+    kind = source["from"]
+    if kind == "tcia":
+        if not source.get("collection"):
+            raise DownloadError("source.images.from: tcia needs source.images.collection", permanent=True)
+        rows = nbia.list_series(
+            client,
+            source.get("url") or nbia.DEFAULT_URL,
+            source["collection"],
+            source.get("patients"),
+            source.get("modalities"),
+        )
+    elif kind == "manifest":
+        uids = read_manifest(source["manifest"])
+        rows = nbia.manifest_series(client, source.get("url") or nbia.DEFAULT_URL, uids)
+        if source.get("modalities"):
+            rows = [r for r in rows if r.get("modality") in set(source["modalities"])]
+    elif kind == "idc":
+        rows = idc.list_series(source)
+    else:
+        raise DownloadError(f"source.images.from: {kind!r}; expected tcia, manifest or idc", permanent=True)
+    for r in rows:
+        r["source"] = kind
+    return rows
+
+
+def _fetch(kind: str, source: dict, client: Client, row: dict, folder: Path) -> dict:
+    if kind in ("tcia", "manifest"):
+        return nbia.fetch_series(client, source.get("url") or nbia.DEFAULT_URL, row, folder)
+    return idc.fetch_series(source, row, folder, client)
+
+
+def download_images(
+    source: dict, root, report_path=None, client: Client | None = None, log=print, attempts: int | None = None
+) -> pd.DataFrame:
+    """Download what source (a `source.images` block) names into root; write the report (one row per series:
+    downloaded, present from an earlier run, or failed with the reason). A series is tried `attempts` times
+    (default: the client's retries + 1)."""
+    client = client or Client(log=log)
+    attempts = attempts or client.retries + 1
+    root = Path(root)
+    state = root / STATE
+    (state / "done").mkdir(parents=True, exist_ok=True)
+    rows = plan(source, client)
+    log(f"{len(rows)} series from {source['from']}")
+    report = []
+    for k, row in enumerate(rows, 1):
+        uid = row["series_uid"]
+        record_path = state / "done" / f"{_safe(uid)}.json"
+        if record_path.is_file():
+            record = json.loads(record_path.read_text())
+            if (root / record["path"]).is_dir():
+                report.append({**record, "outcome": "present", "attempts": 0, "seconds": 0.0, "reason": ""})
+                continue
+        start, reason, attempt = time.monotonic(), "", 0
+        entry = dict(row, outcome="failed", files=0, bytes=0, checksums="", path="")
+        for attempt in range(1, attempts + 1):
+            partial = state / "partial" / _safe(uid)
+            shutil.rmtree(partial, ignore_errors=True)
+            try:
+                got = _fetch(row["source"], source, client, row, partial)
+                facts = verify_folder(partial, row)
+            except DownloadError as err:
+                reason = str(err)
+                log(f"[{k}/{len(rows)}] {uid}: attempt {attempt} of {attempts} failed: {reason}")
+                if err.permanent or attempt == attempts:
+                    break
+                client.wait(client.backoff * 2 ** (attempt - 1))
+                continue
+            collection = row.get("collection") or source.get("collection") or "unknown"
+            rel = Path(_safe(collection), _safe(facts["patient_id"]), _safe(facts["study_uid"]), _safe(uid))
+            entry.update(facts, **got, outcome="downloaded", path=str(rel), collection=collection)
+            final = root / rel
+            if final.exists():  # files there without a record of ours: replaced by the verified series
+                log(f"{uid}: {final} existed without a download record; replaced")
+                shutil.rmtree(final)
+            record = {
+                c: entry.get(c, "") for c in REPORT_COLUMNS if c not in ("outcome", "attempts", "seconds", "reason")
+            }
+            tmp = record_path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(record, indent=1))
+            os.replace(tmp, record_path)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(partial, final)
+            reason = ""
+            break
+        entry.update(attempts=attempt, seconds=round(time.monotonic() - start, 3), reason=reason)
+        log(f"[{k}/{len(rows)}] {uid}: {entry['outcome']}" + (f" ({entry['files']} files)" if not reason else ""))
+        report.append(entry)
+    shutil.rmtree(state / "partial", ignore_errors=True)
+    table = pd.DataFrame(report, columns=REPORT_COLUMNS)
+    for c in ("expected_files", "expected_bytes"):
+        table = table.drop(columns=c, errors="ignore")
+    if report_path:
+        Path(report_path).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(report_path, sep="\t", index=False)
+    return table

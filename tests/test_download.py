@@ -1,0 +1,246 @@
+"""The download step against local servers (tests/servers.py): NBIA and GDC over HTTP on 127.0.0.1, IDC's buckets
+in moto's S3 server through s5cmd. Nothing here touches the internet."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import REFERENCE, REPO
+from servers import FakeArchive, S3Server, dicom_catalog, gdc_cases
+
+from radflow.clinical import clinical_table
+from radflow.download import Client, DownloadError, download_clinical, download_images
+
+COLLECTION = "TCGA-HNSC"
+THCA = REFERENCE / "tcga-clinical" / "new_format_ArjunCodess_TCGA-THCA"
+
+
+@pytest.fixture(scope="module")
+def catalog(demo_dir):
+    return dicom_catalog(demo_dir / COLLECTION, COLLECTION)
+
+
+def quick_client(**kw) -> Client:
+    return Client(backoff=0.0, requests_per_second=0, **kw)
+
+
+def md5s(folder: Path) -> set[str]:
+    return {hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir() if p.is_file()}
+
+
+def served_md5s(entry) -> set[str]:
+    return {hashlib.md5(d).hexdigest() for _, d in entry["files"]}
+
+
+def patients_of(catalog, n):
+    return sorted({s["meta"]["PatientID"] for s in catalog.values()})[:n]
+
+
+def test_collection_download_is_complete_verified_and_laid_out_like_nbia(catalog, tmp_path):
+    patients = patients_of(catalog, 2)
+    wanted = {u: s for u, s in catalog.items() if s["meta"]["PatientID"] in patients}
+    with FakeArchive(catalog) as server:
+        source = {"from": "tcia", "collection": COLLECTION, "patients": patients, "url": server.url}
+        report = download_images(source, tmp_path / "dicom", tmp_path / "images.tsv", quick_client(), log=lambda m: 0)
+        assert server.requests("/getSeries") == len(patients)
+        assert server.requests("/getImageWithMD5Hash") == len(wanted)
+        assert set(report["outcome"]) == {"downloaded"} and set(report["series_uid"]) == set(wanted)
+        for row in report.itertuples():
+            meta = wanted[row.series_uid]["meta"]
+            folder = tmp_path / "dicom" / row.path
+            # NBIA's classic layout: Collection/PatientID/StudyInstanceUID/SeriesInstanceUID
+            assert folder.relative_to(tmp_path / "dicom").parts == (
+                COLLECTION,
+                meta["PatientID"],
+                meta["StudyInstanceUID"],
+                row.series_uid,
+            )
+            assert md5s(folder) == served_md5s(wanted[row.series_uid]), row.series_uid
+            assert row.files == meta["ImageCount"] and row.checksums == f"md5 of {row.files} files"
+        written = pd.read_csv(tmp_path / "images.tsv", sep="\t", dtype=str)
+        assert len(written) == len(wanted)
+        # nothing is left but the series folders and the records (the index skips the hidden state folder)
+        assert not (tmp_path / "dicom" / ".radflow-download" / "partial").exists()
+
+        # a second run asks for the list only
+        again = download_images(source, tmp_path / "dicom", None, quick_client(), log=lambda m: 0)
+        assert set(again["outcome"]) == {"present"}
+        assert server.requests("/getImageWithMD5Hash") == len(wanted)
+
+
+def test_the_index_reads_a_download_like_the_original(catalog, demo_dir, tmp_path):
+    from radflow.index import build_index
+
+    patients = patients_of(catalog, 2)
+    with FakeArchive(catalog) as server:
+        source = {"from": "tcia", "collection": COLLECTION, "patients": patients, "url": server.url}
+        download_images(source, tmp_path / "dicom", None, quick_client(), log=lambda m: 0)
+    mine = build_index(tmp_path / "dicom", tmp_path / "index", REPO / "config" / "roi_names.yaml", threads=1)
+    original = build_index(demo_dir / COLLECTION, tmp_path / "index0", REPO / "config" / "roi_names.yaml", threads=1)
+    cols = ["series_uid", "modality", "n_files", "convert"]
+    theirs = original["series"][original["series"]["patient_id"].isin(patients)]
+    pd.testing.assert_frame_equal(
+        mine["series"][cols].sort_values("series_uid").reset_index(drop=True),
+        theirs[cols].sort_values("series_uid").reset_index(drop=True),
+    )
+    assert len(mine["links"]) == len(original["links"][original["links"]["patient_id"].isin(patients)])
+
+
+def test_busy_server_and_dropped_connection_are_retried(catalog, tmp_path):
+    patients = patients_of(catalog, 1)
+    uids = sorted(u for u, s in catalog.items() if s["meta"]["PatientID"] in patients)
+    with FakeArchive(catalog) as server:
+        server.busy = 3  # 429 / 503 with Retry-After: 0
+        server.drop[uids[0]] = 1  # the first download of this series stops half way
+        source = {"from": "tcia", "collection": COLLECTION, "patients": patients, "url": server.url}
+        report = download_images(source, tmp_path, None, quick_client(retries=3), log=lambda m: 0).set_index(
+            "series_uid"
+        )
+        assert set(report["outcome"]) == {"downloaded"}
+        assert report.loc[uids[0], "attempts"] == 2 and server.requests("/getImageWithMD5Hash", uids[0]) == 2
+        assert (report.drop(uids[0])["attempts"] == 1).all()
+        assert md5s(tmp_path / report.loc[uids[0], "path"]) == served_md5s(catalog[uids[0]])
+
+
+def test_a_corrupt_series_is_retried_then_reported_and_the_rest_completes(catalog, tmp_path):
+    patients = patients_of(catalog, 1)
+    uids = sorted(u for u, s in catalog.items() if s["meta"]["PatientID"] in patients)
+    bad = uids[1]
+    with FakeArchive(catalog) as server:
+        server.corrupt = {bad}
+        source = {"from": "tcia", "collection": COLLECTION, "patients": patients, "url": server.url}
+        report = download_images(source, tmp_path, tmp_path / "r.tsv", quick_client(retries=2), log=lambda m: 0)
+        report = report.set_index("series_uid")
+        assert server.requests("/getImageWithMD5Hash", bad) == 3  # retries + 1
+        assert report.loc[bad, "outcome"] == "failed" and report.loc[bad, "attempts"] == 3
+        assert "corrupt" in report.loc[bad, "reason"] or "MD5" in report.loc[bad, "reason"]
+        assert bad in report.loc[bad, "reason"]
+        assert (report.drop(bad)["outcome"] == "downloaded").all()
+        assert not any(p.name == bad for p in tmp_path.rglob("*") if p.is_dir())
+
+
+def test_an_unknown_collection_is_named(catalog, tmp_path):
+    with FakeArchive(catalog) as server:
+        with pytest.raises(DownloadError, match="no series for collection 'TCGA-XXXX'"):
+            download_images(
+                {"from": "tcia", "collection": "TCGA-XXXX", "url": server.url},
+                tmp_path,
+                None,
+                quick_client(),
+                log=lambda m: 0,
+            )
+
+
+def test_a_manifest_downloads_its_series(catalog, tmp_path):
+    uids = sorted(catalog)[:3]
+    manifest = tmp_path / "cohort.tcia"
+    manifest.write_text(
+        "downloadServerUrl=https://nbia.cancerimagingarchive.net/nbia-download/servlet/DownloadServlet\n"
+        "includeAnnotation=true\nnoOfrRetry=4\ndatabasedOn=2026/11/30\nmanifestVersion=3.0\n"
+        "ListOfSeriesToDownload=\n" + "\n".join(uids) + "\n"
+    )
+    with FakeArchive(catalog) as server:
+        source = {"from": "manifest", "manifest": str(manifest), "url": server.url}
+        report = download_images(source, tmp_path / "dicom", None, quick_client(), log=lambda m: 0)
+        assert sorted(report["series_uid"]) == uids and set(report["outcome"]) == {"downloaded"}
+        assert set(report["collection"]) == {COLLECTION}
+        assert server.requests("/getSeriesMetaData") == 3
+
+
+def test_a_killed_download_resumes_without_fetching_finished_series_again(catalog, tmp_path):
+    patients = patients_of(catalog, 2)
+    uids = sorted(
+        (u for u, s in catalog.items() if s["meta"]["PatientID"] in patients),
+        key=lambda u: (catalog[u]["meta"]["PatientID"], catalog[u]["meta"]["StudyInstanceUID"], u),
+    )
+    stalled = uids[2]
+    cmd = [
+        sys.executable,
+        "-m",
+        "radflow.cli",
+        "download",
+        "--tcia",
+        COLLECTION,
+        "--patients",
+        *patients,
+        "--dest",
+        str(tmp_path / "dicom"),
+        "--report",
+        str(tmp_path / "r.tsv"),
+        "--backoff",
+        "0",
+    ]
+    with FakeArchive(catalog) as server:
+        server.slow[stalled] = 60
+        proc = subprocess.Popen([*cmd, "--url", server.url], stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.time() + 60
+        while server.requests("/getImageWithMD5Hash", stalled) == 0 and time.time() < deadline:
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        done = list((tmp_path / "dicom" / ".radflow-download" / "done").glob("*.json"))
+        assert len(done) == 2 and not (tmp_path / "r.tsv").exists()
+        server.slow.clear()
+        finished = subprocess.run([*cmd, "--url", server.url], capture_output=True, text=True)
+        assert finished.returncode == 0, finished.stderr
+        report = pd.read_csv(tmp_path / "r.tsv", sep="\t").set_index("series_uid")
+        assert list(report.loc[uids[:2], "outcome"]) == ["present", "present"]
+        assert (report.loc[uids[2:], "outcome"] == "downloaded").all()
+        for uid in uids:  # each series asked for once, the stalled one twice (its first answer never came)
+            assert server.requests("/getImageWithMD5Hash", uid) == (2 if uid == stalled else 1), uid
+        assert f"{len(uids)} series: {len(uids) - 2} downloaded, 2 present" in finished.stdout
+
+
+def test_gdc_cases_give_the_same_clinical_table_as_the_portal_export(tmp_path):
+    """The served cases are built from the real GDC portal export (TCGA-THCA, 507 cases, dotted names); the
+    download, written back as the portal's clinical.tsv and follow_up.tsv, must give the same clinical table."""
+    cases = gdc_cases(THCA / "clinical.tsv", THCA / "follow_up.tsv")
+    assert len(cases) == 507
+    with FakeArchive({}, cases, release="Data Release 44.0") as server:
+        paths = download_clinical(
+            {"from": "gdc", "project": "TCGA-THCA", "url": server.url}, tmp_path, quick_client(), log=lambda m: 0
+        )
+        assert server.requests("/cases") == 6  # 100 cases a page
+    mine = clinical_table(paths)
+    theirs = clinical_table([THCA / "clinical.tsv", THCA / "follow_up.tsv"])
+    pd.testing.assert_frame_equal(mine, theirs)
+    assert mine["os_event"].sum() == 16 and len(mine) == 507
+    release = json.loads((tmp_path / "clinical.json").read_text())
+    assert release["data_release"] == "Data Release 44.0" and release["cases"] == 507
+
+
+def test_gdc_project_without_cases_is_named(tmp_path):
+    with FakeArchive({}, []) as server:
+        with pytest.raises(DownloadError, match="no cases in project 'TCGA-HNSC'"):
+            download_clinical(
+                {"from": "gdc", "project": "HNSC", "url": server.url}, tmp_path, quick_client(), log=lambda m: 0
+            )
+
+
+def test_idc_series_through_s5cmd_from_a_local_s3(catalog, tmp_path):
+    patients = patients_of(catalog, 1)
+    mine = {u: s for u, s in catalog.items() if s["meta"]["PatientID"] in patients}
+    with S3Server() as s3:
+        rows = s3.publish("idc-open-data", mine)
+        index = tmp_path / "idc_index.parquet"
+        short = dict(rows[0], SeriesInstanceUID="1.2.3.4.5", instanceCount=rows[0]["instanceCount"] + 1)
+        pd.DataFrame(rows + [short]).to_parquet(index)
+        source = {"from": "idc", "collection": "tcga_hnsc", "index": str(index), "url": s3.url}
+        report = download_images(source, tmp_path / "dicom", None, quick_client(retries=1), log=lambda m: 0)
+    report = report.set_index("series_uid")
+    assert report.loc["1.2.3.4.5", "outcome"] == "failed"  # the index announces one file more than the bucket has
+    assert "the source lists" in report.loc["1.2.3.4.5", "reason"]
+    ok = report.drop("1.2.3.4.5")
+    assert set(ok["outcome"]) == {"downloaded"} and set(ok.index) == set(mine)
+    for uid, row in ok.iterrows():
+        assert md5s(tmp_path / "dicom" / row["path"]) == served_md5s(mine[uid])
+        assert row["checksums"] == f"md5 of {row['files']} files (S3 ETag)"

@@ -1,0 +1,33 @@
+# Getting the data (config key source:, off by default): images into dicom_root, clinical data from the GDC API.
+# Both need the internet: on a cluster they run where snakemake runs (localrules in the Snakefile).
+if config["source"]["images"]:
+
+    rule download_images:
+        output:
+            report("results/download/images.tsv", caption="../report/download.rst", category="Index"),
+        log:
+            "logs/download_images.log",
+        conda:
+            CONDA_ENV
+        params:
+            source=config["source"],
+            root=config["dicom_root"],
+        script:
+            "../../scripts/download.py"
+
+
+if config["source"]["clinical"]:
+
+    rule download_clinical:
+        output:
+            clinical=f"{GDC_DIR}/clinical.tsv",
+            follow_up=f"{GDC_DIR}/follow_up.tsv",
+            release=f"{GDC_DIR}/clinical.json",
+        log:
+            "logs/download_clinical.log",
+        conda:
+            CONDA_ENV
+        params:
+            source=config["source"],
+        script:
+            "../../scripts/download.py"
