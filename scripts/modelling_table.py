@@ -1,4 +1,6 @@
+import shutil
 import sys
+from pathlib import Path
 
 from radflow.failures import atomic_outputs
 from radflow.model import write_modelling_table
@@ -9,6 +11,10 @@ clinical = i.get("clinical")  # absent in a run without clinical data: the cohor
 outputs = [o.cohort] + ([o.table] if clinical else [])
 if not clinical:
     print("no clinical data in this run (clinical: [] and no source.clinical): no modelling table")
+    for stale in map(Path, p.stale):  # left by an earlier run with clinical data: removed, not left to mislead
+        if stale.exists():
+            print(f"removed {stale} (from a run with clinical data)")
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
 with atomic_outputs(*outputs) as written:
     write_modelling_table(
         i.features,

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import yaml
 import pytest
 from conftest import REFERENCE, REPO
 from servers import FakeArchive, S3Server, dicom_catalog, gdc_cases
@@ -244,3 +245,98 @@ def test_idc_series_through_s5cmd_from_a_local_s3(catalog, tmp_path):
     for uid, row in ok.iterrows():
         assert md5s(tmp_path / "dicom" / row["path"]) == served_md5s(mine[uid])
         assert row["checksums"] == f"md5 of {row['files']} files (S3 ETag)"
+
+
+# ------------------------------------------------------------------------------------------------ the workflow
+@pytest.mark.workflow
+def test_from_an_empty_folder_to_the_modelling_table_through_the_local_servers(catalog, demo_dir, demo_run, tmp_path):
+    """source: images from the NBIA server (three of the demo's patients, CT and RTSTRUCT), clinical from the GDC
+    server (cases built from the demo's clinical.tsv): the modelling table's rows equal the demo run's for them.
+    Then the same project with a mapped clinical CSV instead (months, words for events, a covariate of its own),
+    then without clinical data (the cohort accounting only; the outcome tables of before removed)."""
+    from conftest import make_project, run_snakemake
+
+    reference = pd.read_csv(demo_run / "results" / "modelling_table.csv").set_index("patient_id")
+    patients = sorted(reference.index)[:3]
+    with FakeArchive(catalog, gdc_cases(demo_dir / "clinical.tsv")) as server:
+        source = dict(
+            images={
+                "from": "tcia",
+                "collection": COLLECTION,
+                "patients": patients,
+                "modalities": ["CT", "RTSTRUCT"],
+                "url": server.url,
+            },
+            clinical={"from": "gdc", "project": "TCGA-HNSC", "url": server.url},
+            retries=2,
+            requests_per_second=20,
+            backoff=0,
+        )
+        project = make_project(
+            tmp_path / "project",
+            demo_dir,
+            demo_cohort=None,
+            dicom_root="data/dicom",
+            clinical=[],
+            source=source,
+            qc_overlays="none",
+        )
+        proc = run_snakemake(project)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        assert server.requests("/getImageWithMD5Hash") == sum(
+            1
+            for s in catalog.values()
+            if s["meta"]["PatientID"] in patients and s["meta"]["Modality"] in ("CT", "RTSTRUCT")
+        )
+    results = project / "results"
+    report = pd.read_csv(results / "download" / "images.tsv", sep="\t")
+    assert set(report["outcome"]) == {"downloaded"} and set(report["patient_id"]) == set(patients)
+    table = pd.read_csv(results / "modelling_table.csv").set_index("patient_id")
+    assert sorted(table.index) == patients
+    pd.testing.assert_frame_equal(table, reference.loc[patients, table.columns])
+    assert json.loads((results / "download" / "gdc" / "clinical.json").read_text())["cases"] == 9
+    provenance = json.loads((results / "provenance.json").read_text())
+    assert {"download", "gdc_release"} <= set(provenance["sha256"])
+
+    # a collection's own clinical spreadsheet with a column mapping
+    clinical = pd.read_csv(demo_run / "results" / "clinical.csv").set_index("patient_id").loc[patients]
+    sheet = pd.DataFrame(
+        {
+            "Case": patients,
+            "Survival.months": clinical["os_days"] / (365.25 / 12),
+            "Status": clinical["os_event"].map({1: "Dead", 0: "Alive"}),
+            "Arm": ["A", "B", "A"],
+        }
+    )
+    sheet.to_csv(project / "outcomes.csv", index=False)
+    config = yaml.safe_load((project / "config" / "config.yaml").read_text())
+    config["source"]["clinical"] = None
+    config["clinical"] = [
+        {
+            "path": "outcomes.csv",
+            "columns": {"patient_id": "Case", "os_days": "Survival.months", "os_event": "Status"},
+            "covariates": {"arm": "Arm"},
+            "time_unit": "months",
+        }
+    ]
+    (project / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = run_snakemake(project)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "rule series" not in proc.stdout + proc.stderr  # the images and features stand
+    mapped = pd.read_csv(results / "modelling_table.csv").set_index("patient_id")
+    assert list(mapped["arm"]) == ["A", "B", "A"]
+    assert (mapped["os_event"] == reference.loc[patients, "os_event"]).all()
+    assert mapped["os_days"].to_numpy() == pytest.approx(reference.loc[patients, "os_days"].to_numpy(), abs=1e-6)
+    features = [c for c in reference.columns if c.startswith("original_")]
+    pd.testing.assert_frame_equal(mapped[features], reference.loc[patients, features])
+
+    # no clinical data at all
+    config["clinical"] = []
+    (project / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = run_snakemake(project)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    cohort = pd.read_csv(results / "cohort.tsv", sep="\t")
+    assert set(cohort["patient_id"]) == set(patients) and not cohort["in_modelling_table"].any()
+    assert set(cohort["reason"]) == {"no clinical data in this run (clinical: [] and no source.clinical)"}
+    assert not (results / "modelling_table.csv").exists() and not (results / "survival").exists()
+    assert (results / "features.parquet").is_file()

@@ -10,7 +10,9 @@ if config["source"]["images"]:
         conda:
             CONDA_ENV
         params:
-            source=config["source"],
+            # what is downloaded (a change downloads again: what is there already is kept); how (retries, rate) is
+            # read from the config by the script, so that changing it redoes nothing
+            images=config["source"]["images"],
             root=config["dicom_root"],
         script:
             "../../scripts/download.py"
@@ -28,6 +30,6 @@ if config["source"]["clinical"]:
         conda:
             CONDA_ENV
         params:
-            source=config["source"],
+            clinical=config["source"]["clinical"],
         script:
             "../../scripts/download.py"
