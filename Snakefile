@@ -34,8 +34,6 @@ include: "workflow/rules/qc.smk"
 # On a cluster, these cohort-level tables take seconds: they run where snakemake runs, not as cluster jobs.
 localrules:
     clinical,
-    download_clinical,
-    download_images,
     delta_radiomics,
     merge_features,
     modelling_table,

@@ -126,7 +126,7 @@ def _download(args):
     source = dict(source, images=images or None)
     if args.gdc:
         source["clinical"] = {"from": "gdc", "project": args.gdc, "url": args.gdc_url}
-    for key in ("retries", "requests_per_second", "backoff"):
+    for key in ("retries", "requests_per_second", "backoff", "workers"):
         if getattr(args, key) is not None:
             source[key] = getattr(args, key)
     if not source.get("images") and not source.get("clinical"):
@@ -267,6 +267,7 @@ def main(argv=None):
     p.add_argument("--retries", type=int, default=None)
     p.add_argument("--requests-per-second", type=float, default=None)
     p.add_argument("--backoff", type=float, default=None, help="seconds before the first retry (doubles after)")
+    p.add_argument("--workers", type=int, default=None, help="series fetched at once (default 4)")
     p.set_defaults(func=_download)
 
     p = sub.add_parser("ibsi", help="IBSI-1 conformance of radflow's extraction (digital phantom, CT phantom A-E)")

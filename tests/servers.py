@@ -140,12 +140,19 @@ class FakeArchive:
     corrupt = {uids} (always a damaged zip), busy = n (the first n requests of any kind get 429 / 503),
     slow[uid] = seconds (the series' answer waits: a test kills the client meanwhile)."""
 
-    def __init__(self, catalog: dict, cases: list[dict] | None = None, release: str = "Data Release 44.0"):
+    def __init__(
+        self,
+        catalog: dict,
+        cases: list[dict] | None = None,
+        release: str = "Data Release 44.0",
+        port: int | None = None,
+    ):
         self.catalog, self.cases, self.release = catalog, cases or [], release
         self.drop, self.corrupt, self.slow, self.busy = Counter(), set(), {}, 0
         self.log: list[tuple[str, dict]] = []
+        self.zips: dict = {}
         self.lock = threading.Lock()
-        self.port = free_port()
+        self.port = port or free_port()
         archive = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -226,7 +233,10 @@ class FakeArchive:
             if uid not in self.catalog:
                 return self._send(h, 404, b"no such series", kind="text/plain")
             time.sleep(self.slow.get(uid, 0))
-            body = series_zip(self.catalog[uid]["files"], md5=path.endswith("MD5Hash"), corrupt=uid in self.corrupt)
+            key = (uid, path.endswith("MD5Hash"), uid in self.corrupt)
+            if key not in self.zips:  # made once per series (the benchmark times the clients, not the zipping)
+                self.zips[key] = series_zip(self.catalog[uid]["files"], md5=key[1], corrupt=key[2])
+            body = self.zips[key]
             with self.lock:
                 drop = self.drop[uid] > 0
                 self.drop[uid] -= drop
@@ -326,3 +336,9 @@ class S3Server:
                 )
             )
         return rows
+
+
+if __name__ == "__main__":  # python tests/servers.py DICOM_ROOT COLLECTION PORT: serve a folder (benchmarks)
+    with FakeArchive(dicom_catalog(Path(sys.argv[1]), sys.argv[2]), port=int(sys.argv[3])) as served:
+        print(f"serving {len(served.catalog)} series on {served.url}", flush=True)
+        served.thread.join()

@@ -33,5 +33,7 @@ def fetch_source(source: dict, dicom_root=None, images_report=None, clinical_dir
     if source.get("clinical"):
         out["clinical"] = download_clinical(source["clinical"], clinical_dir, client, log)
     if source.get("images"):
-        out["images"] = download_images(source["images"], Path(dicom_root), images_report, client, log)
+        out["images"] = download_images(
+            source["images"], Path(dicom_root), images_report, client, log, workers=source.get("workers", 4)
+        )
     return out

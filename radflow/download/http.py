@@ -3,6 +3,7 @@ dropped connections, a request count (the tests count what a resumed download as
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -31,15 +32,19 @@ class Client:
         self.session.headers["User-Agent"] = "radflow (https://github.com/radflow)"
         self.requests = 0
         self._next = 0.0
+        self._lock = threading.Lock()  # series are fetched by several threads (source.workers)
 
     def wait(self, seconds: float):
         time.sleep(seconds)
 
     def _pace(self):
-        now = time.monotonic()
-        if now < self._next:
-            time.sleep(self._next - now)
-        self._next = max(now, self._next) + self.interval
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+            self.requests += 1
+        if start > now:
+            time.sleep(start - now)
 
     def _delay(self, attempt: int, response=None) -> float:
         after = response.headers.get("Retry-After") if response is not None else None
@@ -55,7 +60,6 @@ class Client:
         last = ""
         for attempt in range(self.retries + 1):
             self._pace()
-            self.requests += 1
             response = None
             try:
                 response = self.session.get(url, params=params, stream=stream, timeout=self.timeout)

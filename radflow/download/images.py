@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -116,12 +117,63 @@ def _fetch(kind: str, source: dict, client: Client, row: dict, folder: Path) -> 
     return idc.fetch_series(source, row, folder, client)
 
 
+def _one_series(source, client, root, state, row, k, n, attempts, log) -> dict:
+    """Fetch, verify, record and place one series (or say it is there from an earlier run); its report row."""
+    uid = row["series_uid"]
+    record_path = state / "done" / f"{_safe(uid)}.json"
+    if record_path.is_file():
+        record = json.loads(record_path.read_text())
+        if (root / record["path"]).is_dir():
+            return {**record, "outcome": "present", "attempts": 0, "seconds": 0.0, "reason": ""}
+    start, reason, attempt = time.monotonic(), "", 0
+    entry = dict(row, outcome="failed", files=0, bytes=0, checksums="", path="")
+    partial = state / "partial" / _safe(uid)
+    for attempt in range(1, attempts + 1):
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            got = _fetch(row["source"], source, client, row, partial)
+            facts = verify_folder(partial, row)
+        except DownloadError as err:
+            reason = str(err)
+            log(f"[{k}/{n}] {uid}: attempt {attempt} of {attempts} failed: {reason}")
+            if err.permanent or attempt == attempts:
+                break
+            client.wait(client.backoff * 2 ** (attempt - 1))
+            continue
+        collection = row.get("collection") or source.get("collection") or "unknown"
+        rel = Path(_safe(collection), _safe(facts["patient_id"]), _safe(facts["study_uid"]), _safe(uid))
+        entry.update(facts, **got, outcome="downloaded", path=str(rel), collection=collection)
+        final = root / rel
+        if final.exists():  # files there without a record of ours: replaced by the verified series
+            log(f"{uid}: {final} existed without a download record; replaced")
+            shutil.rmtree(final)
+        record = {c: entry.get(c, "") for c in REPORT_COLUMNS if c not in ("outcome", "attempts", "seconds", "reason")}
+        tmp = record_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(record, indent=1))
+        os.replace(tmp, record_path)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(partial, final)
+        reason = ""
+        break
+    shutil.rmtree(partial, ignore_errors=True)
+    entry.update(attempts=attempt, seconds=round(time.monotonic() - start, 3), reason=reason)
+    log(f"[{k}/{n}] {uid}: {entry['outcome']}" + (f" ({entry['files']} files)" if not reason else ""))
+    return entry
+
+
 def download_images(
-    source: dict, root, report_path=None, client: Client | None = None, log=print, attempts: int | None = None
+    source: dict,
+    root,
+    report_path=None,
+    client: Client | None = None,
+    log=print,
+    attempts: int | None = None,
+    workers: int = 1,
 ) -> pd.DataFrame:
-    """Download what source (a `source.images` block) names into root; write the report (one row per series:
-    downloaded, present from an earlier run, or failed with the reason). A series is tried `attempts` times
-    (default: the client's retries + 1)."""
+    """Download what source (a `source.images` block) names into root; write the report (one row per series, in
+    the order of the listing: downloaded, present from an earlier run, or failed with the reason). A series is tried
+    `attempts` times (default: the client's retries + 1); `workers` series are fetched at once (the client's rate
+    limit holds for all)."""
     client = client or Client(log=log)
     attempts = attempts or client.retries + 1
     root = Path(root)
@@ -129,54 +181,15 @@ def download_images(
     (state / "done").mkdir(parents=True, exist_ok=True)
     rows = plan(source, client)
     log(f"{len(rows)} series from {source['from']}")
-    report = []
-    for k, row in enumerate(rows, 1):
-        uid = row["series_uid"]
-        record_path = state / "done" / f"{_safe(uid)}.json"
-        if record_path.is_file():
-            record = json.loads(record_path.read_text())
-            if (root / record["path"]).is_dir():
-                report.append({**record, "outcome": "present", "attempts": 0, "seconds": 0.0, "reason": ""})
-                continue
-        start, reason, attempt = time.monotonic(), "", 0
-        entry = dict(row, outcome="failed", files=0, bytes=0, checksums="", path="")
-        for attempt in range(1, attempts + 1):
-            partial = state / "partial" / _safe(uid)
-            shutil.rmtree(partial, ignore_errors=True)
-            try:
-                got = _fetch(row["source"], source, client, row, partial)
-                facts = verify_folder(partial, row)
-            except DownloadError as err:
-                reason = str(err)
-                log(f"[{k}/{len(rows)}] {uid}: attempt {attempt} of {attempts} failed: {reason}")
-                if err.permanent or attempt == attempts:
-                    break
-                client.wait(client.backoff * 2 ** (attempt - 1))
-                continue
-            collection = row.get("collection") or source.get("collection") or "unknown"
-            rel = Path(_safe(collection), _safe(facts["patient_id"]), _safe(facts["study_uid"]), _safe(uid))
-            entry.update(facts, **got, outcome="downloaded", path=str(rel), collection=collection)
-            final = root / rel
-            if final.exists():  # files there without a record of ours: replaced by the verified series
-                log(f"{uid}: {final} existed without a download record; replaced")
-                shutil.rmtree(final)
-            record = {
-                c: entry.get(c, "") for c in REPORT_COLUMNS if c not in ("outcome", "attempts", "seconds", "reason")
-            }
-            tmp = record_path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(record, indent=1))
-            os.replace(tmp, record_path)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(partial, final)
-            reason = ""
-            break
-        entry.update(attempts=attempt, seconds=round(time.monotonic() - start, 3), reason=reason)
-        log(f"[{k}/{len(rows)}] {uid}: {entry['outcome']}" + (f" ({entry['files']} files)" if not reason else ""))
-        report.append(entry)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        report = list(
+            pool.map(
+                lambda item: _one_series(source, client, root, state, item[1], item[0], len(rows), attempts, log),
+                enumerate(rows, 1),
+            )
+        )
     shutil.rmtree(state / "partial", ignore_errors=True)
     table = pd.DataFrame(report, columns=REPORT_COLUMNS)
-    for c in ("expected_files", "expected_bytes"):
-        table = table.drop(columns=c, errors="ignore")
     if report_path:
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(report_path, sep="\t", index=False)

@@ -2,6 +2,9 @@
 # Both need the internet: on a cluster they run where snakemake runs (localrules in the Snakefile).
 if config["source"]["images"]:
 
+    localrules:
+        download_images,
+
     rule download_images:
         output:
             report("results/download/images.tsv", caption="../report/download.rst", category="Index"),
@@ -19,6 +22,9 @@ if config["source"]["images"]:
 
 
 if config["source"]["clinical"]:
+
+    localrules:
+        download_clinical,
 
     rule download_clinical:
         output:
