@@ -52,6 +52,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--patients", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--link", type=float, default=None, help="MB/s of the NBIA server's link (default: loopback)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="radflow-download-bench-"))
     try:
@@ -66,7 +67,8 @@ def main():
 
         port = free_port()
         server = subprocess.Popen(
-            [sys.executable, str(REPO / "tests" / "servers.py"), str(root), COLLECTION, str(port)],
+            [sys.executable, str(REPO / "tests" / "servers.py"), str(root), COLLECTION, str(port)]
+            + ([str(args.link)] if args.link else []),
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -55,9 +55,9 @@ def dicom_catalog(root: Path, collection: str) -> dict:
     return out
 
 
-def series_zip(files, md5=True, corrupt=False) -> bytes:
+def series_zip(files, md5=True, corrupt=False, compress=False) -> bytes:
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as z:
         for name, data in files:
             z.writestr(name, data)
         if md5:
@@ -66,7 +66,7 @@ def series_zip(files, md5=True, corrupt=False) -> bytes:
                 "Filename,MD5Hash\n" + "".join(f"{n},{hashlib.md5(d).hexdigest()}\n" for n, d in files),
             )
     data = buf.getvalue()
-    if corrupt:  # flip bytes inside the first member's compressed data: the CRC check fails
+    if corrupt:  # flip bytes inside the first member's data: the CRC check (or the inflation) fails
         data = bytearray(data)
         for k in range(200, 260):
             data[k] ^= 0xFF
@@ -146,11 +146,15 @@ class FakeArchive:
         cases: list[dict] | None = None,
         release: str = "Data Release 44.0",
         port: int | None = None,
+        compress: bool = False,
+        link: float | None = None,
     ):
         self.catalog, self.cases, self.release = catalog, cases or [], release
         self.drop, self.corrupt, self.slow, self.busy = Counter(), set(), {}, 0
         self.log: list[tuple[str, dict]] = []
         self.zips: dict = {}
+        self.compress = compress  # deflated zips (the benchmark); stored ones are quicker to make for the tests
+        self.link, self._link_free = link, 0.0  # bytes/s of a link all connections share (the benchmark's network)
         self.lock = threading.Lock()
         self.port = port or free_port()
         archive = self
@@ -190,7 +194,17 @@ class FakeArchive:
         for k, v in (headers or {}).items():
             h.send_header(k, v)
         h.end_headers()
-        h.wfile.write(body)
+        if not self.link:
+            h.wfile.write(body)
+            return
+        for k in range(0, len(body), 1 << 18):
+            piece = body[k : k + (1 << 18)]
+            with self.lock:
+                now = time.monotonic()
+                self._link_free = max(now, self._link_free) + len(piece) / self.link
+                until = self._link_free
+            time.sleep(max(0.0, until - now))
+            h.wfile.write(piece)
 
     def handle(self, h):
         url = urlparse(h.path)
@@ -235,7 +249,7 @@ class FakeArchive:
             time.sleep(self.slow.get(uid, 0))
             key = (uid, path.endswith("MD5Hash"), uid in self.corrupt)
             if key not in self.zips:  # made once per series (the benchmark times the clients, not the zipping)
-                self.zips[key] = series_zip(self.catalog[uid]["files"], md5=key[1], corrupt=key[2])
+                self.zips[key] = series_zip(self.catalog[uid]["files"], key[1], key[2], self.compress)
             body = self.zips[key]
             with self.lock:
                 drop = self.drop[uid] > 0
@@ -338,7 +352,9 @@ class S3Server:
         return rows
 
 
-if __name__ == "__main__":  # python tests/servers.py DICOM_ROOT COLLECTION PORT: serve a folder (benchmarks)
-    with FakeArchive(dicom_catalog(Path(sys.argv[1]), sys.argv[2]), port=int(sys.argv[3])) as served:
+if __name__ == "__main__":  # python tests/servers.py DICOM_ROOT COLLECTION PORT [MB/s]: serve a folder (benchmarks)
+    link = float(sys.argv[4]) * 1e6 if len(sys.argv) > 4 else None  # MB/s
+    catalog = dicom_catalog(Path(sys.argv[1]), sys.argv[2])
+    with FakeArchive(catalog, port=int(sys.argv[3]), compress=True, link=link) as served:
         print(f"serving {len(served.catalog)} series on {served.url}", flush=True)
         served.thread.join()
