@@ -76,8 +76,19 @@ def main():
         url = f"http://127.0.0.1:{port}"
         uids = sorted(catalog)
         urls = [f"{url}/getImageWithMD5Hash?SeriesInstanceUID={u}" for u in uids]
+        zipped = 0
         for u in urls:  # the server makes each zip once; not timed
-            subprocess.run(["curl", "-s", "-o", os.devnull, u], check=True)
+            got = subprocess.run(
+                ["curl", "-s", "-o", os.devnull, "-w", "%{size_download}", u],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            zipped += int(float(got.stdout))
+        print(
+            f"the server's zips: {zipped / 1e6:.0f} MB (deflated)"
+            + (f"; its link {args.link:g} MB/s, shared by all connections" if args.link else "; loopback")
+        )
 
         times = {k: [] for k in ("radflow tcia", "curl", "curl + unzip", "radflow idc", "s5cmd cp")}
         with S3Server() as s3:

@@ -9,8 +9,6 @@ import json
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from .http import Client, DownloadError
 
 DEFAULT_URL = "https://api.gdc.cancer.gov"
@@ -49,8 +47,10 @@ def _flat(prefix: str, obj: dict | None) -> dict:
     return {f"{prefix}.{k}": v for k, v in (obj or {}).items() if not isinstance(v, (list, dict))}
 
 
-def portal_tables(cases: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The GDC portal's clinical.tsv and follow_up.tsv of these cases."""
+def portal_tables(cases: list[dict]):
+    """The GDC portal's clinical.tsv and follow_up.tsv of these cases (two DataFrames)."""
+    import pandas as pd
+
     clinical, follow = [], []
     for case in cases:
         base = {
@@ -97,6 +97,8 @@ def download_clinical(source: dict, out_dir, client: Client | None = None, log=p
     except DownloadError as err:
         release = f"unknown ({err})"
     clinical, follow = portal_tables(cases)
+    import pandas as pd
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "clinical.tsv", out / "follow_up.tsv"]

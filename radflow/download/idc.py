@@ -12,8 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from .http import DownloadError
 
 DEFAULT_ENDPOINT = "https://s3.amazonaws.com"
@@ -43,6 +41,8 @@ def index_path(source: dict) -> Path:
 
 
 def list_series(source: dict) -> list[dict]:
+    import pandas as pd
+
     path = index_path(source)
     try:
         table = pd.read_parquet(path, columns=COLUMNS)

@@ -19,10 +19,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pandas as pd
 import pydicom
 
-from ..index.build import read_manifest
 from . import idc, nbia
 from .http import Client, DownloadError
 
@@ -98,6 +96,8 @@ def plan(source: dict, client: Client) -> list[dict]:
             source.get("modalities"),
         )
     elif kind == "manifest":
+        from ..index.build import read_manifest
+
         uids = read_manifest(source["manifest"])
         rows = nbia.manifest_series(client, source.get("url") or nbia.DEFAULT_URL, uids)
         if source.get("modalities"):
@@ -169,11 +169,11 @@ def download_images(
     log=print,
     attempts: int | None = None,
     workers: int = 1,
-) -> pd.DataFrame:
-    """Download what source (a `source.images` block) names into root; write the report (one row per series, in
-    the order of the listing: downloaded, present from an earlier run, or failed with the reason). A series is tried
-    `attempts` times (default: the client's retries + 1); `workers` series are fetched at once (the client's rate
-    limit holds for all)."""
+):
+    """Download what source (a `source.images` block) names into root; write and return the report (a DataFrame, one
+    row per series in the listing's order: downloaded, present from an earlier run, or failed with the reason). A series
+    is tried `attempts` times (default: the client's retries + 1); `workers` series are fetched at once (the client's
+    rate limit holds for all)."""
     client = client or Client(log=log)
     attempts = attempts or client.retries + 1
     root = Path(root)
@@ -189,6 +189,8 @@ def download_images(
             )
         )
     shutil.rmtree(state / "partial", ignore_errors=True)
+    import pandas as pd  # (imported here: a download starts in a fraction of a second)
+
     table = pd.DataFrame(report, columns=REPORT_COLUMNS)
     if report_path:
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)
