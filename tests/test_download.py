@@ -394,3 +394,42 @@ def test_real_dicom_from_scanners_and_planning_systems_comes_through_unchanged(t
     ):
         a, b = mine[table], theirs[table]
         assert len(a) and sorted(map(tuple, a[keys].to_numpy())) == sorted(map(tuple, b[keys].to_numpy())), table
+
+
+def test_radflow_download_reads_the_configs_source_block(catalog, tmp_path):
+    """`radflow download --config` takes source: and dicom_root from the config the workflow runs with; the config
+    check names a source block that cannot work."""
+    from radflow.cli import main
+    from radflow.config_check import ConfigError, check_config
+
+    schema = REPO / "workflow" / "schemas" / "config.schema.yaml"
+    patient = patients_of(catalog, 1)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config.update(demo_cohort=None, dicom_root=str(tmp_path / "dicom"), clinical=[])
+    config["roi_names"] = str(REPO / "config" / "roi_names.yaml")
+    config["pyradiomics_settings"] = str(REPO / "config" / "pyradiomics")
+    config["source"]["images"] = {"from": "tcia", "patients": patient}
+    with pytest.raises(ConfigError, match="source.images.from = 'tcia' needs source.images.collection"):
+        check_config(dict(config, source=dict(config["source"])), schema, workdir=tmp_path, settings=False)
+    with FakeArchive(catalog) as server:
+        config["source"]["images"].update(collection=COLLECTION, url=server.url)
+        config["source"].update(backoff=0, requests_per_second=100)
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+        assert main(["download", "--config", str(tmp_path / "config.yaml"), "--report", str(tmp_path / "r.tsv")]) == 0
+        server.corrupt = {sorted(u for u, s in catalog.items() if s["meta"]["PatientID"] == patient[0])[0]}
+        (tmp_path / "dicom2").mkdir()
+        failed = main(
+            [
+                "download",
+                "--config",
+                str(tmp_path / "config.yaml"),
+                "--dest",
+                str(tmp_path / "dicom2"),
+                "--retries",
+                "0",
+            ]
+        )
+    report = pd.read_csv(tmp_path / "r.tsv", sep="\t")
+    assert set(report["patient_id"]) == set(patient) and set(report["outcome"]) == {"downloaded"}
+    assert all((tmp_path / "dicom" / p).is_dir() for p in report["path"])
+    assert failed == 1  # a failed series: the command says so in its exit status
