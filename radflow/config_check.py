@@ -131,6 +131,17 @@ def path_problems(config: dict, workdir=".") -> list[str]:
                 detect_format(path)
         except ClinicalError as err:
             out.append(f"config key clinical[{k}]: {err}")
+    clinical_source = source.get("clinical") if isinstance(source.get("clinical"), dict) else None
+    if clinical_source:
+        if clinical_source.get("from") == "gdc" and not clinical_source.get("project"):
+            out.append("config key source.clinical.from = 'gdc' needs source.clinical.project (e.g. TCGA-HNSC)")
+        if clinical_source.get("from") == "table" and not (
+            clinical_source.get("url") and clinical_source.get("columns")
+        ):
+            out.append(
+                "config key source.clinical.from = 'table' needs source.clinical.url and source.clinical.columns "
+                "(the column mapping, as under clinical)"
+            )
     if images:
         if images.get("from") in ("tcia", "idc") and not images.get("collection"):
             out.append(f"config key source.images.from = {images['from']!r} needs source.images.collection")

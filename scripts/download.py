@@ -13,11 +13,13 @@ if snakemake.rule == "download_images":
         got = fetch_source(source, snakemake.params.root, report, log=print)
     failed = got["images"][got["images"]["outcome"] == "failed"]
     print(f"{len(got['images'])} series, {len(failed)} failed (named in {snakemake.output[0]})")
-else:
-    folder = Path(snakemake.output.clinical).parent
+else:  # the clinical download: every output is a file of one folder, made in a partial folder first
+    folder = Path(snakemake.output.release).parent
+    partial = folder / ".partial-download"
+    shutil.rmtree(partial, ignore_errors=True)
     with atomic_outputs(*snakemake.output) as tmp:
         source.update(images=None, clinical=snakemake.params.clinical)
-        paths = fetch_source(source, clinical_dir=folder / ".partial-gdc", log=print)["clinical"]
-        for made, final in zip([*paths, folder / ".partial-gdc" / "clinical.json"], tmp):
-            Path(made).replace(final)
-    shutil.rmtree(folder / ".partial-gdc")
+        fetch_source(source, clinical_dir=partial, log=print)
+        for final, temporary in zip(snakemake.output, tmp):
+            (partial / Path(final).name).replace(temporary)
+    shutil.rmtree(partial)

@@ -153,6 +153,7 @@ class FakeArchive:
         self.drop, self.corrupt, self.slow, self.busy = Counter(), set(), {}, 0
         self.log: list[tuple[str, dict]] = []
         self.zips: dict = {}
+        self.files: dict[str, bytes] = {}  # /files/<name>: a collection's clinical spreadsheet
         self.compress = compress  # deflated zips (the benchmark); stored ones are quicker to make for the tests
         self.link, self._link_free = link, 0.0  # bytes/s of a link all connections share (the benchmark's network)
         self.lock = threading.Lock()
@@ -285,6 +286,8 @@ class FakeArchive:
                 warnings={},
             )
             return self._send(h, 200, json.dumps(body).encode())
+        if path.startswith("/files/") and path[len("/files/") :] in self.files:
+            return self._send(h, 200, self.files[path[len("/files/") :]], kind="application/octet-stream")
         if path.endswith("/status"):
             return self._send(h, 200, json.dumps(dict(status="OK", data_release=self.release)).encode())
         return self._send(h, 404, b"unknown endpoint", kind="text/plain")

@@ -260,8 +260,9 @@ def test_idc_series_through_s5cmd_from_a_local_s3(catalog, tmp_path):
 def test_from_an_empty_folder_to_the_modelling_table_through_the_local_servers(catalog, demo_dir, demo_run, tmp_path):
     """source: images from the NBIA server (two of the demo's patients, CT and RTSTRUCT), clinical from the GDC
     server (cases built from the demo's clinical.tsv): the modelling table's rows equal the demo run's for them.
-    Then the same project with a mapped clinical CSV instead (months, words for events, a covariate of its own),
-    then without clinical data (the cohort accounting only; the outcome tables of before removed)."""
+    Then the same project with a collection's clinical spreadsheet from the server and a local covariate table, both
+    read through column mappings, then without clinical data (the cohort accounting only; the outcome tables of
+    before removed)."""
     from conftest import make_project, run_snakemake
 
     reference = pd.read_csv(demo_run / "results" / "modelling_table.csv").set_index("patient_id")
@@ -296,41 +297,41 @@ def test_from_an_empty_folder_to_the_modelling_table_through_the_local_servers(c
             for s in catalog.values()
             if s["meta"]["PatientID"] in patients and s["meta"]["Modality"] in ("CT", "RTSTRUCT")
         )
-    results = project / "results"
-    report = pd.read_csv(results / "download" / "images.tsv", sep="\t")
-    assert set(report["outcome"]) == {"downloaded"} and set(report["patient_id"]) == set(patients)
-    table = pd.read_csv(results / "modelling_table.csv").set_index("patient_id")
-    assert sorted(table.index) == patients
-    pd.testing.assert_frame_equal(table, reference.loc[patients, table.columns])
-    assert json.loads((results / "download" / "gdc" / "clinical.json").read_text())["cases"] == 9
-    provenance = json.loads((results / "provenance.json").read_text())
-    assert {"download", "gdc_release"} <= set(provenance["sha256"])
+        results = project / "results"
+        report = pd.read_csv(results / "download" / "images.tsv", sep="\t")
+        assert set(report["outcome"]) == {"downloaded"} and set(report["patient_id"]) == set(patients)
+        table = pd.read_csv(results / "modelling_table.csv").set_index("patient_id")
+        assert sorted(table.index) == patients
+        pd.testing.assert_frame_equal(table, reference.loc[patients, table.columns])
+        assert json.loads((results / "download" / "gdc" / "clinical.json").read_text())["cases"] == 9
+        provenance = json.loads((results / "provenance.json").read_text())
+        assert {"download", "gdc_release"} <= set(provenance["sha256"])
 
-    # a collection's own clinical spreadsheet with a column mapping
-    clinical = pd.read_csv(demo_run / "results" / "clinical.csv").set_index("patient_id").loc[patients]
-    sheet = pd.DataFrame(
-        {
-            "Case": patients,
-            "Survival.months": clinical["os_days"] / (365.25 / 12),
-            "Status": clinical["os_event"].map({1: "Dead", 0: "Alive"}),
-            "Arm": ["A", "B"],
-        }
-    )
-    sheet.to_csv(project / "outcomes.csv", index=False)
-    config = yaml.safe_load((project / "config" / "config.yaml").read_text())
-    config["source"]["clinical"] = None
-    config["clinical"] = [
-        {
-            "path": "outcomes.csv",
+        # a collection's own clinical spreadsheet, downloaded (source.clinical from: table) and read with its column
+        # mapping (months, words for events), and a local table of one covariate of its own (clinical: entry)
+        clinical = pd.read_csv(demo_run / "results" / "clinical.csv").set_index("patient_id").loc[patients]
+        sheet = pd.DataFrame(
+            {
+                "Case": patients,
+                "Survival.months": clinical["os_days"] / (365.25 / 12),
+                "Status": clinical["os_event"].map({1: "Dead", 0: "Alive"}),
+            }
+        )
+        server.files["Outcomes%20v3.csv"] = sheet.to_csv(index=False).encode()
+        pd.DataFrame({"Case": patients, "Arm": ["A", "B"]}).to_csv(project / "arms.csv", index=False)
+        config = yaml.safe_load((project / "config" / "config.yaml").read_text())
+        config["source"]["clinical"] = {
+            "from": "table",
+            "url": f"{server.url}/files/Outcomes%20v3.csv",
             "columns": {"patient_id": "Case", "os_days": "Survival.months", "os_event": "Status"},
-            "covariates": {"arm": "Arm"},
             "time_unit": "months",
         }
-    ]
-    (project / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    proc = run_snakemake(project, "results/modelling_table.csv")
-    assert proc.returncode == 0, proc.stderr[-4000:]
+        config["clinical"] = [{"path": "arms.csv", "columns": {"patient_id": "Case"}, "covariates": {"arm": "Arm"}}]
+        (project / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        proc = run_snakemake(project, "results/modelling_table.csv")
+        assert proc.returncode == 0, proc.stderr[-4000:]
     assert "rule series" not in proc.stdout + proc.stderr  # the images and features stand
+    assert (results / "download" / "table" / "Outcomes_v3.csv").read_bytes() == server.files["Outcomes%20v3.csv"]
     mapped = pd.read_csv(results / "modelling_table.csv").set_index("patient_id")
     assert list(mapped["arm"]) == ["A", "B"]
     assert (mapped["os_event"] == reference.loc[patients, "os_event"]).all()
@@ -339,7 +340,7 @@ def test_from_an_empty_folder_to_the_modelling_table_through_the_local_servers(c
     pd.testing.assert_frame_equal(mapped[features], reference.loc[patients, features])
 
     # no clinical data at all
-    config["clinical"] = []
+    config["clinical"], config["source"]["clinical"] = [], None
     (project / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     proc = run_snakemake(project)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -433,3 +434,19 @@ def test_radflow_download_reads_the_configs_source_block(catalog, tmp_path):
     assert set(report["patient_id"]) == set(patient) and set(report["outcome"]) == {"downloaded"}
     assert all((tmp_path / "dicom" / p).is_dir() for p in report["path"])
     assert failed == 1  # a failed series: the command says so in its exit status
+
+
+def test_a_clinical_table_whose_mapping_does_not_fit_is_named(tmp_path):
+    with FakeArchive({}) as server:
+        server.files["lung1.csv"] = b"PatientID,Survival.time,deadstatus.event\nLUNG1-001,2165,1\nLUNG1-002,155,maybe\n"
+        source = {"from": "table", "url": f"{server.url}/files/lung1.csv"}
+        mapping = {"patient_id": "PatientID", "os_days": "Survival.time", "os_event": "deadstatus.event"}
+        with pytest.raises(DownloadError, match=r"lung1.csv: column 'deadstatus.event' holds 'maybe', not an event"):
+            download_clinical(dict(source, columns=mapping), tmp_path, quick_client(), log=lambda m: 0)
+        paths = download_clinical(
+            dict(source, columns=mapping, event_values={"maybe": 0}), tmp_path, quick_client(), log=lambda m: 0
+        )
+    table = clinical_table([{"path": str(paths[0]), "columns": mapping, "event_values": {"maybe": 0}}])
+    assert list(table["os_event"]) == [1, 0] and list(table["os_days"]) == [2165, 155]
+    record = json.loads((tmp_path / "clinical.json").read_text())
+    assert record["sha256"] == hashlib.sha256(paths[0].read_bytes()).hexdigest() and record["rows"] == 2

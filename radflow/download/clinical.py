@@ -5,9 +5,12 @@ next to them (clinical.json): the portal's data change between releases, and a p
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from .http import Client, DownloadError
 
@@ -84,12 +87,72 @@ def _text(v) -> str:
     return str(v)
 
 
+MAPPING_KEYS = ("columns", "covariates", "time_unit", "event_values", "sheet")
+
+
+def table_name(source: dict) -> str:
+    """The file name a `from: table` download is saved under: the URL's own (e.g. NSCLC-Radiomics' CSV)."""
+    name = Path(unquote(urlparse(source.get("url") or "").path)).name
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    return (
+        name
+        if Path(name).suffix.lower() in (".csv", ".tsv", ".txt", ".xlsx", ".xls")
+        else (name or "clinical") + ".csv"
+    )
+
+
+def table_entry(source: dict, folder) -> dict:
+    """The `clinical:` entry (path and column mapping) a `from: table` download is read as."""
+    return dict(
+        {k: source[k] for k in MAPPING_KEYS if source.get(k) is not None}, path=str(Path(folder) / table_name(source))
+    )
+
+
+def download_table(source: dict, out_dir, client: Client, log=print) -> list[Path]:
+    """A collection's clinical spreadsheet from its URL, checked with its column mapping (the columns named are in
+    it, the events readable); clinical.json records the URL, the file's SHA-256 and when."""
+    from ..clinical import ClinicalError, read_table, table_spec
+
+    if not source.get("url") or not source.get("columns"):
+        raise DownloadError("source.clinical.from: table needs url and columns (the column mapping)", permanent=True)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    entry = table_entry(source, out)
+    size = client.save(source["url"], Path(entry["path"]), what=f"clinical table {source['url']}")
+    try:
+        rows = read_table(table_spec(entry))
+    except ClinicalError as err:
+        raise DownloadError(f"the clinical table from {source['url']}: {err}", permanent=True) from None
+    digest = hashlib.sha256(Path(entry["path"]).read_bytes()).hexdigest()
+    (out / "clinical.json").write_text(
+        json.dumps(
+            dict(
+                source="table",
+                url=source["url"],
+                file=Path(entry["path"]).name,
+                bytes=size,
+                sha256=digest,
+                rows=len(rows),
+                downloaded=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            ),
+            indent=1,
+        )
+    )
+    log(f"clinical table {source['url']}: {size:,} bytes, {len(rows)} rows")
+    return [Path(entry["path"])]
+
+
 def download_clinical(source: dict, out_dir, client: Client | None = None, log=print) -> list[Path]:
-    """source: a `source.clinical` block ({from: gdc, project, url}). Writes clinical.tsv, follow_up.tsv and
-    clinical.json (URL, project, GDC data release, case count, time) into out_dir; the paths of the two tables."""
-    if source.get("from") != "gdc":
-        raise DownloadError(f"source.clinical.from: {source.get('from')!r}; expected gdc", permanent=True)
+    """source: a `source.clinical` block: {from: gdc, project, url} writes clinical.tsv, follow_up.tsv and
+    clinical.json (URL, project, GDC data release, case count, time) into out_dir; {from: table, url, columns, ...}
+    the spreadsheet and clinical.json (download_table). The paths of the tables."""
     client = client or Client(log=log)
+    if source.get("from") == "table":
+        return download_table(source, out_dir, client, log)
+    if source.get("from") != "gdc":
+        raise DownloadError(f"source.clinical.from: {source.get('from')!r}; expected gdc or table", permanent=True)
+    if not source.get("project"):
+        raise DownloadError("source.clinical.from: gdc needs source.clinical.project (e.g. TCGA-HNSC)", permanent=True)
     url = source.get("url") or DEFAULT_URL
     cases = fetch_cases(client, url, source["project"])
     try:

@@ -115,9 +115,21 @@ def settings_file(wildcards):
 # Clinical files: those the config lists (paths, or tables with a column mapping) and the GDC download's. None at all
 # is a run without clinical data: the features and the cohort accounting, no modelling table.
 GDC_DIR = "results/download/gdc"
-CLINICAL_ENTRIES = list(config["clinical"]) + (
-    [f"{GDC_DIR}/clinical.tsv", f"{GDC_DIR}/follow_up.tsv"] if config["source"]["clinical"] else []
-)
+TABLE_DIR = "results/download/table"
+
+
+def _downloaded_clinical():
+    from radflow.download.clinical import table_entry
+
+    source = config["source"]["clinical"]
+    if not source:
+        return []
+    if source["from"] == "table":  # a collection's spreadsheet, read with its column mapping
+        return [table_entry(source, TABLE_DIR)]
+    return [f"{GDC_DIR}/clinical.tsv", f"{GDC_DIR}/follow_up.tsv"]
+
+
+CLINICAL_ENTRIES = list(config["clinical"]) + _downloaded_clinical()
 CLINICAL_FILES = [e["path"] if isinstance(e, dict) else e for e in CLINICAL_ENTRIES]
 HAS_CLINICAL = bool(CLINICAL_FILES)
 

@@ -28,9 +28,16 @@ if config["source"]["clinical"]:
 
     rule download_clinical:
         output:
-            clinical=f"{GDC_DIR}/clinical.tsv",
-            follow_up=f"{GDC_DIR}/follow_up.tsv",
-            release=f"{GDC_DIR}/clinical.json",
+            # from: gdc, the portal's export and the GDC data release; from: table, the spreadsheet and its SHA-256
+            **(
+                dict(
+                    clinical=f"{GDC_DIR}/clinical.tsv",
+                    follow_up=f"{GDC_DIR}/follow_up.tsv",
+                    release=f"{GDC_DIR}/clinical.json",
+                )
+                if config["source"]["clinical"]["from"] == "gdc"
+                else dict(table=CLINICAL_ENTRIES[-1]["path"], release=f"{TABLE_DIR}/clinical.json")
+            ),
         log:
             "logs/download_clinical.log",
         conda:
