@@ -40,3 +40,28 @@ def icc1(values, alpha: float = 0.05) -> dict:
         F=f,
     )
     return out
+
+
+# ------------------------------------------------------------------------------------------------- perturbations
+def adapt_volume(mask, fraction: float):
+    """The mask grown (fraction > 0) or shrunk (fraction < 0) by that fraction of its volume (Zwanenburg et al.'s
+    volume adaptation): the voxels nearest to the ROI by signed distance (mm, negative inside) are taken until the
+    volume is round(V x (1 + fraction)) voxels, ties in index order, so the result is the same on every machine. A
+    grown mask holds the original, a shrunk one lies inside it."""
+    import SimpleITK as sitk
+
+    voxels = sitk.GetArrayViewFromImage(mask) > 0
+    target = int(round(voxels.sum() * (1.0 + fraction)))
+    if target < 1 or target > voxels.size:
+        raise ValueError(f"volume adaptation by {fraction:+.0%} asks {target} voxels of {voxels.size}")
+    distance = sitk.GetArrayFromImage(
+        sitk.SignedMaurerDistanceMap(
+            sitk.Cast(mask > 0, sitk.sitkUInt8), insideIsPositive=False, squaredDistance=False, useImageSpacing=True
+        )
+    ).ravel()
+    order = np.argsort(distance, kind="stable")[:target]
+    out = np.zeros(voxels.size, dtype=np.uint8)
+    out[order] = 1
+    image = sitk.GetImageFromArray(out.reshape(voxels.shape))
+    image.CopyInformation(mask)
+    return image

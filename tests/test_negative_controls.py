@@ -1,0 +1,96 @@
+"""Negative-control images (radflow.negative_controls) through real pyradiomics, and the volume adaptation of masks
+(radflow.robustness.adapt_volume) on spheres."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from radflow.negative_controls import negative_control
+from radflow.robustness import adapt_volume
+
+
+def sphere(shape=(30, 48, 48), spacing=(2.5, 0.8, 0.8), radius=12.0):
+    """A ball of radius mm at the grid's centre, on an anisotropic grid (z, y, x as numpy sees it)."""
+    z, y, x = np.indices(shape).astype(float)
+    c = [(n - 1) / 2 for n in shape]
+    r2 = ((z - c[0]) * spacing[0]) ** 2 + ((y - c[1]) * spacing[1]) ** 2 + ((x - c[2]) * spacing[2]) ** 2
+    mask = sitk.GetImageFromArray((r2 <= radius**2).astype(np.uint8))
+    mask.SetSpacing(spacing[::-1])
+    return mask
+
+
+def textured(mask):
+    """A smooth pattern (stripes along x and a slow ramp in z) plus a little noise: strong grey-level correlation."""
+    shape = sitk.GetArrayViewFromImage(mask).shape
+    z, y, x = np.indices(shape).astype(float)
+    values = 100 * np.sin(x / 3.0) + 5 * z + np.random.default_rng(3).normal(0, 2, shape)
+    image = sitk.GetImageFromArray(values.astype(np.float32))
+    image.CopyInformation(mask)
+    return image
+
+
+def features(image, mask) -> dict:
+    from radiomics import featureextractor
+
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+    extractor = featureextractor.RadiomicsFeatureExtractor(binWidth=10)
+    extractor.disableAllFeatures()
+    extractor.enableFeatureClassByName("firstorder")
+    extractor.enableFeatureClassByName("glcm")
+    out = extractor.execute(image, mask)
+    return {k: float(v) for k, v in out.items() if k.startswith("original_")}
+
+
+def test_a_shuffled_roi_keeps_the_histogram_and_destroys_the_texture():
+    mask = sphere()
+    image = textured(mask)
+    control = negative_control(image, mask, "shuffled", "roi", seed=11)
+    original, shuffled = features(image, mask), features(control, mask)
+    first = [k for k in original if "_firstorder_" in k]
+    assert len(first) == 18
+    for k in first:  # the same values in another order: the same histogram, every first-order feature equal
+        assert shuffled[k] == pytest.approx(original[k], rel=1e-9, abs=1e-9), k
+    assert original["original_glcm_Correlation"] > 0.8 and abs(shuffled["original_glcm_Correlation"]) < 0.1
+    assert shuffled["original_glcm_Idm"] < 0.6 * original["original_glcm_Idm"]
+    a, b = sitk.GetArrayFromImage(image), sitk.GetArrayFromImage(control)
+    inside = sitk.GetArrayFromImage(mask) > 0
+    assert np.array_equal(a[~inside], b[~inside]) and not np.array_equal(a[inside], b[inside])
+    again = sitk.GetArrayFromImage(negative_control(image, mask, "shuffled", "roi", seed=11))
+    assert np.array_equal(again, b)  # seeded: the same control on every machine
+
+
+def test_randomized_sampled_and_the_other_regions():
+    mask = sphere()
+    image = textured(mask)
+    a = sitk.GetArrayFromImage(image)
+    inside = sitk.GetArrayFromImage(mask) > 0
+    sampled = sitk.GetArrayFromImage(negative_control(image, mask, "randomized_sampled", "roi", seed=2))
+    assert set(np.unique(sampled[inside])) <= set(np.unique(a[inside])) and np.array_equal(sampled[~inside], a[~inside])
+    outside = sitk.GetArrayFromImage(negative_control(image, mask, "shuffled", "non_roi", seed=2))
+    assert np.array_equal(outside[inside], a[inside]) and np.array_equal(np.sort(outside[~inside]), np.sort(a[~inside]))
+    full = sitk.GetArrayFromImage(negative_control(image, mask, "shuffled", "full", seed=2))
+    assert np.array_equal(np.sort(full, axis=None), np.sort(a, axis=None)) and not np.array_equal(full, a)
+    with pytest.raises(ValueError, match="expected one of"):
+        negative_control(image, mask, "mirrored", "roi")
+
+
+@pytest.mark.parametrize("fraction", [-0.2, -0.1, 0.1, 0.2])
+def test_volume_adaptation_gives_the_volume_asked(fraction):
+    mask = sphere()
+    before = sitk.GetArrayFromImage(mask) > 0
+    adapted = adapt_volume(mask, fraction)
+    after = sitk.GetArrayFromImage(adapted) > 0
+    assert after.sum() == round(before.sum() * (1 + fraction))
+    if fraction > 0:
+        assert after[before].all()  # grown: the original lies inside
+    else:
+        assert before[after].all()  # shrunk: inside the original
+    # a shell of even thickness in mm, not in voxels: on this 0.8 x 0.8 x 2.5 mm grid the ball stays a ball
+    z, y, x = np.nonzero(after)
+    extent = np.array([np.ptp(z) * 2.5, np.ptp(y) * 0.8, np.ptp(x) * 0.8])
+    assert extent.max() - extent.min() < 2.5 + 1e-9
+    assert adapted.GetSpacing() == mask.GetSpacing() and adapted.GetOrigin() == mask.GetOrigin()
