@@ -102,3 +102,80 @@ def combat(
     out = data.copy()
     out[varies] = adjusted * np.sqrt(var_pooled)[:, None] + stand_mean + mod_mean
     return out, dict(batches=levels, gamma_star=gamma_star, delta_star=delta_star, var_pooled=var_pooled)
+
+
+# ---------------------------------------------------------------------------------------- the modelling table
+def tcga_site(patient_id: str) -> str:
+    """The tissue source site of a TCGA barcode (TCGA-CV-7100 -> CV); empty for other IDs."""
+    parts = str(patient_id).split("-")
+    return parts[1] if len(parts) >= 3 and parts[0].upper() == "TCGA" else ""
+
+
+def harmonise_table(
+    table: pd.DataFrame,
+    batch_values: pd.Series,
+    feature_columns: list[str],
+    categorical=(),
+    continuous=(),
+    min_batch: int = 2,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ComBat over the rows of a modelling table (one per patient). batch_values: one batch per row (same index).
+    Rows without a batch or a covariate value, and batches with fewer than min_batch rows, are left out of the
+    harmonised copy and named in the report (one row per batch: n, status, patients), never merged into another
+    batch. Returns (harmonised copy of the kept rows, report)."""
+    batch = batch_values.reindex(table.index).fillna("").astype(str)
+    covariates = list(categorical) + list(continuous)
+    usable = batch.ne("") & table[covariates].notna().all(axis=1) if covariates else batch.ne("")
+    counts = batch[usable].value_counts()
+    small = set(counts[counts < min_batch].index)
+    keep = usable & ~batch.isin(small)
+    report = []
+    for name, n in sorted(batch.value_counts().items()):
+        rows = batch == name
+        status = (
+            "no batch value"
+            if name == ""
+            else f"too small to estimate (fewer than {min_batch} patients): left out"
+            if name in small
+            else "harmonised"
+        )
+        missing = int((rows & ~usable).sum()) if name != "" else 0
+        if missing and status == "harmonised":
+            status += f" ({missing} without a covariate value left out)"
+        report.append(
+            dict(batch=name, n=int(n), status=status, patients=";".join(map(str, table.loc[rows, "patient_id"])))
+        )
+    report = pd.DataFrame(report, columns=["batch", "n", "status", "patients"])
+    if batch[keep].nunique() < 2:
+        raise HarmonisationError(
+            f"fewer than two batches with {min_batch} or more patients: nothing to harmonise "
+            f"({', '.join(f'{r.batch or chr(39) * 2}: {r.n}' for r in report.itertuples())})"
+        )
+    kept = table[keep]
+    data = kept[feature_columns].to_numpy(float).T
+    covars = kept[covariates].copy()
+    covars["_batch"] = batch[keep].to_numpy()
+    harmonised, _ = combat(data, covars, "_batch", categorical, continuous)
+    out = kept.copy()
+    out[feature_columns] = harmonised.T
+    return out, report
+
+
+def before_after_plot(table, harmonised, batch_values, features, out_png) -> None:
+    """A few features by batch, before and after harmonisation (box plots), one row per feature."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    batch = batch_values.reindex(table.index).fillna("").astype(str)
+    fig, axes = plt.subplots(len(features), 2, figsize=(8, 2.4 * len(features)), squeeze=False, sharey="row")
+    for row, feature in enumerate(features):
+        for col, (name, frame) in enumerate((("before", table), ("after", harmonised))):
+            groups = sorted(batch[frame.index].unique())
+            axes[row][col].boxplot([frame.loc[batch[frame.index] == g, feature] for g in groups], tick_labels=groups)
+            axes[row][col].set_title(f"{feature} {name}", fontsize=8)
+            axes[row][col].tick_params(labelsize=7)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=90)
+    plt.close(fig)

@@ -92,3 +92,29 @@ def test_icc_of_identical_perturbations_is_one_and_of_noise_near_zero():
     noise = icc1(rng.normal(0, 1, (300, 5)))
     assert abs(noise["icc"]) < 0.05 and noise["ci_low"] < 0 < noise["ci_high"]
     assert np.isnan(icc1(np.ones((10, 3)))["icc"])  # a constant feature has none
+
+
+def test_a_modelling_table_by_tcga_site_with_a_batch_too_small(tmp_path):
+    from radflow.harmonise import before_after_plot, harmonise_table, tcga_site
+
+    data, covars, _ = cohort(n_per_site=(12, 10, 1), p=6)
+    sites = {"A": "CV", "B": "CN", "C": "QK"}
+    table = pd.DataFrame(data.T, columns=[f"original_f{k}" for k in range(6)])
+    table.insert(0, "patient_id", [f"TCGA-{sites[s]}-{k:04d}" for k, s in enumerate(covars["site"])])
+    table["age"] = covars["age"]
+    table.loc[3, "age"] = np.nan  # a patient without the covariate
+    batch = table["patient_id"].map(tcga_site)
+    assert tcga_site("TCGA-CV-7100-01A") == "CV" and tcga_site("LUNG1-001") == ""
+    features = [c for c in table.columns if c.startswith("original_")]
+    out, report = harmonise_table(table, batch, features, continuous=["age"])
+    report = report.set_index("batch")
+    assert report.loc["QK", "status"].startswith("too small") and report.loc["QK", "patients"] == "TCGA-QK-0022"
+    assert report.loc["CV", "status"] == "harmonised (1 without a covariate value left out)"
+    assert len(out) == 21 and "TCGA-QK-0022" not in set(out["patient_id"]) and 3 not in out.index
+    kept = table.drop(index=[3, 22])
+    expected, _ = combat(kept[features].to_numpy(float).T, kept[["age"]].assign(b=batch[kept.index]), "b", (), ["age"])
+    np.testing.assert_allclose(out[features].to_numpy().T, expected)
+    before_after_plot(table, out, batch, features[:3], tmp_path / "harmonisation.png")
+    assert (tmp_path / "harmonisation.png").stat().st_size > 10_000
+    with pytest.raises(HarmonisationError, match="fewer than two batches"):
+        harmonise_table(table, batch.where(batch != "CN", "QK"), features, min_batch=13)
