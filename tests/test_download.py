@@ -20,6 +20,7 @@ from servers import FakeArchive, S3Server, dicom_catalog, gdc_cases
 
 from radflow.clinical import clinical_table
 from radflow.download import Client, DownloadError, download_clinical, download_images
+from radflow.download.idc import list_objects
 
 COLLECTION = "TCGA-HNSC"
 THCA = REFERENCE / "tcga-clinical" / "new_format_ArjunCodess_TCGA-THCA"
@@ -245,6 +246,10 @@ def test_idc_series_through_s5cmd_from_a_local_s3(catalog, tmp_path):
         pd.DataFrame(rows + [short]).to_parquet(index)
         source = {"from": "idc", "collection": "tcga_hnsc", "index": str(index), "url": s3.url}
         report = download_images(source, tmp_path / "dicom", None, quick_client(retries=1), log=lambda m: 0)
+        # the listing (S3's ListObjectsV2 over HTTP) page by page: a 72-file CT in pages of 5
+        ct = next(r for r in rows if r["instanceCount"] > 10)
+        listed = list_objects(quick_client(), source, ct["series_aws_url"], page=5)
+        assert len(listed) == ct["instanceCount"] and all(len(o["etag"].strip('"')) == 32 for o in listed.values())
     report = report.set_index("series_uid")
     assert report.loc["1.2.3.4.5", "outcome"] == "failed"  # the index announces one file more than the bucket has
     assert "the source lists" in report.loc["1.2.3.4.5", "reason"]

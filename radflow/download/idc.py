@@ -99,11 +99,42 @@ def _s5cmd(source: dict, *args) -> list[dict]:
     return lines
 
 
+S3 = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+def list_objects(client, source: dict, url: str, page: int = 1000) -> dict[str, dict]:
+    """The objects under a series' s3://bucket/prefix/* with their size and ETag: S3's ListObjectsV2 over HTTP,
+    anonymous like IDC's buckets, through radflow's client (its retries and rate limit), page by page."""
+    import xml.etree.ElementTree as ET
+
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    prefix = prefix.rstrip("*")
+    endpoint = (source.get("url") or DEFAULT_ENDPOINT).rstrip("/")
+    out, token = {}, None
+    while True:
+        params = {"list-type": "2", "prefix": prefix, "max-keys": str(page)}
+        if token:
+            params["continuation-token"] = token
+        answer = client.request(f"{endpoint}/{bucket}", params=params, what=f"listing {url}")
+        try:
+            root = ET.fromstring(answer.content)
+        except ET.ParseError as err:
+            raise DownloadError(f"listing {url}: not an S3 listing: {err}") from None
+        for item in root.iter(f"{S3}Contents"):
+            key = item.findtext(f"{S3}Key")
+            out[Path(key).name] = dict(size=int(item.findtext(f"{S3}Size")), etag=item.findtext(f"{S3}ETag") or "")
+        if root.findtext(f"{S3}IsTruncated") != "true":
+            return out
+        token = root.findtext(f"{S3}NextContinuationToken")
+
+
 def fetch_series(source: dict, row: dict, folder: Path, client=None) -> dict:
-    """Copy the series' objects into folder; each file's MD5 against its object's ETag."""
+    """Copy the series' objects into folder with s5cmd; each file's size and MD5 against its object's listing."""
+    from .http import Client
+
     folder.mkdir(parents=True, exist_ok=True)
     url = row["url"]
-    listing = {Path(o["key"]).name: o for o in _s5cmd(source, "ls", url) if o.get("type") == "file"}
+    listing = list_objects(client or Client(), source, url)
     _s5cmd(source, "cp", url, f"{folder}/")
     checked = 0
     for name, obj in listing.items():
