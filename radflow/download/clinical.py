@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from .http import Client, DownloadError
+from .http import Client, DownloadError, safe_name
 
 DEFAULT_URL = "https://api.gdc.cancer.gov"
 EXPAND = "demographic,diagnoses,diagnoses.treatments,follow_ups,project"
@@ -74,11 +73,13 @@ def portal_tables(cases: list[dict]):
                 }
             )
 
-    def table(rows):
-        df = pd.DataFrame(rows)
+    def table(rows, columns=None):
+        df = pd.DataFrame(rows, columns=columns)
         return df.astype(object).where(df.notna() & (df.astype(str) != ""), EMPTY).map(_text)
 
-    return table(clinical), table(follow)
+    # without follow-ups the reader still needs follow_up.tsv's columns
+    no_follow = ["project.project_id", "cases.case_id", "cases.submitter_id", "follow_ups.days_to_follow_up"]
+    return table(clinical), table(follow, None if follow else no_follow)
 
 
 def _text(v) -> str:
@@ -92,8 +93,7 @@ MAPPING_KEYS = ("columns", "covariates", "time_unit", "event_values", "sheet")
 
 def table_name(source: dict) -> str:
     """The file name a `from: table` download is saved under: the URL's own (e.g. NSCLC-Radiomics' CSV)."""
-    name = Path(unquote(urlparse(source.get("url") or "").path)).name
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    name = safe_name(Path(unquote(urlparse(source.get("url") or "").path)).name, "")
     return (
         name
         if Path(name).suffix.lower() in (".csv", ".tsv", ".txt", ".xlsx", ".xls")
@@ -160,16 +160,10 @@ def download_clinical(source: dict, out_dir, client: Client | None = None, log=p
     except DownloadError as err:
         release = f"unknown ({err})"
     clinical, follow = portal_tables(cases)
-    import pandas as pd
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "clinical.tsv", out / "follow_up.tsv"]
     clinical.to_csv(paths[0], sep="\t", index=False)
-    if follow.empty:  # the reader needs its columns even without rows
-        follow = pd.DataFrame(
-            columns=["project.project_id", "cases.case_id", "cases.submitter_id", "follow_ups.days_to_follow_up"]
-        )
     follow.to_csv(paths[1], sep="\t", index=False)
     (out / "clinical.json").write_text(
         json.dumps(

@@ -3,6 +3,7 @@ dropped connections, a request count (the tests count what a resumed download as
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -10,6 +11,11 @@ from pathlib import Path
 import requests
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+def safe_name(text, default: str = "unknown") -> str:
+    """A file or folder name from any text (a UID, a patient ID, a URL's file name): never hidden, never a path."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._") or default
 
 
 class DownloadError(RuntimeError):

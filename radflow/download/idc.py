@@ -128,13 +128,11 @@ def list_objects(client, source: dict, url: str, page: int = 1000) -> dict[str, 
         token = root.findtext(f"{S3}NextContinuationToken")
 
 
-def fetch_series(source: dict, row: dict, folder: Path, client=None) -> dict:
+def fetch_series(source: dict, row: dict, folder: Path, client) -> dict:
     """Copy the series' objects into folder with s5cmd; each file's size and MD5 against its object's listing."""
-    from .http import Client
-
     folder.mkdir(parents=True, exist_ok=True)
     url = row["url"]
-    listing = list_objects(client or Client(), source, url)
+    listing = list_objects(client, source, url)
     _s5cmd(source, "cp", url, f"{folder}/")
     checked = 0
     for name, obj in listing.items():

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,7 @@ from pathlib import Path
 import pydicom
 
 from . import idc, nbia
-from .http import Client, DownloadError
+from .http import Client, DownloadError, safe_name
 
 STATE = ".radflow-download"
 REPORT_COLUMNS = [
@@ -41,10 +40,6 @@ REPORT_COLUMNS = [
     "path",
     "reason",
 ]
-
-
-def _safe(part: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(part)).strip("._") or "unknown"
 
 
 def verify_folder(folder: Path, row: dict) -> dict:
@@ -120,14 +115,14 @@ def _fetch(kind: str, source: dict, client: Client, row: dict, folder: Path) -> 
 def _one_series(source, client, root, state, row, k, n, attempts, log) -> dict:
     """Fetch, verify, record and place one series (or say it is there from an earlier run); its report row."""
     uid = row["series_uid"]
-    record_path = state / "done" / f"{_safe(uid)}.json"
+    record_path = state / "done" / f"{safe_name(uid)}.json"
     if record_path.is_file():
         record = json.loads(record_path.read_text())
         if (root / record["path"]).is_dir():
             return {**record, "outcome": "present", "attempts": 0, "seconds": 0.0, "reason": ""}
     start, reason, attempt = time.monotonic(), "", 0
     entry = dict(row, outcome="failed", files=0, bytes=0, checksums="", path="")
-    partial = state / "partial" / _safe(uid)
+    partial = state / "partial" / safe_name(uid)
     for attempt in range(1, attempts + 1):
         shutil.rmtree(partial, ignore_errors=True)
         try:
@@ -141,7 +136,7 @@ def _one_series(source, client, root, state, row, k, n, attempts, log) -> dict:
             client.wait(client.backoff * 2 ** (attempt - 1))
             continue
         collection = row.get("collection") or source.get("collection") or "unknown"
-        rel = Path(_safe(collection), _safe(facts["patient_id"]), _safe(facts["study_uid"]), _safe(uid))
+        rel = Path(safe_name(collection), safe_name(facts["patient_id"]), safe_name(facts["study_uid"]), safe_name(uid))
         entry.update(facts, **got, outcome="downloaded", path=str(rel), collection=collection)
         final = root / rel
         if final.exists():  # files there without a record of ours: replaced by the verified series
