@@ -29,6 +29,7 @@ include: "workflow/rules/features.smk"
 include: "workflow/rules/clinical.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/qc.smk"
+include: "workflow/rules/trust.smk"
 
 
 # On a cluster, these cohort-level tables take seconds: they run where snakemake runs, not as cluster jobs.
@@ -57,3 +58,4 @@ rule all:
         "results/qc/counts.tsv",
         "results/timeline.tsv",
         "results/delta_radiomics.csv",
+        trust_outputs(),

@@ -181,12 +181,39 @@ def path_problems(config: dict, workdir=".") -> list[str]:
                 read_listed(studies)
             except Exception as err:  # unreadable or without the columns
                 out.append(f"config key model.studies: {err}")
+    out += _trust_problems(config, bool(config.get("clinical")) or bool(source.get("clinical")))
     manifest = config.get("manifest")
     if isinstance(manifest, str) and not Path(manifest).is_file():
         out.append(f"config key manifest = {manifest!r}: the file does not exist")
     why = _writable(workdir / "results")
     if why:
         out.append(f"results folder {os.path.abspath(workdir / 'results')}: {why}")
+    return out
+
+
+def _trust_problems(config: dict, has_clinical: bool) -> list[str]:
+    """robustness, negative_controls, harmonisation and the survival options that use them: what each needs."""
+    out = []
+    survival = config.get("survival") if isinstance(config.get("survival"), dict) else {}
+    harmonisation = config.get("harmonisation") if isinstance(config.get("harmonisation"), dict) else None
+    if survival.get("min_icc") is not None and not config.get("robustness"):
+        out.append("config key survival.min_icc needs robustness (the ICC of each feature comes from it)")
+    if survival.get("harmonised") and not harmonisation:
+        out.append("config key survival.harmonised = true needs harmonisation (the harmonised table comes from it)")
+    for key, what in (("negative_controls", "the association with the outcome"), ("harmonisation", "the table")):
+        if config.get(key) and not has_clinical:
+            out.append(f"config key {key} needs clinical data ({what} is over the modelling table): set clinical")
+    batch = harmonisation.get("batch") if harmonisation else None
+    if isinstance(batch, dict) and isinstance(batch.get("path"), str):
+        if not Path(batch["path"]).is_file():
+            out.append(f"config key harmonisation.batch.path = {batch['path']!r}: the file does not exist")
+        else:
+            from .harmonise import read_batch_file
+
+            try:
+                read_batch_file(batch["path"], batch.get("column", ""))
+            except ValueError as err:
+                out.append(f"config key harmonisation.batch: {err}")
     return out
 
 

@@ -1,6 +1,8 @@
 """The embedded demo cohort: a small, synthetic, deterministic TCGA-HNSC-shaped TCIA download.
 
-Everything here is synthetic. The barcodes use tissue-source-site code "00", which no TCGA site has.
+Everything here is synthetic. The barcodes use two made-up tissue source sites, "00" and "0Z", four imaged
+patients each; each site has its own CT scanner model (ManufacturerModelName), and site 0Z's reconstructs with
+more noise and a calibration offset (SCANNERS): a site effect for the harmonisation to remove.
 The layout is the NBIA Data Retriever's: collection / patient / study / series / files. Next to the
 collection folder the generator writes a GDC portal clinical.tsv (newer dotted column names) and
 truth.json, which holds the analytic values the tests check against (ROI volumes, PET SUVmax, OS).
@@ -29,6 +31,17 @@ RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 RTDOSE_STORAGE = "1.2.840.10008.5.1.4.1.1.481.2"
 RTPLAN_STORAGE = "1.2.840.10008.5.1.4.1.1.481.5"
 F18_HALF_LIFE_S = 6586.2
+
+# Each site's CT scanner: its model name, a calibration offset of soft tissue (HU) and the noise's standard deviation.
+SCANNERS = {
+    "00": dict(model="Synthetic CT 1", hu_offset=0.0, noise_sd=8.0),
+    "0Z": dict(model="Synthetic CT 2", hu_offset=12.0, noise_sd=13.0),
+}
+
+
+def site_of(patient_id: str) -> str:
+    return patient_id.split("-")[1]
+
 
 # How each demo patient's site spells its ROIs (the point: they differ) and which extra series it has.
 PATIENTS = [
@@ -65,7 +78,7 @@ PATIENTS = [
     ),
     dict(id="TCGA-00-0004", gtvp="GTV-1", gtvn="GTV_LN", parotid_l="Parotid Lt", parotid_r="Parotid Rt", cord="CORD"),
     dict(
-        id="TCGA-00-0006",
+        id="TCGA-0Z-0006",
         gtvp="GTV_P",
         gtvn="GTVnd",
         parotid_l="PAROTID_LT",
@@ -73,7 +86,7 @@ PATIENTS = [
         cord="Spinal_Cord",
     ),
     dict(
-        id="TCGA-00-0007",
+        id="TCGA-0Z-0007",
         gtvp="gtv primary",
         gtvn="gtv node",
         parotid_l="Lt Parotid",
@@ -81,7 +94,7 @@ PATIENTS = [
         cord="cord",
     ),
     dict(
-        id="TCGA-00-0008",
+        id="TCGA-0Z-0008",
         gtvp="GTV-T",
         gtvn="GTV-N",
         parotid_l="Parotid L",
@@ -90,7 +103,7 @@ PATIENTS = [
         followup=dict(days=182, shrink=0.7, shift=(-2.0, 5.0, -6.0)),
     ),
     dict(
-        id="TCGA-00-0009", gtvp="GTV_1", gtvn="GTV_N2", parotid_l="L_Parotid", parotid_r="R_Parotid", cord="SPINAL CORD"
+        id="TCGA-0Z-0009", gtvp="GTV_1", gtvn="GTV_N2", parotid_l="L_Parotid", parotid_r="R_Parotid", cord="SPINAL CORD"
     ),
 ]
 # One more patient is in the clinical file only: a case without images.
@@ -231,7 +244,7 @@ class SliceGrid:
         return self.origin[2] + k * self.thickness
 
 
-def ct_slice_hu(anat: Anatomy, x, y, z, rng) -> np.ndarray:
+def ct_slice_hu(anat: Anatomy, x, y, z, rng, hu_offset=0.0, noise_sd=8.0) -> np.ndarray:
     hu = np.full(x.shape, -1000.0)
     body = anat.body(x, y)
     hu[body] = -90.0  # subcutaneous fat
@@ -245,8 +258,8 @@ def ct_slice_hu(anat: Anatomy, x, y, z, rng) -> np.ndarray:
     hu[tumour] = 65.0 + rng.normal(0.0, 18.0, int(tumour.sum()))
     node = inside(anat.gtvn, x, y, z)
     hu[node] = 55.0 + rng.normal(0.0, 12.0, int(node.sum()))
-    noise = rng.normal(0.0, 8.0, x.shape)
-    hu[body] += noise[body]
+    noise = rng.normal(0.0, noise_sd, x.shape)
+    hu[body] += noise[body] + hu_offset
     return hu
 
 
@@ -312,6 +325,7 @@ class Study:
     folder: Path
     sex: str
     weight: float
+    scanner: dict = field(default_factory=dict)
 
     def fill(self, ds: Dataset, series_uid, number, modality, description, for_uid=None):
         # TCIA de-identification keeps the barcode as name and ID and removes birth dates.
@@ -332,6 +346,7 @@ class Study:
         ds.SeriesDescription = description
         ds.Modality = modality
         ds.Manufacturer = "radflow synthetic"
+        ds.ManufacturerModelName = self.scanner.get("model", "")
         ds.SeriesDate = ds.StudyDate
         ds.SeriesTime = ds.StudyTime
         if for_uid:
@@ -468,14 +483,14 @@ def write_rtstruct(study: Study, number, image: dict, rois: list[tuple[str, obje
 def _study(root: Path, patient: str, label: str, date: datetime, sex, weight) -> Study:
     study_uid = uid(patient, "study", label)
     folder = root / COLLECTION / patient / f"{date.strftime('%m-%d-%Y')}-NA-{label}-{study_uid[-5:]}"
-    return Study(patient, study_uid, date, label, folder, sex, weight)
+    return Study(patient, study_uid, date, label, folder, sex, weight, SCANNERS[site_of(patient)])
 
 
 def _ct(study, anat, grid, rng, for_uid, number=2, description="CT HEAD NECK"):
     slices = []
     x, y = grid.xy()
     for k in range(grid.n_slices):
-        hu = ct_slice_hu(anat, x, y, grid.z(k), rng)
+        hu = ct_slice_hu(anat, x, y, grid.z(k), rng, study.scanner["hu_offset"], study.scanner["noise_sd"])
         slices.append(np.round(hu + 1024.0).astype(np.int16))
     extra = dict(RescaleIntercept="-1024", RescaleSlope="1", RescaleType="HU", KVP="120", ConvolutionKernel="STANDARD")
     return write_image_series(study, "CT", CT_STORAGE, number, description, grid, slices, for_uid, extra)
@@ -705,10 +720,10 @@ CLINICAL = {
     "TCGA-00-0003": ("Dead", 365.0, [None], 68, "female", "Stage IVA", "Larynx, NOS"),
     "TCGA-00-0004": ("Alive", None, [2001.0], 49, "male", "Stage II", "Oropharynx, NOS"),
     "TCGA-00-0005": ("Alive", None, [900.0, 455.0], 72, "female", "Stage I", "Floor of mouth, NOS"),
-    "TCGA-00-0006": ("Dead", 640.0, [200.0, None], 58, "male", "Stage IVB", "Hypopharynx, NOS"),
-    "TCGA-00-0007": ("Alive", None, [1100.0, 1310.5], 63, "male", "Stage III", "Tonsil, NOS"),
-    "TCGA-00-0008": ("Dead", 1210.0, [900.0], 70, "female", "Stage IVA", "Larynx, NOS"),
-    "TCGA-00-0009": ("Alive", None, [540.0], 52, "male", "Stage II", "Oropharynx, NOS"),
+    "TCGA-0Z-0006": ("Dead", 640.0, [200.0, None], 58, "male", "Stage IVB", "Hypopharynx, NOS"),
+    "TCGA-0Z-0007": ("Alive", None, [1100.0, 1310.5], 63, "male", "Stage III", "Tonsil, NOS"),
+    "TCGA-0Z-0008": ("Dead", 1210.0, [900.0], 70, "female", "Stage IVA", "Larynx, NOS"),
+    "TCGA-0Z-0009": ("Alive", None, [540.0], 52, "male", "Stage II", "Oropharynx, NOS"),
 }
 TREATMENTS = ["Radiation Therapy, NOS", "Pharmaceutical Therapy, NOS"]
 
@@ -773,7 +788,7 @@ def generate_demo(out_dir) -> dict:
         z0, z1 = ct_grid.z(0), ct_grid.z(ct_grid.n_slices - 1)
         anat = make_anatomy(prng, (z0, z1))
         for_uid = uid(pid, "for", "ct")
-        ptruth = dict(study_uid=study.uid)
+        ptruth = dict(study_uid=study.uid, site=site_of(pid), scanner_model=study.scanner["model"])
         ct = _ct(study, anat, ct_grid, prng, for_uid)
         rois = [
             (spec["gtvp"], anat.gtvp),

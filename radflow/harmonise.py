@@ -179,3 +179,83 @@ def before_after_plot(table, harmonised, batch_values, features, out_png) -> Non
     fig.tight_layout()
     fig.savefig(out_png, dpi=90)
     plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------ the workflow's step
+def read_batch_file(path, column: str) -> pd.DataFrame:
+    """A user's batch file (CSV or TSV): patient_id and the batch column; ValueError naming the file otherwise."""
+    sep = "\t" if str(path).endswith((".tsv", ".txt")) else ","
+    frame = pd.read_csv(path, sep=sep, dtype=str)
+    missing = [c for c in ("patient_id", column) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: no column {', '.join(missing)} (it has {', '.join(frame.columns)})")
+    dup = frame["patient_id"][frame["patient_id"].duplicated()]
+    if len(dup):
+        raise ValueError(f"{path}: patient {dup.iloc[0]} has more than one row")
+    return frame[["patient_id", column]]
+
+
+def batch_of(table: pd.DataFrame, batch, series: pd.DataFrame | None = None) -> pd.Series:
+    """Each modelling-table row's batch: `site` (the TCGA tissue source site of the barcode), `manufacturer` or
+    `model` (of the row's image series, from the index's series table), or {path, column} (a user's file by
+    patient_id). Empty where unknown."""
+    if batch == "site":
+        values = table["patient_id"].map(tcga_site)
+    elif batch in ("manufacturer", "model"):
+        column = "manufacturer" if batch == "manufacturer" else "manufacturer_model"
+        by_series = series.drop_duplicates("series_uid").set_index("series_uid")[column]
+        values = table["series_uid"].map(by_series)
+    else:
+        frame = read_batch_file(batch["path"], batch["column"]).set_index("patient_id")[batch["column"]]
+        values = table["patient_id"].map(frame)
+    return values.fillna("").astype(str).str.strip().rename("batch")
+
+
+def covariate_kinds(table: pd.DataFrame, covariates) -> tuple[list[str], list[str]]:
+    """(categorical, continuous): numeric columns are continuous, the others categorical; a name that is not a
+    column of the table is a HarmonisationError naming it."""
+    missing = [c for c in covariates if c not in table.columns]
+    if missing:
+        raise HarmonisationError(
+            f"harmonisation.covariates: {', '.join(missing)} not in the modelling table (its clinical columns: "
+            f"{', '.join(c for c in table.columns if not c.startswith(('original_', 'log-', 'wavelet-')))})"
+        )
+    continuous = [c for c in covariates if pd.api.types.is_numeric_dtype(table[c])]
+    return [c for c in covariates if c not in continuous], continuous
+
+
+def harmonise_step(table: pd.DataFrame, series: pd.DataFrame, config: dict, out_table, out_batches, out_plot):
+    """The workflow's harmonisation: the modelling table's features by ComBat over config's batch, keeping the
+    effects of config's covariates; rows without a batch or covariate, and batches under min_batch, are left out
+    and named in the batches table. Features with a missing value in a kept row cannot be harmonised and are left
+    out of the copy (listed in the log). The plot shows the four features with the largest batch effect before
+    harmonisation (one-way ANOVA F by batch). Returns the batches table."""
+    from scipy import stats
+
+    from .robustness import feature_names
+
+    batch = batch_of(table, config["batch"], series)
+    categorical, continuous = covariate_kinds(table, config.get("covariates") or [])
+    features = feature_names(table)
+    complete = [f for f in features if table[f].notna().all()]
+    for f in sorted(set(features) - set(complete)):
+        print(f"not harmonised (a missing value): {f}")
+    harmonised, report = harmonise_table(
+        table, batch, complete, categorical, continuous, min_batch=int(config.get("min_batch", 3))
+    )
+    report.insert(
+        1, "batch_variable", config["batch"] if isinstance(config["batch"], str) else config["batch"]["column"]
+    )
+    out = harmonised.drop(columns=sorted(set(features) - set(complete)))
+    out.to_csv(out_table, index=False)
+    report.to_csv(out_batches, sep="\t", index=False)
+    kept_batch = batch[harmonised.index]
+    effect = {}
+    for f in complete:
+        groups = [harmonised.index[kept_batch == b] for b in kept_batch.unique()]
+        values = [table.loc[g, f].to_numpy(float) for g in groups]
+        if all(np.ptp(v) > 0 for v in values):
+            effect[f] = stats.f_oneway(*values).statistic
+    shown = sorted(effect, key=lambda f: -effect[f])[:4] or complete[:4]
+    before_after_plot(table.loc[harmonised.index], harmonised, batch, shown, out_plot)
+    return report

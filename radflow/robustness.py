@@ -43,15 +43,17 @@ def icc1(values, alpha: float = 0.05) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------- perturbations
-def adapt_volume(mask, fraction: float):
+def adapt_volume(mask, fraction: float, reference_voxels: int | None = None):
     """The mask grown (fraction > 0) or shrunk (fraction < 0) by that fraction of its volume (Zwanenburg et al.'s
     volume adaptation): the voxels nearest to the ROI by signed distance (mm, negative inside) are taken until the
     volume is round(V x (1 + fraction)) voxels, ties in index order, so the result is the same on every machine. A
-    grown mask holds the original, a shrunk one lies inside it."""
+    grown mask holds the original, a shrunk one lies inside it. reference_voxels: the volume the fraction is of
+    (default: this mask's; a perturbation chain gives the original ROI's, so the change is of the original)."""
     import SimpleITK as sitk
 
     voxels = sitk.GetArrayViewFromImage(mask) > 0
-    target = int(round(voxels.sum() * (1.0 + fraction)))
+    reference = int(voxels.sum()) if reference_voxels is None else int(reference_voxels)
+    target = int(round(reference * (1.0 + fraction)))
     if target < 1 or target > voxels.size:
         raise ValueError(f"volume adaptation by {fraction:+.0%} asks {target} voxels of {voxels.size}")
     distance = sitk.GetArrayFromImage(
@@ -70,8 +72,9 @@ def adapt_volume(mask, fraction: float):
 def rigid_perturbation(image, mask, rotation_deg: float = 0.0, translation_mm=(0.0, 0.0, 0.0)):
     """Image and mask rotated about the ROI's centroid (around the patient's z axis, as Zwanenburg et al. rotate in
     plane) and translated by translation_mm (x, y, z), on the original grid: the image by linear interpolation, the
-    mask by linear interpolation of its 0/1 values kept at 0.5 and above (a partial-volume mask, then cut, as in
-    MIRP). Returns (image, mask)."""
+    mask by linear interpolation of its 0/1 values (a partial-volume mask, as in MIRP), of which the voxels with the
+    highest values are kept, as many as the ROI has: a rigid move does not change the volume, and a cut at 0.5
+    would grow it by a layer of voxels at every half-voxel shift. Returns (image, mask)."""
     import SimpleITK as sitk
 
     stats = sitk.LabelShapeStatisticsImageFilter()
@@ -82,8 +85,72 @@ def rigid_perturbation(image, mask, rotation_deg: float = 0.0, translation_mm=(0
     # resampling maps output points to input points: the inverse of moving the patient by the translation
     transform.SetTranslation([-float(t) for t in translation_mm])
     moved = sitk.Resample(image, image, transform, sitk.sitkLinear, float(np.min(sitk.GetArrayViewFromImage(image))))
-    soft = sitk.Resample(sitk.Cast(mask > 0, sitk.sitkFloat32), mask, transform, sitk.sitkLinear, 0.0)
-    return moved, sitk.Cast(soft >= 0.5, sitk.sitkUInt8)
+    soft = sitk.GetArrayFromImage(
+        sitk.Resample(sitk.Cast(mask > 0, sitk.sitkFloat64), mask, transform, sitk.sitkLinear, 0.0)
+    ).ravel()
+    # a rigid move keeps the volume: the ROI's voxel count of the highest interpolated values (ties in index order),
+    # where a plain cut at 0.5 would add a layer of voxels at every half-voxel shift (both sides of an edge are 0.5)
+    count = int((sitk.GetArrayViewFromImage(mask) > 0).sum())
+    order = np.argsort(-np.round(soft, 12), kind="stable")[:count]
+    binary = np.zeros(soft.size, dtype=np.uint8)
+    binary[order[soft[order] > 0]] = 1
+    out = sitk.GetImageFromArray(binary.reshape(sitk.GetArrayViewFromImage(mask).shape))
+    out.CopyInformation(mask)
+    return moved, out
+
+
+def noise_sd(image, mask, margin_mm: float = 20.0) -> float:
+    """The image noise's standard deviation by Chang et al.'s wavelet estimator (IEEE TIP 2000; MIRP's default):
+    the median absolute diagonal (HH) Haar detail coefficient of each axial slice / 0.6745, over the ROI's
+    bounding box grown by margin_mm in-plane (the noise where the features are measured, not in the air around
+    the patient, which a CT reconstructs flat)."""
+    import pywt
+    import SimpleITK as sitk
+
+    values = sitk.GetArrayViewFromImage(image)
+    inside = np.argwhere(sitk.GetArrayViewFromImage(mask) > 0)
+    lo, hi = inside.min(axis=0), inside.max(axis=0)
+    grow = [0] + [int(np.ceil(margin_mm / s)) for s in image.GetSpacing()[1::-1]]  # (z, y, x) voxels
+    box = tuple(slice(max(a - g, 0), b + g + 1) for a, b, g in zip(lo, hi, grow))
+    _, (_, _, hh) = pywt.dwt2(np.asarray(values[box], dtype=float), "haar", axes=(1, 2))
+    return float(np.median(np.abs(hh)) / 0.6745)
+
+
+def perturbation_name(spec: dict) -> str:
+    """A perturbation's name from what it does: rotation+5deg, translation(0.5,0.5,0)mm, volume-10%, noise."""
+    parts = []
+    if spec.get("rotation_deg"):
+        parts.append(f"rotation{spec['rotation_deg']:+g}deg")
+    if any(spec.get("translation_mm") or []):
+        parts.append("translation({:g},{:g},{:g})mm".format(*spec["translation_mm"]))
+    if spec.get("volume_change"):
+        parts.append(f"volume{spec['volume_change'] * 100:+g}%")
+    if spec.get("noise"):
+        parts.append("noise")
+    return "+".join(parts) or "identity"
+
+
+def perturb(image, mask, spec: dict, rng: np.random.Generator, original_voxels: int):
+    """One perturbation chain (Zwanenburg et al.'s order): rotation and translation of image and mask together,
+    then the mask's volume adapted to (1 + volume_change) x the original ROI's voxels, then Gaussian noise of the
+    image's own noise level (noise_sd) added to the image. Returns (image, mask, noise sd added)."""
+    import SimpleITK as sitk
+
+    image = sitk.Cast(image, sitk.sitkFloat64)  # interpolated values kept, not cut to the stored integers
+    if spec.get("rotation_deg") or any(spec.get("translation_mm") or []):
+        image, mask = rigid_perturbation(
+            image, mask, spec.get("rotation_deg", 0.0), spec.get("translation_mm") or (0, 0, 0)
+        )
+    if spec.get("volume_change"):
+        mask = adapt_volume(mask, spec["volume_change"], reference_voxels=original_voxels)
+    sd = 0.0
+    if spec.get("noise"):
+        sd = noise_sd(image, mask)
+        values = sitk.GetArrayFromImage(image).astype(np.float64)
+        noisy = sitk.GetImageFromArray(values + rng.normal(0.0, sd, values.shape))
+        noisy.CopyInformation(image)
+        image = noisy
+    return image, mask, sd
 
 
 def icc_table(long, feature_columns, patient="patient_id", perturbation="perturbation"):
@@ -108,3 +175,75 @@ def icc_table(long, feature_columns, patient="patient_id", perturbation="perturb
             )
         )
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------- the cohort's tables
+FEATURE_PREFIXES = ("original_", "log-", "wavelet-", "square", "exponential", "logarithm", "gradient", "lbp-")
+
+
+def feature_names(table) -> list[str]:
+    return [c for c in table.columns if c.startswith(FEATURE_PREFIXES) and "diagnostics" not in c]
+
+
+def koo_li(icc: float) -> str:
+    """Koo & Li (J Chiropr Med 2016)'s words for an ICC's point estimate."""
+    if icc != icc:
+        return ""
+    return "poor" if icc < 0.5 else "moderate" if icc < 0.75 else "good" if icc < 0.9 else "excellent"
+
+
+def model_rows(perturbed, cohort):
+    """The rows of the series and ROI the cohort accounting chose for each patient (results/cohort.tsv's
+    series_uid and roi_label): the modelling table's image, perturbed."""
+    chosen = cohort.dropna(subset=["series_uid"])[["patient_id", "series_uid", "roi_label"]].astype(str)
+    keys = perturbed[["patient_id", "series_uid", "roi_label"]].astype(str)
+    return perturbed[keys.merge(chosen, how="left", indicator=True)["_merge"].eq("both").to_numpy()]
+
+
+def robustness_icc(perturbed, cohort):
+    """(icc table, rows used): ICC(1,1) per feature over the chosen image of each patient x (original and every
+    perturbation), rows with status ok; with Koo & Li's rating and the feature class."""
+    rows = model_rows(perturbed, cohort)
+    rows = rows[rows["kind"].isin(["original", "perturbation"]) & rows["status"].eq("ok")]
+    features = feature_names(rows)
+    table = icc_table(rows, features)
+    table.insert(1, "feature_class", [f.split("_")[1] if f.count("_") >= 2 else "" for f in table["feature"]])
+    table["rating"] = [koo_li(v) for v in table["icc"]]
+    return table, rows
+
+
+def icc_plot(table, out_png) -> None:
+    """ICC and 95 % interval of every feature, one panel per feature class, sorted; Koo & Li's 0.5 / 0.75 / 0.9."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    classes = [c for c in dict.fromkeys(table["feature_class"]) if c]
+    fig, axes = plt.subplots(
+        1, max(len(classes), 1), figsize=(2.6 * max(len(classes), 1), 5), sharey=True, squeeze=False
+    )
+    for ax, name in zip(axes[0], classes):
+        part = table[table["feature_class"] == name].sort_values("icc").reset_index(drop=True)
+        x = np.arange(len(part))
+        ax.errorbar(
+            x,
+            part["icc"],
+            yerr=[part["icc"] - part["ci_low"], part["ci_high"] - part["icc"]],
+            fmt="o",
+            ms=3,
+            lw=0.8,
+        )
+        for level in (0.5, 0.75, 0.9):
+            ax.axhline(level, color="grey", lw=0.6, ls="--")
+        good = int((part["icc"] >= 0.75).sum())
+        ax.set_title(f"{name}: {good}/{len(part)} >= 0.75", fontsize=9)
+        ax.set_xticks([])
+        ax.set_ylim(-0.5, 1.02)
+    axes[0][0].set_ylabel("ICC(1,1) with 95 % CI")
+    n = table["n_patients"].max() if len(table) else 0
+    k = table["n_perturbations"].max() if len(table) else 0
+    fig.suptitle(f"Feature robustness under perturbation: {n} patients x {k} images (original + perturbations)")
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=90)
+    plt.close(fig)

@@ -133,8 +133,12 @@ def survival_starter(
     l1_ratio: float = 0.5,
     folds: int = 5,
     seed: int = 0,
+    allowed: list[str] | None = None,
+    record: dict | None = None,
 ) -> dict:
-    """Fit the starter models on a modelling table; writes univariate_cox.csv, summary.json and km.png."""
+    """Fit the starter models on a modelling table; writes univariate_cox.csv, summary.json and km.png.
+    allowed: only these features (e.g. those robust enough); record: what summary.json should say of the table and
+    the selection (which table, the ICC threshold)."""
     from lifelines.statistics import logrank_test
     from lifelines.utils import concordance_index
 
@@ -147,8 +151,11 @@ def survival_starter(
     data[event_col] = data[event_col].astype(int)
     data = data[data[time_col] > 0]
     features = feature_columns(data, time_col, event_col)
+    if allowed is not None:
+        features = [f for f in features if f in set(allowed)]
     n, events = len(data), int(data[event_col].sum())
     summary = dict(endpoint=endpoint.upper(), patients=n, events=events, features=len(features), min_events=min_events)
+    summary.update(record or {})
     columns = ["feature", "hazard_ratio_per_sd", "ci_lower", "ci_upper", "p", "q_bh"]
     if n == 0:
         summary.update(

@@ -71,7 +71,7 @@ def _gtv_plane(c: Cohort, patient: str) -> tuple[np.ndarray, float]:
 
 # ----------------------------------------------------------------------------------------------- DICOM files
 def truncated_file(c: Cohort) -> Expectation:
-    src = c.files("TCGA-00-0006", "CT HEAD NECK")[10]
+    src = c.files("TCGA-0Z-0006", "CT HEAD NECK")[10]
     ds = pydicom.dcmread(src)
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = _new_uid("truncated", src)
     out = src.with_name("1-900.dcm")
@@ -82,12 +82,12 @@ def truncated_file(c: Cohort) -> Expectation:
 
 
 def not_dicom(c: Cohort) -> Expectation:
-    (c.folder("TCGA-00-0006", "CT HEAD NECK") / "1-901.dcm").write_text("<html>502 Bad Gateway</html>\n" * 20)
+    (c.folder("TCGA-0Z-0006", "CT HEAD NECK") / "1-901.dcm").write_text("<html>502 Bad Gateway</html>\n" * 20)
     return Expectation("non-DICOM file with a .dcm name", "problems", ["1-901.dcm", "not a DICOM"])
 
 
 def zero_bytes(c: Cohort) -> Expectation:
-    (c.folder("TCGA-00-0006", "CT HEAD NECK") / "1-902.dcm").write_bytes(b"")
+    (c.folder("TCGA-0Z-0006", "CT HEAD NECK") / "1-902.dcm").write_bytes(b"")
     return Expectation("zero-byte file", "problems", ["1-902.dcm", "empty"])
 
 
@@ -101,19 +101,19 @@ def missing_slice(c: Cohort) -> Expectation:
 
 
 def duplicated_slice(c: Cohort) -> Expectation:
-    src = c.files("TCGA-00-0007", "CT HEAD NECK")[20]
+    src = c.files("TCGA-0Z-0007", "CT HEAD NECK")[20]
     ds = pydicom.dcmread(src)
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = _new_uid("duplicated slice", src)
     ds.InstanceNumber = 999
     ds.save_as(src.with_name("1-999.dcm"))  # the same slice, sent twice under two SOP instance UIDs
-    uid = c.uid("TCGA-00-0007", "ct_series_uid")
+    uid = c.uid("TCGA-0Z-0007", "ct_series_uid")
     return Expectation(
-        "duplicated slice", "problems", [uid, "duplicate slice position"], {"TCGA-00-0007"}, series_uid=uid
+        "duplicated slice", "problems", [uid, "duplicate slice position"], {"TCGA-0Z-0007"}, series_uid=uid
     )
 
 
 def duplicate_sop_uid(c: Cohort) -> Expectation:
-    files = c.files("TCGA-00-0008", "CT HEAD NECK")
+    files = c.files("TCGA-0Z-0008", "CT HEAD NECK")
     ds = pydicom.dcmread(files[40])  # same SOP instance UID, different pixels, a later file name
     arr = ds.pixel_array.copy()
     arr[:10, :10] = 1000
@@ -128,7 +128,7 @@ def duplicate_sop_uid(c: Cohort) -> Expectation:
 
 
 def mixed_matrix(c: Cohort) -> Expectation:
-    files = c.files("TCGA-00-0009", "CT HEAD NECK")
+    files = c.files("TCGA-0Z-0009", "CT HEAD NECK")
     ds = pydicom.dcmread(files[-1])
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = _new_uid("mixed matrix", files[-1])
     ds.Rows = ds.Columns = 128  # a reconstruction at another matrix size, filed into the same series
@@ -136,12 +136,12 @@ def mixed_matrix(c: Cohort) -> Expectation:
     ds.PixelData = np.zeros((128, 128), np.int16).tobytes()
     ds.InstanceNumber = 500
     ds.save_as(files[-1].with_name("1-500.dcm"))
-    uid = c.uid("TCGA-00-0009", "ct_series_uid")
+    uid = c.uid("TCGA-0Z-0009", "ct_series_uid")
     return Expectation(
         "mixed matrix sizes in one series",
         "problems",
         [uid, "sub-series", "matrix size"],
-        {"TCGA-00-0009"},
+        {"TCGA-0Z-0009"},
         series_uid=uid,
     )
 
@@ -158,7 +158,7 @@ def gantry_tilt(c: Cohort) -> Expectation:
 
 
 def single_slice(c: Cohort) -> Expectation:
-    src = c.files("TCGA-00-0006", "CT HEAD NECK")[36]
+    src = c.files("TCGA-0Z-0006", "CT HEAD NECK")[36]
     ds = pydicom.dcmread(src)
     ds.SeriesInstanceUID = _new_uid("single slice series")
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = _new_uid("single slice", src)
@@ -175,26 +175,26 @@ def single_slice(c: Cohort) -> Expectation:
 
 
 def corrupt_codestream(c: Cohort) -> Expectation:
-    files = c.files("TCGA-00-0006", "CT HEAD NECK")
+    files = c.files("TCGA-0Z-0006", "CT HEAD NECK")
     ds = pydicom.dcmread(files[30])
     ds.compress(JPEG2000Lossless)
     frame = bytearray(ds.PixelData)
     frame[200:400] = b"\xff" * 200  # the headers are fine, so the index keeps it; the pixels cannot be decoded
     ds.PixelData = bytes(frame)
     ds.save_as(files[30])
-    uid = c.uid("TCGA-00-0006", "ct_series_uid")
+    uid = c.uid("TCGA-0Z-0006", "ct_series_uid")
     return Expectation(
         "pixel data that cannot be decoded (corrupt JPEG 2000)",
         "features",
         [uid, "cannot be converted"],
-        {"TCGA-00-0006"},
+        {"TCGA-0Z-0006"},
         series_uid=uid,
     )
 
 
 # ----------------------------------------------------------------------------------------------- RTSTRUCT
 def rtstruct_without_image(c: Cohort) -> Expectation:
-    src = c.rtstruct("TCGA-00-0006")
+    src = c.rtstruct("TCGA-0Z-0006")
     rs = pydicom.dcmread(src)
     rs.SeriesInstanceUID = _new_uid("orphan rtstruct")
     rs.SOPInstanceUID = rs.file_meta.MediaStorageSOPInstanceUID = _new_uid("orphan rtstruct sop")
@@ -329,7 +329,7 @@ def mr_zeros(c: Cohort) -> Expectation:
 def clinical_conflict(c: Cohort) -> Expectation:
     path = c.root.parent / "clinical.tsv"
     table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    pid = "TCGA-00-0007"
+    pid = "TCGA-0Z-0007"
     rows = table[table["cases.submitter_id"] == pid].copy()
     vital = "Alive" if rows["demographic.vital_status"].iloc[0] == "Dead" else "Dead"
     rows["demographic.vital_status"] = vital
@@ -341,7 +341,7 @@ def clinical_conflict(c: Cohort) -> Expectation:
 def negative_follow_up(c: Cohort) -> Expectation:
     path = c.root.parent / "clinical.tsv"
     table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    pid = "TCGA-00-0008"
+    pid = "TCGA-0Z-0008"
     extra = table[table["cases.submitter_id"] == pid].iloc[[0]].copy()
     extra["diagnoses.days_to_last_follow_up"] = "-30"  # a follow-up dated before the diagnosis
     pd.concat([table, extra]).to_csv(path, sep="\t", index=False)

@@ -31,7 +31,7 @@ def jobs(proc) -> list[tuple[str, str]]:
 @pytest.mark.workflow
 def test_adding_a_patient_redoes_that_patient_only(demo_dir, tmp_path):
     root = tmp_path / "dicom"
-    shutil.copytree(demo_dir / "TCGA-HNSC" / "TCGA-00-0006", root / "TCGA-00-0006")
+    shutil.copytree(demo_dir / "TCGA-HNSC" / "TCGA-0Z-0006", root / "TCGA-0Z-0006")
     # the bulk of a real cohort: 110,400 files of series no structure set refers to (indexed, never converted)
     for s in range(24):
         write_tiny_ct_series(
@@ -46,18 +46,18 @@ def test_adding_a_patient_redoes_that_patient_only(demo_dir, tmp_path):
     assert first.returncode == 0, first.stderr[-4000:]
     index = workdir / "results" / "index"
     assert (index / "instances.parquet").stat().st_size > 5e6  # far above Snakemake's 1 MB checksum limit
-    assert {p for r, p in jobs(first) if r in PER_SERIES} == {"TCGA-00-0006"}
+    assert {p for r, p in jobs(first) if r in PER_SERIES} == {"TCGA-0Z-0006"}
 
-    shutil.copytree(demo_dir / "TCGA-HNSC" / "TCGA-00-0007", root / "TCGA-00-0007")
+    shutil.copytree(demo_dir / "TCGA-HNSC" / "TCGA-0Z-0007", root / "TCGA-0Z-0007")
     second = run_snakemake(workdir, "--forcerun", "index")
     assert second.returncode == 0, second.stderr[-4000:]
     ran = [(r, p) for r, p in jobs(second) if r in PER_SERIES]
     series = pd.read_parquet(index / "series.parquet")
-    new = series[(series["patient_id"] == "TCGA-00-0007") & series["convert"]]
-    assert {p for _, p in ran} == {"TCGA-00-0007"}
+    new = series[(series["patient_id"] == "TCGA-0Z-0007") & series["convert"]]
+    assert {p for _, p in ran} == {"TCGA-0Z-0007"}
     assert sum(r == "series" for r, _ in ran) == len(new) >= 1
     features = pd.read_parquet(workdir / "results" / "features.parquet")
-    assert {"TCGA-00-0006", "TCGA-00-0007"} <= set(features["patient_id"])
+    assert {"TCGA-0Z-0006", "TCGA-0Z-0007"} <= set(features["patient_id"])
 
     third = run_snakemake(workdir, "--forcerun", "index")
     assert third.returncode == 0, third.stderr[-4000:]
@@ -66,6 +66,6 @@ def test_adding_a_patient_redoes_that_patient_only(demo_dir, tmp_path):
     log = (workdir / "logs" / "index.log").read_text()
     assert re.search(r"0 written, \d+ unchanged, 0 removed", log), log
     orders = sorted((workdir / "results" / "orders").rglob("*.json"))
-    assert {o.parent.name for o in orders} == {"TCGA-00-0006", "TCGA-00-0007"}
+    assert {o.parent.name for o in orders} == {"TCGA-0Z-0006", "TCGA-0Z-0007"}
     order = json.loads(next(o for o in orders if o.name.endswith(".convert.json")).read_text())
     assert set(order) >= {"series_key", "dicom_series_uid", "modality", "files", "patient_id"}

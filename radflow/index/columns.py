@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-INDEX_FORMAT = 4  # raised whenever the tables gain columns: an index written before is built again
+INDEX_FORMAT = 5  # raised whenever the tables gain columns: an index written before is built again
 RTSTRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 
@@ -22,6 +22,7 @@ INSTANCE_COLUMNS = [
     "sop_instance_uid",
     "frame_of_reference_uid",
     "manufacturer",
+    "manufacturer_model",  # ManufacturerModelName: the scanner model (a harmonisation batch)
     "image_type",
     "rows",
     "columns",
@@ -72,6 +73,7 @@ SERIES_COLUMNS = [
     "role",
     "frame_of_reference_uid",
     "manufacturer",
+    "manufacturer_model",
     "n_files",
     "rows",
     "columns",

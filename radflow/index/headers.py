@@ -102,6 +102,7 @@ def instance_row(get, path: str, st) -> dict:
         sop_instance_uid=text("SOPInstanceUID"),
         frame_of_reference_uid=text("FrameOfReferenceUID"),
         manufacturer=text("Manufacturer"),
+        manufacturer_model=text("ManufacturerModelName"),
         image_type="\\".join(_values(get("ImageType"))).upper(),
         rows=_number([text("Rows")], 0, int),
         columns=_number([text("Columns")], 0, int),

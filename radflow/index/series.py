@@ -154,6 +154,7 @@ def _series_row(key, uid, sl: Slices, geometry, role, convert, reason) -> dict:
         role=role,
         frame_of_reference_uid=f("frame_of_reference_uid"),
         manufacturer=f("manufacturer"),
+        manufacturer_model=f("manufacturer_model"),
         n_files=len(sl),
         rows=int(f("rows")),
         columns=int(f("columns")),

@@ -225,3 +225,28 @@ def series_mem_mb(wildcards, attempt):
 
 def series_minutes(wildcards, attempt):
     return _series_resources(wildcards, attempt)["minutes"]
+
+
+# Which features a paper can trust (rules/trust.smk): each part off unless the config asks for it.
+ROBUSTNESS = config["robustness"]
+CONTROLS = config["negative_controls"]
+HARMONISATION = config["harmonisation"]
+PERTURBED = bool(ROBUSTNESS or CONTROLS)
+
+
+def perturbed_files(wildcards):
+    """One table per series of the model's modality with masks: its perturbed and negative-control features."""
+    modality = config["model"]["modality"]
+    return [f"results/perturbed/{p}/{s}.parquet" for p, s, m in series_with_masks() if m == modality]
+
+
+def trust_outputs():
+    """The final tables of what the config switched on (inputs of the all target)."""
+    out = []
+    if ROBUSTNESS:
+        out += ["results/robustness/icc.csv", "results/robustness/icc.png"]
+    if CONTROLS and HAS_CLINICAL:
+        out += ["results/negative_controls/association.csv"]
+    if HARMONISATION and HAS_CLINICAL:
+        out += ["results/harmonised/modelling_table.csv", "results/harmonised/before_after.png"]
+    return out

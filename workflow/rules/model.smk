@@ -45,7 +45,13 @@ rule delta_radiomics:
 
 rule survival:
     input:
-        "results/modelling_table.csv",
+        **({"icc": "results/robustness/icc.csv"} if config["survival"]["min_icc"] is not None else {}),
+        # survival.harmonised: the harmonised copy; survival.min_icc: only the features robust enough
+        table=(
+            "results/harmonised/modelling_table.csv"
+            if config["survival"]["harmonised"]
+            else "results/modelling_table.csv"
+        ),
     output:
         summary="results/survival/summary.json",
         univariate="results/survival/univariate_cox.csv",

@@ -1,0 +1,123 @@
+"""The perturbed and negative-control features of one image series (one job per series of the model's modality):
+for each mask of the model's ROI, the features of every robustness perturbation (radflow.robustness.perturb) and
+every negative-control image (radflow.negative_controls), with the same extractor and settings as the series' own
+features, whose row is taken as the original.
+
+Seeded by (seed, series, ROI label, perturbation): the same draws on every machine and in every rerun. Each
+perturbed mask is checked: its volume change against the one asked (the chain's volume_change, 0 for a rigid move);
+one that misses by more than volume_tolerance gets status failed and the numbers in its reason, not features."""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+COLUMNS = [
+    "patient_id",
+    "study_uid",
+    "series_uid",
+    "modality",
+    "roi",
+    "roi_original",
+    "roi_label",
+    "kind",  # original, perturbation or negative_control
+    "perturbation",  # its name: original, rotation+5deg, volume-10%, shuffled_roi, ...
+    "parameters",  # JSON: what was asked
+    "mask_voxels",
+    "volume_change_asked",
+    "volume_change",
+    "noise_sd",
+    "status",
+    "reason",
+    "seconds",
+]
+
+
+def _seed(seed: int, *parts) -> list[int]:
+    return [int(seed)] + [zlib.crc32(str(p).encode()) for p in parts]
+
+
+def perturbed_series(image_path, masks_dir, features_path, settings_path, roi: str, robustness=None, controls=None):
+    """The rows (COLUMNS + features) of one series: the original's from its feature table, then each perturbation's
+    and each negative control's. Masks of other ROIs, and masks without features (failed, skipped), get no rows."""
+    import SimpleITK as sitk
+
+    from .features import extract_roi, make_extractor
+    from .negative_controls import negative_control
+    from .robustness import perturb, perturbation_name
+
+    masks = json.loads((Path(masks_dir) / "masks.json").read_text())
+    features = pd.read_parquet(features_path)
+    rows = []
+    image = extractor = None
+    for m in masks:
+        if m.get("roi") != roi or m.get("status") == "failed":
+            continue
+        own = features[(features["roi_label"] == m["label"]) & (features["status"] == "ok")]
+        if own.empty:
+            continue
+        original = own.iloc[0].to_dict()
+        ids = {k: original[k] for k in COLUMNS[:7]}
+        rows.append(
+            ids
+            | dict(kind="original", perturbation="original", parameters="{}", mask_voxels=int(m["voxel_count"]))
+            | dict(volume_change_asked=0.0, volume_change=0.0, noise_sd=0.0, status="ok", reason="", seconds=0.0)
+            | {k: v for k, v in original.items() if k.startswith(("original_", "log-", "wavelet-"))}
+        )
+        image = image if image is not None else sitk.ReadImage(str(image_path))
+        mask = sitk.ReadImage(str(Path(masks_dir) / f"{m['label']}.nii.gz"))
+        extractor = extractor or make_extractor(settings_path)
+        voxels = int(m["voxel_count"])
+        jobs = []
+        if robustness:
+            seed, tolerance = robustness.get("seed", 0), robustness.get("volume_tolerance", 0.05)
+            for k, spec in enumerate(robustness["perturbations"]):
+                jobs.append(
+                    ("perturbation", perturbation_name(spec), spec, _seed(seed, m["image_series_uid"], m["label"], k))
+                )
+        if controls:
+            for name in controls["controls"]:
+                jobs.append(
+                    (
+                        "negative_control",
+                        name,
+                        {"control": name},
+                        _seed(controls.get("seed", 0), m["image_series_uid"], m["label"], name),
+                    )
+                )
+        for kind, name, spec, seed in jobs:
+            started = time.perf_counter()
+            row = ids | dict(kind=kind, perturbation=name, parameters=json.dumps(spec, sort_keys=True))
+            asked, sd = float(spec.get("volume_change", 0.0)), 0.0
+            try:
+                if kind == "perturbation":
+                    img, msk, sd = perturb(image, mask, spec, np.random.default_rng(seed), voxels)
+                else:
+                    control, region = name.rsplit("_", 1) if not name.endswith("non_roi") else (name[:-8], "non_roi")
+                    img, msk = negative_control(image, mask, control, region, seed=seed), mask
+                n = int((sitk.GetArrayViewFromImage(msk) > 0).sum())
+                change = n / voxels - 1.0
+                row.update(mask_voxels=n, volume_change_asked=asked, volume_change=change, noise_sd=sd)
+                if kind == "perturbation" and abs(change - asked) > tolerance:
+                    row.update(
+                        status="failed",
+                        reason=f"perturbed mask of ROI '{m['roi_original']}' ({name}): volume change {change:+.1%}, "
+                        f"asked {asked:+.1%} (tolerance {tolerance:.0%})",
+                    )
+                else:
+                    values, failure = extract_roi(extractor, img, msk)
+                    row.update(status="failed" if failure else "ok", reason=failure, **values)
+            except ValueError as err:  # e.g. a volume change that asks more voxels than the image has
+                row.update(status="failed", reason=f"ROI '{m['roi_original']}' ({name}): {err}")
+            row["seconds"] = round(time.perf_counter() - started, 3)
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    for c in COLUMNS:
+        if c not in table.columns:
+            table[c] = pd.Series(dtype=object)
+    return table[COLUMNS + [c for c in table.columns if c not in COLUMNS]]

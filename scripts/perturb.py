@@ -1,0 +1,15 @@
+import sys
+import time
+
+from radflow.failures import atomic_outputs
+from radflow.perturbed import perturbed_series
+
+sys.stdout = sys.stderr = open(snakemake.log[0], "w")
+i, p = snakemake.input, snakemake.params
+started = time.perf_counter()
+table = perturbed_series(i.image, i.masks, i.features, i.settings, p.roi, p.robustness, p.controls)
+with atomic_outputs(snakemake.output[0]) as (path,):
+    table.to_parquet(path, index=False)
+for r in table.itertuples():
+    print(f"{r.roi_label} {r.perturbation}: {r.mask_voxels} voxels, {r.status} {r.reason} ({r.seconds:.2f} s)")
+print(f"{len(table)} rows in {time.perf_counter() - started:.1f} s")
