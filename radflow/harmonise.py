@@ -236,7 +236,8 @@ def harmonise_step(table: pd.DataFrame, series: pd.DataFrame, config: dict, out_
 
     batch = batch_of(table, config["batch"], series)
     categorical, continuous = covariate_kinds(table, config.get("covariates") or [])
-    features = feature_names(table)
+    leave = set(config.get("leave_classes") or [])
+    features = [f for f in feature_names(table) if f.split("_")[1] not in leave]
     complete = [f for f in features if table[f].notna().all()]
     for f in sorted(set(features) - set(complete)):
         print(f"not harmonised (a missing value): {f}")

@@ -38,14 +38,22 @@ def snakemake_env() -> dict:
     return env
 
 
-def make_project(workdir: Path, demo_dir: Path, **overrides) -> Path:
-    """A user's project folder: a copy of config/ with config.yaml pointing at demo_dir."""
+# robustness, negative controls and harmonisation: the shipped config has them on (the demo shows them); the demo_run
+# fixture runs them once, the other workflow tests switch them off unless they ask (each costs a run's time)
+TRUST_OFF = dict(robustness=None, negative_controls=None, harmonisation=None)
+
+
+def make_project(workdir: Path, demo_dir: Path, trust: bool = False, **overrides) -> Path:
+    """A user's project folder: a copy of config/ with config.yaml pointing at demo_dir (trust: keep the shipped
+    config's robustness, negative_controls and harmonisation)."""
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copytree(REPO / "config", workdir / "config", dirs_exist_ok=True)
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg.update(
         demo_cohort=str(demo_dir), dicom_root=str(demo_dir / "TCGA-HNSC"), clinical=[str(demo_dir / "clinical.tsv")]
     )
+    if not trust:
+        cfg.update(TRUST_OFF)
     cfg.update(overrides)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return workdir
@@ -82,7 +90,7 @@ def index_tables(demo_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_run(demo_dir, tmp_path_factory) -> Path:
     """The whole workflow, run by snakemake on the demo cohort; returns the project folder."""
-    workdir = make_project(tmp_path_factory.mktemp("project"), demo_dir)
+    workdir = make_project(tmp_path_factory.mktemp("project"), demo_dir, trust=True)
     proc = run_snakemake(workdir)
     assert proc.returncode == 0, f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     return workdir

@@ -126,6 +126,21 @@ def test_config_naming_a_folder_that_does_not_exist(demo_dir, tmp_path):
         ),
         ("series_selection", "newest", "config key series_selection = 'newest': expected one of referenced, all"),
         ("index_threads", 0, "config key index_threads = 0: expected a number >= 1"),
+        (
+            "survival",
+            {"min_icc": 0.75},
+            "config key survival.min_icc needs robustness (the ICC of each feature comes from it)",
+        ),
+        (
+            "negative_controls",
+            {"controls": ["shuffled_tumour"]},
+            "config key negative_controls.controls.0 = 'shuffled_tumour': expected one of shuffled_roi",
+        ),
+        (
+            "harmonisation",
+            {"batch": {"path": "sites.csv", "column": "hospital"}},
+            "config key harmonisation.batch.path = 'sites.csv': the file does not exist",
+        ),
     ],
 )
 def test_malformed_config_value(demo_dir, tmp_path, key, value, expected):

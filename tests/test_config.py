@@ -43,7 +43,10 @@ def test_a_minimal_config_gets_every_default(tmp_path):
             node = node[part]
         if key not in ("roi_names", "pyradiomics_settings", "clinical"):  # given above
             assert node == value, key
-    assert config["survival"] == dict(endpoint="os", min_events=4, penalizer=0.5, l1_ratio=0.5, folds=5)
+    assert config["survival"] == dict(
+        endpoint="os", min_events=4, penalizer=0.5, l1_ratio=0.5, folds=5, min_icc=None, harmonised=False
+    )
+    assert config["robustness"] is None and config["negative_controls"] is None and config["harmonisation"] is None
     assert config["modalities"] == ["CT", "PT", "MR"] and config["contour_overlap"] == "even-odd"
     # a value the user set is kept, nested ones too
     mine = fill_defaults(dict(survival=dict(folds=3), qc_overlays="none"), schema)
@@ -56,7 +59,8 @@ def test_the_shipped_config_writes_out_the_schema_defaults():
         node = shipped
         for part in key.split("."):
             node = node.get(part, {}) if isinstance(node, dict) else {}
-        if node != {} and key not in ("demo_cohort", "clinical"):  # the demo's own, not the defaults
+        demo_own = ("demo_cohort", "clinical", "robustness", "negative_controls", "harmonisation")
+        if node != {} and key not in demo_own:  # the demo's own, not the defaults
             assert node == value, f"config.yaml sets {key} = {node!r}, the schema's default is {value!r}"
 
 
