@@ -194,6 +194,7 @@ def path_problems(config: dict, workdir=".") -> list[str]:
 def _trust_problems(config: dict, has_clinical: bool) -> list[str]:
     """robustness, negative_controls, harmonisation and the survival options that use them: what each needs."""
     out = []
+    source = config.get("source") if isinstance(config.get("source"), dict) else {}
     survival = config.get("survival") if isinstance(config.get("survival"), dict) else {}
     harmonisation = config.get("harmonisation") if isinstance(config.get("harmonisation"), dict) else None
     if survival.get("min_icc") is not None and not config.get("robustness"):
@@ -203,6 +204,21 @@ def _trust_problems(config: dict, has_clinical: bool) -> list[str]:
     for key, what in (("negative_controls", "the association with the outcome"), ("harmonisation", "the table")):
         if config.get(key) and not has_clinical:
             out.append(f"config key {key} needs clinical data ({what} is over the modelling table): set clinical")
+    if harmonisation:  # the covariates are columns of the modelling table: the standard clinical ones or mapped ones
+        from .model import CLINICAL_KEEP
+
+        mapped = {
+            name
+            for entry in config.get("clinical") or []
+            if isinstance(entry, dict)
+            for name in (entry.get("covariates") or {})
+        } | set((source.get("clinical") or {}).get("covariates") or {})
+        for name in harmonisation.get("covariates") or []:
+            if name not in set(CLINICAL_KEEP) | mapped:
+                out.append(
+                    f"config key harmonisation.covariates: {name!r} is not a column of the modelling table (expected "
+                    f"one of {', '.join(CLINICAL_KEEP)}, or a covariate mapped under clinical)"
+                )
     batch = harmonisation.get("batch") if harmonisation else None
     if isinstance(batch, dict) and isinstance(batch.get("path"), str):
         if not Path(batch["path"]).is_file():

@@ -21,6 +21,7 @@ TAGS = {
     0x00080070: ("Manufacturer", "LO"),
     0x00081030: ("StudyDescription", "LO"),
     0x0008103E: ("SeriesDescription", "LO"),
+    0x00081090: ("ManufacturerModelName", "LO"),
     0x00100020: ("PatientID", "LO"),
     0x00180050: ("SliceThickness", "DS"),
     0x0020000D: ("StudyInstanceUID", "UI"),

@@ -241,9 +241,12 @@ def harmonise_step(table: pd.DataFrame, series: pd.DataFrame, config: dict, out_
     complete = [f for f in features if table[f].notna().all()]
     for f in sorted(set(features) - set(complete)):
         print(f"not harmonised (a missing value): {f}")
-    harmonised, report = harmonise_table(
-        table, batch, complete, categorical, continuous, min_batch=int(config.get("min_batch", 3))
-    )
+    try:
+        harmonised, report = harmonise_table(
+            table, batch, complete, categorical, continuous, min_batch=int(config.get("min_batch", 3))
+        )
+    except HarmonisationError as err:  # a cohort of one site: said in every output, the run goes on
+        return _nothing_harmonised(table, batch, config, str(err), out_table, out_batches, out_plot)
     report.insert(
         1, "batch_variable", config["batch"] if isinstance(config["batch"], str) else config["batch"]["column"]
     )
@@ -259,4 +262,37 @@ def harmonise_step(table: pd.DataFrame, series: pd.DataFrame, config: dict, out_
             effect[f] = stats.f_oneway(*values).statistic
     shown = sorted(effect, key=lambda f: -effect[f])[:4] or complete[:4]
     before_after_plot(table.loc[harmonised.index], harmonised, batch, shown, out_plot)
+    return report
+
+
+def _nothing_harmonised(table, batch, config, why, out_table, out_batches, out_plot) -> pd.DataFrame:
+    """No harmonisation possible (fewer than two batches big enough): an empty harmonised table (the columns of the
+    modelling table), every batch named with why, and a picture that says so."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    print(f"nothing harmonised: {why}")
+    table.iloc[0:0].to_csv(out_table, index=False)
+    counts = batch.value_counts()
+    report = pd.DataFrame(
+        [
+            dict(
+                batch=name,
+                batch_variable=config["batch"] if isinstance(config["batch"], str) else config["batch"]["column"],
+                n=int(n),
+                status=f"not harmonised: {why}",
+                patients=";".join(map(str, table.loc[batch == name, "patient_id"])),
+            )
+            for name, n in sorted(counts.items())
+        ],
+        columns=["batch", "batch_variable", "n", "status", "patients"],
+    )
+    report.to_csv(out_batches, sep="\t", index=False)
+    fig, ax = plt.subplots(figsize=(6, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, "nothing harmonised:\n" + why, ha="center", va="center", wrap=True, fontsize=9)
+    fig.savefig(out_plot, dpi=90)
+    plt.close(fig)
     return report
