@@ -181,7 +181,7 @@ def path_problems(config: dict, workdir=".") -> list[str]:
                 read_listed(studies)
             except Exception as err:  # unreadable or without the columns
                 out.append(f"config key model.studies: {err}")
-    out += _trust_problems(config, bool(config.get("clinical")) or bool(source.get("clinical")))
+    out += _trust_problems(config)
     manifest = config.get("manifest")
     if isinstance(manifest, str) and not Path(manifest).is_file():
         out.append(f"config key manifest = {manifest!r}: the file does not exist")
@@ -191,8 +191,10 @@ def path_problems(config: dict, workdir=".") -> list[str]:
     return out
 
 
-def _trust_problems(config: dict, has_clinical: bool) -> list[str]:
-    """robustness, negative_controls, harmonisation and the survival options that use them: what each needs."""
+def _trust_problems(config: dict) -> list[str]:
+    """robustness, negative_controls, harmonisation and the survival options that use them: what each needs. (Without
+    clinical data the negative controls and the harmonisation have no modelling table: the workflow skips them and
+    says so when it starts.)"""
     out = []
     source = config.get("source") if isinstance(config.get("source"), dict) else {}
     survival = config.get("survival") if isinstance(config.get("survival"), dict) else {}
@@ -201,9 +203,6 @@ def _trust_problems(config: dict, has_clinical: bool) -> list[str]:
         out.append("config key survival.min_icc needs robustness (the ICC of each feature comes from it)")
     if survival.get("harmonised") and not harmonisation:
         out.append("config key survival.harmonised = true needs harmonisation (the harmonised table comes from it)")
-    for key, what in (("negative_controls", "the association with the outcome"), ("harmonisation", "the table")):
-        if config.get(key) and not has_clinical:
-            out.append(f"config key {key} needs clinical data ({what} is over the modelling table): set clinical")
     if harmonisation:  # the covariates are columns of the modelling table: the standard clinical ones or mapped ones
         from .model import CLINICAL_KEEP
 

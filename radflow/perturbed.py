@@ -42,9 +42,31 @@ def _seed(seed: int, *parts) -> list[int]:
     return [int(seed)] + [zlib.crc32(str(p).encode()) for p in parts]
 
 
-def perturbed_series(image_path, masks_dir, features_path, settings_path, roi: str, robustness=None, controls=None):
+def chosen_label(features: pd.DataFrame, roi: str, instances: str = "largest") -> str | None:
+    """The label of the mask that stands for `roi` on this series under the instance rule (radflow.selection: the
+    largest instance, the union, or the label itself), among the rows with features; None when there is none."""
+    from .selection import order_within_study, roi_candidates
+
+    rows = roi_candidates(features[features["status"] == "ok"], roi, instances)
+    if rows.empty:
+        return None
+    within = rows.assign(slice_spacing=0.0, n_slices=0)  # one series: only volume and label order its instances
+    return str(order_within_study(within, instances)["roi_label"].iloc[0])
+
+
+def perturbed_series(
+    image_path,
+    masks_dir,
+    features_path,
+    settings_path,
+    roi: str,
+    robustness=None,
+    controls=None,
+    instances: str = "largest",
+):
     """The rows (COLUMNS + features) of one series: the original's from its feature table, then each perturbation's
-    and each negative control's. Masks of other ROIs, and masks without features (failed, skipped), get no rows."""
+    and each negative control's, for the mask that stands for `roi` on it (chosen_label: the modelling table's rule);
+    none when the series has no such mask with features."""
     import SimpleITK as sitk
 
     from .features import extract_roi, make_extractor
@@ -53,14 +75,13 @@ def perturbed_series(image_path, masks_dir, features_path, settings_path, roi: s
 
     masks = json.loads((Path(masks_dir) / "masks.json").read_text())
     features = pd.read_parquet(features_path)
+    label = chosen_label(features, roi, instances)
     rows = []
     image = extractor = None
     for m in masks:
-        if m.get("roi") != roi or m.get("status") == "failed":
+        if m["label"] != label:
             continue
         own = features[(features["roi_label"] == m["label"]) & (features["status"] == "ok")]
-        if own.empty:
-            continue
         original = own.iloc[0].to_dict()
         ids = {k: original[k] for k in COLUMNS[:7]}
         rows.append(

@@ -72,6 +72,7 @@ def test_the_perturbed_features_are_the_same_when_computed_again(demo_run, pertu
         "GTVp",
         config["robustness"],
         config["negative_controls"],
+        config["roi_instances"],
     )
     stored = pd.read_parquet(r / "perturbed" / p / f"{s}.parquet")
     pd.testing.assert_frame_equal(again.drop(columns="seconds"), stored.drop(columns="seconds"), check_exact=True)

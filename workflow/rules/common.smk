@@ -1,6 +1,7 @@
 # Input functions over the index checkpoint: the DAG after the index is built from its tables.
 import functools
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -232,6 +233,12 @@ ROBUSTNESS = config["robustness"]
 CONTROLS = config["negative_controls"]
 HARMONISATION = config["harmonisation"]
 PERTURBED = bool(ROBUSTNESS or CONTROLS)
+if (CONTROLS or HARMONISATION) and not HAS_CLINICAL and workflow.is_main_process:
+    print(
+        "radflow: no clinical data in this run (clinical: [] and no source.clinical): negative_controls and "
+        "harmonisation need the modelling table and are skipped",
+        file=sys.stderr,
+    )
 
 
 def perturbed_files(wildcards):

@@ -27,6 +27,7 @@ if PERTURBED:
             * (1 + len((ROBUSTNESS or {}).get("perturbations", [])) + len((CONTROLS or {}).get("controls", []))),
         params:
             roi=config["model"]["roi"],
+            roi_instances=config["roi_instances"],
             robustness=ROBUSTNESS,
             controls=CONTROLS,
         script:
