@@ -3,7 +3,8 @@ feature measures of texture or shape is destroyed while the values themselves (o
 whose association with the outcome survives its negative control measures something other than what it claims.
 
 Controls (READII's names): `shuffled` (the region's voxel values permuted among its voxels: the same histogram),
-`randomized_sampled` (each voxel of the region drawn with replacement from the region's values: the same
+`randomized` (each voxel of the region drawn uniformly between the region's minimum and maximum: only the range
+kept), `randomized_sampled` (each voxel of the region drawn with replacement from the region's values: the same
 distribution), over a `region`: `roi` (inside the mask), `non_roi` (outside it) or `full` (the whole image). Seeded:
 the same control on every machine."""
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-CONTROLS = ("shuffled", "randomized_sampled")
+CONTROLS = ("shuffled", "randomized", "randomized_sampled")
 REGIONS = ("roi", "non_roi", "full")
 
 
@@ -26,7 +27,13 @@ def negative_control(image, mask, control: str, region: str = "roi", seed: int =
     where = {"roi": inside, "non_roi": ~inside, "full": np.ones_like(inside)}[region]
     rng = np.random.default_rng(seed)
     chosen = values[where]
-    values[where] = rng.permutation(chosen) if control == "shuffled" else rng.choice(chosen, size=chosen.size)
+    if control == "shuffled":
+        values[where] = rng.permutation(chosen)
+    elif control == "randomized":
+        drawn = rng.uniform(float(chosen.min()), float(chosen.max()), chosen.size)
+        values[where] = np.rint(drawn) if values.dtype.kind in "iu" else drawn
+    else:
+        values[where] = rng.choice(chosen, size=chosen.size)
     out = sitk.GetImageFromArray(values)
     out.CopyInformation(image)
     return out

@@ -118,3 +118,32 @@ def test_a_modelling_table_by_tcga_site_with_a_batch_too_small(tmp_path):
     assert (tmp_path / "harmonisation.png").stat().st_size > 10_000
     with pytest.raises(HarmonisationError, match="fewer than two batches"):
         harmonise_table(table, batch.where(batch != "CN", "QK"), features, min_batch=13)
+
+
+def test_the_batch_comes_from_the_site_the_scanner_or_a_file(tmp_path):
+    from radflow.harmonise import batch_of, read_batch_file
+
+    table = pd.DataFrame(
+        {"patient_id": ["TCGA-CV-0001", "TCGA-CN-0002", "LUNG1-001"], "series_uid": ["1.1", "1.2", "1.3"]}
+    )
+    series = pd.DataFrame(
+        {
+            "series_uid": ["1.1", "1.2", "1.3"],
+            "manufacturer": ["GE MEDICAL SYSTEMS", "SIEMENS", ""],
+            "manufacturer_model": ["LightSpeed16", "Biograph 64", ""],
+        }
+    )
+    assert batch_of(table, "site", series).tolist() == ["CV", "CN", ""]
+    assert batch_of(table, "manufacturer", series).tolist() == ["GE MEDICAL SYSTEMS", "SIEMENS", ""]
+    assert batch_of(table, "model", series).tolist() == ["LightSpeed16", "Biograph 64", ""]
+    (tmp_path / "sites.csv").write_text("patient_id,hospital\nTCGA-CV-0001,Houston\nLUNG1-001,Maastricht\n")
+    assert batch_of(table, {"path": str(tmp_path / "sites.csv"), "column": "hospital"}).tolist() == [
+        "Houston",
+        "",
+        "Maastricht",
+    ]
+    with pytest.raises(ValueError, match="sites.csv: no column centre"):
+        read_batch_file(tmp_path / "sites.csv", "centre")
+    (tmp_path / "twice.csv").write_text("patient_id,hospital\nA,x\nA,y\n")
+    with pytest.raises(ValueError, match="patient A has more than one row"):
+        read_batch_file(tmp_path / "twice.csv", "hospital")

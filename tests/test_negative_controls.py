@@ -141,3 +141,18 @@ def test_icc_table_per_feature():
     )
     assert (table["n_patients"] == 40).all() and (table["n_perturbations"] == 4).all()
     assert (table["ci_low"] <= table["icc"]).all() and (table["icc"] <= table["ci_high"]).all()
+
+
+def test_a_randomized_roi_keeps_only_the_range_and_the_rest_of_the_image():
+    mask = sphere()
+    image = textured(mask)
+    control = negative_control(image, mask, "randomized", "roi", seed=5)
+    a, b = sitk.GetArrayFromImage(image), sitk.GetArrayFromImage(control)
+    inside = sitk.GetArrayFromImage(mask) > 0
+    assert np.array_equal(a[~inside], b[~inside])  # outside the ROI nothing moved
+    assert a[inside].min() <= b[inside].min() and b[inside].max() <= a[inside].max()
+    # uniform over the range: its mean is the range's middle (to 3 standard errors), whatever the original's shape
+    mid, half = (a[inside].min() + a[inside].max()) / 2, (a[inside].max() - a[inside].min()) / 2
+    assert abs(b[inside].mean() - mid) < 3 * half / np.sqrt(3 * inside.sum())
+    again = sitk.GetArrayFromImage(negative_control(image, mask, "randomized", "roi", seed=5))
+    assert np.array_equal(b, again)  # seeded
