@@ -144,7 +144,7 @@ def test_modelling_table_and_cohort(demo_run, truth):
 
 
 def test_overlays_counts_and_report(demo_run, features, truth):
-    """snakemake --report: counts, an overlay per ROI, feature distributions, problems, survival plot."""
+    """snakemake --report: counts, an overlay per ROI, feature distributions, problems, survival plot, robustness."""
     from conftest import run_snakemake
 
     qc = demo_run / "results" / "qc"
@@ -170,9 +170,13 @@ def test_overlays_counts_and_report(demo_run, features, truth):
     html = (demo_run / "report.html").read_text()
     for category in ("Mask overlays", "Feature distributions", "Cohort", "counts.tsv", "problems.tsv", "km.png"):
         assert category in html, category
-    # every overlay is embedded as a picture
+    # robustness, negative controls and harmonisation (on in the shipped config): the ICC plot per feature class,
+    # the negative-control table, the before/after plot and the batches
+    for item in ("Robustness", "icc.png", "icc.csv", "association.csv", "before_after.png", "batches.tsv"):
+        assert item in html, item
+    # every overlay is embedded as a picture, and the three pictures above
     embedded = html.count("data:image/png;charset=utf8;filename=")
-    assert embedded >= 51 + ok.groupby(["modality", "roi"]).ngroups + 1
+    assert embedded >= 51 + ok.groupby(["modality", "roi"]).ngroups + 1 + 2
 
 
 def test_baseline_chosen_and_followup_passed_over(demo_run, truth):
