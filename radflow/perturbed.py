@@ -71,7 +71,7 @@ def perturbed_series(
 
     from .features import extract_roi, make_extractor
     from .negative_controls import negative_control
-    from .robustness import perturb, perturbation_name
+    from .robustness import crop_for_perturbation, paste, perturb, perturbation_name
 
     masks = json.loads((Path(masks_dir) / "masks.json").read_text())
     features = pd.read_parquet(features_path)
@@ -93,6 +93,10 @@ def perturbed_series(
         image = image if image is not None else sitk.ReadImage(str(image_path))
         mask = sitk.ReadImage(str(Path(masks_dir) / f"{m['label']}.nii.gz"))
         extractor = extractor or make_extractor(settings_path)
+        # the perturbations work on the ROI's surroundings (the features are those of the whole image, perturbed);
+        # the controls on the whole image (non_roi and full draw from all of it)
+        chains = (robustness or {}).get("perturbations") or []
+        near_image, near_mask, start = crop_for_perturbation(image, mask, chains, extractor.settings)
         voxels = int(m["voxel_count"])
         jobs = []
         if robustness:
@@ -117,7 +121,8 @@ def perturbed_series(
             asked, sd = float(spec.get("volume_change", 0.0)), 0.0
             try:
                 if kind == "perturbation":
-                    img, msk, sd = perturb(image, mask, spec, np.random.default_rng(seed), voxels)
+                    img, msk, sd = perturb(near_image, near_mask, spec, np.random.default_rng(seed), voxels)
+                    img, msk = paste(image, mask, img, msk, start)
                 else:
                     control, region = name.rsplit("_", 1) if not name.endswith("non_roi") else (name[:-8], "non_roi")
                     img, msk = negative_control(image, mask, control, region, seed=seed), mask

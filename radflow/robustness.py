@@ -130,13 +130,84 @@ def perturbation_name(spec: dict) -> str:
     return "+".join(parts) or "identity"
 
 
+def crop_for_perturbation(image, mask, chains, settings: dict):
+    """Image and mask cropped around the ROI, with room for what the chains do and for what the extraction needs,
+    so that a perturbation resamples a few hundred thousand voxels instead of a whole CT. The margin per axis is the
+    one radflow.features.resample_cropped keeps around an ROI (pyradiomics' padding, the B-spline's support and the
+    48 voxels over which its prefilter's edge effect fades), plus how far the chains can move the ROI's edge (the
+    largest rotation over the ROI and that margin, the largest translation, the growth of the largest volume
+    change) and 2 voxels. Returns (image, mask, start index (x, y, z)): radflow.robustness.paste puts the perturbed
+    crop back into the whole image, so that pyradiomics resamples onto the grid it uses for the original (its grid
+    is anchored at the image's origin), and the features are those of the whole image, perturbed."""
+    import SimpleITK as sitk
+
+    from .features import CROP_MARGIN
+    from .masks import bounding_box
+
+    box = bounding_box(sitk.GetArrayViewFromImage(mask) > 0)
+    if not all(box[3:]):
+        return image, mask, (0, 0, 0)
+    spacing, size = image.GetSpacing(), image.GetSize()
+    to = settings.get("resampledPixelSpacing") or [0, 0, 0]
+    pad = float(settings.get("padDistance", 5))
+    half = 0.5 * float(np.linalg.norm([n * s for n, s in zip(box[3:], spacing)]))
+    angle = max([abs(np.deg2rad(c.get("rotation_deg", 0.0))) for c in chains] + [0.0])
+    shift = max([float(np.linalg.norm(c.get("translation_mm") or [0, 0, 0])) for c in chains] + [0.0])
+    grow = max([c.get("volume_change", 0.0) for c in chains] + [0.0])
+    start, extent = [], []
+    for k in range(3):
+        keep = int(np.ceil(pad * (float(to[k]) or spacing[k]) / spacing[k])) + 3 + CROP_MARGIN
+        reach = angle * (half + keep * max(spacing)) + shift + grow * half
+        margin = keep + int(np.ceil(reach / spacing[k])) + 2
+        a, b = max(box[k] - margin, 0), min(box[k] + box[3 + k] - 1 + margin, size[k] - 1)
+        start.append(a)
+        extent.append(b - a + 1)
+    return sitk.RegionOfInterest(image, extent, start), sitk.RegionOfInterest(mask, extent, start), tuple(start)
+
+
+def paste(image, mask, part_image, part_mask, start):
+    """The whole image with the (perturbed) crop part_image put back at start, and the whole mask with part_mask (0
+    outside it: the crop holds the ROI with its margin)."""
+    import SimpleITK as sitk
+
+    values = sitk.GetArrayFromImage(image)
+    labels = np.zeros(values.shape, dtype=sitk.GetArrayViewFromImage(part_mask).dtype)
+    region = tuple(slice(a, a + n) for a, n in zip(start[::-1], part_image.GetSize()[::-1]))
+    values[region] = sitk.GetArrayViewFromImage(part_image)
+    labels[region] = sitk.GetArrayViewFromImage(part_mask)
+    out_image, out_mask = sitk.GetImageFromArray(values), sitk.GetImageFromArray(labels)
+    out_image.CopyInformation(image)
+    out_mask.CopyInformation(mask)
+    return out_image, out_mask
+
+
+def as_stored(image, like):
+    """A perturbed (float) image in the original's pixel type: rounded to the nearest value and kept in the type's
+    range for integer images (a CT in HU, as the scanner stores it), so that a perturbation that moves nothing gives
+    the original's features exactly (pyradiomics resamples in the image's own type)."""
+    import SimpleITK as sitk
+
+    if image.GetPixelID() == like.GetPixelID():
+        return image
+    values = sitk.GetArrayFromImage(image)
+    kind = sitk.GetArrayViewFromImage(like).dtype
+    if kind.kind in "iu":
+        info = np.iinfo(kind)
+        values = np.clip(np.rint(values), info.min, info.max)
+    out = sitk.GetImageFromArray(values.astype(kind))
+    out.CopyInformation(image)
+    return out
+
+
 def perturb(image, mask, spec: dict, rng: np.random.Generator, original_voxels: int):
     """One perturbation chain (Zwanenburg et al.'s order): rotation and translation of image and mask together,
     then the mask's volume adapted to (1 + volume_change) x the original ROI's voxels, then Gaussian noise of the
-    image's own noise level (noise_sd) added to the image. Returns (image, mask, noise sd added)."""
+    image's own noise level (noise_sd) added to the image; the image back in its own pixel type (as_stored).
+    Returns (image, mask, noise sd added)."""
     import SimpleITK as sitk
 
-    image = sitk.Cast(image, sitk.sitkFloat64)  # interpolated values kept, not cut to the stored integers
+    stored = image
+    image = sitk.Cast(image, sitk.sitkFloat64)  # interpolated in double precision, then stored as the original
     if spec.get("rotation_deg") or any(spec.get("translation_mm") or []):
         image, mask = rigid_perturbation(
             image, mask, spec.get("rotation_deg", 0.0), spec.get("translation_mm") or (0, 0, 0)
@@ -150,7 +221,7 @@ def perturb(image, mask, spec: dict, rng: np.random.Generator, original_voxels: 
         noisy = sitk.GetImageFromArray(values + rng.normal(0.0, sd, values.shape))
         noisy.CopyInformation(image)
         image = noisy
-    return image, mask, sd
+    return as_stored(image, stored), mask, sd
 
 
 def icc_table(long, feature_columns, patient="patient_id", perturbation="perturbation"):
