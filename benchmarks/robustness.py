@@ -25,10 +25,11 @@ import yaml
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--project", default=".", help="a folder with config/ and results/ of a finished run")
+    parser.add_argument("--chains", help="take the perturbations and controls from this config file instead")
     args = parser.parse_args()
     from radflow.features import extract_roi, make_extractor
     from radflow.negative_controls import negative_control
-    from radflow.robustness import perturb, perturbation_name
+    from radflow.robustness import crop_for_perturbation, paste, perturb, perturbation_name
 
     project = Path(args.project)
     config = yaml.safe_load((project / "config" / "config.yaml").read_text())
@@ -36,8 +37,9 @@ def main() -> None:
     cohort = pd.read_csv(results / "cohort.tsv", sep="\t", dtype=str).dropna(subset=["series_uid"])
     modality = config["model"]["modality"]
     extractor = make_extractor(project / config["pyradiomics_settings"] / f"{modality}.yaml")
-    chains = (config.get("robustness") or {}).get("perturbations") or []
-    controls = (config.get("negative_controls") or {}).get("controls") or []
+    asked = yaml.safe_load(Path(args.chains).read_text()) if args.chains else config
+    chains = (asked.get("robustness") or {}).get("perturbations") or []
+    controls = (asked.get("negative_controls") or {}).get("controls") or []
     rows = []
     for c in cohort.itertuples():
         image = sitk.ReadImage(str(results / "images" / c.patient_id / f"{c.series_uid}.nii.gz"))
@@ -47,9 +49,11 @@ def main() -> None:
         extract_roi(extractor, image, mask)
         plain = time.perf_counter() - t
         rows.append(dict(patient=c.patient_id, kind="plain extraction", seconds=plain, voxels=voxels))
+        near_image, near_mask, start = crop_for_perturbation(image, mask, chains, extractor.settings)
         for k, spec in enumerate(chains):
             t = time.perf_counter()
-            img, msk, _ = perturb(image, mask, spec, np.random.default_rng([1, k]), voxels)
+            img, msk, _ = perturb(near_image, near_mask, spec, np.random.default_rng([1, k]), voxels)
+            img, msk = paste(image, mask, img, msk, start)
             made = time.perf_counter() - t
             extract_roi(extractor, img, msk)
             rows.append(
