@@ -254,8 +254,9 @@ def as_stored(image, like):
 
 def perturb(image, mask, spec: dict, rng: np.random.Generator, original_voxels: int):
     """One perturbation chain (Zwanenburg et al.'s order): rotation and translation of image and mask together,
-    then the contour randomised by supervoxels (contour_randomisation), then the mask's volume adapted to (1 + volume_change) x the original ROI's voxels, then Gaussian noise of the
-    image's own noise level (noise_sd) added to the image; the image back in its own pixel type (as_stored).
+    then the contour randomised by supervoxels (contour_randomisation), then the mask's volume adapted to
+    (1 + volume_change) x the original ROI's voxels, then Gaussian noise of the image's own noise level (noise_sd)
+    added to the image; the image back in its own pixel type (as_stored).
     Returns (image, mask, noise sd added)."""
     import SimpleITK as sitk
 
