@@ -26,6 +26,8 @@ demo: install
 	@echo "  modelling_table.csv, cohort.tsv   features joined with outcomes, and every patient accounted for"
 	@echo "  index/problems.tsv                what was left out, and why"
 	@echo "  qc/                               ROI outlines, feature distributions, counts"
+	@echo "  robustness/, negative_controls/,  which features to trust: ICC under perturbation, negative controls,"
+	@echo "  harmonised/                       the modelling table harmonised across sites (README)"
 	@echo "  $(BIN)/snakemake --report report.html   puts them all into one HTML report"
 
 test: install
