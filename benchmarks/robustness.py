@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--chains", help="take the perturbations and controls from this config file instead")
     args = parser.parse_args()
     from radflow.features import extract_roi, make_extractor
-    from radflow.negative_controls import negative_control
+    from radflow.negative_controls import negative_control, parse_control
     from radflow.robustness import crop_for_perturbation, paste, perturb, perturbation_name
 
     project = Path(args.project)
@@ -60,9 +60,8 @@ def main() -> None:
                 dict(patient=c.patient_id, kind=perturbation_name(spec), seconds=time.perf_counter() - t, make=made)
             )
         for name in controls:
-            control, region = (name[:-8], "non_roi") if name.endswith("_non_roi") else name.rsplit("_", 1)
             t = time.perf_counter()
-            img = negative_control(image, mask, control, region, seed=1)
+            img = negative_control(image, mask, *parse_control(name), seed=1)
             made = time.perf_counter() - t
             extract_roi(extractor, img, mask)
             rows.append(dict(patient=c.patient_id, kind=name, seconds=time.perf_counter() - t, make=made))

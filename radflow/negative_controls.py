@@ -16,6 +16,14 @@ CONTROLS = ("shuffled", "randomized", "randomized_sampled")
 REGIONS = ("roi", "non_roi", "full")
 
 
+def parse_control(name: str) -> tuple[str, str]:
+    """A config's control name (shuffled_roi, randomized_sampled_non_roi, ...) as (control, region)."""
+    for region in sorted(REGIONS, key=len, reverse=True):  # non_roi before roi
+        if name.endswith("_" + region) and name[: -len(region) - 1] in CONTROLS:
+            return name[: -len(region) - 1], region
+    raise ValueError(f"negative control {name!r}: expected <control>_<region>, control one of {CONTROLS}")
+
+
 def negative_control(image, mask, control: str, region: str = "roi", seed: int = 0):
     """A SimpleITK image with the region's values rearranged (see the module); the mask is unchanged."""
     import SimpleITK as sitk

@@ -17,14 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-COLUMNS = [
-    "patient_id",
-    "study_uid",
-    "series_uid",
-    "modality",
-    "roi",
-    "roi_original",
-    "roi_label",
+from .features import ID_COLUMNS
+
+IDS = ID_COLUMNS[:7]  # patient_id, study_uid, series_uid, modality, roi, roi_original, roi_label
+COLUMNS = IDS + [
     "kind",  # original, perturbation or negative_control
     "perturbation",  # its name: original, rotation+5deg, volume-10%, shuffled_roi, ...
     "parameters",  # JSON: what was asked
@@ -70,7 +66,7 @@ def perturbed_series(
     import SimpleITK as sitk
 
     from .features import extract_roi, make_extractor
-    from .negative_controls import negative_control
+    from .negative_controls import negative_control, parse_control
     from .robustness import crop_for_perturbation, paste, perturb, perturbation_name
 
     masks = json.loads((Path(masks_dir) / "masks.json").read_text())
@@ -83,7 +79,7 @@ def perturbed_series(
             continue
         own = features[(features["roi_label"] == m["label"]) & (features["status"] == "ok")]
         original = own.iloc[0].to_dict()
-        ids = {k: original[k] for k in COLUMNS[:7]}
+        ids = {k: original[k] for k in IDS}
         rows.append(
             ids
             | dict(kind="original", perturbation="original", parameters="{}", mask_voxels=int(m["voxel_count"]))
@@ -124,8 +120,7 @@ def perturbed_series(
                     img, msk, sd = perturb(near_image, near_mask, spec, np.random.default_rng(seed), voxels)
                     img, msk = paste(image, mask, img, msk, start)
                 else:
-                    control, region = name.rsplit("_", 1) if not name.endswith("non_roi") else (name[:-8], "non_roi")
-                    img, msk = negative_control(image, mask, control, region, seed=seed), mask
+                    img, msk = negative_control(image, mask, *parse_control(name), seed=seed), mask
                 n = int((sitk.GetArrayViewFromImage(msk) > 0).sum())
                 change = n / voxels - 1.0
                 row.update(mask_voxels=n, volume_change_asked=asked, volume_change=change, noise_sd=sd)

@@ -189,3 +189,13 @@ def test_a_randomised_contour_follows_the_image_and_keeps_the_volume_asked():
             flat, mask, dict(contour_randomisation=True, volume_change=change), np.random.default_rng(2), n
         )
         assert int(sitk.GetArrayViewFromImage(moved).sum()) == round(n * (1 + change))
+
+
+def test_control_names_of_the_config():
+    from radflow.negative_controls import parse_control
+
+    assert parse_control("shuffled_roi") == ("shuffled", "roi")
+    assert parse_control("randomized_sampled_non_roi") == ("randomized_sampled", "non_roi")
+    assert parse_control("randomized_full") == ("randomized", "full")
+    with pytest.raises(ValueError, match="'blurred_roi'"):
+        parse_control("blurred_roi")
