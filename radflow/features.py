@@ -109,6 +109,33 @@ def image_hash(image: sitk.Image) -> str:
 CROP_MARGIN = 48
 
 
+def crop_margin(settings: dict, spacing, axis: int) -> int:
+    """Voxels kept around an ROI along one axis when the image is cropped before extraction (resample_cropped):
+    with resampling, pyradiomics' padding on the new grid, the B-spline's support and CROP_MARGIN; without, the
+    padding pyradiomics crops to anyway."""
+    pad = float(settings.get("padDistance", 5))
+    spacing_to = settings.get("resampledPixelSpacing")
+    if bool(spacing_to) and settings.get("interpolator") is not None:
+        new = float(spacing_to[axis]) or spacing[axis]
+        return int(np.ceil(pad * new / spacing[axis])) + 3 + CROP_MARGIN
+    return int(np.ceil(pad)) + 1
+
+
+# pyradiomics' image types prefix every feature name: original_, wavelet-LLH_, log-sigma-1-0-mm-3D_, square_, ...
+FEATURE_PREFIXES = ("original_", "log-", "wavelet-", "square", "exponential", "logarithm", "gradient", "lbp-")
+
+
+def pyradiomics_columns(table) -> list[str]:
+    """The feature columns of a table (features, modelling, perturbed): pyradiomics' names, in the table's order."""
+    return [c for c in table.columns if c.startswith(FEATURE_PREFIXES) and "diagnostics" not in c]
+
+
+def feature_class(name: str) -> str:
+    """A feature's class from its pyradiomics name (original_glcm_Idmn -> glcm); empty when it has none."""
+    parts = name.split("_")
+    return parts[1] if len(parts) >= 3 else ""
+
+
 def resample_cropped(image: sitk.Image, mask: sitk.Image, settings: dict, label: int = 1, image_types=("Original",)):
     """The image and mask pyradiomics would extract from, computed from only the part of the image around the ROI;
     None where that does not apply (pyradiomics then does it all).
@@ -138,14 +165,9 @@ def resample_cropped(image: sitk.Image, mask: sitk.Image, settings: dict, label:
         return None  # pyradiomics says what is wrong with an empty mask
     lo, hi = box[:3], [a + n - 1 for a, n in zip(box[:3], box[3:])]
     size = image.GetSize()
-    pad = float(settings.get("padDistance", 5))
     start, extent = [], []
     for k in range(3):
-        if resample:
-            new = float(spacing_to[k]) or image.GetSpacing()[k]
-            margin = int(np.ceil(pad * new / image.GetSpacing()[k])) + 3 + CROP_MARGIN
-        else:
-            margin = int(np.ceil(pad)) + 1
+        margin = crop_margin(settings, image.GetSpacing(), k)
         a, b = max(lo[k] - margin, 0), min(hi[k] + margin, size[k] - 1)
         start.append(a)
         extent.append(b - a + 1)

@@ -211,14 +211,21 @@ def batch_of(table: pd.DataFrame, batch, series: pd.DataFrame | None = None) -> 
     return values.fillna("").astype(str).str.strip().rename("batch")
 
 
+def batch_variable(config: dict) -> str:
+    """What the batches are, as batches.tsv names it: site, manufacturer, model or the user file's column."""
+    return config["batch"] if isinstance(config["batch"], str) else config["batch"]["column"]
+
+
 def covariate_kinds(table: pd.DataFrame, covariates) -> tuple[list[str], list[str]]:
     """(categorical, continuous): numeric columns are continuous, the others categorical; a name that is not a
     column of the table is a HarmonisationError naming it."""
+    from .features import pyradiomics_columns
+
     missing = [c for c in covariates if c not in table.columns]
     if missing:
         raise HarmonisationError(
             f"harmonisation.covariates: {', '.join(missing)} not in the modelling table (its clinical columns: "
-            f"{', '.join(c for c in table.columns if not c.startswith(('original_', 'log-', 'wavelet-')))})"
+            f"{', '.join(c for c in table.columns if c not in set(pyradiomics_columns(table)))})"
         )
     continuous = [c for c in covariates if pd.api.types.is_numeric_dtype(table[c])]
     return [c for c in covariates if c not in continuous], continuous
@@ -232,12 +239,12 @@ def harmonise_step(table: pd.DataFrame, series: pd.DataFrame, config: dict, out_
     harmonisation (one-way ANOVA F by batch). Returns the batches table."""
     from scipy import stats
 
-    from .robustness import feature_names
+    from .features import feature_class, pyradiomics_columns
 
     batch = batch_of(table, config["batch"], series)
     categorical, continuous = covariate_kinds(table, config.get("covariates") or [])
     leave = set(config.get("leave_classes") or [])
-    features = [f for f in feature_names(table) if f.split("_")[1] not in leave]
+    features = [f for f in pyradiomics_columns(table) if feature_class(f) not in leave]
     complete = [f for f in features if table[f].notna().all()]
     for f in sorted(set(features) - set(complete)):
         print(f"not harmonised (a missing value): {f}")
@@ -247,9 +254,7 @@ def harmonise_step(table: pd.DataFrame, series: pd.DataFrame, config: dict, out_
         )
     except HarmonisationError as err:  # a cohort of one site: said in every output, the run goes on
         return _nothing_harmonised(table, batch, config, str(err), out_table, out_batches, out_plot)
-    report.insert(
-        1, "batch_variable", config["batch"] if isinstance(config["batch"], str) else config["batch"]["column"]
-    )
+    report.insert(1, "batch_variable", batch_variable(config))
     out = harmonised.drop(columns=sorted(set(features) - set(complete)))
     out.to_csv(out_table, index=False)
     report.to_csv(out_batches, sep="\t", index=False)
@@ -280,7 +285,7 @@ def _nothing_harmonised(table, batch, config, why, out_table, out_batches, out_p
         [
             dict(
                 batch=name,
-                batch_variable=config["batch"] if isinstance(config["batch"], str) else config["batch"]["column"],
+                batch_variable=batch_variable(config),
                 n=int(n),
                 status=f"not harmonised: {why}",
                 patients=";".join(map(str, table.loc[batch == name, "patient_id"])),

@@ -57,7 +57,8 @@ def association_table(perturbed, cohort, table, endpoint: str = "os"):
     import pandas as pd
     from lifelines.utils import concordance_index
 
-    from .robustness import feature_names, model_rows
+    from .features import pyradiomics_columns
+    from .robustness import model_rows
     from .survival import _univariate
 
     time_col, event_col = f"{endpoint}_days", f"{endpoint}_event"
@@ -66,7 +67,7 @@ def association_table(perturbed, cohort, table, endpoint: str = "os"):
     rows = model_rows(perturbed, cohort)
     rows = rows[rows["kind"].isin(["original", "negative_control"]) & rows["status"].eq("ok")]
     rows = rows.merge(outcome, on="patient_id")
-    features = feature_names(rows)
+    features = pyradiomics_columns(rows)
     names = ["original"] + [n for n in dict.fromkeys(rows["perturbation"]) if n != "original"]
     original = rows[rows["perturbation"] == "original"].set_index("patient_id")
     out = pd.DataFrame({"feature": features})

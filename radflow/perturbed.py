@@ -65,7 +65,7 @@ def perturbed_series(
     none when the series has no such mask with features."""
     import SimpleITK as sitk
 
-    from .features import extract_roi, make_extractor
+    from .features import extract_roi, make_extractor, pyradiomics_columns
     from .negative_controls import negative_control, parse_control
     from .robustness import crop_for_perturbation, paste, perturb, perturbation_name
 
@@ -73,44 +73,33 @@ def perturbed_series(
     features = pd.read_parquet(features_path)
     label = chosen_label(features, roi, instances)
     rows = []
-    image = extractor = None
-    for m in masks:
-        if m["label"] != label:
-            continue
-        own = features[(features["roi_label"] == m["label"]) & (features["status"] == "ok")]
-        original = own.iloc[0].to_dict()
+    m = next((m for m in masks if m["label"] == label), None)
+    if m is not None:
+        original = features[(features["roi_label"] == label) & (features["status"] == "ok")].iloc[0].to_dict()
         ids = {k: original[k] for k in IDS}
+        voxels = int(m["voxel_count"])
         rows.append(
             ids
-            | dict(kind="original", perturbation="original", parameters="{}", mask_voxels=int(m["voxel_count"]))
+            | dict(kind="original", perturbation="original", parameters="{}", mask_voxels=voxels)
             | dict(volume_change_asked=0.0, volume_change=0.0, noise_sd=0.0, status="ok", reason="", seconds=0.0)
-            | {k: v for k, v in original.items() if k.startswith(("original_", "log-", "wavelet-"))}
+            | {k: original[k] for k in pyradiomics_columns(features)}
         )
-        image = image if image is not None else sitk.ReadImage(str(image_path))
-        mask = sitk.ReadImage(str(Path(masks_dir) / f"{m['label']}.nii.gz"))
-        extractor = extractor or make_extractor(settings_path)
+        image = sitk.ReadImage(str(image_path))
+        mask = sitk.ReadImage(str(Path(masks_dir) / f"{label}.nii.gz"))
+        extractor = make_extractor(settings_path)
         # the perturbations work on the ROI's surroundings (the features are those of the whole image, perturbed);
         # the controls on the whole image (non_roi and full draw from all of it)
         chains = (robustness or {}).get("perturbations") or []
         near_image, near_mask, start = crop_for_perturbation(image, mask, chains, extractor.settings)
-        voxels = int(m["voxel_count"])
-        jobs = []
-        if robustness:
-            seed, tolerance = robustness.get("seed", 0), robustness.get("volume_tolerance", 0.05)
-            for k, spec in enumerate(robustness["perturbations"]):
-                jobs.append(
-                    ("perturbation", perturbation_name(spec), spec, _seed(seed, m["image_series_uid"], m["label"], k))
-                )
-        if controls:
-            for name in controls["controls"]:
-                jobs.append(
-                    (
-                        "negative_control",
-                        name,
-                        {"control": name},
-                        _seed(controls.get("seed", 0), m["image_series_uid"], m["label"], name),
-                    )
-                )
+        tolerance = (robustness or {}).get("volume_tolerance", 0.05)
+        series_uid = m["image_series_uid"]
+        jobs = [
+            ("perturbation", perturbation_name(spec), spec, _seed(robustness.get("seed", 0), series_uid, label, k))
+            for k, spec in enumerate(chains)
+        ] + [
+            ("negative_control", name, {"control": name}, _seed(controls.get("seed", 0), series_uid, label, name))
+            for name in ((controls or {}).get("controls") or [])
+        ]
         for kind, name, spec, seed in jobs:
             started = time.perf_counter()
             row = ids | dict(kind=kind, perturbation=name, parameters=json.dumps(spec, sort_keys=True))

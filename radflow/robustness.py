@@ -192,15 +192,13 @@ def crop_for_perturbation(image, mask, chains, settings: dict):
     is anchored at the image's origin), and the features are those of the whole image, perturbed."""
     import SimpleITK as sitk
 
-    from .features import CROP_MARGIN
+    from .features import crop_margin
     from .masks import bounding_box
 
     box = bounding_box(sitk.GetArrayViewFromImage(mask) > 0)
     if not all(box[3:]):
         return image, mask, (0, 0, 0)
     spacing, size = image.GetSpacing(), image.GetSize()
-    to = settings.get("resampledPixelSpacing") or [0, 0, 0]
-    pad = float(settings.get("padDistance", 5))
     half = 0.5 * float(np.linalg.norm([n * s for n, s in zip(box[3:], spacing)]))
     angle = max([abs(np.deg2rad(c.get("rotation_deg", 0.0))) for c in chains] + [0.0])
     shift = max([float(np.linalg.norm(c.get("translation_mm") or [0, 0, 0])) for c in chains] + [0.0])
@@ -209,7 +207,7 @@ def crop_for_perturbation(image, mask, chains, settings: dict):
         grow += 0.7
     start, extent = [], []
     for k in range(3):
-        keep = int(np.ceil(pad * (float(to[k]) or spacing[k]) / spacing[k])) + 3 + CROP_MARGIN
+        keep = crop_margin(settings, spacing, k)
         reach = angle * (half + keep * max(spacing)) + shift + grow * half
         margin = keep + int(np.ceil(reach / spacing[k])) + 2
         a, b = max(box[k] - margin, 0), min(box[k] + box[3 + k] - 1 + margin, size[k] - 1)
@@ -305,13 +303,6 @@ def icc_table(long, feature_columns, patient="patient_id", perturbation="perturb
 
 
 # ------------------------------------------------------------------------------------------- the cohort's tables
-FEATURE_PREFIXES = ("original_", "log-", "wavelet-", "square", "exponential", "logarithm", "gradient", "lbp-")
-
-
-def feature_names(table) -> list[str]:
-    return [c for c in table.columns if c.startswith(FEATURE_PREFIXES) and "diagnostics" not in c]
-
-
 def koo_li(icc: float) -> str:
     """Koo & Li (J Chiropr Med 2016)'s words for an ICC's point estimate."""
     if icc != icc:
@@ -332,9 +323,10 @@ def robustness_icc(perturbed, cohort):
     perturbation), rows with status ok; with Koo & Li's rating and the feature class."""
     rows = model_rows(perturbed, cohort)
     rows = rows[rows["kind"].isin(["original", "perturbation"]) & rows["status"].eq("ok")]
-    features = feature_names(rows)
-    table = icc_table(rows, features)
-    table.insert(1, "feature_class", [f.split("_")[1] if f.count("_") >= 2 else "" for f in table["feature"]])
+    from .features import feature_class, pyradiomics_columns
+
+    table = icc_table(rows, pyradiomics_columns(rows))
+    table.insert(1, "feature_class", [feature_class(f) for f in table["feature"]])
     table["rating"] = [koo_li(v) for v in table["icc"]]
     return table, rows
 
