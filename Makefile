@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-# The workflow's demo_cohort rule writes the demo cohort first when config.yaml asks for it and it is absent.
+# The demo scenario (.test/demo/config.yaml; a study's own config is config/config.yaml): its demo_cohort rule writes
+# the synthetic cohort to data/demo first when it is absent.
+DEMO_CONFIG := .test/demo/config.yaml
 demo: install
-	$(BIN)/snakemake --profile workflow/profiles/local --cores $(CORES) --configfile config/config.yaml
+	$(BIN)/snakemake --profile workflow/profiles/local --cores $(CORES) --configfile $(DEMO_CONFIG)
 	@echo
 	@echo "radflow: done. Results are in $(abspath results)/:"
 	@echo "  features.parquet / features.csv   one row per patient x series x ROI"
@@ -41,13 +43,13 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/snakefmt --check Snakefile workflow/rules
-	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check workflow/Snakefile workflow/rules
+	$(BIN)/snakemake --lint --configfile $(DEMO_CONFIG)
 
 # Apply the formatters.
 format: install
 	$(BIN)/ruff format .
-	$(BIN)/snakefmt Snakefile workflow/rules
+	$(BIN)/snakefmt workflow/Snakefile workflow/rules
 
 clean:
 	rm -rf results .snakemake

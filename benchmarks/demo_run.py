@@ -44,7 +44,7 @@ def main():
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        ["snakemake", "-s", str(REPO / "Snakefile"), "--cores", args.cores, "--quiet", "all"],
+        ["snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "--cores", args.cores, "--quiet", "all"],
         cwd=work,
         env=env,
         stdout=subprocess.DEVNULL,

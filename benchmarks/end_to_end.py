@@ -85,7 +85,7 @@ def ct_project(folder: Path, dicom_root: Path, clinical: Path, checkout: Path = 
 def snakemake(project: Path, target: str, cores: int, checkout: Path = REPO) -> tuple[float, float]:
     """(wall s, CPU s) of `snakemake --cores N target` in the project, with this checkout's Snakefile."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    cmd = ["snakemake", "-s", checkout / "Snakefile", "--cores", str(cores), target, "--quiet", "all"]
+    cmd = ["snakemake", "-s", checkout / "workflow" / "Snakefile", "--cores", str(cores), target, "--quiet", "all"]
     return timed(cmd, cwd=project, env=env)
 
 

@@ -191,7 +191,7 @@ def main():
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     t = time.perf_counter()
     proc = subprocess.run(
-        ["snakemake", "-s", str(REPO / "Snakefile"), "-n", "--quiet", "rules"],
+        ["snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "-n", "--quiet", "rules"],
         cwd=project,
         env=env,
         capture_output=True,

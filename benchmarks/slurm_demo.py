@@ -31,7 +31,7 @@ def main():
 
     tmp = Path(tempfile.mkdtemp(prefix="radflow-slurm-bench-"))
     generate_demo(tmp / "demo")
-    snake = ["snakemake", "-s", str(REPO / "Snakefile")]
+    snake = ["snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
     local = make_project(tmp / "local", tmp / "demo")
     t0 = time.monotonic()
     subprocess.run([*snake, "--cores", "2"], cwd=local, env=snakemake_env(), check=True, capture_output=True)

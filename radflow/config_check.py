@@ -257,24 +257,45 @@ def settings_problems(config: dict) -> list[str]:
     return out
 
 
-def fill_defaults(config: dict, schema: dict) -> dict:
+def fill_defaults(config: dict, schema: dict, filled: list | None = None, _prefix: str = "") -> dict:
     """Set every absent key that has a default in the schema, in place, nested mappings included (the schema is the
-    one place the defaults live)."""
+    one place the defaults live). The keys set, with their values, are appended to `filled` ("survival.folds")."""
     for key, sub in (schema.get("properties") or {}).items():
+        nested = sub.get("properties")
         if key not in config and "default" in sub:
             config[key] = copy.deepcopy(sub["default"])
-        if isinstance(config.get(key), dict) and sub.get("properties"):
-            fill_defaults(config[key], sub)
+            if filled is not None and not (nested and isinstance(config[key], dict)):
+                filled.append(f"{_prefix}{key}")
+        if isinstance(config.get(key), dict) and nested:
+            fill_defaults(config[key], sub, filled, f"{_prefix}{key}.")
     return config
 
 
-def check_config(config: dict, schema_path, workdir=".", settings: bool = True) -> None:
+def _value_at(config: dict, key: str):
+    for part in key.split("."):
+        config = config[part]
+    return config
+
+
+def defaults_note(filled: list[str], config: dict | None = None) -> str:
+    """What a run's start-up says about the keys its config left out: each took the schema's default."""
+    import json
+
+    values = [f"{k} = {json.dumps(_value_at(config, k), default=str)}" if config is not None else k for k in filled]
+    return (
+        f"radflow: {len(filled)} config key(s) not set in the config file took their default (config/README.md): "
+        + ", ".join(values)
+    )
+
+
+def check_config(config: dict, schema_path, workdir=".", settings: bool = True) -> list[str]:
     """Raise ConfigError listing every problem: schema problems first, then missing or unusable paths, then
     pyradiomics settings files that pyradiomics refuses (settings=False skips loading them). A valid config gets the
-    schema's defaults for the keys it does not set."""
+    schema's defaults for the keys it does not set; returns those keys ("survival.min_events", ...)."""
+    filled: list[str] = []
     problems = schema_problems(config, schema_path)
     if not problems:
-        fill_defaults(config, load_schema(schema_path))
+        fill_defaults(config, load_schema(schema_path), filled)
     problems += path_problems(config, workdir)
     if settings:
         problems += settings_problems(config)
@@ -282,3 +303,4 @@ def check_config(config: dict, schema_path, workdir=".", settings: bool = True) 
         raise ConfigError(
             "radflow cannot start; fix the configuration first:\n" + "\n".join(f"  - {p}" for p in problems)
         )
+    return filled

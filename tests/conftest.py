@@ -38,17 +38,20 @@ def snakemake_env() -> dict:
     return env
 
 
-# robustness, negative controls and harmonisation: the shipped config has them on (the demo shows them); the demo_run
+# The demo scenario (make demo): the demo cohort with every analysis on; a study's template is config/config.yaml.
+DEMO_CONFIG = REPO / ".test" / "demo" / "config.yaml"
+
+# robustness, negative controls and harmonisation: the demo scenario has them on (the demo shows them); the demo_run
 # fixture runs them once, the other workflow tests switch them off unless they ask (each costs a run's time)
 TRUST_OFF = dict(robustness=None, negative_controls=None, harmonisation=None)
 
 
 def make_project(workdir: Path, demo_dir: Path, trust: bool = False, **overrides) -> Path:
-    """A user's project folder: a copy of config/ with config.yaml pointing at demo_dir (trust: keep the shipped
-    config's robustness, negative_controls and harmonisation)."""
+    """A project folder of the demo scenario: a copy of config/ (roi_names, pyradiomics settings) with the demo
+    scenario's config.yaml pointing at demo_dir (trust: keep its robustness, negative_controls and harmonisation)."""
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copytree(REPO / "config", workdir / "config", dirs_exist_ok=True)
-    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg = yaml.safe_load(DEMO_CONFIG.read_text())
     cfg.update(
         demo_cohort=str(demo_dir), dicom_root=str(demo_dir / "TCGA-HNSC"), clinical=[str(demo_dir / "clinical.tsv")]
     )
@@ -60,7 +63,7 @@ def make_project(workdir: Path, demo_dir: Path, trust: bool = False, **overrides
 
 
 def run_snakemake(workdir: Path, *extra, timeout=1200) -> subprocess.CompletedProcess:
-    cmd = ["snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", *extra]
+    cmd = ["snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "--cores", "2", *extra]
     return subprocess.run(cmd, cwd=workdir, env=snakemake_env(), capture_output=True, text=True, timeout=timeout)
 
 

@@ -1,5 +1,5 @@
-"""The config schema is the one place defaults live: a config that sets only the required keys gets them all, and
-the shipped config.yaml writes out the same values."""
+"""The config schema is the one place defaults live: a config that sets only the required keys gets them all (and
+is told which), and the study template config/config.yaml writes out the same values."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import REPO, snakemake_env
 
-from radflow.config_check import check_config, fill_defaults, load_schema, schema_problems
+from radflow.config_check import check_config, defaults_note, fill_defaults, load_schema, schema_problems
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -31,12 +31,16 @@ def test_a_minimal_config_gets_every_default(tmp_path):
     config = dict(
         dicom_root=str(tmp_path / "dicom"),
         clinical=[str(tmp_path / "clinical.tsv")],
-        model=dict(modality="CT", roi="GTVp"),
         roi_names=str(REPO / "config" / "roi_names.yaml"),
         pyradiomics_settings=str(REPO / "config" / "pyradiomics"),
     )
-    check_config(config, SCHEMA, workdir=tmp_path)
+    filled = check_config(config, SCHEMA, workdir=tmp_path)
     schema = load_schema(SCHEMA)
+    # every key the config left out is named, with the value it took; the keys it set are not
+    assert {"model.modality", "model.roi", "survival.min_events", "qc_overlays", "robustness"} <= set(filled)
+    assert not {"dicom_root", "clinical", "roi_names", "model"} & set(filled)
+    note = defaults_note(filled, config)
+    assert "survival.min_events = 10" in note and "robustness = null" in note
     for key, value in _defaults(schema).items():
         node = config
         for part in key.split("."):
@@ -44,24 +48,39 @@ def test_a_minimal_config_gets_every_default(tmp_path):
         if key not in ("roi_names", "pyradiomics_settings", "clinical"):  # given above
             assert node == value, key
     assert config["survival"] == dict(
-        endpoint="os", min_events=4, penalizer=0.5, l1_ratio=0.5, folds=5, min_icc=None, harmonised=False
+        endpoint="os", min_events=10, penalizer=0.5, l1_ratio=0.5, folds=5, min_icc=None, harmonised=False
     )
     assert config["robustness"] is None and config["negative_controls"] is None and config["harmonisation"] is None
     assert config["modalities"] == ["CT", "PT", "MR"] and config["contour_overlap"] == "even-odd"
+    assert config["model"] == dict(modality="CT", roi="GTVp", time_point="baseline", studies=None)
+    assert config["qc_overlays"] == "model"
     # a value the user set is kept, nested ones too
     mine = fill_defaults(dict(survival=dict(folds=3), qc_overlays="none"), schema)
     assert mine["survival"]["folds"] == 3 and mine["survival"]["endpoint"] == "os" and mine["qc_overlays"] == "none"
 
 
-def test_the_shipped_config_writes_out_the_schema_defaults():
-    shipped = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+def test_the_study_template_writes_out_the_schema_defaults():
+    """config/config.yaml is a study's template: every key with a default is written out with that default (a
+    study that deletes a key gets what it read); only dicom_root is the user's to fill in."""
+    template = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     for key, value in _defaults(load_schema(SCHEMA)).items():
-        node = shipped
+        node = template
         for part in key.split("."):
-            node = node.get(part, {}) if isinstance(node, dict) else {}
-        demo_own = ("demo_cohort", "clinical", "robustness", "negative_controls", "harmonisation")
-        if node != {} and key not in demo_own:  # the demo's own, not the defaults
-            assert node == value, f"config.yaml sets {key} = {node!r}, the schema's default is {value!r}"
+            assert isinstance(node, dict) and part in node, f"config/config.yaml does not write out {key}"
+            node = node[part]
+        assert node == value, f"config/config.yaml sets {key} = {node!r}, the schema's default is {value!r}"
+    assert template["robustness"] is None and template["negative_controls"] is None
+    assert template["harmonisation"] is None and template["demo_cohort"] is None
+
+
+def test_the_demo_scenario_is_not_a_studys_base():
+    """The demo's own values (every trust analysis, min_events 4, every overlay) live in its scenario file only."""
+    from conftest import DEMO_CONFIG
+
+    demo = yaml.safe_load(DEMO_CONFIG.read_text())
+    assert demo["robustness"]["perturbations"] and demo["negative_controls"] and demo["harmonisation"]
+    assert demo["survival"]["min_events"] == 4 and demo["qc_overlays"] == "all"
+    assert schema_problems(demo, SCHEMA) == []
 
 
 def test_image_modalities_come_from_the_one_table(monkeypatch):
@@ -88,14 +107,13 @@ def test_the_workflow_runs_from_a_minimal_config(tmp_path, demo_dir):
             dict(
                 dicom_root=str(demo_dir / "TCGA-HNSC"),
                 clinical=[str(demo_dir / "clinical.tsv")],
-                model=dict(modality="CT", roi="GTVp"),
                 roi_names=str(REPO / "config" / "roi_names.yaml"),
                 pyradiomics_settings=str(REPO / "config" / "pyradiomics"),
             )
         )
     )
     proc = subprocess.run(
-        ["snakemake", "-s", str(REPO / "Snakefile"), "--cores", "1", "-n"],
+        ["snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "--cores", "1", "-n"],
         cwd=tmp_path,
         env=snakemake_env(),
         capture_output=True,

@@ -38,7 +38,7 @@ PROFILE = ["--profile", str(REPO / "workflow" / "profiles" / "local"), "--cores"
 
 
 def _snakemake(*extra) -> list[str]:
-    return ["snakemake", "-s", str(REPO / "Snakefile"), *PROFILE, *extra]
+    return ["snakemake", "-s", str(REPO / "workflow" / "Snakefile"), *PROFILE, *extra]
 
 
 def _unlock(workdir: Path) -> None:

@@ -39,7 +39,7 @@ def slurm_run(slurm, demo_dir, tmp_path_factory):
     cmd = [
         "snakemake",
         "-s",
-        str(REPO / "Snakefile"),
+        str(REPO / "workflow" / "Snakefile"),
         "--profile",
         str(REPO / "workflow" / "profiles" / "slurm"),
         "--group-components",

@@ -11,7 +11,7 @@ from radflow.workflow_env import export_checkout
 # `snakemake --sdm conda` runs every rule in this environment (pinned like pyproject.toml); the scripts import
 # radflow from this checkout, so it need not be installed there.
 CONDA_ENV = "../../envs/radflow.yaml"
-export_checkout(Path(workflow.basedir))
+export_checkout()
 
 
 wildcard_constraints:
