@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 # the synthetic cohort to data/demo first when it is absent.
 DEMO_CONFIG := .test/demo/config.yaml
 demo: install
-	$(BIN)/snakemake --profile workflow/profiles/local --cores $(CORES) --configfile $(DEMO_CONFIG)
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile $(DEMO_CONFIG)
 	@echo
 	@echo "radflow: done. Results are in $(abspath results)/:"
 	@echo "  features.parquet / features.csv   one row per patient x series x ROI"

@@ -1,4 +1,4 @@
-"""Benchmark: the demo cohort through workflow/profiles/slurm on a one-node SLURM cluster on localhost.
+"""Benchmark: the demo cohort through profiles/slurm on a one-node SLURM cluster on localhost.
 
 Needs root on Debian (the cluster of tests/slurm_cluster.py: Debian's slurmctld, slurmd, munge). Prints the wall
 time, the SLURM jobs submitted (grouped) against the rule jobs they ran, and the time of a local run of the same
@@ -47,7 +47,7 @@ def main():
                 "1800",
                 *snake,
                 "--profile",
-                str(REPO / "workflow" / "profiles" / "slurm"),
+                str(REPO / "profiles" / "slurm"),
                 "--group-components",
                 f"series={args.series_per_group}",
             ],

@@ -20,6 +20,7 @@ def _demo(args):
 def _index(args):
     from .index import build_index
 
+    _shipped(args, "roi_names", "roi_names.yaml")
     tables = build_index(
         args.dicom_root,
         args.out_dir,
@@ -51,6 +52,7 @@ def _masks(args):
     from .masks import write_masks
     from .roi_names import load_aliases
 
+    _shipped(args, "roi_names", "roi_names.yaml")
     aliases = load_aliases(args.roi_names)
     masks = write_masks(
         [args.rtstruct],
@@ -83,8 +85,13 @@ def _clinical(args):
 
 def _features(args):
     from .features import RUNTIME_COLUMNS, extract_series
+    from .records import image_sidecar
     from .roi_names import FeatureRois
 
+    _shipped(args, "roi_names", "roi_names.yaml")
+    if args.settings is None:  # the shipped settings of the image's modality, as the workflow's default
+        modality = json.loads(image_sidecar(args.image).read_text())["modality"]
+        _shipped(args, "settings", f"pyradiomics/{modality}.yaml")
     rule = args.feature_rois if args.feature_rois in ("standard", "all") else args.feature_rois.split(",")
     df = extract_series(
         args.image,
@@ -105,14 +112,10 @@ def _download(args):
 
     source, root, report, clinical_dir = {}, args.dest, args.report, args.clinical_dir
     if args.config:
-        from .config_check import check_config
+        from .config_check import SCHEMA_PATH, check_config
 
         config = yaml.safe_load(open(args.config))
-        check_config(
-            config,
-            os.path.join(os.path.dirname(__file__), "..", "workflow", "schemas", "config.schema.yaml"),
-            settings=False,
-        )
+        check_config(config, SCHEMA_PATH, settings=False)
         source, root = config["source"], root or config["dicom_root"]
     images = dict(source.get("images") or {})
     for kind in ("tcia", "idc", "manifest"):
@@ -154,14 +157,57 @@ def _download(args):
 def _ibsi(args):
     from .ibsi import conformance, summary
 
+    _shipped(args, "settings", "pyradiomics/ibsi")
     table = conformance(args.reference_dir, args.out_dir, args.settings)
     for row in summary(table).itertuples():
         print(f"{row.dataset} ({row.mode}): {row.within_tolerance}/{row.features} features within tolerance")
     print(f"-> {args.out_dir}/conformance.csv")
 
 
+def _verify(args):
+    from .provenance import verify
+
+    report = verify(args.results)
+    for path, was, now in report["changed"]:
+        print(f"changed: {path} (SHA-256 {was} when the run wrote it, {now} now)")
+    for path in report["missing"]:
+        print(f"missing: {path}")
+    for problem in report["settings"]:
+        print(f"settings: {problem}")
+    for path in report["unlisted"]:
+        print(f"not made by this run: {path} (not in its manifest)")
+    bad = len(report["changed"]) + len(report["missing"]) + len(report["settings"])
+    print(
+        f"{args.results}: {report['checked']} files checked against {args.results}/provenance/manifest.tsv: "
+        + ("all as the run wrote them" if not bad else f"{bad} problem(s)")
+        + (f"; {len(report['unlisted'])} file(s) not made by this run" if report["unlisted"] else "")
+    )
+    return 1 if bad else 0
+
+
+ROI_NAMES_HELP = "ROI name aliases (default: radflow's shipped config/roi_names.yaml)"
+
+
+def _workflow_defaults() -> dict:
+    """The config schema's defaults, which the command line shares with the workflow."""
+    from .config_check import SCHEMA_PATH, fill_defaults, load_schema
+
+    return fill_defaults({}, load_schema(SCHEMA_PATH))
+
+
+def _shipped(args, attr: str, name: str) -> None:
+    """A default of the command line: radflow's shipped config file (not one in the working directory)."""
+    if getattr(args, attr, None) is None:
+        from .workflow_env import shipped_config
+
+        setattr(args, attr, str(shipped_config(name)))
+
+
 def main(argv=None):
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="radflow", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"radflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="write the synthetic demo cohort")
@@ -171,8 +217,12 @@ def main(argv=None):
     p = sub.add_parser("index", help="index a DICOM tree")
     p.add_argument("dicom_root")
     p.add_argument("out_dir")
-    p.add_argument("--roi-names", default="config/roi_names.yaml")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument(
+        "--roi-names", default=None, help="ROI name aliases (default: radflow's shipped config/roi_names.yaml)"
+    )
+    p.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1, help="processes that read DICOM headers (default: all CPUs)"
+    )
     p.add_argument(
         "--pet-fallback",
         choices=["bqml"],
@@ -186,7 +236,7 @@ def main(argv=None):
 
     p = sub.add_parser("convert", help="one image series (a folder) to NIfTI + JSON sidecar")
     p.add_argument("series_dir")
-    p.add_argument("out", help="OUT.nii.gz")
+    p.add_argument("out", help="OUT.nii.gz (the sidecar is written next to it as OUT.json)")
     p.add_argument(
         "--pet-fallback",
         choices=["bqml"],
@@ -199,7 +249,9 @@ def main(argv=None):
     p.add_argument("rtstruct")
     p.add_argument("image_series_dir")
     p.add_argument("out_dir")
-    p.add_argument("--roi-names", default="config/roi_names.yaml")
+    p.add_argument(
+        "--roi-names", default=None, help="ROI name aliases (default: radflow's shipped config/roi_names.yaml)"
+    )
     p.add_argument(
         "--union",
         action="store_true",
@@ -227,22 +279,31 @@ def main(argv=None):
     )
     p.set_defaults(func=_clinical)
 
+    defaults = _workflow_defaults()
     p = sub.add_parser("features", help="pyradiomics features of one image and a masks folder")
-    p.add_argument("image")
-    p.add_argument("masks_dir")
-    p.add_argument("--settings", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("image", help="an image written by radflow convert (IMAGE.nii.gz with its IMAGE.json sidecar)")
+    p.add_argument("masks_dir", help="a masks folder written by radflow masks (with its masks.json)")
+    p.add_argument(
+        "--settings",
+        default=None,
+        help="pyradiomics settings file (default: radflow's config/pyradiomics/<the image's modality>.yaml)",
+    )
+    p.add_argument("--out", required=True, help="the features table to write (CSV), one row per ROI")
     p.add_argument(
         "--feature-rois",
-        default="all",
-        help="standard, all (default) or a comma-separated list of ROI names (config key feature_rois)",
+        default=defaults["feature_rois"],
+        help=f"standard, all or a comma-separated list of ROI names (config key feature_rois; default "
+        f"{defaults['feature_rois']}, as the workflow's)",
     )
-    p.add_argument("--roi-names", default="config/roi_names.yaml")
+    p.add_argument(
+        "--roi-names", default=None, help="ROI name aliases (default: radflow's shipped config/roi_names.yaml)"
+    )
     p.add_argument(
         "--max-roi-voxels",
         type=int,
-        default=0,
-        help="skip ROIs with more voxels than this after resampling (default 0: no limit)",
+        default=defaults["max_roi_voxels"] or 0,
+        help=f"skip ROIs with more voxels than this after resampling (config key max_roi_voxels; default "
+        f"{defaults['max_roi_voxels']}, as the workflow's; 0: no limit)",
     )
     p.set_defaults(func=_features)
 
@@ -276,8 +337,22 @@ def main(argv=None):
         help="the IBSI reference data (ibsi_1_digital_phantom, ibsi_1_ct_radiomics_phantom, reference_values_zrad)",
     )
     p.add_argument("out_dir")
-    p.add_argument("--settings", default="config/pyradiomics/ibsi", help="folder of the settings per dataset")
+    p.add_argument(
+        "--settings",
+        default=None,
+        help="folder of the settings per dataset (default: radflow's config/pyradiomics/ibsi)",
+    )
     p.set_defaults(func=_ibsi)
+
+    p = sub.add_parser(
+        "verify",
+        help="check a results folder against the manifest of the run that wrote it (results/provenance/)",
+        description="Re-hash every table, picture and settings copy a run listed in results/provenance/manifest.tsv "
+        "and name each that changed or is missing; check that the features table's settings hash is the settings "
+        "copy's. Exit 0 when all agree, 1 otherwise.",
+    )
+    p.add_argument("results", help="the results folder (results/)")
+    p.set_defaults(func=_verify)
 
     args = parser.parse_args(argv)
     from .config_check import ConfigError

@@ -11,6 +11,11 @@ from pathlib import Path
 import yaml
 
 
+# The config schema: workflow/schemas/ of the checkout this package is installed from (the workflow validates against
+# the same file; the command line takes its defaults from it).
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
 class ConfigError(Exception):
     """The configuration cannot run; the message lists every problem found."""
 

@@ -87,7 +87,7 @@ def make_extractor(settings_path):
 
 
 def image_hash(image: sitk.Image) -> str:
-    """SHA-256 (16 hex digits) of an image's voxels and geometry: equal images, equal hashes, whatever file."""
+    """SHA-256 (all 64 hex digits) of an image's voxels and geometry: equal images, equal hashes, whatever file."""
     h = hashlib.sha256(sitk.GetArrayViewFromImage(image).tobytes())
     h.update(
         repr(
@@ -100,7 +100,7 @@ def image_hash(image: sitk.Image) -> str:
             )
         ).encode()
     )
-    return h.hexdigest()[:16]
+    return h.hexdigest()
 
 
 # Voxels kept around an ROI when the image is cropped before resampling: pyradiomics' padding, the cubic B-spline's
@@ -276,7 +276,8 @@ def extract_series(
     image_path, masks_dir, settings_path = Path(image_path), Path(masks_dir), Path(settings_path)
     sidecar = json.loads(image_sidecar(image_path).read_text())
     masks = json.loads((masks_dir / "masks.json").read_text())
-    settings_hash = hashlib.sha256(settings_path.read_bytes()).hexdigest()[:16]
+    # the settings file by its full SHA-256: results/provenance/ keeps a copy under the same hash
+    settings_hash = hashlib.sha256(settings_path.read_bytes()).hexdigest()
     limits = roi_limits(settings_path)
     failed_image = sidecar.get("status") == "failed"
     extractor = None

@@ -4,5 +4,15 @@ from radflow.failures import atomic_outputs
 from radflow.provenance import provenance
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
-with atomic_outputs(snakemake.output[0]) as (out,):
-    provenance(dict(snakemake.params.config), dict(snakemake.input.items()), snakemake.params.workflow_dir, out)
+o = snakemake.output
+names = list(snakemake.params.settings)
+with atomic_outputs(o.record, o.manifest, o.config, *o.settings) as (record, manifest, config, *copies):
+    provenance(
+        dict(snakemake.params.config),
+        list(snakemake.input.outputs) + list(snakemake.input.indexed),
+        dict(snakemake.params.settings),
+        {f"clinical[{k}]": path for k, path in enumerate(snakemake.input.clinical)},
+        "results",
+        dict(record=record, manifest=manifest, config=config, settings=dict(zip(names, copies))),
+        snakemake.params.defaulted,
+    )

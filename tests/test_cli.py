@@ -55,3 +55,30 @@ def test_clear_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     proc = run("convert", tmp_path / "empty", tmp_path / "x.nii.gz")
     assert proc.returncode == 2 and "expected one CT, MR or PET series, found 0" in proc.stderr
+
+
+def test_the_command_line_runs_outside_the_checkout(demo_dir, truth, tmp_path):
+    """From a folder that is not the checkout (no config/ there): index, convert, masks and features take radflow's
+    shipped ROI names and settings, and features the workflow's defaults (standard ROIs, the voxel budget)."""
+    import hashlib
+
+    elsewhere = tmp_path / "study"
+    elsewhere.mkdir()
+    proc = run("--version", cwd=elsewhere)
+    assert proc.returncode == 0 and proc.stdout.startswith("radflow ")
+    proc = run("index", demo_dir / "TCGA-HNSC", "index", "--threads", "1", cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    rois = pd.read_parquet(elsewhere / "index" / "rois.parquet")
+    assert "GTVp" in set(rois["roi"])  # the shipped aliases were read
+    ct_dir, rs_dir = _folder(demo_dir, "*CT HEAD NECK*"), _folder(demo_dir, "*RTSTRUCT*")
+    assert run("convert", ct_dir, "ct.nii.gz", cwd=elsewhere).returncode == 0
+    proc = run("masks", next(rs_dir.iterdir()), ct_dir, "masks", cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    proc = run("features", "ct.nii.gz", "masks", "--out", "features.csv", cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(elsewhere / "features.csv").set_index("roi")
+    ct_settings = hashlib.sha256((REPO / "config" / "pyradiomics" / "CT.yaml").read_bytes()).hexdigest()
+    assert table["settings_sha256"].eq(ct_settings).all() and table["settings"].eq("CT.yaml").all()
+    assert table.loc["GTVp", "status"] == "ok" and table.loc["GTVp", "original_firstorder_Mean"] > 0
+    standard = {r["standard"] for r in truth["patients"]["TCGA-00-0001"]["rois"].values()}
+    assert set(table.index) == standard

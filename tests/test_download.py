@@ -309,8 +309,8 @@ def test_from_an_empty_folder_to_the_modelling_table_through_the_local_servers(c
         assert sorted(table.index) == patients
         pd.testing.assert_frame_equal(table, reference.loc[patients, table.columns])
         assert json.loads((results / "download" / "gdc" / "clinical.json").read_text())["cases"] == 9
-        provenance = json.loads((results / "provenance.json").read_text())
-        assert {"download", "gdc_release"} <= set(provenance["sha256"])
+        listed = set(pd.read_csv(results / "provenance" / "manifest.tsv", sep="\t")["path"])
+        assert {"download/images.tsv", "download/gdc/clinical.json", "download/gdc/clinical.tsv"} <= listed
 
         # a collection's own clinical spreadsheet, downloaded (source.clinical from: table) and read with its column
         # mapping (months, words for events), and a local table of one covariate of its own (clinical: entry)

@@ -34,7 +34,7 @@ TABLES = [
     "index/series.parquet",
     "qc/counts.tsv",
 ]
-PROFILE = ["--profile", str(REPO / "workflow" / "profiles" / "local"), "--cores", "2"]
+PROFILE = ["--profile", str(REPO / "profiles" / "local"), "--cores", "2"]
 
 
 def _snakemake(*extra) -> list[str]:

@@ -1,4 +1,4 @@
-"""The demo cohort through workflow/profiles/slurm on a real one-node SLURM cluster gives the local run's tables."""
+"""The demo cohort through profiles/slurm on a real one-node SLURM cluster gives the local run's tables."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def slurm_run(slurm, demo_dir, tmp_path_factory):
         "-s",
         str(REPO / "workflow" / "Snakefile"),
         "--profile",
-        str(REPO / "workflow" / "profiles" / "slurm"),
+        str(REPO / "profiles" / "slurm"),
         "--group-components",
         "series=3",
     ]

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+import yaml
 
 pytestmark = pytest.mark.workflow
 
@@ -289,11 +290,81 @@ def test_survival_starter_ran_on_the_demo(demo_run, truth):
 
 
 def test_provenance_record(demo_run):
+    """results/provenance/ carries every setting behind the numbers: copies of the settings files under the hash the
+    features table names, the config as run, every table and picture with its full SHA-256, every distribution."""
+    import hashlib
+
     from radflow.provenance import sha256
 
-    record = json.loads((demo_run / "results" / "provenance.json").read_text())
-    assert record["packages"]["numpy"] == np.__version__ and record["packages"]["pyradiomics-bhklab"] == "3.1.4"
+    results = demo_run / "results"
+    record = json.loads((results / "provenance" / "provenance.json").read_text())
+    packages = record["packages"]
+    assert packages["numpy"] == np.__version__ and packages["pyradiomics-bhklab"] == "3.1.4"
+    assert {"scipy", "matplotlib", "shapely", "lifelines", "snakemake", "SimpleITK".lower()} <= {
+        p.lower() for p in packages
+    }
     assert record["config"]["model"] == {"modality": "CT", "roi": "GTVp", "time_point": "baseline", "studies": None}
-    assert record["sha256"]["delta_radiomics"] == sha256(demo_run / "results" / "delta_radiomics.csv")
-    assert record["sha256"]["features"] == sha256(demo_run / "results" / "features.parquet")
+    assert "survival.endpoint" in record["config_defaulted"] and "robustness" not in record["config_defaulted"]
     assert len(record["git"]["commit"]) in (0, 40)
+    # the config as run, defaults filled in
+    as_run = yaml.safe_load((results / "provenance" / "config.yaml").read_text())
+    assert as_run["survival"]["endpoint"] == "os" and as_run["survival"]["min_events"] == 4
+    # the settings copies are the files the run read, and the features table names them by full hash
+    ct = demo_run / "config" / "pyradiomics" / "CT.yaml"
+    copy = results / "provenance" / "settings" / "pyradiomics" / "CT.yaml"
+    assert copy.read_bytes() == ct.read_bytes()
+    features = pd.read_parquet(results / "features.parquet")
+    ct_rows = features[features["modality"] == "CT"]
+    assert ct_rows["settings_sha256"].eq(hashlib.sha256(ct.read_bytes()).hexdigest()).all()
+    assert record["settings"]["pyradiomics/CT.yaml"]["sha256"] == ct_rows["settings_sha256"].iloc[0]
+    # every table and picture of the run, with its full hash
+    manifest = pd.read_csv(results / "provenance" / "manifest.tsv", sep="\t").set_index("path")
+    for table in (
+        "features.parquet",
+        "features_long.csv",
+        "delta_radiomics.csv",
+        "timeline.tsv",
+        "robustness/icc.csv",
+        "negative_controls/association.csv",
+        "harmonised/modelling_table.csv",
+        "survival/summary.json",
+        "survival/km.png",
+        "qc/counts.tsv",
+        "provenance/config.yaml",
+        "provenance/settings/roi_names.yaml",
+    ):
+        assert manifest.loc[table, "sha256"] == sha256(results / table), table
+    assert manifest["sha256"].str.len().eq(64).all()
+    pictures = manifest[manifest["kind"] == "picture"].index
+    assert sum(p.startswith("qc/overlays/") for p in pictures) > 10 and "harmonised/before_after.png" in pictures
+    assert not any(p.startswith(("images/", "masks/", "orders/")) for p in manifest.index)
+    assert record["manifest"]["sha256"] == sha256(results / "provenance" / "manifest.tsv")
+
+
+def test_radflow_verify_names_a_changed_table(demo_run, tmp_path):
+    """`radflow verify` passes on the run's own folder; a copy with one byte changed in a table, a settings copy
+    that is not the one the features were made with, and a missing picture are each named."""
+    import shutil
+    import subprocess
+    import sys
+
+    verify = [sys.executable, "-m", "radflow.cli", "verify"]
+    proc = subprocess.run([*verify, str(demo_run / "results")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "all as the run wrote them" in proc.stdout
+    copy = tmp_path / "results"
+    shutil.copytree(demo_run / "results", copy, ignore=shutil.ignore_patterns("images", "masks"))
+    table = copy / "delta_radiomics.csv"
+    data = bytearray(table.read_bytes())
+    data[len(data) // 2] ^= 1
+    table.write_bytes(bytes(data))
+    (copy / "survival" / "km.png").unlink()
+    settings = copy / "provenance" / "settings" / "pyradiomics" / "CT.yaml"
+    settings.write_text(settings.read_text().replace("binWidth: 25", "binWidth: 10"))
+    proc = subprocess.run([*verify, str(copy)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    out = proc.stdout
+    assert "changed: delta_radiomics.csv" in out and "missing: survival/km.png" in out
+    assert "changed: provenance/settings/pyradiomics/CT.yaml" in out
+    assert "settings: features.parquet was made with CT.yaml" in out
+    assert "changed: features.parquet" not in out

@@ -247,13 +247,71 @@ def perturbed_files(wildcards):
     return [f"results/perturbed/{p}/{s}.parquet" for p, s, m in series_with_masks() if m == modality]
 
 
-def trust_outputs():
-    """The final tables of what the config switched on (inputs of the all target)."""
-    out = []
+def trust_outputs(every=False):
+    """The final tables of what the config switched on (inputs of the all target); every: with the tables made
+    along with them (the provenance manifest's)."""
+    out = ["results/perturbed.parquet"] if every and PERTURBED else []
     if ROBUSTNESS:
         out += ["results/robustness/icc.csv", "results/robustness/icc.png"]
+        out += ["results/robustness/features.csv"] if every else []
     if CONTROLS and HAS_CLINICAL:
         out += ["results/negative_controls/association.csv"]
     if HARMONISATION and HAS_CLINICAL:
         out += ["results/harmonised/modelling_table.csv", "results/harmonised/before_after.png"]
+        out += ["results/harmonised/batches.tsv"] if every else []
     return out
+
+
+def run_outputs():
+    """Every table, picture and record this run writes under results/ as a result (rule all's targets; the
+    provenance rule hashes each): what the config switched on, nothing of what it switched off. Those that depend
+    on the index's tables are in indexed_outputs."""
+    out = downloaded_images() + _downloaded_clinical_outputs()
+    out += [
+        "results/index/instances.parquet",
+        "results/index/series.parquet",
+        "results/index/rois.parquet",
+        "results/index/links.parquet",
+        "results/index/problems.tsv",
+        "results/features.parquet",
+        "results/features.csv",
+        "results/features_long.parquet",
+        "results/features_long.csv",
+        "results/features_cost.csv",
+        "results/cohort.tsv",
+        "results/timeline.tsv",
+        "results/delta_radiomics.csv",
+        "results/qc/counts.tsv",
+        "results/qc/feature_distributions",
+    ]
+    if HAS_CLINICAL:
+        out += [
+            "results/clinical.csv",
+            "results/clinical_problems.tsv",
+            "results/modelling_table.csv",
+            "results/survival/summary.json",
+            "results/survival/univariate_cox.csv",
+            "results/survival/km.png",
+        ]
+    return out + trust_outputs(every=True)
+
+
+def indexed_outputs(wildcards):
+    """The dose folders and ROI outline pictures: one per dose grid and per masked image series of the index."""
+    return dose_files(wildcards) + overlay_dirs(wildcards)
+
+
+def _downloaded_clinical_outputs():
+    source = config["source"]["clinical"]
+    if not source:
+        return []
+    if source["from"] == "table":
+        return [CLINICAL_ENTRIES[-1]["path"], f"{TABLE_DIR}/clinical.json"]
+    return [f"{GDC_DIR}/clinical.tsv", f"{GDC_DIR}/follow_up.tsv", f"{GDC_DIR}/clinical.json"]
+
+
+def settings_files():
+    """{name in results/provenance/settings: file} of every settings file behind the numbers: the pyradiomics
+    settings of each configured modality and the ROI name aliases."""
+    files = {f"pyradiomics/{m}.yaml": f"{config['pyradiomics_settings']}/{m}.yaml" for m in config["modalities"]}
+    return dict(files, **{"roi_names.yaml": config["roi_names"]})

@@ -66,30 +66,6 @@ rule survival:
         "../../scripts/survival.py"
 
 
-rule provenance:
-    input:
-        **if_clinical(clinical="results/clinical.csv", modelling_table="results/modelling_table.csv"),
-        **({"download": "results/download/images.tsv"} if config["source"]["images"] else {}),
-        **({"gdc_release": f"{GDC_DIR}/clinical.json"} if config["source"]["clinical"] else {}),
-        index_series="results/index/series.parquet",
-        index_rois="results/index/rois.parquet",
-        index_links="results/index/links.parquet",
-        features="results/features.parquet",
-        cohort="results/cohort.tsv",
-        delta_radiomics="results/delta_radiomics.csv",
-    output:
-        "results/provenance.json",
-    log:
-        "logs/provenance.log",
-    conda:
-        CONDA_ENV
-    params:
-        config=config,
-        workflow_dir=workflow.basedir,
-    script:
-        "../../scripts/provenance.py"
-
-
 rule timeline:
     input:
         "results/index/series.parquet",
