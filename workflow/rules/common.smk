@@ -263,8 +263,8 @@ def trust_outputs(every=False):
 
 
 def run_outputs():
-    """Every table, picture and record this run writes under results/ as a result (rule all's targets; the
-    provenance rule hashes each): what the config switched on, nothing of what it switched off. Those that depend
+    """Every table, picture and record this run writes under results/ as a result (the targets of `all`, each
+    hashed by `provenance`), what the config switched on, nothing of what it switched off. Those that depend
     on the index's tables are in indexed_outputs."""
     out = downloaded_images() + _downloaded_clinical_outputs()
     out += [
