@@ -158,6 +158,8 @@ def path_problems(config: dict, workdir=".") -> list[str]:
     roi_names = config.get("roi_names")
     if isinstance(roi_names, str) and not Path(roi_names).is_file():
         out.append(f"config key roi_names = {roi_names!r}: the file does not exist")
+    elif isinstance(roi_names, str):
+        out += _model_roi_problems(config, roi_names)
     settings = config.get("pyradiomics_settings")
     if isinstance(settings, str):
         if not Path(settings).is_dir():
@@ -194,6 +196,30 @@ def path_problems(config: dict, workdir=".") -> list[str]:
     if why:
         out.append(f"results folder {os.path.abspath(workdir / 'results')}: {why}")
     return out
+
+
+def _model_roi_problems(config: dict, roi_names: str) -> list[str]:
+    """model.roi must be a standard name of roi_names.yaml (or its label GTVp_2 / GTVp_union): the modelling table
+    holds standard names, and an original spelling would leave it empty hours later."""
+    import re
+
+    from .roi_names import _entries
+
+    try:
+        standard = list(_entries(roi_names))
+    except (ValueError, OSError) as err:
+        return [f"config key roi_names = {roi_names!r}: {err}"]
+    except Exception as err:  # not YAML
+        return [f"config key roi_names = {roi_names!r}: cannot be read as YAML: {' '.join(str(err).split())}"]
+    model = config.get("model") if isinstance(config.get("model"), dict) else {}
+    roi = model.get("roi")
+    if not isinstance(roi, str) or roi in standard or re.sub(r"_(\d+|union)$", "", roi) in standard:
+        return []
+    close = [s for s in standard if s.lower().startswith(roi.lower()[:3])] or standard[:8]
+    return [
+        f"config key model.roi = {roi!r}: not a standard name of {roi_names} (the modelling table holds standard "
+        f"names; an original spelling is mapped to one there): expected e.g. {', '.join(close)}"
+    ]
 
 
 def _trust_problems(config: dict) -> list[str]:
@@ -293,6 +319,14 @@ def defaults_note(filled: list[str], config: dict | None = None) -> str:
     )
 
 
+def normalise(config: dict) -> dict:
+    """One form of each value that has several in the config file, made once here and used everywhere:
+    feature_rois is "standard", "all" or a tuple of names (a list, as YAML gives it, cannot key a cache)."""
+    if isinstance(config.get("feature_rois"), list):
+        config["feature_rois"] = tuple(str(name).strip() for name in config["feature_rois"])
+    return config
+
+
 def check_config(config: dict, schema_path, workdir=".", settings: bool = True) -> list[str]:
     """Raise ConfigError listing every problem: schema problems first, then missing or unusable paths, then
     pyradiomics settings files that pyradiomics refuses (settings=False skips loading them). A valid config gets the
@@ -301,6 +335,7 @@ def check_config(config: dict, schema_path, workdir=".", settings: bool = True) 
     problems = schema_problems(config, schema_path)
     if not problems:
         fill_defaults(config, load_schema(schema_path), filled)
+        normalise(config)
     problems += path_problems(config, workdir)
     if settings:
         problems += settings_problems(config)

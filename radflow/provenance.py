@@ -205,6 +205,21 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
+def remove_stale(paths) -> list[str]:
+    """Remove the outputs of analyses a config switched off (files or folders), saying which."""
+    removed = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+        else:
+            continue
+        removed.append(str(p))
+        print(f"removed {p}: its analysis is switched off in this config (an earlier run wrote it)")
+    return removed
+
+
 def verify(results) -> dict:
     """Re-hash a results folder against its manifest: {"changed": [(path, was, now)], "missing": [path],
     "unlisted": [path], "settings": [problems], "checked": n}. `unlisted`: tables and pictures in the folder that this

@@ -296,7 +296,9 @@ def icc_table(long, feature_columns, patient="patient_id", perturbation="perturb
                 form="ICC(1,1)",
                 why="one-way random: each patient's perturbations are random draws, not raters shared by all",
                 n_patients=r.get("n"),
-                n_perturbations=r.get("k"),
+                # images per patient: the original and each perturbation
+                n_images=r.get("k"),
+                n_perturbations=max(int(r.get("k") or 0) - 1, 0),
             )
         )
     return pd.DataFrame(rows)
@@ -361,7 +363,7 @@ def icc_plot(table, out_png) -> None:
         ax.set_ylim(-0.5, 1.02)
     axes[0][0].set_ylabel("ICC(1,1) with 95 % CI")
     n = table["n_patients"].max() if len(table) else 0
-    k = table["n_perturbations"].max() if len(table) else 0
+    k = table["n_images"].max() if len(table) else 0
     fig.suptitle(f"Feature robustness under perturbation: {n} patients x {k} images (original + perturbations)")
     fig.tight_layout()
     fig.savefig(out_png, dpi=90)

@@ -230,9 +230,9 @@ def survival_starter(
         r = model.predict_partial_hazard(test[keep]).to_numpy()
         risk[fold == f] = r
         try:
-            fold_c.append(concordance_index(test["T"], -r, test["E"]))
+            fold_c.append(float(concordance_index(test["T"], -r, test["E"])))
         except ZeroDivisionError:  # a fold without a comparable pair has no C-index of its own
-            pass
+            fold_c.append(None)
     c_index = concordance_index(frame["T"], -risk, frame["E"])
     high = risk > np.median(risk)
     test = logrank_test(frame["T"][high], frame["T"][~high], frame["E"][high], frame["E"][~high])
@@ -240,10 +240,21 @@ def survival_starter(
         status="fitted",
         penalizer=penalizer,
         l1_ratio=l1_ratio,
+        folds_asked=folds,
         folds=k,
+        folds_note=(
+            f"{k} folds as asked"
+            if k == folds
+            else f"{k} folds, not the {folds} asked: folds are stratified by event and each needs an event and a "
+            f"patient without one ({events} events, {n - events} without)"
+        ),
         features_per_fold=chosen,
         cv_c_index=float(c_index),
-        cv_c_index_per_fold=[float(c) for c in fold_c],
+        cv_c_index_per_fold=fold_c,
+        cv_c_index_per_fold_note=(
+            "null: a fold whose patients hold no comparable pair (no event before another's time) has no C-index "
+            "of its own; its patients still count in cv_c_index"
+        ),
         logrank_p=float(test.p_value),
         significant_univariate_q05=int((uni["q_bh"] < 0.05).sum()),
         note=(

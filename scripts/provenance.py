@@ -1,9 +1,10 @@
 import sys
 
 from radflow.failures import atomic_outputs
-from radflow.provenance import provenance
+from radflow.provenance import provenance, remove_stale
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
+remove_stale(snakemake.params.stale)
 o = snakemake.output
 names = list(snakemake.params.settings)
 with atomic_outputs(o.record, o.manifest, o.config, *o.settings) as (record, manifest, config, *copies):

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import subprocess
 
+import pandas as pd
 import pytest
 import yaml
 from conftest import REPO, snakemake_env
 
-from radflow.config_check import check_config, defaults_note, fill_defaults, load_schema, schema_problems
+from radflow.config_check import ConfigError, check_config, defaults_note, fill_defaults, load_schema, schema_problems
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -122,3 +123,44 @@ def test_the_workflow_runs_from_a_minimal_config(tmp_path, demo_dir):
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "index" in proc.stdout
+
+
+def test_model_roi_must_be_a_standard_name(tmp_path):
+    """model.roi: GTV (an original spelling, not a standard name) is named at start-up, not found hours later as an
+    empty modelling table; labels of a standard name (GTVp_2, GTVp_union) pass."""
+    (tmp_path / "dicom").mkdir()
+    base = dict(
+        dicom_root=str(tmp_path / "dicom"),
+        roi_names=str(REPO / "config" / "roi_names.yaml"),
+        pyradiomics_settings=str(REPO / "config" / "pyradiomics"),
+    )
+    with pytest.raises(ConfigError, match=r"model.roi = 'GTV': not a standard name of .*roi_names.yaml.*GTVp"):
+        check_config(dict(base, model=dict(roi="GTV")), SCHEMA, workdir=tmp_path, settings=False)
+    for label in ("GTVp", "GTVp_2", "Parotid_L", "GTVn_union"):
+        check_config(dict(base, model=dict(roi=label)), SCHEMA, workdir=tmp_path, settings=False)
+
+
+def test_feature_rois_has_one_form(tmp_path):
+    """The list form of feature_rois (README: [GTVp, Parotid_L]) becomes one hashable form at start-up."""
+    (tmp_path / "dicom").mkdir()
+    config = dict(dicom_root=str(tmp_path / "dicom"), feature_rois=["GTVp", " Parotid_L"])
+    config.update(
+        roi_names=str(REPO / "config" / "roi_names.yaml"), pyradiomics_settings=str(REPO / "config" / "pyradiomics")
+    )
+    check_config(config, SCHEMA, workdir=tmp_path, settings=False)
+    assert config["feature_rois"] == ("GTVp", "Parotid_L") and hash(config["feature_rois"])
+
+
+@pytest.mark.workflow
+def test_a_list_of_feature_rois_plans_the_series_jobs(tmp_path, demo_dir):
+    """feature_rois: [GTVp, GTVn] through a real snakemake: the index, then a dry run that plans every series job
+    with its resources from the list (before: TypeError: unhashable type: 'list' in _series_resources)."""
+    from conftest import make_project, run_snakemake
+
+    project = make_project(tmp_path / "project", demo_dir, feature_rois=["GTVp", "GTVn"])
+    proc = run_snakemake(project, "results/index/series.parquet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_snakemake(project, "-n")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    series = pd.read_parquet(project / "results" / "index" / "series.parquet")
+    assert f"series {int(series['convert'].sum())}" in " ".join(proc.stdout.split())

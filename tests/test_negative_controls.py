@@ -139,7 +139,8 @@ def test_icc_table_per_feature():
     assert (
         table.loc["stable", "icc"] > 0.95 and table.loc["same", "icc"] == 1.0 and abs(table.loc["noise", "icc"]) < 0.15
     )
-    assert (table["n_patients"] == 40).all() and (table["n_perturbations"] == 4).all()
+    assert (table["n_patients"] == 40).all() and (table["n_images"] == 4).all()
+    assert (table["n_perturbations"] == 3).all()
     assert (table["ci_low"] <= table["icc"]).all() and (table["icc"] <= table["ci_high"]).all()
 
 

@@ -143,3 +143,36 @@ def test_a_study_deployed_with_snakedeploy(demo_run, demo_dir, tmp_path):
     assert (after.loc[ok, "original_glcm_JointEntropy"] > mine.loc[after[ok].index, "original_glcm_JointEntropy"]).all()
     proc = subprocess.run(verify, cwd=study, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.workflow
+def test_switching_an_analysis_off_removes_its_outputs(demo_run, tmp_path):
+    """The demo run, copied, then run without clinical data and without the trust analyses: the harmonised table,
+    the negative controls, the robustness folder, the perturbed tables and the outcome tables of before are gone, and
+    radflow verify finds nothing in the folder that this run did not make."""
+    import shutil
+
+    project = tmp_path / "project"
+    shutil.copytree(demo_run, project, symlinks=True)
+    for stale in ("harmonised/modelling_table.csv", "negative_controls/association.csv", "robustness/icc.csv"):
+        assert (project / "results" / stale).is_file()
+    config = yaml.safe_load((project / "config" / "config.yaml").read_text())
+    config.update(clinical=[], robustness=None, negative_controls=None, harmonisation=None)
+    (project / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = _snakemake(project, "-s", str(REPO / "workflow" / "Snakefile"))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    results = project / "results"
+    for gone in (
+        "harmonised",
+        "negative_controls",
+        "robustness",
+        "perturbed",
+        "perturbed.parquet",
+        "survival",
+        "modelling_table.csv",
+        "clinical.csv",
+    ):
+        assert not (results / gone).exists(), gone
+    assert "removed results/harmonised" in (project / "logs" / "provenance.log").read_text()
+    proc = subprocess.run([sys.executable, "-m", "radflow.cli", "verify", str(results)], capture_output=True, text=True)
+    assert proc.returncode == 0 and "not made by this run" not in proc.stdout, proc.stdout

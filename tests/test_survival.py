@@ -72,3 +72,18 @@ def test_an_empty_one_patient_or_event_free_table_is_a_summary_not_a_crash(tmp_p
         assert len(uni) == 0 and list(uni.columns)[:2] == ["feature", "hazard_ratio_per_sd"]
         assert (out / "km.png").stat().st_size > 1000
     assert "no patient with an OS time and event" in survival_starter(header_only, tmp_path / "again")["message"]
+
+
+def test_the_folds_used_and_why_are_said(tmp_path):
+    """Folds are stratified by event: with 3 events the 5 folds asked become 3, and summary.json says so; one C-index
+    per fold, null where a fold holds no comparable pair."""
+    data = cohort(n=40, seed=11)
+    events = data.index[data["os_event"] == 1]
+    data.loc[events[3:], "os_event"] = 0  # keep 3 events
+    summary = survival_starter(data, tmp_path, min_events=2, folds=5)
+    assert summary["folds_asked"] == 5 and summary["folds"] == 3
+    assert "3 folds, not the 5 asked" in summary["folds_note"] and "3 events" in summary["folds_note"]
+    assert len(summary["cv_c_index_per_fold"]) == 3
+    assert all(c is None or 0 <= c <= 1 for c in summary["cv_c_index_per_fold"])
+    full = survival_starter(cohort(), tmp_path / "full", folds=5)
+    assert full["folds"] == 5 and full["folds_note"] == "5 folds as asked" and None not in full["cv_c_index_per_fold"]

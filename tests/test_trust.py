@@ -51,7 +51,7 @@ def test_icc_table(demo_run):
     config = yaml.safe_load((demo_run / "config" / "config.yaml").read_text())
     icc = pd.read_csv(demo_run / "results" / "robustness" / "icc.csv").set_index("feature")
     k = 1 + len(config["robustness"]["perturbations"])  # the original and each chain
-    assert (icc["n_patients"] == 8).all() and (icc["n_perturbations"] == k).all()
+    assert (icc["n_patients"] == 8).all() and (icc["n_images"] == k).all() and (icc["n_perturbations"] == k - 1).all()
     assert (icc["form"] == "ICC(1,1)").all() and (icc["ci_low"] <= icc["icc"]).all()
     # the demo's tumours differ in size by a factor of several, and a rotation or 10 % of volume is small beside it
     assert icc.loc["original_shape_VoxelVolume", "icc"] > 0.9

@@ -296,6 +296,19 @@ def run_outputs():
     return out + trust_outputs(every=True)
 
 
+def switched_off_outputs():
+    """Outputs of the analyses this config switches off: an earlier run's would stay and look current, so the
+    provenance rule (which reruns on every config change) removes them."""
+    out = [] if PERTURBED else ["results/perturbed", "results/perturbed.parquet"]
+    out += [] if ROBUSTNESS else ["results/robustness"]
+    out += [] if CONTROLS and HAS_CLINICAL else ["results/negative_controls"]
+    out += [] if HARMONISATION and HAS_CLINICAL else ["results/harmonised"]
+    if not HAS_CLINICAL:
+        out += ["results/clinical.csv", "results/clinical_problems.tsv", "results/modelling_table.csv"]
+        out += ["results/survival"]
+    return out
+
+
 def indexed_outputs(wildcards):
     """The dose folders and ROI outline pictures: one per dose grid and per masked image series of the index."""
     return dose_files(wildcards) + overlay_dirs(wildcards)

@@ -21,5 +21,7 @@ rule provenance:
         config=config,
         defaulted=DEFAULTED,
         settings=settings_files(),
+        # what an analysis switched off left from an earlier run: removed, so that nothing stale looks current
+        stale=switched_off_outputs(),
     script:
         "../../scripts/provenance.py"
