@@ -22,7 +22,7 @@ def perturbed(demo_run):
 
 
 def test_every_model_image_is_perturbed_as_asked(demo_run, perturbed):
-    config = yaml.safe_load((demo_run / "config" / "config.yaml").read_text())
+    config = yaml.safe_load((demo_run / "results" / "provenance" / "config.yaml").read_text())  # as run
     asked = config["robustness"]["perturbations"]
     cohort = pd.read_csv(demo_run / "results" / "cohort.tsv", sep="\t", dtype=str)
     chosen = cohort.dropna(subset=["series_uid"])
@@ -48,7 +48,7 @@ def test_every_model_image_is_perturbed_as_asked(demo_run, perturbed):
 
 
 def test_icc_table(demo_run):
-    config = yaml.safe_load((demo_run / "config" / "config.yaml").read_text())
+    config = yaml.safe_load((demo_run / "results" / "provenance" / "config.yaml").read_text())  # as run
     icc = pd.read_csv(demo_run / "results" / "robustness" / "icc.csv").set_index("feature")
     k = 1 + len(config["robustness"]["perturbations"])  # the original and each chain
     assert (icc["n_patients"] == 8).all() and (icc["n_images"] == k).all() and (icc["n_perturbations"] == k - 1).all()
@@ -65,7 +65,7 @@ def test_icc_table(demo_run):
 def test_the_perturbed_features_are_the_same_when_computed_again(demo_run, perturbed):
     from radflow.perturbed import perturbed_series
 
-    config = yaml.safe_load((demo_run / "config" / "config.yaml").read_text())
+    config = yaml.safe_load((demo_run / "results" / "provenance" / "config.yaml").read_text())  # as run
     one = perturbed.iloc[0]
     p, s = one["patient_id"], one["series_uid"]
     r = demo_run / "results"
