@@ -109,8 +109,8 @@ def files_of(paths, results: Path) -> list[Path]:
     """The files of the given outputs (folders walked), each once, sorted; only those under the results folder."""
     out = set()
     for p in map(Path, paths):
-        if p.is_dir():
-            out.update(f for f in p.rglob("*") if f.is_file())
+        if p.is_dir():  # (not Snakemake's marker of a folder output, whose time it sets)
+            out.update(f for f in p.rglob("*") if f.is_file() and f.name != ".snakemake_timestamp")
         elif p.is_file():
             out.add(p)
     results = results.resolve()
@@ -185,11 +185,7 @@ def provenance(
         config_defaulted=list(defaulted),
         settings=copied,
         inputs={name: dict(path=str(p), sha256=sha256(p)) for name, p in sorted(inputs.items())},
-        manifest=dict(
-            path=Path(out["manifest"]).resolve().relative_to(results.resolve()).as_posix(),
-            files=len(rows),
-            sha256=sha256(out["manifest"]),
-        ),
+        manifest=dict(path=MANIFEST, files=len(rows), sha256=sha256(out["manifest"])),
     )
     Path(out["record"]).write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
     return record

@@ -339,6 +339,8 @@ def test_provenance_record(demo_run):
     assert sum(p.startswith("qc/overlays/") for p in pictures) > 10 and "harmonised/before_after.png" in pictures
     assert not any(p.startswith(("images/", "masks/", "orders/")) for p in manifest.index)
     assert record["manifest"]["sha256"] == sha256(results / "provenance" / "manifest.tsv")
+    assert record["manifest"]["path"] == "provenance/manifest.tsv"
+    assert not any(p.endswith(".snakemake_timestamp") for p in manifest.index)
 
 
 def test_radflow_verify_names_a_changed_table(demo_run, tmp_path):
