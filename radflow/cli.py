@@ -217,9 +217,7 @@ def main(argv=None):
     p = sub.add_parser("index", help="index a DICOM tree")
     p.add_argument("dicom_root")
     p.add_argument("out_dir")
-    p.add_argument(
-        "--roi-names", default=None, help="ROI name aliases (default: radflow's shipped config/roi_names.yaml)"
-    )
+    p.add_argument("--roi-names", default=None, help=ROI_NAMES_HELP)
     p.add_argument(
         "--threads", type=int, default=os.cpu_count() or 1, help="processes that read DICOM headers (default: all CPUs)"
     )
@@ -249,9 +247,7 @@ def main(argv=None):
     p.add_argument("rtstruct")
     p.add_argument("image_series_dir")
     p.add_argument("out_dir")
-    p.add_argument(
-        "--roi-names", default=None, help="ROI name aliases (default: radflow's shipped config/roi_names.yaml)"
-    )
+    p.add_argument("--roi-names", default=None, help=ROI_NAMES_HELP)
     p.add_argument(
         "--union",
         action="store_true",
@@ -295,9 +291,7 @@ def main(argv=None):
         help=f"standard, all or a comma-separated list of ROI names (config key feature_rois; default "
         f"{defaults['feature_rois']}, as the workflow's)",
     )
-    p.add_argument(
-        "--roi-names", default=None, help="ROI name aliases (default: radflow's shipped config/roi_names.yaml)"
-    )
+    p.add_argument("--roi-names", default=None, help=ROI_NAMES_HELP)
     p.add_argument(
         "--max-roi-voxels",
         type=int,

@@ -203,10 +203,10 @@ def _model_roi_problems(config: dict, roi_names: str) -> list[str]:
     holds standard names, and an original spelling would leave it empty hours later."""
     import re
 
-    from .roi_names import _entries
+    from .roi_names import feature_names
 
     try:
-        standard = list(_entries(roi_names))
+        standard = sorted(set.union(*feature_names(roi_names)))
     except (ValueError, OSError) as err:
         return [f"config key roi_names = {roi_names!r}: {err}"]
     except Exception as err:  # not YAML

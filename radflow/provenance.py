@@ -27,8 +27,9 @@ CONFIG_COPY = f"{FOLDER}/config.yaml"
 SETTINGS_COPIES = f"{FOLDER}/settings"
 MANIFEST_COLUMNS = ["path", "kind", "bytes", "sha256"]
 
+# what a manifest row is, by the file's ending
 KINDS = {".csv": "table", ".tsv": "table", ".parquet": "table", ".json": "record", ".png": "picture"}
-KINDS.update({".yaml": "settings", ".nii.gz": "image", ".gz": "image"})
+KINDS.update({".yaml": "settings", ".nii.gz": "image"})
 
 
 def sha256(path) -> str:
@@ -99,10 +100,7 @@ def imported_distributions() -> dict[str, str]:
 
 def _kind(path: Path) -> str:
     name = path.name.lower()
-    for ext in (".nii.gz", ".parquet", ".csv", ".tsv", ".json", ".png", ".yaml"):
-        if name.endswith(ext):
-            return KINDS[ext]
-    return "other"
+    return next((kind for ext, kind in KINDS.items() if name.endswith(ext)), "other")
 
 
 def files_of(paths, results: Path) -> list[Path]:

@@ -25,11 +25,11 @@ def shipped_config(name: str) -> Path:
     return root / "config" / name
 
 
-def export_checkout(basedir=None) -> str:
+def export_checkout() -> str:
     """Put the radflow checkout first on PYTHONPATH, so that every job's script imports radflow from it (also in
     the conda environment of `--sdm conda`, where radflow is not installed, and when a study runs radflow as a
     Snakemake module). Returns the new PYTHONPATH."""
-    basedir = basedir or radflow_checkout()
+    basedir = radflow_checkout()
     parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(basedir)]
     if basedir:
         parts.insert(0, str(basedir))

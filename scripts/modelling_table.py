@@ -1,6 +1,4 @@
-import shutil
 import sys
-from pathlib import Path
 
 from radflow.failures import atomic_outputs
 from radflow.model import write_modelling_table
@@ -10,11 +8,9 @@ i, o, p = snakemake.input, snakemake.output, snakemake.params
 clinical = i.get("clinical")  # absent in a run without clinical data: the cohort accounting only
 outputs = [o.cohort] + ([o.table] if clinical else [])
 if not clinical:
+    # (outcome tables of an earlier run with clinical data are removed by the provenance rule, with the other
+    # outputs of what this config switched off)
     print("no clinical data in this run (clinical: [] and no source.clinical): no modelling table")
-    for stale in map(Path, p.stale):  # left by an earlier run with clinical data: removed, not left to mislead
-        if stale.exists():
-            print(f"removed {stale} (from a run with clinical data)")
-            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
 with atomic_outputs(*outputs) as written:
     write_modelling_table(
         i.features,

@@ -20,8 +20,6 @@ rule modelling_table:
         time_point=config["model"]["time_point"],
         studies=config["model"]["studies"],
         roi_instances=config["roi_instances"],
-        # a run without clinical data after one with: the outcome tables of before would be stale
-        stale=[] if HAS_CLINICAL else ["results/clinical.csv", "results/modelling_table.csv", "results/survival"],
     script:
         "../../scripts/modelling_table.py"
 
