@@ -18,7 +18,7 @@ def _demo(args):
 
 
 def _index(args):
-    from .index import build_index
+    from .index import build_index, nothing_to_convert
 
     _shipped(args, "roi_names", "roi_names.yaml")
     tables = build_index(
@@ -38,6 +38,13 @@ def _index(args):
         f"{st['instances']} DICOM instances, {len(s)} series ({int(s['convert'].sum())} images to convert), "
         f"{len(tables['rois'])} ROIs, {len(tables['problems'])} problems -> {args.out_dir}"
     )
+    empty = nothing_to_convert(tables, args.dicom_root)
+    if empty:
+        listed = os.path.join(args.out_dir, "problems.tsv")
+        raise ValueError(
+            f"nothing to convert. {empty}"
+            + (f"\nEvery file and series with its reason: {listed}" if len(tables["problems"]) else "")
+        )
 
 
 def _convert(args):

@@ -184,16 +184,30 @@ def write_failed_conversion(out_path, sidecar_path, reason: str, meta: dict) -> 
 
 def image_headers_in(folder) -> list[pydicom.Dataset]:
     """The headers (no pixels) of the one CT, MR or PET series in a folder (for the command line)."""
+    if not Path(folder).is_dir():
+        raise ConversionError(f"{folder}: no such folder")
     series: dict[str, list] = {}
-    for f in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file())
+    others: dict[str, int] = {}
+    for f in files:
         try:
             ds = pydicom.dcmread(f, stop_before_pixels=True)
         except Exception:
+            others["not DICOM"] = others.get("not DICOM", 0) + 1
             continue
-        if image_modality(ds.get("Modality", "")):
+        modality = str(ds.get("Modality", "")) or "(no Modality)"
+        if image_modality(modality):
             series.setdefault(str(ds.SeriesInstanceUID), []).append(ds)
+        else:
+            others[modality] = others.get(modality, 0) + 1
     if len(series) != 1:
-        raise ConversionError(f"{folder}: expected one CT, MR or PET series, found {len(series)}")
+        found = f"{len(files)} files" + (
+            ", " + ", ".join(f"{n} {what}" for what, n in sorted(others.items())) if others else ""
+        )
+        raise ConversionError(
+            f"{folder}: expected one CT, MR or PET series, found {len(series)} ({found}; "
+            + ("radflow index sorts a tree of several series)" if len(series) > 1 else "no CT, MR or PET image)")
+        )
     return next(iter(series.values()))
 
 

@@ -382,6 +382,7 @@ RUN_LEVEL_KINDS = [
     "read-only results folder",
     "pyradiomics settings file that pyradiomics refuses",
     "full disk while writing (ulimit -f)",
+    "DICOM root with no DICOM in it",
 ]
 
 

@@ -192,6 +192,28 @@ def test_read_only_results_folder(demo_dir, tmp_path):
     assert not any((workdir / "results").iterdir()) and not (workdir / "logs").exists()
 
 
+def test_dicom_root_with_no_dicom_in_it(demo_dir, tmp_path):
+    """The index job stops with a sentence that names the folder, the reason and the files (no Python traceback),
+    and keeps the problems table next to its log (Snakemake deletes a failed job's outputs)."""
+    root = tmp_path / "download"
+    (root / "notes").mkdir(parents=True)
+    (root / "README.txt").write_text("downloaded with the NBIA Data Retriever\n")
+    (root / "notes" / "1-01.dcm").write_bytes(b"an HTML error page saved as .dcm" * 8)
+    workdir = make_project(tmp_path / "project", demo_dir, demo_cohort=None, dicom_root=str(root))
+    proc = run_snakemake(workdir, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert (
+        f"radflow index: nothing to convert. {root}: none of its 2 files is a DICOM instance radflow can read; "
+        f"by reason:\n  2 × not a DICOM file (no 'DICM' prefix after the 128-byte preamble): {root}/README.txt, "
+        f"{root}/notes/1-01.dcm\nEvery file and series with its reason: logs/index_problems.tsv"
+    ) in out
+    assert "Traceback" not in out and "KeyError" not in out
+    kept = pd.read_csv(workdir / "logs" / "index_problems.tsv", sep="\t")
+    assert kept["item"].tolist() == [f"{root}/README.txt", f"{root}/notes/1-01.dcm"]
+    assert not (workdir / "results" / "features.parquet").exists()
+
+
 def test_every_run_level_kind_has_its_test():
     names = {
         "config naming a folder that does not exist": test_config_naming_a_folder_that_does_not_exist,
@@ -199,6 +221,7 @@ def test_every_run_level_kind_has_its_test():
         "clinical file of an unknown format": test_clinical_file_of_an_unknown_format,
         "read-only results folder": test_read_only_results_folder,
         "pyradiomics settings file that pyradiomics refuses": test_pyradiomics_settings_that_pyradiomics_refuses,
+        "DICOM root with no DICOM in it": test_dicom_root_with_no_dicom_in_it,
     }
     from test_kill_resume import test_kill_full_disk_and_resume_give_the_clean_tables as full_disk
 

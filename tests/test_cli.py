@@ -54,7 +54,18 @@ def test_clear_errors(tmp_path):
     assert proc.returncode == 2 and "nowhere" in proc.stderr and "does not exist" in proc.stderr
     (tmp_path / "empty").mkdir()
     proc = run("convert", tmp_path / "empty", tmp_path / "x.nii.gz")
-    assert proc.returncode == 2 and "expected one CT, MR or PET series, found 0" in proc.stderr
+    assert proc.returncode == 2 and "expected one CT, MR or PET series, found 0 (0 files; " in proc.stderr
+    proc = run("convert", tmp_path / "nowhere", tmp_path / "x.nii.gz")
+    assert proc.returncode == 2 and f"{tmp_path / 'nowhere'}: no such folder" in proc.stderr
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "a.txt").write_text("not DICOM")
+    proc = run("index", tmp_path / "text", tmp_path / "index")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"radflow index: error: nothing to convert. {tmp_path / 'text'}: none of its 1 files" in proc.stderr
+    assert f"Every file and series with its reason: {tmp_path / 'index' / 'problems.tsv'}" in proc.stderr
+    assert pd.read_csv(tmp_path / "index" / "problems.tsv", sep="\t")["item"].tolist() == [
+        str(tmp_path / "text" / "a.txt")
+    ]
 
 
 def test_the_command_line_runs_outside_the_checkout(demo_dir, truth, tmp_path):

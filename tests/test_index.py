@@ -435,3 +435,41 @@ def test_a_real_mr_stored_as_three_phases_splits_and_keeps_its_rtstruct(tmp_path
             write_masks([rs], work / f"{phase}.nii.gz", work / f"masks_{phase}", load_aliases(names))
             mask = sitk.GetArrayFromImage(sitk.ReadImage(str(work / f"masks_{phase}" / "GTVp.nii.gz")))
             assert base_mask.sum() > 100 and np.array_equal(mask, base_mask)
+
+
+def test_a_tree_with_nothing_to_convert_says_why(demo_dir, tmp_path):
+    """No files, no DICOM among the files, or DICOM without an image: the tables are written (empty) and
+    nothing_to_convert says which, with the reasons counted and the files or series named."""
+    from radflow.index import nothing_to_convert
+
+    names = REPO / "config" / "roi_names.yaml"
+    (tmp_path / "empty").mkdir()
+    tables = build_index(tmp_path / "empty", tmp_path / "i0", names)
+    assert nothing_to_convert(tables, "empty") == (
+        "empty: no files under this folder (is dicom_root the folder of the downloaded DICOM?)"
+    )
+
+    text = tmp_path / "text"
+    (text / "sub").mkdir(parents=True)
+    (text / "a.txt").write_text("not DICOM\n")
+    (text / "sub" / "b.dcm").write_bytes(bytes(300))
+    tables = build_index(text, tmp_path / "i1", names)
+    assert len(tables["series"]) == len(tables["links"]) == 0
+    assert len(pd.read_csv(tmp_path / "i1" / "problems.tsv", sep="\t")) == 2
+    message = nothing_to_convert(tables, text)
+    assert message.startswith(f"{text}: none of its 2 files is a DICOM instance radflow can read")
+    assert f"2 × not a DICOM file (no 'DICM' prefix after the 128-byte preamble): {text}/a.txt, {text}/sub/b.dcm" in (
+        message
+    )
+
+    structures = tmp_path / "structures"
+    rs = next(p for p in (demo_dir / "TCGA-HNSC" / "TCGA-00-0001").rglob("*RTSTRUCT*") if p.is_dir())
+    plan = next(p for p in (demo_dir / "TCGA-HNSC").rglob("*RTPLAN*") if p.is_dir())
+    shutil.copytree(rs, structures / "rs")
+    shutil.copytree(plan, structures / "plan")
+    tables = build_index(structures, tmp_path / "i2", names)
+    message = nothing_to_convert(tables, structures)
+    assert message.startswith(f"{structures}: 2 DICOM instances in 2 series, none of them an image series to convert")
+    assert "1 × RTPLAN: a treatment plan, holds no image" in message and "1 × RTSTRUCT: not an image" in message
+
+    assert nothing_to_convert(build_index(demo_dir / "TCGA-HNSC", tmp_path / "i3", names), "demo") is None

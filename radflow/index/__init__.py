@@ -15,7 +15,7 @@ One module per concern:
 - build: build_index runs the steps and writes the tables; load_index reads them back.
 """
 
-from .build import build_index, load_index, read_manifest, series_files
+from .build import build_index, load_index, nothing_to_convert, read_manifest, series_files
 from .checks import check_image_series, check_pet_series
 from .columns import INDEX_FORMAT, INSTANCE_COLUMNS, LINK_COLUMNS, PROBLEM_COLUMNS, ROI_COLUMNS, SERIES_COLUMNS
 from .headers import crawl, instance_row, pixel_digest, read_instance
@@ -37,6 +37,7 @@ __all__ = [
     "instance_row",
     "link_table",
     "load_index",
+    "nothing_to_convert",
     "pixel_digest",
     "read_instance",
     "read_manifest",

@@ -162,6 +162,37 @@ def build_index(
     return tables
 
 
+def nothing_to_convert(tables: dict, root, examples: int = 5) -> str | None:
+    """None when the index has at least one image series to convert; else a sentence naming the DICOM root and
+    why nothing is left (no files, no DICOM among them, or no series that passed), with the reasons counted and a
+    few examples of each: the message a run stops with instead of computing empty tables."""
+    st, series, problems = tables["stats"], tables["series"], tables["problems"]
+    if series["convert"].any():
+        return None
+    if st["files"] == 0:
+        return f"{root}: no files under this folder (is dicom_root the folder of the downloaded DICOM?)"
+
+    def reasons(rows: pd.DataFrame, item: str) -> str:
+        lines = []
+        for reason, g in rows.groupby("reason", sort=False):
+            names = ", ".join(str(v) for v in g[item].head(examples))
+            more = f" … ({len(g) - examples} more)" if len(g) > examples else ""
+            lines.append(f"  {len(g)} × {reason}: {names}{more}")
+        return "\n".join(lines)
+
+    if st["instances"] == 0:
+        skipped = problems[problems["level"] == "file"]
+        return f"{root}: none of its {st['files']} files is a DICOM instance radflow can read; by reason:\n" + reasons(
+            skipped, "item"
+        )
+    # structure sets and SEGs carry no reason of their own: they are not images
+    refused = series.assign(reason=series["reason"].mask(series["reason"] == "", series["modality"] + ": not an image"))
+    return (
+        f"{root}: {st['instances']} DICOM instances in {len(series)} series, none of them an image series to "
+        "convert; by reason:\n" + reasons(refused, "series_uid")
+    )
+
+
 def load_index(index_dir, instances: bool = True) -> dict[str, pd.DataFrame]:
     d = Path(index_dir)
     names = ("instances", "series", "rois", "links") if instances else ("series", "rois", "links")

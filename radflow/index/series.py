@@ -234,7 +234,7 @@ def series_table(
             if reason:
                 problem(key, patient, severity, reason)
             rows.append(_series_row(key, uid, part, geometry, role, convert, reason))
-    df = pd.DataFrame(rows, columns=SERIES_COLUMNS)
+    df = pd.DataFrame(rows, columns=SERIES_COLUMNS).astype({"convert": bool})
     order = pd.to_numeric(df["series_number"], errors="coerce")
     df = df.assign(_n=order).sort_values(["patient_id", "study_date", "study_uid", "_n", "series_uid"])
     return df.drop(columns="_n").reset_index(drop=True), problems, keys
