@@ -94,6 +94,46 @@ CLINICAL_COLUMNS = [
     "pfi_source",
     "covariates_source",
 ]
+# What each column of the standard shape means, its unit, and which readers can fill it: what a table whose column
+# stayed empty says about why (radflow.model.column_dictionary).
+COLUMN_MEANING = {
+    "os_days": ("overall survival: days from diagnosis to death, or to the last follow-up if alive", "days"),
+    "os_event": ("overall survival event: 1 died, 0 alive at the last follow-up (censored)", "1"),
+    "dss_days": ("disease-specific survival time (TCGA-CDR's definition)", "days"),
+    "dss_event": ("disease-specific survival event: 1 died of the disease, 0 censored", "1"),
+    "pfi_days": ("progression-free interval time (TCGA-CDR's definition)", "days"),
+    "pfi_event": (
+        "progression-free interval event: 1 progression, recurrence or death of the disease, 0 censored",
+        "1",
+    ),
+    "age": ("age at diagnosis", "years"),
+    "sex": ("sex (GDC gender)", ""),
+    "stage": ("AJCC stage, pathological where given, else clinical", ""),
+    "tumour_site": ("tumour site (tissue or organ of origin)", ""),
+    "hpv_status": ("HPV status: positive or negative by p16 or ISH, discordant when they disagree", ""),
+    "smoking": ("tobacco smoking history", ""),
+}
+COLUMN_READERS = {
+    "os": "every reader (vital status, days to death, days to last follow-up)",
+    "dss": "TCGA-CDR only (DSS, DSS.time; Liu et al. 2018, Table S1), or a table's column mapping",
+    "pfi": "TCGA-CDR only (PFI, PFI.time), or a table's column mapping",
+    "age": "GDC clinical.tsv (age_at_index, age_at_diagnosis), BCR Biotab and TCGA-CDR "
+    "(age_at_initial_pathologic_diagnosis), or a table's column mapping",
+    "sex": "GDC clinical.tsv (gender), BCR Biotab, TCGA-CDR, or a table's column mapping",
+    "stage": "GDC clinical.tsv (ajcc_pathologic_stage, ajcc_clinical_stage), BCR Biotab, TCGA-CDR, or a table's "
+    "column mapping",
+    "tumour_site": "GDC clinical.tsv (tissue_or_organ_of_origin), BCR Biotab (anatomic_organ_subdivision), or a "
+    "table's column mapping",
+    "hpv_status": "BCR Biotab clinical_patient file only (hpv_status_p16, hpv_status_ish), or a table's column mapping",
+    "smoking": "BCR Biotab clinical_patient file only (tobacco_smoking_history_indicator), or a table's column mapping",
+}
+
+
+def readers_of(column: str) -> str:
+    """Which clinical files can fill a standard column (COLUMN_READERS by the column's outcome or name)."""
+    return COLUMN_READERS.get(column.split("_")[0] if column[:4] in ("os_d", "os_e", "dss_", "pfi_") else column, "")
+
+
 BARCODE = re.compile(r"^(TCGA-[A-Z0-9]{2}-[A-Z0-9]{4})", re.IGNORECASE)
 SMOKING = {
     "1": "lifelong non-smoker",

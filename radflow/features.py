@@ -28,6 +28,7 @@ ID_COLUMNS = [
     "study_uid",
     "series_uid",
     "modality",
+    "image_units",
     "roi",
     "roi_original",
     "roi_label",
@@ -134,6 +135,60 @@ def feature_class(name: str) -> str:
     """A feature's class from its pyradiomics name (original_glcm_Idmn -> glcm); empty when it has none."""
     parts = name.split("_")
     return parts[1] if len(parts) >= 3 else ""
+
+
+# Units of pyradiomics' shape features (3D and 2D), by feature name; the others are ratios ("1").
+SHAPE_UNITS = {
+    "MeshVolume": "mm³",
+    "VoxelVolume": "mm³",
+    "SurfaceArea": "mm²",
+    "SurfaceVolumeRatio": "1/mm",
+    "Maximum3DDiameter": "mm",
+    "Maximum2DDiameterSlice": "mm",
+    "Maximum2DDiameterColumn": "mm",
+    "Maximum2DDiameterRow": "mm",
+    "MajorAxisLength": "mm",
+    "MinorAxisLength": "mm",
+    "LeastAxisLength": "mm",
+    "MeshSurface": "mm²",
+    "PixelSurface": "mm²",
+    "Perimeter": "mm",
+    "PerimeterSurfaceRatio": "1/mm",
+    "MaximumDiameter": "mm",
+}
+# first-order features in the square of the image's unit (TotalEnergy also times the voxel volume), or without one
+FIRSTORDER_SQUARED = {"Energy", "Variance"}
+FIRSTORDER_UNITLESS = {"Entropy", "Uniformity", "Skewness", "Kurtosis"}
+# image types whose values keep the image's unit: the original, and linear filters normalised to it (pyradiomics'
+# wavelet decomposition and its scale-normalised Laplacian of Gaussian)
+SAME_UNIT_IMAGE_TYPES = ("wavelet-", "log-sigma-")
+
+
+def feature_unit(name: str, image_units: str, normalized: bool = False) -> str:
+    """The unit of a pyradiomics feature column for an image in image_units (HU, SUVbw (g/ml), …): mm, mm², mm³ or
+    1/mm for sizes; the image's unit (or its square) for first-order statistics of intensity; "1" for ratios and
+    for every texture feature (computed on discretised grey levels, not on the intensities); "" where radflow does
+    not state one (first-order features of images of a non-linear filter: square, exponential, logarithm …, or of an
+    image whose values are as stored). normalized: the settings' `normalize` (intensities become z-scores: "1")."""
+    parts = name.split("_", 2)
+    if len(parts) < 3:
+        return ""
+    image_type, cls, feature = parts
+    if cls.startswith("shape"):
+        return SHAPE_UNITS.get(feature, "1")
+    if cls != "firstorder":
+        return "1"
+    if feature in FIRSTORDER_UNITLESS:
+        return "1"
+    if image_type != "original" and not image_type.startswith(SAME_UNIT_IMAGE_TYPES):
+        return ""
+    unit = "1" if normalized else {"BQML": "Bq/ml", "as stored": ""}.get(image_units, image_units.split(" (")[0])
+    if not unit:
+        return ""
+    squared = "1" if unit == "1" else f"{unit}²"
+    if feature == "TotalEnergy":
+        return "mm³" if unit == "1" else f"{squared}·mm³"
+    return squared if feature in FIRSTORDER_SQUARED else unit
 
 
 def resample_cropped(image: sitk.Image, mask: sitk.Image, settings: dict, label: int = 1, image_types=("Original",)):
@@ -261,15 +316,13 @@ def extract_series(
     feature_rois: FeatureRois | None = None,
     max_roi_voxels: int | None = None,
     progress=None,
-    image: sitk.Image | None = None,
 ) -> pd.DataFrame:
     """One row per mask in masks_dir (as listed in its masks.json) for the image at image_path.
 
     feature_rois (radflow.roi_names.FeatureRois; None: every ROI) says which ROIs get features; points and markers
     never do; an ROI of more than max_roi_voxels voxels after the settings' resampling is skipped. The others'
     rows say why (status "skipped"). progress: a file to which one line per ROI is written as it is done (name,
-    voxels after resampling, seconds, peak memory); the same numbers are in the row (RUNTIME_COLUMNS). image: the
-    image as already read from image_path (the series job reads it once for masks and features)."""
+    voxels after resampling, seconds, peak memory); the same numbers are in the row (RUNTIME_COLUMNS)."""
     import radiomics
 
     job_started = time.perf_counter()
@@ -281,10 +334,7 @@ def extract_series(
     limits = roi_limits(settings_path)
     failed_image = sidecar.get("status") == "failed"
     extractor = None
-    if failed_image:
-        image = None
-    elif image is None:
-        image = sitk.ReadImage(str(image_path))  # once for all ROIs
+    image = None if failed_image else sitk.ReadImage(str(image_path))  # once for all ROIs
     image_sha = "" if failed_image else image_hash(image)
     rows = []
     for m in masks:
@@ -293,6 +343,7 @@ def extract_series(
             study_uid=sidecar["study_uid"],
             series_uid=sidecar["series_uid"],
             modality=sidecar["modality"],
+            image_units=sidecar.get("units", ""),
             roi=m["roi"],
             roi_original=m["roi_original"],
             roi_label=m["label"],
@@ -453,7 +504,7 @@ def job_resources(
 def planned_resources(
     series: dict, rois: list[dict], settings_path, feature_rois: FeatureRois | None, max_roi_voxels: int | None
 ) -> dict:
-    """job_resources before the masks exist (a series job is planned before it converts and masks): each ROI of the
+    """job_resources before the masks exist (a features job is planned before its series job masks): each ROI of the
     series' structure sets is taken as its contours' bounding box on the image's voxel grid (from the index:
     x/y/z_min/max in mm), which holds at least the ROI's voxels, so the memory asked is not below what its mask
     will need; an ROI whose box is above max_roi_voxels counts as the budget (the most that is extracted), one

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .modalities import units as modality_units
+
 CONVERGENCE = 1e-4
 
 
@@ -161,23 +163,46 @@ def harmonise_table(
     return out, report
 
 
-def before_after_plot(table, harmonised, batch_values, features, out_png) -> None:
-    """A few features by batch, before and after harmonisation (box plots), one row per feature."""
+def before_after_plot(
+    table, harmonised, batch_values, features, out_png, batch_variable: str = "batch", covariates=(), units: str = ""
+) -> None:
+    """A few features by batch, before and after harmonisation (box plots), one row per feature; the title names the
+    batch variable, the batches and patients and the covariates kept, each box its batch's size, each axis the
+    feature's unit (radflow.features.feature_unit of the image's units)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .qc import axis_unit
+
     batch = batch_values.reindex(table.index).fillna("").astype(str)
-    fig, axes = plt.subplots(len(features), 2, figsize=(8, 2.4 * len(features)), squeeze=False, sharey="row")
+    fig, axes = plt.subplots(len(features), 2, figsize=(8, 2.4 * len(features) + 0.6), squeeze=False, sharey="row")
     for row, feature in enumerate(features):
+        unit = axis_unit(feature, units)
         for col, (name, frame) in enumerate((("before", table), ("after", harmonised))):
             groups = sorted(batch[frame.index].unique())
-            axes[row][col].boxplot([frame.loc[batch[frame.index] == g, feature] for g in groups], tick_labels=groups)
-            axes[row][col].set_title(f"{feature} {name}", fontsize=8)
-            axes[row][col].tick_params(labelsize=7)
+            sizes = batch[frame.index].value_counts()
+            ax = axes[row][col]
+            ax.boxplot(
+                [frame.loc[batch[frame.index] == g, feature] for g in groups],
+                tick_labels=[f"{g}\n(n={sizes[g]})" for g in groups],
+            )
+            ax.set_title(f"{feature} {name}", fontsize=8)
+            ax.set_ylabel(f"[{unit}]", fontsize=7)
+            ax.set_xlabel(batch_variable, fontsize=7)
+            ax.tick_params(labelsize=7)
+    n_batches = batch[harmonised.index].nunique()
+    title = (
+        f"ComBat by {batch_variable}: {n_batches} batches, {len(harmonised)} patients; "
+        f"covariates kept: {', '.join(covariates) or 'none'}"
+    )
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(out_png, dpi=90)
+    sizes = batch[harmonised.index].value_counts().sort_index()
+    described = f"batches ({batch_variable}): " + ", ".join(f"{b} n={n}" for b, n in sizes.items())
+    described += "; features: " + ", ".join(f"{f} [{axis_unit(f, units)}]" for f in features)
+    fig.savefig(out_png, dpi=90, metadata={"Title": title, "Description": described})
     plt.close(fig)
 
 
@@ -254,8 +279,14 @@ def harmonise_step(table: pd.DataFrame, series: pd.DataFrame, config: dict, out_
         )
     except HarmonisationError as err:  # a cohort of one site: said in every output, the run goes on
         return _nothing_harmonised(table, batch, config, str(err), out_table, out_batches, out_plot)
-    report.insert(1, "batch_variable", batch_variable(config))
+    variable = batch_variable(config)
+    report.insert(1, "batch_variable", variable)
     out = harmonised.drop(columns=sorted(set(features) - set(complete)))
+    # the copy says what it is, row by row: ComBat over which variable and covariates, and each patient's batch
+    where = list(out.columns).index("roi_original") + 1 if "roi_original" in out.columns else 1
+    covariates = list(config.get("covariates") or [])
+    out.insert(where, "harmonised_by", f"ComBat by {variable}; covariates: {', '.join(covariates) or 'none'}")
+    out.insert(where + 1, "harmonisation_batch", batch[out.index].to_numpy())
     out.to_csv(out_table, index=False)
     report.to_csv(out_batches, sep="\t", index=False)
     kept_batch = batch[harmonised.index]
@@ -266,7 +297,10 @@ def harmonise_step(table: pd.DataFrame, series: pd.DataFrame, config: dict, out_
         if all(np.ptp(v) > 0 for v in values):
             effect[f] = stats.f_oneway(*values).statistic
     shown = sorted(effect, key=lambda f: -effect[f])[:4] or complete[:4]
-    before_after_plot(table.loc[harmonised.index], harmonised, batch, shown, out_plot)
+    modality = str(table["modality"].iloc[0]) if "modality" in table.columns and len(table) else ""
+    before_after_plot(
+        table.loc[harmonised.index], harmonised, batch, shown, out_plot, variable, covariates, modality_units(modality)
+    )
     return report
 
 

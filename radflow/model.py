@@ -171,6 +171,54 @@ def modelling_table(
     return table, cohort
 
 
+IDENTIFIERS = {
+    "patient_id": "the patient (TCGA barcode)",
+    "study_uid": "StudyInstanceUID of the image's study",
+    "series_uid": "the image series (its SeriesInstanceUID, or <UID>_<n> for a sub-series)",
+    "modality": "the image's DICOM modality",
+    "roi": "the ROI's standard name (roi_names.yaml)",
+    "roi_original": "the ROI's name in the structure set",
+}
+DICTIONARY_COLUMNS = ["column", "kind", "unit", "values", "rows", "meaning", "why_empty"]
+
+
+def column_dictionary(
+    table: pd.DataFrame, clinical: pd.DataFrame | None, image_units: str, normalized: bool = False
+) -> pd.DataFrame:
+    """One row per column of the modelling table: its kind (identifier, outcome, covariate, feature), unit, how many
+    rows have a value, what it means, and, for a column no row has, why: which clinical files this run read and
+    which ones give that column (radflow.clinical.COLUMN_READERS)."""
+    from .clinical import COLUMN_MEANING, readers_of
+    from .features import feature_class, feature_unit, pyradiomics_columns
+
+    files = set()
+    if clinical is not None:
+        for c in ("os_source", "covariates_source"):
+            for text in clinical.get(c, pd.Series(dtype=str)).dropna().astype(str):
+                files.update(part.split(": ")[-1].strip() for part in text.split(";") if part.strip())
+    read = ", ".join(sorted(files)) or "none"
+    features = set(pyradiomics_columns(table))
+    rows = []
+    for c in table.columns:
+        n = int(table[c].notna().sum() - (table[c].astype(str) == "").sum()) if len(table) else 0
+        if c in features:
+            kind, unit = "feature", feature_unit(c, image_units, normalized)
+            meaning = f"pyradiomics {feature_class(c)} feature of the ROI"
+        elif c in IDENTIFIERS:
+            kind, unit, meaning = "identifier", "", IDENTIFIERS[c]
+        elif c in COLUMN_MEANING:
+            kind = "outcome" if c.endswith(("_days", "_event")) else "covariate"
+            meaning, unit = COLUMN_MEANING[c]
+        else:
+            kind, unit, meaning = "covariate", "", "a covariate of the clinical table's column mapping"
+        why = ""
+        if n == 0 and len(table):
+            readers = readers_of(c)
+            why = f"no clinical file of this run ({read}) gives it" + (f"; it comes from {readers}" if readers else "")
+        rows.append(dict(column=c, kind=kind, unit=unit, values=n, rows=len(table), meaning=meaning, why_empty=why))
+    return pd.DataFrame(rows, columns=DICTIONARY_COLUMNS)
+
+
 def write_modelling_table(
     features_path,
     clinical_path,
@@ -183,9 +231,12 @@ def write_modelling_table(
     instances="largest",
     studies=None,
     timeline_path=None,
+    dictionary_tsv=None,
+    settings_path=None,
 ):
     """Writes the cohort accounting, and the modelling table when there is a clinical table (clinical_path and
-    out_csv None: a run without clinical data)."""
+    out_csv None: a run without clinical data), with its column dictionary (dictionary_tsv; the units of the
+    features follow the modality's units and the settings' `normalize`)."""
     features = pd.read_parquet(features_path)
     clinical = None
     if clinical_path is not None:
@@ -202,5 +253,17 @@ def write_modelling_table(
     Path(cohort_tsv).parent.mkdir(parents=True, exist_ok=True)
     if out_csv is not None:
         table.to_csv(out_csv, index=False)
+    if dictionary_tsv is not None:
+        import yaml
+
+        from .modalities import units
+
+        settings = yaml.safe_load(Path(settings_path).read_text()) if settings_path else {}
+        normalized = bool(((settings or {}).get("setting") or {}).get("normalize"))
+        # the units of the images the table's rows come from (PET kept in Bq/ml by pet_fallback differs from SUV):
+        # one unit, or none stated for the features when they are mixed
+        used = features.loc[features["series_uid"].isin(set(table["series_uid"])), "image_units"].dropna().unique()
+        image_units = used[0] if len(used) == 1 else units(modality) if len(used) == 0 else ""
+        column_dictionary(table, clinical, image_units, normalized).to_csv(dictionary_tsv, sep="\t", index=False)
     cohort.to_csv(cohort_tsv, sep="\t", index=False)
     return table, cohort

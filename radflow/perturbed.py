@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .features import ID_COLUMNS
 
-IDS = ID_COLUMNS[:7]  # patient_id, study_uid, series_uid, modality, roi, roi_original, roi_label
+# the features table's identifiers of an image's ROI, by name (not by position in features.ID_COLUMNS)
+IDS = ["patient_id", "study_uid", "series_uid", "modality", "image_units", "roi", "roi_original", "roi_label"]
 COLUMNS = IDS + [
     "kind",  # original, perturbation or negative_control
     "perturbation",  # its name: original, rotation+5deg, volume-10%, shuffled_roi, ...

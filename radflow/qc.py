@@ -11,6 +11,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from .modalities import IMAGE_MODALITIES, image_modality
+from .modalities import units as modality_units
 from .records import image_sidecar
 from .selection import instance_of
 
@@ -46,6 +47,19 @@ def _window(values: np.ndarray, modality: str, roi: np.ndarray | None = None) ->
     return lo, hi if hi > lo else lo + 1.0
 
 
+def window_note(modality: str, lo: float, hi: float, units: str) -> str:
+    """The display window in words, as a picture states it: its range in the image's unit and how it was chosen."""
+    kind = image_modality(modality) or IMAGE_MODALITIES["MR"]
+    if kind.window is not None:
+        how = f"fixed, W {hi - lo:g} L {(hi + lo) / 2:g}"
+    else:
+        p_lo, p_hi = kind.window_percentiles
+        how = ("0" if kind.window_from_zero else f"percentile {p_lo:g}") + f" to percentile {p_hi:g} of the image"
+        how += " or the ROI's maximum" if kind.window_to_roi_max else ""
+    shown = {"as stored": "(values as stored)", "BQML": "Bq/ml"}.get(units, units)
+    return f"window {lo:.4g} to {hi:.4g} {shown} ({how})"
+
+
 def _crop(mask_2d: np.ndarray, spacing_rc: tuple[float, float]) -> tuple[slice, slice]:
     """Rows and columns of the ROI's bounding box in this plane, widened by MARGIN_MM."""
     rows, cols = np.nonzero(mask_2d)
@@ -58,8 +72,11 @@ def _crop(mask_2d: np.ndarray, spacing_rc: tuple[float, float]) -> tuple[slice, 
     return out[0], out[1]
 
 
-def roi_overlay(image: sitk.Image, mask: sitk.Image, out_png: Path, modality: str, title: str) -> dict:
-    """One picture: the image with the ROI's outline through the ROI's centre, axial, coronal and sagittal.
+def roi_overlay(
+    image: sitk.Image, mask: sitk.Image, out_png: Path, modality: str, title: str, units: str | None = None
+) -> dict:
+    """One picture: the image with the ROI's outline through the ROI's centre, axial, coronal and sagittal; the
+    title's last line gives the display window (window_note) in the image's units (default: the modality's).
 
     Both are reoriented to LPS axes first (a permutation and flips, no resampling), so every series — axial,
     sagittal or coronal acquisitions — is shown the same way: axial from the feet, patient's right on the
@@ -72,13 +89,15 @@ def roi_overlay(image: sitk.Image, mask: sitk.Image, out_png: Path, modality: st
     roi = sitk.GetArrayViewFromImage(mask) > 0
     sx, sy, sz = image.GetSpacing()
     lo, hi = _window(img, modality, roi)
-    fig, axes = plt.subplots(1, 3, figsize=(11, 4), dpi=90)
+    window = window_note(modality, lo, hi, units if units is not None else modality_units(modality))
+    fig, axes = plt.subplots(1, 3, figsize=(11, 4.4), dpi=90)
     if not roi.any():
         centre = tuple(int(n // 2) for n in img.shape)
-        fig.suptitle(f"{title}: empty mask", fontsize=10)
+        title = f"{title}: empty mask\n{window}"
     else:
         centre = tuple(int(round(c)) for c in np.argwhere(roi).mean(axis=0))
-        fig.suptitle(title, fontsize=10)
+        title = f"{title}\n{window}"
+    fig.suptitle(title, fontsize=10)
     kz, jy, ix = centre
     planes = [
         ("axial", img[kz], roi[kz], (sy, sx), "upper"),
@@ -105,7 +124,8 @@ def roi_overlay(image: sitk.Image, mask: sitk.Image, out_png: Path, modality: st
     fig.tight_layout()
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, metadata={"Software": None})
+    # the title in the PNG's own text too (Title), for readers of the file without eyes
+    fig.savefig(out_png, metadata={"Software": None, "Title": title})
     plt.close(fig)
     return {"centre_lps_index": [ix, jy, kz], "voxels": int(roi.sum()), "window": [lo, hi]}
 
@@ -139,11 +159,15 @@ def series_overlays(
     if meta.get("status") == "failed" or not masks:
         return written
     modality = meta.get("modality", "CT")
+    described = f" '{meta['series_description']}'" if meta.get("series_description") else ""
     image = sitk.ReadImage(str(image_path))
     for m in masks:
         roi = m.name[: -len(".nii.gz")]
-        title = f"{patient} · {modality} {series[-12:]} · {roi}"
-        roi_overlay(image, sitk.ReadImage(str(m)), out_dir / f"{roi}.png", modality, title)
+        about = m.with_name(f"{roi}.json")
+        entry = json.loads(about.read_text()) if about.exists() else {}
+        original = f" ('{entry['roi_original']}')" if entry.get("roi_original") not in (None, "", roi) else ""
+        title = f"{patient} · {modality}{described} series …{series[-12:]} · {roi}{original}"
+        roi_overlay(image, sitk.ReadImage(str(m)), out_dir / f"{roi}.png", modality, title, meta.get("units"))
         written.append(roi)
     return written
 
@@ -165,29 +189,49 @@ DISTRIBUTION_FEATURES = [
 ]
 
 
+def axis_unit(column: str, image_units: str) -> str:
+    """A feature's unit as an axis states it (radflow.features.feature_unit; "dimensionless" for 1)."""
+    from .features import feature_unit
+
+    unit = feature_unit(column, image_units)
+    return {"1": "dimensionless", "": "unit not stated"}.get(unit, unit)
+
+
 def feature_distributions(features: pd.DataFrame, out_dir: Path) -> list[str]:
-    """One picture per modality and ROI: histograms of a dozen features over the patients (status ok only)."""
+    """One picture per modality and ROI (and image unit, when a modality's series differ: SUV and Bq/ml PET):
+    histograms of a dozen features over the patients (status ok only), each axis in the feature's unit (also in
+    the PNG's Description)."""
     plt = _pyplot()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ok = features[features["status"] == "ok"]
+    ok = features[features["status"] == "ok"].fillna({"image_units": ""})
+    several = ok.groupby("modality")["image_units"].nunique()
     names = []
-    for (modality, roi), rows in ok.groupby(["modality", "roi"], sort=True):
+    for (modality, units, roi), rows in ok.groupby(["modality", "image_units", "roi"], sort=True):
         cols = [c for c in DISTRIBUTION_FEATURES if c in rows.columns]
         if not cols:
             continue
         fig, axes = plt.subplots(3, 4, figsize=(12, 8), dpi=80)
+        labels = []
         for ax, col in zip(axes.ravel(), cols):
             values = pd.to_numeric(rows[col], errors="coerce").dropna()
             ax.hist(values, bins=min(20, max(len(values), 1)), color="#4477aa")
             ax.set_title(col.replace("original_", ""), fontsize=8)
+            labels.append(f"{col} [{axis_unit(col, units)}]")
+            ax.set_xlabel(f"[{axis_unit(col, units)}]", fontsize=7)
+            ax.set_ylabel("rows", fontsize=7)
             ax.tick_params(labelsize=7)
         for ax in axes.ravel()[len(cols) :]:
             ax.axis("off")
-        fig.suptitle(f"{modality} {roi}: {rows['patient_id'].nunique()} patients, {len(rows)} rows", fontsize=10)
+        title = (
+            f"{modality} ({units or 'values as stored'}) {roi}: {rows['patient_id'].nunique()} patients, "
+            f"{len(rows)} rows; settings {', '.join(sorted(rows['settings'].unique()))}"
+        )
+        fig.suptitle(title, fontsize=10)
         fig.tight_layout()
-        name = f"{modality}_{roi}"
-        fig.savefig(out_dir / f"{name}.png", metadata={"Software": None})
+        name = f"{modality}_{roi}" if several[modality] == 1 else f"{modality}_{units.split(' ')[0]}_{roi}"
+        meta = {"Software": None, "Title": title, "Description": "; ".join(labels)}
+        fig.savefig(out_dir / f"{name}.png", metadata=meta)
         plt.close(fig)
         names.append(name)
     return names

@@ -1,11 +1,13 @@
-"""One image series from DICOM to its feature rows in one process: convert, masks, features.
+"""One image series from DICOM to its feature rows in two jobs: convert and masks (run_series), then features
+(run_features).
 
-Each of the three steps costs a new process about a second of CPU to start Python and import numpy, pandas,
-pydicom, SimpleITK and pyradiomics, as much as converting or masking a demo CT takes; one job per series pays it
-once. The image is written, then read back once from its NIfTI, and the masks and the features use that image:
-exactly the voxels and geometry every later reader of the file gets, so the tables are those of three separate
-steps, byte for byte. Every output is written under a temporary name and renamed when the series is done (the
-feature table last), so a job killed half way leaves no output a rerun would take as finished.
+Each step costs a new process about a second of CPU to start Python and import numpy, pandas, pydicom, SimpleITK
+and pyradiomics, as much as converting or masking a demo CT takes; conversion and masks share one job, which reads
+the image it wrote back once from its NIfTI for the masks: exactly the voxels and geometry every later reader of the
+file gets. The features are their own job, so that a change of the pyradiomics settings redoes only them and what
+reads them (on a cluster the slurm profile groups the two jobs of a series into one SLURM job). Every output is
+written under a temporary name and renamed when its job is done, so a job killed half way leaves no output a rerun
+would take as finished.
 
 What each step does, and how one broken series, structure set or ROI is recorded and skipped, is in
 radflow.convert, radflow.masks and radflow.features; this module only chains them.
@@ -26,7 +28,6 @@ class SeriesOutputs:
     image: str  # results/images/<patient>/<series>.nii.gz (its sidecar .json next to it)
     sidecar: str
     masks: str  # results/masks/<patient>/<series>/ (masks.json and one NIfTI + JSON per ROI)
-    features: str  # results/features/<patient>/<series>.parquet
 
 
 def convert_step(order: dict, image_path, sidecar_path, pet_fallback=None) -> dict:
@@ -94,32 +95,23 @@ def run_series(
     masks_order: dict | None,
     outputs: SeriesOutputs,
     *,
-    settings_path,
     roi_names_path,
-    feature_rois=None,
-    max_roi_voxels=None,
     pet_fallback=None,
     roi_instances="largest",
     contour_overlap="even-odd",
     progress=None,
 ) -> None:
-    """Convert, mask and extract one image series (see the module's docstring). The log (progress) gets a line per
-    step with its seconds, and one per ROI from the features step."""
+    """Convert and mask one image series (see the module's docstring). The log (progress) gets a line per step
+    with its seconds."""
     import time
 
     import SimpleITK as sitk
 
     progress = progress or sys.stdout  # (the job's log: the script points sys.stdout at it before calling)
 
-    from .features import extract_series
-    from .roi_names import FeatureRois, load_aliases
+    from .roi_names import load_aliases
 
-    with atomic_outputs(outputs.image, outputs.sidecar, outputs.masks, outputs.features) as (
-        image_path,
-        sidecar_path,
-        masks_dir,
-        features_path,
-    ):
+    with atomic_outputs(outputs.image, outputs.sidecar, outputs.masks) as (image_path, sidecar_path, masks_dir):
         started = time.perf_counter()
         sidecar = convert_step(convert_order, image_path, sidecar_path, pet_fallback)
         image = None if sidecar.get("status") == "failed" else sitk.ReadImage(image_path)
@@ -140,20 +132,42 @@ def run_series(
             contour_overlap,
         )
         masked = time.perf_counter()
-        print(f"masks: {len(masks)} ROI masks, {masked - converted:.2f} s", file=progress, flush=True)
-        extract_series(
+        print(
+            f"masks: {len(masks)} ROI masks, {masked - converted:.2f} s; series job: total {masked - started:.2f} s",
+            file=progress,
+            flush=True,
+        )
+
+
+def run_features(
+    image_path,
+    masks_dir,
+    features_path,
+    *,
+    settings_path,
+    roi_names_path,
+    feature_rois=None,
+    max_roi_voxels=None,
+    progress=None,
+) -> None:
+    """The feature rows of one series' masks (radflow.features.extract_series), written under a temporary name and
+    renamed when done. Its own job: a pyradiomics settings change redoes this and what reads the features, not the
+    conversion, the masks, the overlays or the dose."""
+    import time
+
+    from .features import extract_series
+    from .roi_names import FeatureRois
+
+    progress = progress or sys.stdout
+    with atomic_outputs(features_path) as (path,):
+        started = time.perf_counter()
+        table = extract_series(
             image_path,
             masks_dir,
             settings_path,
             FeatureRois(feature_rois, roi_names_path),
             max_roi_voxels,
             progress=progress,
-            image=image,
-        ).to_parquet(features_path, index=False)
-        done = time.perf_counter()
-        print(
-            f"series job: convert {converted - started:.2f} s, masks {masked - converted:.2f} s, "
-            f"features {done - masked:.2f} s, total {done - started:.2f} s",
-            file=progress,
-            flush=True,
         )
+        table.to_parquet(path, index=False)
+        print(f"features: {len(table)} rows, {time.perf_counter() - started:.2f} s", file=progress, flush=True)

@@ -35,6 +35,8 @@ NOT_FEATURES = set(ID_COLUMNS) | {
     "smoking",
     "project",
     "vital_status",
+    "harmonised_by",  # the harmonised copy's own columns (radflow.harmonise)
+    "harmonisation_batch",
 }
 
 

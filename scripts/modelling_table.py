@@ -6,7 +6,7 @@ from radflow.model import write_modelling_table
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 i, o, p = snakemake.input, snakemake.output, snakemake.params
 clinical = i.get("clinical")  # absent in a run without clinical data: the cohort accounting only
-outputs = [o.cohort] + ([o.table] if clinical else [])
+outputs = [o.cohort] + ([o.table, o.columns] if clinical else [])
 if not clinical:
     # (outcome tables of an earlier run with clinical data are removed by the provenance rule, with the other
     # outputs of what this config switched off)
@@ -24,4 +24,6 @@ with atomic_outputs(*outputs) as written:
         p.roi_instances,
         p.studies,
         i.timeline,
+        written[2] if clinical else None,
+        i.settings,
     )

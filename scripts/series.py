@@ -8,11 +8,8 @@ i, o, p = snakemake.input, snakemake.output, snakemake.params
 run_series(
     read_order(i.order),
     read_order(i.masks_order) if i.masks_order else None,
-    SeriesOutputs(o.image, o.sidecar, o.masks, o.features),
-    settings_path=i.settings,
+    SeriesOutputs(o.image, o.sidecar, o.masks),
     roi_names_path=i.roi_names,
-    feature_rois=p.feature_rois,
-    max_roi_voxels=p.max_roi_voxels,
     pet_fallback=p.pet_fallback,
     roi_instances=p.roi_instances,
     contour_overlap=p.contour_overlap,

@@ -152,9 +152,10 @@ def test_feature_rois_has_one_form(tmp_path):
 
 
 @pytest.mark.workflow
-def test_a_list_of_feature_rois_plans_the_series_jobs(tmp_path, demo_dir):
-    """feature_rois: [GTVp, GTVn] through a real snakemake: the index, then a dry run that plans every series job
-    with its resources from the list (before: TypeError: unhashable type: 'list' in _series_resources)."""
+def test_a_list_of_feature_rois_plans_the_features_jobs(tmp_path, demo_dir):
+    """feature_rois: [GTVp, GTVn] through a real snakemake: the index, then a dry run that plans every series and
+    features job, the latter with its resources from the list (before: TypeError: unhashable type: 'list' in
+    _series_resources)."""
     from conftest import make_project, run_snakemake
 
     project = make_project(tmp_path / "project", demo_dir, feature_rois=["GTVp", "GTVn"])
@@ -163,4 +164,5 @@ def test_a_list_of_feature_rois_plans_the_series_jobs(tmp_path, demo_dir):
     proc = run_snakemake(project, "-n")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     series = pd.read_parquet(project / "results" / "index" / "series.parquet")
-    assert f"series {int(series['convert'].sum())}" in " ".join(proc.stdout.split())
+    stats = " ".join(proc.stdout.split())
+    assert f"series {int(series['convert'].sum())}" in stats and f"features {int(series['convert'].sum())}" in stats

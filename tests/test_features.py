@@ -367,10 +367,11 @@ def test_every_digital_phantom_feature_defined_the_ibsi_way_is_within_tolerance(
     assert abs((kurt["value"] - 3) - kurt["reference"]) <= max(kurt["tolerance"], 0.001)
 
 
-def test_a_series_job_plans_at_least_what_its_masks_need(index_tables, tmp_path):
-    """A series job is planned before it converts and masks: each ROI as its contours' bounding box on the image's
-    grid, from the index. That box holds every voxel of the ROI's mask, so the plan asks at least the memory and time
-    job_resources computes from the masks afterwards (and, for these ellipsoids, within 2.5 times their voxels)."""
+def test_a_features_job_plans_at_least_what_its_masks_need(index_tables, tmp_path):
+    """A features job is planned before its series job converts and masks: each ROI as its contours' bounding box on
+    the image's grid, from the index. That box holds every voxel of the ROI's mask, so the plan asks at least the
+    memory and time job_resources computes from the masks afterwards (and, for these ellipsoids, within 2.5 times
+    their voxels)."""
     from radflow.convert import convert_series
     from radflow.features import job_resources, planned_resources
     from radflow.index import series_files
@@ -391,3 +392,40 @@ def test_a_series_job_plans_at_least_what_its_masks_need(index_tables, tmp_path)
             assert plan["rois"] == actual["rois"] >= 4
             assert actual["largest_roi_voxels"] <= plan["largest_roi_voxels"] <= 2.5 * actual["largest_roi_voxels"]
             assert plan["mem_mb"] >= actual["mem_mb"] and plan["minutes"] >= actual["minutes"]
+
+
+def test_feature_units_follow_the_image_and_the_feature_class():
+    """Sizes in mm, mm², mm³ (IBSI: volume, area, diameters); first-order intensity statistics in the image's unit
+    or its square (energy, variance); ratios and every texture feature (on discretised grey levels) without unit;
+    nothing stated where radflow does not know (a non-linear filter, values as stored)."""
+    from radflow.features import feature_unit
+
+    expected = {
+        ("original_shape_MeshVolume", "HU"): "mm³",
+        ("original_shape_SurfaceArea", "HU"): "mm²",
+        ("original_shape_SurfaceVolumeRatio", "HU"): "1/mm",
+        ("original_shape_Maximum3DDiameter", "SUVbw (g/ml)"): "mm",
+        ("original_shape_Sphericity", "HU"): "1",
+        ("original_shape2D_Perimeter", "HU"): "mm",
+        ("original_firstorder_Mean", "HU"): "HU",
+        ("original_firstorder_90Percentile", "SUVbw (g/ml)"): "SUVbw",
+        ("original_firstorder_Maximum", "BQML"): "Bq/ml",
+        ("original_firstorder_Variance", "HU"): "HU²",
+        ("original_firstorder_Energy", "SUVbw (g/ml)"): "SUVbw²",
+        ("original_firstorder_TotalEnergy", "HU"): "HU²·mm³",
+        ("original_firstorder_Entropy", "HU"): "1",
+        ("original_firstorder_Skewness", "HU"): "1",
+        ("wavelet-LLH_firstorder_Mean", "HU"): "HU",
+        ("log-sigma-3-0-mm-3D_firstorder_Median", "HU"): "HU",
+        ("logarithm_firstorder_Mean", "HU"): "",
+        ("square_firstorder_Mean", "HU"): "",
+        ("original_firstorder_Mean", "as stored"): "",
+        ("original_glcm_Contrast", "HU"): "1",
+        ("original_glszm_LargeAreaEmphasis", "HU"): "1",
+        ("wavelet-HHH_ngtdm_Busyness", "as stored"): "1",
+    }
+    got = {key: feature_unit(*key) for key in expected}
+    assert got == expected
+    # MR settings normalise (z-scores times normalizeScale): first-order features have no unit
+    assert feature_unit("original_firstorder_Mean", "as stored", normalized=True) == "1"
+    assert feature_unit("original_firstorder_TotalEnergy", "as stored", normalized=True) == "mm³"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from radflow.harmonise import HarmonisationError, combat
 from radflow.robustness import icc1
@@ -114,8 +115,15 @@ def test_a_modelling_table_by_tcga_site_with_a_batch_too_small(tmp_path):
     kept = table.drop(index=[3, 22])
     expected, _ = combat(kept[features].to_numpy(float).T, kept[["age"]].assign(b=batch[kept.index]), "b", (), ["age"])
     np.testing.assert_allclose(out[features].to_numpy().T, expected)
-    before_after_plot(table, out, batch, features[:3], tmp_path / "harmonisation.png")
+    before_after_plot(table, out, batch, features[:3], tmp_path / "harmonisation.png", "site", ["age"], "HU")
     assert (tmp_path / "harmonisation.png").stat().st_size > 10_000
+    # the picture names the batch variable, the batches with their sizes and the covariates kept
+    text = Image.open(tmp_path / "harmonisation.png").text
+    assert text["Title"] == "ComBat by site: 2 batches, 21 patients; covariates kept: age"
+    assert text["Description"] == (
+        "batches (site): CN n=10, CV n=11; features: original_f0 [unit not stated], original_f1 [unit not stated], "
+        "original_f2 [unit not stated]"
+    )
     with pytest.raises(HarmonisationError, match="fewer than two batches"):
         harmonise_table(table, batch.where(batch != "CN", "QK"), features, min_batch=13)
 
@@ -147,3 +155,27 @@ def test_the_batch_comes_from_the_site_the_scanner_or_a_file(tmp_path):
     (tmp_path / "twice.csv").write_text("patient_id,hospital\nA,x\nA,y\n")
     with pytest.raises(ValueError, match="patient A has more than one row"):
         read_batch_file(tmp_path / "twice.csv", "hospital")
+
+
+def test_the_harmonised_table_says_it_is_harmonised_and_each_patients_batch(tmp_path):
+    """harmonise_step (the workflow's): the copy names the ComBat batch variable and covariates in every row and the
+    batch of each patient; the picture names its feature units from the image's modality."""
+    from radflow.harmonise import harmonise_step
+
+    data, covars, _ = cohort(n_per_site=(8, 9), p=4)
+    table = pd.DataFrame(data.T, columns=[f"original_firstorder_F{k}" for k in range(4)])
+    table.insert(0, "patient_id", [f"TCGA-{'CV' if s == 'A' else 'CN'}-{k:04d}" for k, s in enumerate(covars["site"])])
+    table.insert(1, "modality", "CT")
+    table.insert(2, "roi_original", "GTV")
+    table["age"] = covars["age"]
+    config = dict(batch="site", covariates=["age"], min_batch=3)
+    out = tmp_path / "h.csv"
+    harmonise_step(table, None, config, out, tmp_path / "b.tsv", tmp_path / "h.png")
+    copy = pd.read_csv(out)
+    assert list(copy.columns[:5]) == ["patient_id", "modality", "roi_original", "harmonised_by", "harmonisation_batch"]
+    assert set(copy["harmonised_by"]) == {"ComBat by site; covariates: age"}
+    assert (copy["harmonisation_batch"] == copy["patient_id"].str[5:7]).all()
+    assert copy["harmonisation_batch"].value_counts().to_dict() == {"CN": 9, "CV": 8}
+    shown = Image.open(tmp_path / "h.png").text["Description"]
+    assert shown.startswith("batches (site): CN n=9, CV n=8; features: original_firstorder_F")
+    assert shown.count(" [HU]") == 4  # CT's unit, on each first-order feature shown

@@ -13,7 +13,7 @@ import pytest
 from conftest import make_project, run_snakemake
 from factory import write_tiny_ct_series
 
-PER_SERIES = {"series", "overlays", "dose"}  # series: convert, masks and features of one image series
+PER_SERIES = {"series", "features", "overlays", "dose"}  # series: convert and masks of one image series
 
 
 def jobs(proc) -> list[tuple[str, str]]:

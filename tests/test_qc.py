@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 from matplotlib.image import imread
+from PIL import Image
 
 from radflow.qc import cohort_counts, feature_distributions, roi_overlay
 
@@ -79,6 +80,14 @@ def test_a_hot_pet_lesion_is_not_saturated(tmp_path):
     assert got["window"][0] == 0.0 and got["window"][1] == float(suv[lesion].max()) > 80
     # CT keeps its fixed soft-tissue window; MR its percentiles
     assert roi_overlay(img, mask, tmp_path / "ct.png", "CT", "sphere")["window"] == [-160.0, 240.0]
+    # each picture states its window, in the image's units and how it was chosen (in the title and the PNG's text)
+    assert Image.open(tmp_path / "ct.png").text["Title"] == "sphere\nwindow -160 to 240 HU (fixed, W 400 L 40)"
+    assert Image.open(tmp_path / "pet.png").text["Title"] == (
+        f"lesion\nwindow 0 to {suv[lesion].max():.4g} SUVbw (g/ml) (0 to percentile 99.5 of the image or the "
+        "ROI's maximum)"
+    )
+    roi_overlay(pet, mask, tmp_path / "bqml.png", "PT", "lesion", units="BQML")
+    assert " Bq/ml (0 to percentile 99.5" in Image.open(tmp_path / "bqml.png").text["Title"]
 
 
 def test_distributions_and_counts(tmp_path):
@@ -87,14 +96,28 @@ def test_distributions_and_counts(tmp_path):
         {
             "patient_id": [f"P{i}" for i in range(10)] * 2,
             "modality": ["CT"] * 20,
+            "image_units": ["HU"] * 20,
             "roi": ["GTVp"] * 10 + ["GTVn"] * 10,
             "status": ["ok"] * 19 + ["failed"],
+            "settings": ["CT.yaml"] * 20,
             "original_shape_MeshVolume": rng.uniform(1e3, 5e4, 20),
             "original_firstorder_Mean": rng.normal(40, 5, 20),
+            "original_glcm_Contrast": rng.uniform(1, 5, 20),
         }
     )
-    names = feature_distributions(features, tmp_path)
-    assert names == ["CT_GTVn", "CT_GTVp"] and (tmp_path / "CT_GTVp.png").stat().st_size > 5000
+    # PET in SUV and PET kept in Bq/ml (pet_fallback: bqml) are never one histogram
+    pet = features.iloc[:6].assign(modality="PT", roi="GTVp", settings="PT.yaml", status="ok")
+    pet["image_units"] = ["SUVbw (g/ml)"] * 4 + ["BQML"] * 2
+    names = feature_distributions(pd.concat([features, pet], ignore_index=True), tmp_path)
+    assert names == ["CT_GTVn", "CT_GTVp", "PT_BQML_GTVp", "PT_SUVbw_GTVp"]
+    assert (tmp_path / "CT_GTVp.png").stat().st_size > 5000
+    ct = Image.open(tmp_path / "CT_GTVp.png").text
+    assert ct["Title"] == "CT (HU) GTVp: 10 patients, 10 rows; settings CT.yaml"
+    assert ct["Description"] == (
+        "original_shape_MeshVolume [mm³]; original_firstorder_Mean [HU]; original_glcm_Contrast [dimensionless]"
+    )
+    assert "original_firstorder_Mean [Bq/ml]" in Image.open(tmp_path / "PT_BQML_GTVp.png").text["Description"]
+    assert "original_firstorder_Mean [SUVbw]" in Image.open(tmp_path / "PT_SUVbw_GTVp.png").text["Description"]
     series = pd.DataFrame(
         {
             "patient_id": ["P0", "P0", "P1"],
@@ -154,6 +177,10 @@ def test_model_overlays_draw_every_instance_of_the_model_roi(tmp_path):
     drawn = series_overlays(tmp_path / "ct.nii.gz", tmp_path / "masks", tmp_path / "qc", "P", "1.2.3", "GTVp")
     assert sorted(drawn) == ["GTVp", "GTVp_2", "GTVp_union"]
     assert sorted(p.name for p in (tmp_path / "qc").iterdir()) == ["GTVp.png", "GTVp_2.png", "GTVp_union.png"]
+    # the title names the patient, modality, series, ROI and its name in the structure set, and the window
+    assert Image.open(tmp_path / "qc" / "GTVp_2.png").text["Title"] == (
+        "P · CT series …1.2.3 · GTVp_2 ('GTV_1')\nwindow -160 to 240 HU (fixed, W 400 L 40)"
+    )
     # roi_instances: suffix models the label named (GTVp_2), and only that one is drawn
     drawn = series_overlays(
         tmp_path / "ct.nii.gz", tmp_path / "masks", tmp_path / "qc2", "P", "1.2.3", "GTVp_2", "suffix"

@@ -20,10 +20,16 @@ BIN = Path(sys.executable).parent
 TRUST_JOBS = ("perturb", "perturbed_table", "robustness", "negative_controls", "harmonise")
 
 
+def _job_counts(stdout: str) -> dict[str, int]:
+    """{rule: jobs} of snakemake's job stats table."""
+    lines = stdout.split("Job stats:", 1)[-1].splitlines()
+    rows = [line.split() for line in lines[3:]]
+    return {r[0]: int(r[1]) for r in rows if len(r) == 2 and r[1].isdigit() and r[0] != "total"}
+
+
 def _jobs(stdout: str) -> set[str]:
     """The rule names of snakemake's job stats table."""
-    lines = stdout.split("Job stats:", 1)[-1].splitlines()
-    return {line.split()[0] for line in lines[3:] if len(line.split()) == 2 and line.split()[1].isdigit()}
+    return set(_job_counts(stdout))
 
 
 def _snakemake(cwd, *extra, timeout=1200):
@@ -128,10 +134,24 @@ def test_a_study_deployed_with_snakedeploy(demo_run, demo_dir, tmp_path):
     verify = [sys.executable, "-m", "radflow.cli", "verify", "results"]
     assert subprocess.run(verify, cwd=study, capture_output=True, text=True).returncode == 0
 
-    # the study changes its CT bin width: the CT series rerun, the copy and the table's hash follow
+    # the study changes its CT bin width: the CT features are extracted again, and only what reads them follows
+    # (not the conversion, the masks, the overlays or the dose); the copy and the table's hash follow
     settings = study / "config" / "pyradiomics" / "CT.yaml"
     settings.write_text(settings.read_text().replace("binWidth: 25", "binWidth: 10"))
     new_hash = hashlib.sha256(settings.read_bytes()).hexdigest()
+    plan = _snakemake(study, "-n")
+    assert plan.returncode == 0, plan.stdout[-2000:] + plan.stderr[-3000:]
+    ct_series = mine.loc[mine["modality"] == "CT"].reset_index()[["patient_id", "series_uid"]].drop_duplicates()
+    assert _job_counts(plan.stdout) == {
+        "features": len(ct_series),
+        "merge_features": 1,
+        "delta_radiomics": 1,
+        "modelling_table": 1,
+        "qc_summary": 1,
+        "survival": 1,
+        "provenance": 1,
+        "all": 1,
+    }
     run = _snakemake(study)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
     after = pd.read_parquet(results / "features.parquet").set_index(keys).sort_index()

@@ -129,6 +129,30 @@ def test_sidecars_say_units_and_suv_factor(demo_run, truth):
     assert hu.min() == -1000 and 600 < hu.max() < 800  # air and bone in HU
 
 
+def test_the_tables_say_their_units(demo_run, features, truth):
+    """Each features row names its image's units; the modelling table's dictionary gives each column's unit and
+    kind, and says why a column no row has is empty (the demo's clinical.tsv, a GDC portal file, has no DSS, PFI,
+    HPV or smoking fields)."""
+    units = features.groupby("modality")["image_units"].unique().map(list).to_dict()
+    assert units == {"CT": ["HU"], "MR": ["as stored"], "PT": ["SUVbw (g/ml)"]}
+    table = pd.read_csv(demo_run / "results" / "modelling_table.csv")
+    columns = pd.read_csv(demo_run / "results" / "modelling_table_columns.tsv", sep="\t", keep_default_na=False)
+    assert list(columns["column"]) == list(table.columns)
+    c = columns.set_index("column")
+    assert c.loc["os_days", "unit"] == "days" and c.loc["os_days", "kind"] == "outcome"
+    assert c.loc["os_days", "values"] == table["os_days"].notna().sum() == len(table)
+    assert c.loc["original_shape_MeshVolume", "unit"] == "mm³" and c.loc["original_firstorder_Mean", "unit"] == "HU"
+    assert c.loc["original_glcm_Contrast", "unit"] == "1" and c.loc["age", "unit"] == "years"
+    for empty in ("dss_days", "dss_event", "pfi_days", "pfi_event", "hpv_status", "smoking"):
+        assert table[empty].isna().all() and c.loc[empty, "values"] == 0, empty
+        assert c.loc[empty, "why_empty"].startswith(
+            "no clinical file of this run (clinical.tsv) gives it; it comes "
+        ), empty
+    assert "TCGA-CDR only (DSS, DSS.time" in c.loc["dss_days", "why_empty"]
+    assert "BCR Biotab clinical_patient file only (hpv_status_p16, hpv_status_ish)" in c.loc["hpv_status", "why_empty"]
+    assert (c.loc[c["values"] > 0, "why_empty"] == "").all()
+
+
 def test_modelling_table_and_cohort(demo_run, truth):
     table = pd.read_csv(demo_run / "results" / "modelling_table.csv")
     cohort = pd.read_csv(demo_run / "results" / "cohort.tsv", sep="\t", keep_default_na=False)
@@ -165,6 +189,14 @@ def test_overlays_counts_and_report(demo_run, features, truth):
     assert n["OS events in the modelling table"] == sum(truth["clinical"][p]["os_event"] for p in truth["patients"])
     assert n["feature rows ok"] == 53 and n["left out: no converted image series"] == len(truth["clinical_only"])
     assert len(list((qc / "feature_distributions").glob("*.png"))) == ok.groupby(["modality", "roi"]).ngroups
+    from PIL import Image
+
+    pet = Image.open(qc / "feature_distributions" / "PT_GTVp.png").text
+    assert pet["Title"].startswith("PT (SUVbw (g/ml)) GTVp: ") and pet["Title"].endswith("settings PT.yaml")
+    assert "original_firstorder_Mean [SUVbw]" in pet["Description"]
+    p = truth["patients"]["TCGA-00-0001"]
+    title = Image.open(qc / "overlays" / "TCGA-00-0001" / p["ct_series_uid"] / "GTVp.png").text["Title"]
+    assert title.startswith("TCGA-00-0001 · CT 'CT HEAD NECK") and " · GTVp ('GTV')\nwindow -160 to 240 HU" in title
 
     proc = run_snakemake(demo_run, "--report", "report.html")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -195,10 +195,10 @@ CONVERT_MB = 2000
 CONVERT_AND_MASKS_MINUTES = 6
 
 
-def _series_resources(wildcards, attempt):
-    """A series job's memory and time: conversion or the features of its largest ROI, whichever needs more. The
-    features part is planned from the index before the masks exist (radflow.features.planned_resources: each ROI
-    as its contours' bounding box on the image's grid), times the attempt."""
+def _features_resources(wildcards, attempt):
+    """A features job's memory and time: the features of its largest ROI, planned from the index before the masks
+    exist (radflow.features.planned_resources: each ROI as its contours' bounding box on the image's grid), times
+    the attempt."""
     from radflow.features import planned_resources
 
     series, _ = index_tables()
@@ -214,18 +214,15 @@ def _series_resources(wildcards, attempt):
         _feature_rois(config["feature_rois"], config["roi_names"]),
         config["max_roi_voxels"],
     )
-    return dict(
-        mem_mb=max(CONVERT_MB, need["mem_mb"]) * attempt,
-        minutes=(CONVERT_AND_MASKS_MINUTES + need["minutes"]) * attempt,
-    )
+    return dict(mem_mb=need["mem_mb"] * attempt, minutes=need["minutes"] * attempt)
 
 
-def series_mem_mb(wildcards, attempt):
-    return _series_resources(wildcards, attempt)["mem_mb"]
+def features_mem_mb(wildcards, attempt):
+    return _features_resources(wildcards, attempt)["mem_mb"]
 
 
-def series_minutes(wildcards, attempt):
-    return _series_resources(wildcards, attempt)["minutes"]
+def features_minutes(wildcards, attempt):
+    return _features_resources(wildcards, attempt)["minutes"]
 
 
 # Which features a paper can trust (rules/trust.smk): each part off unless the config asks for it.
@@ -289,6 +286,7 @@ def run_outputs():
             "results/clinical.csv",
             "results/clinical_problems.tsv",
             "results/modelling_table.csv",
+            "results/modelling_table_columns.tsv",
             "results/survival/summary.json",
             "results/survival/univariate_cox.csv",
             "results/survival/km.png",
@@ -305,6 +303,7 @@ def switched_off_outputs():
     out += [] if HARMONISATION and HAS_CLINICAL else ["results/harmonised"]
     if not HAS_CLINICAL:
         out += ["results/clinical.csv", "results/clinical_problems.tsv", "results/modelling_table.csv"]
+        out += ["results/modelling_table_columns.tsv"]
         out += ["results/survival"]
     return out
 

@@ -4,9 +4,11 @@ rule modelling_table:
         features="results/features.parquet",
         series="results/index/series.parquet",
         timeline="results/timeline.tsv",
+        settings=f"{config['pyradiomics_settings']}/{config['model']['modality']}.yaml",
     output:
         **if_clinical(
-            table=report("results/modelling_table.csv", caption="../report/modelling_table.rst", category="Model")
+            table=report("results/modelling_table.csv", caption="../report/modelling_table.rst", category="Model"),
+            columns="results/modelling_table_columns.tsv",
         ),
         # without clinical data (clinical: [] and no source.clinical) only the cohort accounting
         cohort=report("results/cohort.tsv", caption="../report/cohort.rst", category="Model"),

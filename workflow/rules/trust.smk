@@ -21,9 +21,9 @@ if PERTURBED:
             CONDA_ENV
         threads: 1
         resources:
-            # one extraction of the ROI per perturbation and control, one at a time (like the series job's features)
-            mem_mb=series_mem_mb,
-            runtime=lambda wc, attempt: series_minutes(wc, attempt)
+            # one extraction of the ROI per perturbation and control, one at a time (like the features job)
+            mem_mb=features_mem_mb,
+            runtime=lambda wc, attempt: features_minutes(wc, attempt)
             * (1 + len((ROBUSTNESS or {}).get("perturbations", [])) + len((CONTROLS or {}).get("controls", []))),
         params:
             roi=config["model"]["roi"],
