@@ -4,10 +4,10 @@ A generated cohort of N patients (default 100), each the planning CT of benchmar
 slices of 2.5 mm, an RTSTRUCT of 33 ROIs: body, couch, targets, 21 organs at risk, an isocentre and four markers),
 copied with its own patient ID and every study, series, instance and frame-of-reference UID made new. radflow runs
 on it from an empty project folder (`snakemake --cores C results/features.csv`, CT only, no overlays), as a user
-would. Printed: wall and CPU time of the run, of the index, and per series job (convert, masks, features, from each
-job's log), the per-ROI extraction time, and the projection for 2,561 series on a 16-core workstation (every series
-taken as such a planning CT; TCGA-HNSC's 2,561 series include structure sets, plans and doses, so it is an upper
-bound).
+would. Printed: wall and CPU time of the run, of the index, and per series (convert and masks from its series job's
+log, features from its features job's log), the per-ROI extraction time, and the projection for 2,561 series on a
+16-core workstation (every series taken as such a planning CT; TCGA-HNSC's 2,561 series include structure sets,
+plans and doses, so it is an upper bound).
 
 Run: .venv/bin/python benchmarks/cohort_scale.py [--patients 100] [--cores 2] [--keep]
 """
@@ -87,23 +87,22 @@ def make_cohort(root: Path, patients: int) -> int:
 
 
 def job_lines(logs: Path) -> list[dict]:
-    """Per series job: its convert, masks, features and total seconds, and the ROIs extracted, from its log."""
+    """Per image series: the convert and masks seconds of its series job, the seconds of its features job, their
+    total, and the ROIs extracted, from the two jobs' logs."""
     out = []
     for log in sorted(logs.glob("series/*/*.log")):
         text = log.read_text()
-        m = re.search(r"series job: convert ([\d.]+) s, masks ([\d.]+) s, features ([\d.]+) s, total ([\d.]+) s", text)
-        rois = re.findall(r"^ROI .*?, ([\d.]+) s, peak [\d.]+ MB, ok$", text, flags=re.M)
-        if m:
-            out.append(
-                dict(
-                    convert=float(m[1]),
-                    masks=float(m[2]),
-                    features=float(m[3]),
-                    total=float(m[4]),
-                    rois=len(rois),
-                    roi_seconds=[float(s) for s in rois],
-                )
-            )
+        converted = re.search(r"^convert: .*, ([\d.]+) s$", text, flags=re.M)
+        masked = re.search(r"^masks: \d+ ROI masks, ([\d.]+) s;", text, flags=re.M)
+        features_log = logs / "features" / log.parent.name / log.name
+        if not (converted and masked and features_log.exists()):
+            continue
+        features_text = features_log.read_text()
+        extracted = re.search(r"^features: \d+ rows, ([\d.]+) s$", features_text, flags=re.M)
+        rois = re.findall(r"^ROI .*?, ([\d.]+) s, peak [\d.]+ MB, ok$", features_text, flags=re.M)
+        if extracted:
+            parts = dict(convert=float(converted[1]), masks=float(masked[1]), features=float(extracted[1]))
+            out.append(dict(parts, total=sum(parts.values()), rois=len(rois), roi_seconds=[float(s) for s in rois]))
     return out
 
 
@@ -127,15 +126,12 @@ def main():
     rois = [s for j in jobs for s in j["roi_seconds"]]
     print(
         f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.cores} used\n"
-        f"run: {wall:.0f} s wall, {cpu:.0f} s CPU, {len(jobs)} series jobs, "
+        f"run: {wall:.0f} s wall, {cpu:.0f} s CPU, {len(jobs)} series (a series and a features job each), "
         f"{sum(j['rois'] for j in jobs)} ROIs extracted"
     )
     for part in ("convert", "masks", "features", "total"):
         values = [j[part] for j in jobs]
-        print(
-            f"series job {part:<9} median {statistics.median(values):6.2f} s  "
-            f"(min {min(values):.2f}, max {max(values):.2f})"
-        )
+        print(f"{part:<9} median {statistics.median(values):6.2f} s  (min {min(values):.2f}, max {max(values):.2f})")
     print(f"per extracted ROI: median {statistics.median(rois):.2f} s, mean {statistics.mean(rois):.2f} s")
     print(f"index ({n_files} files): {index_wall:.0f} s wall, {index_cpu:.0f} s CPU (included in the run)")
     per_series_cpu = cpu / max(len(jobs), 1)

@@ -83,8 +83,13 @@ def ct_project(folder: Path, dicom_root: Path, clinical: Path, checkout: Path = 
 
 
 def snakemake(project: Path, target: str, cores: int, checkout: Path = REPO) -> tuple[float, float]:
-    """(wall s, CPU s) of `snakemake --cores N target` in the project, with this checkout's Snakefile."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    """(wall s, CPU s) of `snakemake --cores N target` in the project, with the checkout's Snakefile and its own
+    radflow package (PYTHONPATH: not the one installed in the environment, which is this checkout's)."""
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        PYTHONPATH=str(checkout),
+    )
     cmd = ["snakemake", "-s", checkout / "workflow" / "Snakefile", "--cores", str(cores), target, "--quiet", "all"]
     return timed(cmd, cwd=project, env=env)
 
