@@ -626,6 +626,14 @@ def _scout(study, for_uid, rng, number=1):
     return series_uid
 
 
+DEMO_DOSE = dict(base_gy=60.0, gradient_gy_per_mm=0.25, axis="z")  # at the GTV's centre, and along z
+
+
+def demo_dose(x, y, z, centre):
+    """The demo's dose in Gy at patient points: DEMO_DOSE's base at the GTV's centre plus its gradient along z."""
+    return DEMO_DOSE["base_gy"] + DEMO_DOSE["gradient_gy_per_mm"] * (np.asarray(z, float) - centre[2])
+
+
 def _rtdose(study, ct: dict, anat, rtplan_uid, number=6):
     series_uid = uid(study.patient, study.uid, "rtdose", number)
     folder = study.series_folder(number, "RTDOSE", series_uid)
@@ -637,8 +645,9 @@ def _rtdose(study, ct: dict, anat, rtplan_uid, number=6):
     y = origin[1] + np.arange(ny) * step
     z = origin[2] + np.arange(nz) * step
     zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
-    c = anat.gtvp.centre
-    dose = 70.0 * np.exp(-(((xx - c[0]) ** 2 + (yy - c[1]) ** 2 + (zz - c[2]) ** 2) / (2 * 30.0**2)))
+    # a known analytic dose: linear along z through the GTV's centre (DEMO_DOSE), which every interpolation between
+    # voxel centres keeps exactly, so that each ROI's DVH has a closed form from its contours
+    dose = demo_dose(xx, yy, zz, anat.gtvp.centre)
     scaling = float(dose.max()) / 60000.0
     ds.DoseGridScaling = _fmt_ds(scaling)
     ds.DoseUnits, ds.DoseType, ds.DoseSummationType = "GY", "PHYSICAL", "PLAN"
@@ -826,7 +835,7 @@ def generate_demo(out_dir) -> dict:
             if spec.get("rtdose"):
                 truth["not_images"]["rtdose"] = _rtdose(study, ct, anat, plan_sop)
                 ptruth["rtdose"] = dict(
-                    series_uid=truth["not_images"]["rtdose"], peak_gy=70.0, sigma_mm=30.0, centre=list(anat.gtvp.centre)
+                    series_uid=truth["not_images"]["rtdose"], centre=list(anat.gtvp.centre), **DEMO_DOSE
                 )
         if spec.get("followup"):  # its own random stream: the baseline series stay as they were
             ptruth["followup"] = _followup(out, spec, study, anat, np.random.default_rng([SEED, n, 1]))

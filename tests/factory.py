@@ -13,6 +13,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
+RTDOSE_STORAGE = "1.2.840.10008.5.1.4.1.1.481.2"
 
 
 def write_rtstruct(
@@ -168,3 +169,36 @@ def write_tiny_ct_series(folder: Path, patient: str, series_uid: str, n_files: i
         uid = f"{series_uid}.{''.join(map(str, digits[i]))}"
         out = data.replace(uid_token.encode(), uid.encode()).replace(number_token.encode(), f"{i + 1:08d}".encode())
         (folder / f"1-{i + 1:05d}.dcm").write_bytes(out.replace(z_token.encode(), f"{2.5 * i:08.1f}".encode()))
+
+
+def write_rtdose(path, dose: sitk.Image, for_uid="1.2.3.4", patient="TCGA-00-9999", summation="PLAN"):
+    """A multi-frame RTDOSE (Gy, axial, unsigned 32-bit with DoseGridScaling) of a dose image on an axis-aligned
+    grid: frames at GridFrameOffsetVector from the first."""
+    values = sitk.GetArrayFromImage(dose).astype(np.float64)  # (frames, rows, columns)
+    scaling = max(float(values.max()), 1e-6) / 4_000_000_000
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = RTDOSE_STORAGE
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = RTDOSE_STORAGE, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientID, ds.PatientName = "RTDOSE", patient, patient
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = generate_uid(), generate_uid(), for_uid
+    sx, sy, sz = dose.GetSpacing()
+    ds.ImagePositionPatient = [f"{v:.6f}" for v in dose.GetOrigin()]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.PixelSpacing = [f"{sy:.6f}", f"{sx:.6f}"]
+    ds.SliceThickness = f"{sz:.6f}"
+    ds.GridFrameOffsetVector = [f"{k * sz:.6f}" for k in range(values.shape[0])]
+    ds.NumberOfFrames = values.shape[0]
+    ds.FrameIncrementPointer = 0x3004000C
+    ds.Rows, ds.Columns = values.shape[1], values.shape[2]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 32
+    ds.HighBit, ds.PixelRepresentation = 31, 0
+    ds.DoseUnits, ds.DoseType, ds.DoseSummationType = "GY", "PHYSICAL", summation
+    ds.DoseGridScaling = f"{scaling:.10e}"
+    ds.PixelData = np.round(values / scaling).astype(np.uint32).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path

@@ -166,3 +166,17 @@ def test_a_list_of_feature_rois_plans_the_features_jobs(tmp_path, demo_dir):
     series = pd.read_parquet(project / "results" / "index" / "series.parquet")
     stats = " ".join(proc.stdout.split())
     assert f"series {int(series['convert'].sum())}" in stats and f"features {int(series['convert'].sum())}" in stats
+
+
+@pytest.mark.workflow
+def test_the_workstation_profile_prints_no_empty_shell_commands(tmp_path, demo_dir):
+    """With --printshellcmds every job of a script rule prints "Shell command: None"; the shipped profile (make demo's)
+    does not ask for it, so a dry run of a fresh project with it prints none."""
+    from conftest import make_project, run_snakemake
+
+    project = make_project(tmp_path / "project", demo_dir)
+    noisy = run_snakemake(project, "-n", "-p")
+    assert noisy.returncode == 0 and "Shell command: None" in noisy.stdout + noisy.stderr
+    quiet = run_snakemake(project, "-n", "--profile", str(REPO / "profiles" / "local"))
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert "Shell command" not in quiet.stdout + quiet.stderr and "checkpoint index:" in quiet.stdout + quiet.stderr

@@ -22,9 +22,9 @@ TRUST_JOBS = ("perturb", "perturbed_table", "robustness", "negative_controls", "
 
 def _job_counts(stdout: str) -> dict[str, int]:
     """{rule: jobs} of snakemake's job stats table."""
-    lines = stdout.split("Job stats:", 1)[-1].splitlines()
-    rows = [line.split() for line in lines[3:]]
-    return {r[0]: int(r[1]) for r in rows if len(r) == 2 and r[1].isdigit() and r[0] != "total"}
+    lines = stdout.split("Job stats:", 1)[-1].splitlines()[3:]
+    rows = [line.split() for line in lines[: next((i for i, x in enumerate(lines) if x.startswith("total")), 0)]]
+    return {r[0]: int(r[1]) for r in rows if len(r) == 2 and r[1].isdigit()}
 
 
 def _jobs(stdout: str) -> set[str]:

@@ -103,6 +103,15 @@ def dose_images(wildcards):
     return [f"results/images/{wildcards.patient}/{uid}.nii.gz" for uid in (images[0] if images else [])]
 
 
+def dose_structures(wildcards):
+    """The masks work orders of the images an RTDOSE goes with: the structure sets whose ROIs get its DVHs."""
+    from types import SimpleNamespace
+
+    images = [o["images"] for o in planned_orders("dose") if o["series_key"] == wildcards.series]
+    keys = [uid for uid in (images[0] if images else []) if planned_order("masks", wildcards.patient, uid)]
+    return [work_order("masks")(SimpleNamespace(patient=wildcards.patient, series=uid)) for uid in keys]
+
+
 def feature_files(wildcards):
     return [f"results/features/{p}/{s}.parquet" for p, s, _ in series_with_masks()]
 
@@ -280,6 +289,10 @@ def run_outputs():
         "results/delta_radiomics.csv",
         "results/qc/counts.tsv",
         "results/qc/feature_distributions",
+        "results/dose/dvh.parquet",
+        "results/dose/dvh.csv",
+        "results/dose/dvh_curves.parquet",
+        "results/qc/dvh",
     ]
     if HAS_CLINICAL:
         out += [

@@ -31,14 +31,45 @@ rule dose:
     input:
         order=work_order("dose"),
         images=dose_images,
+        # the structure sets of those images (their masks orders): every ROI gets a DVH
+        structures=dose_structures,
+        roi_names=config["roi_names"],
     output:
+        # dose.nii.gz (Gy), on_<CT>.nii.gz, dose.json; dvh.parquet and dvh_curves.parquet: each ROI of the
+        # structure sets of its CTs (radflow.dvh, from the contours)
         directory("results/dose/{patient}/{series}"),
     log:
         "logs/dose/{patient}/{series}.log",
     conda:
         CONDA_ENV
     resources:
-        mem_mb=attempt_mb(2000),
-        runtime=attempt_minutes(3),
+        # the DVH samples at most 20 million points per ROI, 2 million at a time
+        mem_mb=attempt_mb(3000),
+        runtime=attempt_minutes(15),
+    params:
+        contour_overlap=config["contour_overlap"],
     script:
         "../../scripts/dose.py"
+
+
+# Every dose grid's DVHs in one table, and their curves as pictures for the report.
+rule dvh:
+    input:
+        dose_files,
+    output:
+        table="results/dose/dvh.parquet",
+        csv=report("results/dose/dvh.csv", caption="../report/dvh.rst", category="Dose"),
+        curves="results/dose/dvh_curves.parquet",
+        plots=report(
+            directory("results/qc/dvh"),
+            patterns=["{name}.png"],
+            caption="../report/dvh.rst",
+            category="Dose",
+            labels={"patient and dose grid": "{name}"},
+        ),
+    log:
+        "logs/dvh.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../../scripts/dvh.py"
