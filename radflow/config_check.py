@@ -212,14 +212,36 @@ def _model_roi_problems(config: dict, roi_names: str) -> list[str]:
     except Exception as err:  # not YAML
         return [f"config key roi_names = {roi_names!r}: cannot be read as YAML: {' '.join(str(err).split())}"]
     model = config.get("model") if isinstance(config.get("model"), dict) else {}
+    out = _dose_problems(model.get("dose"), standard, roi_names)
     roi = model.get("roi")
     if not isinstance(roi, str) or roi in standard or re.sub(r"_(\d+|union)$", "", roi) in standard:
-        return []
+        return out
     close = [s for s in standard if s.lower().startswith(roi.lower()[:3])] or standard[:8]
-    return [
+    return out + [
         f"config key model.roi = {roi!r}: not a standard name of {roi_names} (the modelling table holds standard "
         f"names; an original spelling is mapped to one there): expected e.g. {', '.join(close)}"
     ]
+
+
+def _dose_problems(dose, standard: list[str], roi_names: str) -> list[str]:
+    """model.dose (after normalise: {ROI: [metric, ...]}): standard ROI names, and metrics the DVH table has."""
+    from .dvh import METRIC_COLUMNS
+
+    if not isinstance(dose, dict):
+        return []
+    out = []
+    for roi, metrics in dose.items():
+        if roi not in standard:
+            out.append(
+                f"config key model.dose.{roi}: not a standard name of {roi_names} (the DVH table holds standard names)"
+            )
+        unknown = [m for m in metrics if m not in METRIC_COLUMNS]
+        if unknown:
+            out.append(
+                f"config key model.dose.{roi} = {metrics}: {', '.join(map(repr, unknown))} not a DVH metric; "
+                f"expected some of {', '.join(METRIC_COLUMNS)}"
+            )
+    return out
 
 
 def _trust_problems(config: dict) -> list[str]:
@@ -324,6 +346,15 @@ def normalise(config: dict) -> dict:
     feature_rois is "standard", "all" or a tuple of names (a list, as YAML gives it, cannot key a cache)."""
     if isinstance(config.get("feature_rois"), list):
         config["feature_rois"] = tuple(str(name).strip() for name in config["feature_rois"])
+    model = config.get("model") if isinstance(config.get("model"), dict) else {}
+    if isinstance(model.get("dose"), list):  # [{GTVp: [Dmean]}, {Parotid_L: [Dmean]}]: one mapping
+        merged: dict = {}
+        for item in model["dose"]:
+            for roi, metrics in (item or {}).items():
+                merged.setdefault(str(roi), []).extend(metrics)
+        model["dose"] = merged
+    if isinstance(model.get("dose"), dict):
+        model["dose"] = {str(roi): [str(m).strip() for m in metrics] for roi, metrics in model["dose"].items()}
     return config
 
 

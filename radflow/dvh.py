@@ -32,6 +32,22 @@ D_CC = (0.03,)  # D0.03cc: the near-maximum dose
 V_GY = (5, 10, 20, 30, 40, 50, 60, 70)  # V5Gy … V70Gy: the share of the volume receiving at least x Gy
 
 
+# The metrics a config names (model.dose), by the DVH table's columns: Dmean, Dmin, Dmax, D98 … D2 (% of the
+# volume), D0.03cc, V5Gy … V70Gy (% of the volume), V5Gy_cc … (cc), volume (cc).
+METRIC_COLUMNS = {
+    "Dmean": "dmean_gy",
+    "Dmin": "dmin_gy",
+    "Dmax": "dmax_gy",
+    **{f"D{x:g}": f"d{x:g}_pct_gy" for x in D_PERCENT},
+    **{f"D{x:g}cc": f"d{x:g}cc_gy".replace(".", "_") for x in D_CC},
+    **{f"V{x:g}Gy": f"v{x:g}gy_pct" for x in V_GY},
+    **{f"V{x:g}Gy_cc": f"v{x:g}gy_cc" for x in V_GY},
+    "volume": "volume_cc",
+}
+# which dose grid of a study stands for it, by DoseSummationType: the plan's sum first
+SUMMATION_ORDER = ("PLAN", "MULTI_PLAN", "RECORD", "FRACTION", "BEAM", "BRACHY", "CONTROL_IMAGE")
+
+
 def sampling_grid(contours, dose: Grid, spacing_mm: float = SPACING_MM, max_samples: int = MAX_SAMPLES) -> Grid:
     """A grid along the dose grid's axes over the ROI's bounding box (the contour planes' slabs included), with a
     spacing of spacing_mm, or coarser when the box would hold more than max_samples points."""
@@ -127,6 +143,7 @@ def cumulative_dvh(doses: np.ndarray, sample_mm3: float, step_gy: float = 0.1) -
     asc = np.sort(doses)
     # at each level: the samples above it, and half of those exactly at it (as in dvh_metrics)
     at_least = len(asc) - (np.searchsorted(asc, levels, side="left") + np.searchsorted(asc, levels, side="right")) / 2
+    at_least[levels <= 0] = len(asc)  # every sample has at least 0 Gy (those outside the dose grid exactly 0)
     return pd.DataFrame(
         dict(
             dose_gy=levels,
@@ -138,6 +155,7 @@ def cumulative_dvh(doses: np.ndarray, sample_mm3: float, step_gy: float = 0.1) -
 
 DVH_ID_COLUMNS = [
     "patient_id",
+    "study_uid",
     "dose_series_uid",
     "dose_summation_type",
     "dose_type",
@@ -165,6 +183,7 @@ def dose_to_rois(dose_path, sidecar: dict, structures: list[dict], aliases, over
     dose = sitk.Cast(sitk.ReadImage(str(dose_path)), sitk.sitkFloat64)
     base = dict(
         patient_id=sidecar.get("patient_id", ""),
+        study_uid=sidecar.get("study_uid", ""),
         dose_series_uid=sidecar.get("series_uid", ""),
         dose_summation_type=sidecar.get("dose_summation_type", ""),
         dose_type=sidecar.get("dose_type", ""),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .clinical import CLINICAL_COLUMNS, normalise_barcode
@@ -60,11 +61,15 @@ def modelling_table(
     instances: str = "largest",
     listed: pd.DataFrame | None = None,
     timeline: pd.DataFrame | None = None,
+    dvh: pd.DataFrame | None = None,
+    dose: dict | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per patient (chosen by radflow.selection), and the cohort accounting. timeline: the patients' studies
     in time (results/timeline.tsv; computed from series when not given). clinical None: a run without clinical data
     (the cohort accounting only; every patient's reason says so). Covariates of a mapped clinical table beyond the
-    standard ones (columns after CLINICAL_COLUMNS) are carried into the table."""
+    standard ones (columns after CLINICAL_COLUMNS) are carried into the table. dose ({ROI: [metric, ...]}, config
+    model.dose) with dvh (results/dose/dvh.parquet): the DVH metrics of the chosen study's dose grid as columns
+    (dose_columns)."""
     without_clinical = clinical is None
     if without_clinical:
         clinical = pd.DataFrame(columns=CLINICAL_COLUMNS)
@@ -148,6 +153,8 @@ def modelling_table(
                 roi_original=chosen["roi_original"],
             )
             row.update({c: clin.loc[pid, c] for c in CLINICAL_KEEP + extra})
+            if dose:
+                row.update(dose_values(dvh, pid, chosen["study_uid"], chosen.get("rtstruct_series_uid", ""), dose))
             row.update({c: chosen[c] for c in feature_cols})
             rows.append(row)
     table = pd.DataFrame(
@@ -161,6 +168,7 @@ def modelling_table(
             "roi_original",
             *CLINICAL_KEEP,
             *extra,
+            *(dose_columns(dose) if dose else []),
             *feature_cols,
         ],
     )
@@ -171,6 +179,41 @@ def modelling_table(
     return table, cohort
 
 
+def dose_columns(dose: dict) -> list[str]:
+    """The modelling table's dose columns for config model.dose: which dose grid, then dose_<ROI>_<metric>."""
+    return ["dose_series_uid"] + [f"dose_{roi}_{metric}" for roi, metrics in dose.items() for metric in metrics]
+
+
+def dose_values(dvh: pd.DataFrame | None, patient: str, study_uid: str, rtstruct_uid: str, dose: dict) -> dict:
+    """The DVH metrics of one patient's chosen study: its dose grid by DoseSummationType (the plan's sum first,
+    radflow.dvh.SUMMATION_ORDER; ties by series UID), each ROI's row from the structure set the chosen image's ROI
+    came from where it has one, else its largest; NaN where the study has no dose grid or the grid no such ROI."""
+    from .dvh import METRIC_COLUMNS, SUMMATION_ORDER
+
+    out = {c: np.nan for c in dose_columns(dose)}
+    out["dose_series_uid"] = ""
+    if dvh is None or not len(dvh):
+        return out
+    mine = dvh[(dvh["patient_id"].map(normalise_barcode) == patient) & (dvh["study_uid"] == study_uid)]
+    mine = mine[mine["status"] == "ok"]
+    if not len(mine):
+        return out
+    rank = {kind: n for n, kind in enumerate(SUMMATION_ORDER)}
+    grids = mine.drop_duplicates("dose_series_uid")
+    grids = grids.assign(_rank=grids["dose_summation_type"].map(rank).fillna(len(rank)))
+    grid = grids.sort_values(["_rank", "dose_series_uid"])["dose_series_uid"].iloc[0]
+    out["dose_series_uid"] = grid
+    for roi, metrics in dose.items():
+        rows = mine[(mine["dose_series_uid"] == grid) & (mine["roi"] == roi)]
+        if not len(rows):
+            continue
+        same = rows[rows["rtstruct_series_uid"] == rtstruct_uid]
+        row = (same if len(same) else rows).sort_values("volume_cc", ascending=False).iloc[0]
+        for metric in metrics:
+            out[f"dose_{roi}_{metric}"] = float(row[METRIC_COLUMNS[metric]])
+    return out
+
+
 IDENTIFIERS = {
     "patient_id": "the patient (TCGA barcode)",
     "study_uid": "StudyInstanceUID of the image's study",
@@ -178,6 +221,7 @@ IDENTIFIERS = {
     "modality": "the image's DICOM modality",
     "roi": "the ROI's standard name (roi_names.yaml)",
     "roi_original": "the ROI's name in the structure set",
+    "dose_series_uid": "the RTDOSE whose DVHs give the dose columns (model.dose): the chosen study's plan sum",
 }
 DICTIONARY_COLUMNS = ["column", "kind", "unit", "values", "rows", "meaning", "why_empty"]
 
@@ -206,6 +250,14 @@ def column_dictionary(
             meaning = f"pyradiomics {feature_class(c)} feature of the ROI"
         elif c in IDENTIFIERS:
             kind, unit, meaning = "identifier", "", IDENTIFIERS[c]
+        elif c.startswith("dose_"):
+            roi, metric = c[len("dose_") :].rsplit("_", 1) if not c.endswith("_cc") else (None, None)
+            if roi is None:  # V20Gy_cc: the metric holds an underscore
+                roi, metric = c[len("dose_") : -len("_cc")].rsplit("_", 1)
+                metric += "_cc"
+            kind = "dose"
+            unit = "cc" if metric.endswith("_cc") or metric == "volume" else "%" if metric.startswith("V") else "Gy"
+            meaning = f"{metric} of {roi}, DVH from its contours in the chosen study's dose grid (dose_series_uid)"
         elif c in COLUMN_MEANING:
             kind = "outcome" if c.endswith(("_days", "_event")) else "covariate"
             meaning, unit = COLUMN_MEANING[c]
@@ -215,6 +267,8 @@ def column_dictionary(
         if n == 0 and len(table):
             readers = readers_of(c)
             why = f"no clinical file of this run ({read}) gives it" + (f"; it comes from {readers}" if readers else "")
+            if kind == "dose":
+                why = "no dose grid of the patients' chosen studies holds this ROI (results/dose/dvh.parquet)"
         rows.append(dict(column=c, kind=kind, unit=unit, values=n, rows=len(table), meaning=meaning, why_empty=why))
     return pd.DataFrame(rows, columns=DICTIONARY_COLUMNS)
 
@@ -233,6 +287,8 @@ def write_modelling_table(
     timeline_path=None,
     dictionary_tsv=None,
     settings_path=None,
+    dvh_path=None,
+    dose=None,
 ):
     """Writes the cohort accounting, and the modelling table when there is a clinical table (clinical_path and
     out_csv None: a run without clinical data), with its column dictionary (dictionary_tsv; the units of the
@@ -249,7 +305,10 @@ def write_modelling_table(
     series = pd.read_parquet(series_path)
     listed = read_listed(studies) if time_point == "listed" else None
     timeline = read_timeline(timeline_path) if timeline_path else None
-    table, cohort = modelling_table(features, clinical, series, modality, roi, time_point, instances, listed, timeline)
+    dvh = pd.read_parquet(dvh_path) if dvh_path and dose else None
+    table, cohort = modelling_table(
+        features, clinical, series, modality, roi, time_point, instances, listed, timeline, dvh, dose
+    )
     Path(cohort_tsv).parent.mkdir(parents=True, exist_ok=True)
     if out_csv is not None:
         table.to_csv(out_csv, index=False)

@@ -26,4 +26,6 @@ with atomic_outputs(*outputs) as written:
         i.timeline,
         written[2] if clinical else None,
         i.settings,
+        i.get("dvh"),
+        p.dose,
     )

@@ -53,7 +53,7 @@ def test_a_minimal_config_gets_every_default(tmp_path):
     )
     assert config["robustness"] is None and config["negative_controls"] is None and config["harmonisation"] is None
     assert config["modalities"] == ["CT", "PT", "MR"] and config["contour_overlap"] == "even-odd"
-    assert config["model"] == dict(modality="CT", roi="GTVp", time_point="baseline", studies=None)
+    assert config["model"] == dict(modality="CT", roi="GTVp", time_point="baseline", studies=None, dose=None)
     assert config["qc_overlays"] == "model"
     # a value the user set is kept, nested ones too
     mine = fill_defaults(dict(survival=dict(folds=3), qc_overlays="none"), schema)
@@ -138,6 +138,33 @@ def test_model_roi_must_be_a_standard_name(tmp_path):
         check_config(dict(base, model=dict(roi="GTV")), SCHEMA, workdir=tmp_path, settings=False)
     for label in ("GTVp", "GTVp_2", "Parotid_L", "GTVn_union"):
         check_config(dict(base, model=dict(roi=label)), SCHEMA, workdir=tmp_path, settings=False)
+
+
+def test_model_dose_names_standard_rois_and_dvh_metrics(tmp_path):
+    """model.dose: both documented forms give one mapping; a non-standard ROI and a metric the DVH table does not
+    have are named at start-up."""
+    (tmp_path / "dicom").mkdir()
+    base = dict(
+        dicom_root=str(tmp_path / "dicom"),
+        roi_names=str(REPO / "config" / "roi_names.yaml"),
+        pyradiomics_settings=str(REPO / "config" / "pyradiomics"),
+    )
+    listed = dict(base, model=dict(dose=[{"GTVp": ["Dmean", "D95"]}, {"Parotid_L": ["Dmean", "V30Gy_cc"]}]))
+    check_config(listed, SCHEMA, workdir=tmp_path, settings=False)
+    assert listed["model"]["dose"] == {"GTVp": ["Dmean", "D95"], "Parotid_L": ["Dmean", "V30Gy_cc"]}
+    mapping = dict(base, model=dict(dose={"GTVp": ["D0.03cc", "volume"]}))
+    check_config(mapping, SCHEMA, workdir=tmp_path, settings=False)
+    with pytest.raises(ConfigError) as err:
+        check_config(
+            dict(base, model=dict(dose={"GTV": ["Dmean"], "GTVp": ["Dmean", "D90", "V35Gy"]})),
+            SCHEMA,
+            workdir=tmp_path,
+            settings=False,
+        )
+    text = str(err.value)
+    assert "config key model.dose.GTV: not a standard name of" in text
+    assert "config key model.dose.GTVp = ['Dmean', 'D90', 'V35Gy']: 'D90', 'V35Gy' not a DVH metric; expected " in text
+    assert "Dmean, Dmin, Dmax, D98, D95, D50, D2, D0.03cc, V5Gy" in text
 
 
 def test_feature_rois_has_one_form(tmp_path):

@@ -83,3 +83,7 @@ def test_cumulative_curve_and_an_roi_outside_the_dose():
     small = dose_grid(2.0, linear(2), half_width=10.0)
     doses, sample, info = roi_doses(contours, small)
     assert 0.5 < info["outside_dose_grid"] < 1.0 and (doses == 0).mean() == pytest.approx(info["outside_dose_grid"])
+    curve = cumulative_dvh(doses, sample, step_gy=1.0)  # all of it has at least 0 Gy, the part inside more
+    assert curve["volume_pct"].iloc[0] == 100 and curve["volume_pct"].iloc[1] == pytest.approx(
+        100 * (1 - info["outside_dose_grid"]), abs=0.01
+    )

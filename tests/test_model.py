@@ -293,3 +293,48 @@ def test_a_failed_baseline_is_not_replaced_by_a_later_study(cohort, whole_image)
     # the planning rule is not concerned: its study is fine
     table, _ = modelling_table(features, CLINICAL, series, "CT", "GTVp", time_point="planning")
     assert _by_patient(table).loc["TCGA-AA-0001", "series_uid"] == "ct-plan"
+
+
+def test_dose_columns_come_from_the_chosen_studys_plan_sum():
+    """model.dose: the chosen study's dose grid by DoseSummationType (PLAN before BEAM, whatever the UIDs), the ROI
+    from the structure set of the chosen image's ROI where it has one, NaN where the study has no dose grid."""
+    from radflow.model import dose_columns, dose_values
+
+    def row(grid, kind, study, rs, roi, dmean, volume=10.0, status="ok"):
+        return dict(
+            patient_id="TCGA-00-0001",
+            study_uid=study,
+            dose_series_uid=grid,
+            dose_summation_type=kind,
+            rtstruct_series_uid=rs,
+            roi=roi,
+            status=status,
+            dmean_gy=dmean,
+            d95_pct_gy=dmean - 5,
+            volume_cc=volume,
+        )
+
+    dvh = pd.DataFrame(
+        [
+            row("1.1", "BEAM", "s1", "rs1", "GTVp", 20.0),
+            row("1.9", "PLAN", "s1", "rs1", "GTVp", 66.0),
+            row("1.9", "PLAN", "s1", "rs2", "GTVp", 64.0, volume=50.0),  # larger, but another structure set
+            row("1.9", "PLAN", "s1", "rs2", "Parotid_L", 24.0),
+            row("2.1", "PLAN", "s2", "rs3", "GTVp", 70.0),  # another study
+        ]
+    )
+    dose = {"GTVp": ["Dmean", "D95"], "Parotid_L": ["Dmean"], "SpinalCord": ["Dmean"]}
+    assert dose_columns(dose) == [
+        "dose_series_uid",
+        "dose_GTVp_Dmean",
+        "dose_GTVp_D95",
+        "dose_Parotid_L_Dmean",
+        "dose_SpinalCord_Dmean",
+    ]
+    got = dose_values(dvh, "TCGA-00-0001", "s1", "rs1", dose)
+    assert got["dose_series_uid"] == "1.9" and got["dose_GTVp_Dmean"] == 66.0 and got["dose_GTVp_D95"] == 61.0
+    assert got["dose_Parotid_L_Dmean"] == 24.0 and math.isnan(got["dose_SpinalCord_Dmean"])
+    # an image whose ROI came from a structure set without a DVH: the largest instance
+    assert dose_values(dvh, "TCGA-00-0001", "s1", "rs9", dose)["dose_GTVp_Dmean"] == 64.0
+    none = dose_values(dvh, "TCGA-00-0001", "s3", "rs1", dose)
+    assert none["dose_series_uid"] == "" and math.isnan(none["dose_GTVp_Dmean"])

@@ -481,3 +481,28 @@ def test_dvh_of_the_demo_has_its_closed_form(demo_run, demo_dir, truth):
     assert gtv["volume_pct"].iloc[0] == 100 and (np.diff(gtv["volume_cc"]) <= 0).all()
     picture = demo_run / "results" / "qc" / "dvh" / f"TCGA-00-0001_{dose['series_uid']}.png"
     assert Image.open(picture).text["Title"].startswith("TCGA-00-0001 · RTDOSE PLAN series …")
+
+
+def test_dose_columns_of_the_modelling_table(demo_run, truth):
+    """The demo scenario's model.dose ({GTVp: [Dmean, D95, D2], Parotid_L: [Dmean, V5Gy]}): the one patient with an
+    RTDOSE has its DVH metrics as columns, equal to results/dose/dvh.parquet's; the others have none, and the
+    dictionary says what the columns are."""
+    table = pd.read_csv(demo_run / "results" / "modelling_table.csv").set_index("patient_id")
+    dvh = pd.read_parquet(demo_run / "results" / "dose" / "dvh.parquet").set_index("roi")
+    dose = truth["patients"]["TCGA-00-0001"]["rtdose"]
+    row = table.loc["TCGA-00-0001"]
+    assert row["dose_series_uid"] == dose["series_uid"]
+    assert (
+        row["dose_GTVp_Dmean"] == dvh.loc["GTVp", "dmean_gy"] and row["dose_GTVp_D95"] == dvh.loc["GTVp", "d95_pct_gy"]
+    )
+    assert row["dose_GTVp_D2"] == dvh.loc["GTVp", "d2_pct_gy"]
+    assert row["dose_Parotid_L_Dmean"] == dvh.loc["Parotid_L", "dmean_gy"]
+    assert row["dose_Parotid_L_V5Gy"] == dvh.loc["Parotid_L", "v5gy_pct"]
+    # the GTV's mean dose is the base dose at its centre (a linear dose, a near-symmetric ellipsoid)
+    assert row["dose_GTVp_Dmean"] == pytest.approx(dose["base_gy"], abs=0.5)
+    others = table.drop(index="TCGA-00-0001")
+    assert others["dose_GTVp_Dmean"].isna().all() and others["dose_series_uid"].isna().all()
+    columns = pd.read_csv(demo_run / "results" / "modelling_table_columns.tsv", sep="\t", keep_default_na=False)
+    c = columns.set_index("column")
+    assert c.loc["dose_GTVp_Dmean", "kind"] == "dose" and c.loc["dose_GTVp_Dmean", "unit"] == "Gy"
+    assert c.loc["dose_Parotid_L_V5Gy", "unit"] == "%" and c.loc["dose_GTVp_D95", "values"] == 1

@@ -1,6 +1,8 @@
 rule modelling_table:
     input:
         **if_clinical(clinical="results/clinical.csv"),
+        # with model.dose: the DVH metrics of the chosen study's dose grid become columns
+        **({"dvh": "results/dose/dvh.parquet"} if config["model"]["dose"] else {}),
         features="results/features.parquet",
         series="results/index/series.parquet",
         timeline="results/timeline.tsv",
@@ -22,6 +24,7 @@ rule modelling_table:
         time_point=config["model"]["time_point"],
         studies=config["model"]["studies"],
         roi_instances=config["roi_instances"],
+        dose=config["model"]["dose"],
     script:
         "../../scripts/modelling_table.py"
 
