@@ -336,7 +336,13 @@ def test_provenance_record(demo_run):
     assert {"scipy", "matplotlib", "shapely", "lifelines", "snakemake", "SimpleITK".lower()} <= {
         p.lower() for p in packages
     }
-    assert record["config"]["model"] == {"modality": "CT", "roi": "GTVp", "time_point": "baseline", "studies": None}
+    assert record["config"]["model"] == {
+        "modality": "CT",
+        "roi": "GTVp",
+        "time_point": "baseline",
+        "studies": None,
+        "dose": {"GTVp": ["Dmean", "D95", "D2"], "Parotid_L": ["Dmean", "V5Gy"]},
+    }
     assert "survival.endpoint" in record["config_defaulted"] and "robustness" not in record["config_defaulted"]
     assert len(record["git"]["commit"]) in (0, 40)
     # the config as run, defaults filled in
