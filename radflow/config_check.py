@@ -165,12 +165,14 @@ def path_problems(config: dict, workdir=".") -> list[str]:
         if not Path(settings).is_dir():
             out.append(f"config key pyradiomics_settings = {settings!r}: the folder does not exist")
         else:
-            for modality in config.get("modalities") or []:
+            for modality in settings_modalities(config):
                 if not (Path(settings) / f"{modality}.yaml").is_file():
-                    out.append(
-                        f"config key pyradiomics_settings = {settings!r}: no {modality}.yaml in it "
-                        f"(modalities lists {modality})"
+                    why = (
+                        "the dose features of each RTDOSE use it; radflow ships config/pyradiomics/RTDOSE.yaml"
+                        if modality == "RTDOSE"
+                        else f"modalities lists {modality}"
                     )
+                    out.append(f"config key pyradiomics_settings = {settings!r}: no {modality}.yaml in it ({why})")
     model = config.get("model") if isinstance(config.get("model"), dict) else {}
     studies = model.get("studies")
     if model.get("time_point") == "listed":
@@ -285,6 +287,11 @@ def _trust_problems(config: dict) -> list[str]:
     return out
 
 
+def settings_modalities(config: dict) -> list[str]:
+    """The modalities with a pyradiomics settings file: the config's image modalities, and RTDOSE (dose features)."""
+    return [*(config.get("modalities") or []), "RTDOSE"]
+
+
 def settings_problems(config: dict) -> list[str]:
     """Each pyradiomics settings file of the config's modalities, loaded by pyradiomics itself: its schema check
     names a misspelled setting, a value of the wrong type, an unknown image type or feature class."""
@@ -297,7 +304,7 @@ def settings_problems(config: dict) -> list[str]:
         return []  # path_problems says so
     logging.getLogger("pykwalify").setLevel(logging.CRITICAL)
     out = []
-    for modality in config.get("modalities") or []:
+    for modality in settings_modalities(config):
         path = Path(folder) / f"{modality}.yaml"
         if not path.is_file():
             continue

@@ -208,7 +208,8 @@ def feature_distributions(features: pd.DataFrame, out_dir: Path) -> list[str]:
     several = ok.groupby("modality")["image_units"].nunique()
     names = []
     for (modality, units, roi), rows in ok.groupby(["modality", "image_units", "roi"], sort=True):
-        cols = [c for c in DISTRIBUTION_FEATURES if c in rows.columns]
+        # (dose features have no shape class: the ROI's shape is its image's)
+        cols = [c for c in DISTRIBUTION_FEATURES if c in rows.columns and rows[c].notna().any()]
         if not cols:
             continue
         fig, axes = plt.subplots(3, 4, figsize=(12, 8), dpi=80)

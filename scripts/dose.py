@@ -5,35 +5,50 @@ from pathlib import Path
 from radflow.convert import convert_rtdose
 from radflow.dvh import dose_to_rois
 from radflow.failures import atomic_outputs
+from radflow.features import extract_series
 from radflow.orders import read_order
-from radflow.roi_names import load_aliases
+from radflow.roi_names import FeatureRois, load_aliases
+from radflow.series_job import masks_step
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
-order = read_order(snakemake.input.order)
-with atomic_outputs(snakemake.output[0]) as (folder,):
+i, o, p = snakemake.input, snakemake.output, snakemake.params
+order = read_order(i.order)
+with atomic_outputs(o.folder, o.features) as (folder, features_path):
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    on_images = {
-        Path(image).name[: -len(".nii.gz")]: (image, out / f"on_{Path(image).name}") for image in snakemake.input.images
-    }
+    on_images = {Path(image).name[: -len(".nii.gz")]: (image, out / f"on_{Path(image).name}") for image in i.images}
     sidecar = convert_rtdose(order["dose"]["path"], out / "dose.nii.gz", on_images)
-    # the DVH of every ROI of the structure sets of the dose's images, from their contours (radflow.dvh)
     structures = {
         s["path"]: s
-        for masks_order in snakemake.input.structures
+        for masks_order in i.structures
         for s in read_order(masks_order)["structures"]
         if s["modality"] == "RTSTRUCT"
     }
-    table, curves = dose_to_rois(
-        out / "dose.nii.gz",
-        sidecar,
-        [structures[p] for p in sorted(structures)],
-        load_aliases(snakemake.input.roi_names),
-        snakemake.params.contour_overlap,
-    )
+    structures = [structures[path] for path in sorted(structures)]
+    aliases = load_aliases(i.roi_names)
+    # the DVH of every ROI of the structure sets of the dose's images, from their contours (radflow.dvh)
+    table, curves = dose_to_rois(out / "dose.nii.gz", sidecar, structures, aliases, p.contour_overlap)
     table.to_parquet(out / "dvh.parquet", index=False)
     curves.to_parquet(out / "dvh_curves.parquet", index=False)
     for r in table.itertuples():
         detail = f"Dmean {r.dmean_gy:.2f} Gy, {r.volume_cc:.2f} cc" if r.status == "ok" else r.reason
         print(f"DVH {r.roi} ('{r.roi_original}'): {r.status}, {detail}")
-    print(json.dumps(dict(dose_grid=sidecar["series_uid"], rois=len(table))))
+    # dose features: the same ROIs rasterised on the dose grid, pyradiomics with the RTDOSE settings
+    masks = masks_step(
+        dict(series_key=sidecar["series_uid"], structures=structures) if structures else None,
+        out / "dose.nii.gz",
+        sidecar,
+        out / "masks",
+        aliases,
+        p.roi_instances,
+        p.contour_overlap,
+    )
+    extract_series(
+        out / "dose.nii.gz",
+        out / "masks",
+        i.settings,
+        FeatureRois(p.feature_rois, i.roi_names),
+        p.max_roi_voxels,
+        progress=sys.stdout,
+    ).to_parquet(features_path, index=False)
+    print(json.dumps(dict(dose_grid=sidecar["series_uid"], dvh_rows=len(table), masks=len(masks))))

@@ -135,7 +135,7 @@ def test_the_tables_say_their_units(demo_run, features, truth):
     kind, and says why a column no row has is empty (the demo's clinical.tsv, a GDC portal file, has no DSS, PFI,
     HPV or smoking fields)."""
     units = features.groupby("modality")["image_units"].unique().map(list).to_dict()
-    assert units == {"CT": ["HU"], "MR": ["as stored"], "PT": ["SUVbw (g/ml)"]}
+    assert units == {"CT": ["HU"], "MR": ["as stored"], "PT": ["SUVbw (g/ml)"], "RTDOSE": ["Gy"]}
     table = pd.read_csv(demo_run / "results" / "modelling_table.csv")
     columns = pd.read_csv(demo_run / "results" / "modelling_table_columns.tsv", sep="\t", keep_default_na=False)
     assert list(columns["column"]) == list(table.columns)
@@ -175,10 +175,11 @@ def test_overlays_counts_and_report(demo_run, features, truth):
 
     qc = demo_run / "results" / "qc"
     ok = features[features["status"] == "ok"]
+    images = ok[ok["modality"] != "RTDOSE"]  # (dose features are drawn as DVHs, not overlays)
     pictures = sorted(qc.glob("overlays/*/*/*.png"))
-    assert len(pictures) == len(ok) == 53  # 8 x 5 CT ROIs, 2 follow-up GTVs, 2 x 5 PET ROIs, 1 MR GTV
+    assert len(pictures) == len(images) == 53  # 8 x 5 CT ROIs, 2 follow-up GTVs, 2 x 5 PET ROIs, 1 MR GTV
     assert {(p.parent.parent.name, p.parent.name, p.stem) for p in pictures} == set(
-        zip(ok["patient_id"], ok["series_uid"], ok["roi"])
+        zip(images["patient_id"], images["series_uid"], images["roi"])
     )
     counts = pd.read_csv(qc / "counts.tsv", sep="\t")
     n = dict(zip(counts["count"], counts["n"]))
@@ -188,7 +189,8 @@ def test_overlays_counts_and_report(demo_run, features, truth):
     assert n["patients with two or more studies"] == followed == 2
     assert n["modelling table patients with other candidates passed over"] == followed
     assert n["OS events in the modelling table"] == sum(truth["clinical"][p]["os_event"] for p in truth["patients"])
-    assert n["feature rows ok"] == 53 and n["left out: no converted image series"] == len(truth["clinical_only"])
+    assert n["feature rows ok"] == len(ok) == 53 + 5  # and the 5 ROIs' dose features of the one RTDOSE
+    assert n["left out: no converted image series"] == len(truth["clinical_only"])
     assert len(list((qc / "feature_distributions").glob("*.png"))) == ok.groupby(["modality", "roi"]).ngroups
     from PIL import Image
 
@@ -512,3 +514,20 @@ def test_dose_columns_of_the_modelling_table(demo_run, truth):
     c = columns.set_index("column")
     assert c.loc["dose_GTVp_Dmean", "kind"] == "dose" and c.loc["dose_GTVp_Dmean", "unit"] == "Gy"
     assert c.loc["dose_Parotid_L_V5Gy", "unit"] == "%" and c.loc["dose_GTVp_D95", "values"] == 1
+
+
+def test_dose_features_are_rows_of_the_features_table(demo_run, features, truth):
+    """Each ROI of the planning CT's structure set gets dose features from the RTDOSE (modality RTDOSE, Gy, no shape
+    class); on the demo's linear dose the first-order mean inside the GTVs (masks on the 4 mm dose grid) is the
+    DVH's Dmean from the contours within 0.5 Gy (2 mm of the 0.25 Gy/mm gradient)."""
+    dose = truth["patients"]["TCGA-00-0001"]["rtdose"]
+    rows = features[features["modality"] == "RTDOSE"].set_index("roi")
+    assert set(rows.index) == {"GTVp", "GTVn", "Parotid_L", "Parotid_R", "SpinalCord"}
+    assert (rows["series_uid"] == dose["series_uid"]).all() and (rows["image_units"] == "Gy").all()
+    assert (rows["status"] == "ok").all() and rows["original_shape_MeshVolume"].isna().all()
+    assert rows["settings"].eq("RTDOSE.yaml").all() and rows["original_glcm_Contrast"].notna().all()
+    dvh = pd.read_parquet(demo_run / "results" / "dose" / "dvh.parquet").set_index("roi")
+    for roi in ("GTVp", "GTVn"):
+        assert rows.loc[roi, "original_firstorder_Mean"] == pytest.approx(dvh.loc[roi, "dmean_gy"], abs=0.5), roi
+    kept = demo_run / "results" / "provenance" / "settings" / "pyradiomics" / "RTDOSE.yaml"
+    assert kept.read_bytes() == (demo_run / "config" / "pyradiomics" / "RTDOSE.yaml").read_bytes()

@@ -113,7 +113,9 @@ def dose_structures(wildcards):
 
 
 def feature_files(wildcards):
-    return [f"results/features/{p}/{s}.parquet" for p, s, _ in series_with_masks()]
+    """The features of every masked image series, and the dose features of every dose grid (rule dose)."""
+    dose = [f"results/features/{o['patient_id']}/dose_{o['series_key']}.parquet" for o in planned_orders("dose")]
+    return [f"results/features/{p}/{s}.parquet" for p, s, _ in series_with_masks()] + dose
 
 
 def settings_file(wildcards):
@@ -338,5 +340,7 @@ def _downloaded_clinical_outputs():
 def settings_files():
     """{name in results/provenance/settings: file} of every settings file behind the numbers: the pyradiomics
     settings of each configured modality and the ROI name aliases."""
-    files = {f"pyradiomics/{m}.yaml": f"{config['pyradiomics_settings']}/{m}.yaml" for m in config["modalities"]}
+    from radflow.config_check import settings_modalities
+
+    files = {f"pyradiomics/{m}.yaml": f"{config['pyradiomics_settings']}/{m}.yaml" for m in settings_modalities(config)}
     return dict(files, **{"roi_names.yaml": config["roi_names"]})

@@ -31,13 +31,16 @@ rule dose:
     input:
         order=work_order("dose"),
         images=dose_images,
-        # the structure sets of those images (their masks orders): every ROI gets a DVH
+        # the structure sets of those images (their masks orders): every ROI gets a DVH and dose features
         structures=dose_structures,
         roi_names=config["roi_names"],
+        settings=f"{config['pyradiomics_settings']}/RTDOSE.yaml",
     output:
         # dose.nii.gz (Gy), on_<CT>.nii.gz, dose.json; dvh.parquet and dvh_curves.parquet: each ROI of the
-        # structure sets of its CTs (radflow.dvh, from the contours)
-        directory("results/dose/{patient}/{series}"),
+        # structure sets of its CTs (radflow.dvh, from the contours); masks/: those ROIs on the dose grid
+        folder=directory("results/dose/{patient}/{series}"),
+        # the dose features of those masks: rows of the features table with modality RTDOSE
+        features="results/features/{patient}/dose_{series}.parquet",
     log:
         "logs/dose/{patient}/{series}.log",
     conda:
@@ -48,6 +51,9 @@ rule dose:
         runtime=attempt_minutes(15),
     params:
         contour_overlap=config["contour_overlap"],
+        roi_instances=config["roi_instances"],
+        feature_rois=config["feature_rois"],
+        max_roi_voxels=config["max_roi_voxels"],
     script:
         "../../scripts/dose.py"
 
