@@ -89,7 +89,12 @@ def test_everything_else_equals_the_clean_run(corpus_run, demo_run):
         c = pd.read_csv(demo_run / "results" / table).set_index("patient_id")
         untouched = [p for p in c.index if p not in affected]
         assert len(untouched) >= least and set(untouched) <= set(b.index), table
-        pd.testing.assert_frame_equal(b.loc[untouched], c.loc[untouched])
+        # a broken ROI has no DVH (dose/dvh.parquet says why): its dose columns (model.dose) are empty
+        broken_dose = [x for x in c.columns if any(x.startswith(f"dose_{roi}_") for roi in named_rois)]
+        assert b.loc[untouched, broken_dose].isna().all().all()
+        pd.testing.assert_frame_equal(
+            b.loc[untouched].drop(columns=broken_dose), c.loc[untouched].drop(columns=broken_dose)
+        )
 
 
 def test_cohort_table_says_why_broken_patients_are_out(corpus_run):
