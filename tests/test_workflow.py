@@ -204,7 +204,15 @@ def test_overlays_counts_and_report(demo_run, features, truth):
     proc = run_snakemake(demo_run, "--report", "report.html")
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = (demo_run / "report.html").read_text()
-    for category in ("Mask overlays", "Feature distributions", "Cohort", "counts.tsv", "problems.tsv", "km.png"):
+    for category in (
+        "Mask overlays",
+        "Feature distributions",
+        "Cohort",
+        "counts.tsv",
+        "problems.tsv",
+        "km.png",
+        "dvh.csv",
+    ):
         assert category in html, category
     # robustness, negative controls and harmonisation (on in the shipped config): the ICC plot per feature class,
     # the negative-control table, the before/after plot and the batches
