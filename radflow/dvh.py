@@ -44,6 +44,13 @@ METRIC_COLUMNS = {
     **{f"V{x:g}Gy_cc": f"v{x:g}gy_cc" for x in V_GY},
     "volume": "volume_cc",
 }
+
+
+def metric_unit(metric: str) -> str:
+    """The unit of a metric of METRIC_COLUMNS: Gy for doses, % of the ROI for V x Gy, cc for V x Gy_cc and volume."""
+    return "cc" if metric.endswith("_cc") or metric == "volume" else "%" if metric.startswith("V") else "Gy"
+
+
 # which dose grid of a study stands for it, by DoseSummationType: the plan's sum first
 SUMMATION_ORDER = ("PLAN", "MULTI_PLAN", "RECORD", "FRACTION", "BEAM", "BRACHY", "CONTROL_IMAGE")
 
@@ -153,6 +160,16 @@ def cumulative_dvh(doses: np.ndarray, sample_mm3: float, step_gy: float = 0.1) -
     )
 
 
+CURVE_COLUMNS = [
+    "patient_id",
+    "dose_series_uid",
+    "rtstruct_series_uid",
+    "roi",
+    "roi_original",
+    "dose_gy",
+    "volume_cc",
+    "volume_pct",
+]
 DVH_ID_COLUMNS = [
     "patient_id",
     "study_uid",
@@ -244,30 +261,23 @@ def dose_to_rois(dose_path, sidecar: dict, structures: list[dict], aliases, over
                     f"{100 * info['outside_dose_grid']:.1f} % of the ROI lies outside the dose grid (0 Gy there)"
                 )
             rows.append(row)
-            ids = ("patient_id", "dose_series_uid", "rtstruct_series_uid", "roi", "roi_original")
-            curves.append(cumulative_dvh(doses, sample_mm3).assign(**{k: row[k] for k in ids}))
-    table = pd.DataFrame(rows)
-    table = table.reindex(columns=DVH_ID_COLUMNS + [c for c in table.columns if c not in DVH_ID_COLUMNS])
-    curve_columns = ["patient_id", "dose_series_uid", "rtstruct_series_uid", "roi", "roi_original"]
-    curves = (
-        pd.concat(curves, ignore_index=True)
-        if curves
-        else pd.DataFrame(columns=curve_columns + ["dose_gy", "volume_cc", "volume_pct"])
-    )
-    return table, curves[curve_columns + ["dose_gy", "volume_cc", "volume_pct"]]
+            curves.append(cumulative_dvh(doses, sample_mm3).assign(**{k: row[k] for k in CURVE_COLUMNS[:5]}))
+    table = _concat([pd.DataFrame(rows)], DVH_ID_COLUMNS)
+    return table, _concat(curves, CURVE_COLUMNS)[CURVE_COLUMNS]
+
+
+def _concat(frames, first_columns: list[str]) -> pd.DataFrame:
+    """The non-empty frames one below the other, first_columns first (an empty frame of them when none)."""
+    frames = [f for f in frames if len(f)]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=first_columns)
+    return table.reindex(columns=first_columns + [c for c in table.columns if c not in first_columns])
 
 
 def merge_dose_tables(folders, out_table, out_csv, out_curves, plots_dir) -> pd.DataFrame:
     """The DVH rows and curves of every dose folder in one table each (results/dose/dvh.parquet and .csv,
     dvh_curves.parquet), and a picture of the cumulative DVHs per patient and dose grid (plots_dir)."""
-    tables = [pd.read_parquet(f"{f}/dvh.parquet") for f in folders]
-    curves = [pd.read_parquet(f"{f}/dvh_curves.parquet") for f in folders]
-    table = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(len(t) for t in tables) else None
-    if table is None:
-        table = pd.DataFrame(columns=DVH_ID_COLUMNS)
-    curve = pd.concat([c for c in curves if len(c)], ignore_index=True) if any(len(c) for c in curves) else None
-    if curve is None:
-        curve = pd.DataFrame(columns=["patient_id", "dose_series_uid", "rtstruct_series_uid", "roi", "dose_gy"])
+    table = _concat([pd.read_parquet(f"{f}/dvh.parquet") for f in folders], DVH_ID_COLUMNS)
+    curve = _concat([pd.read_parquet(f"{f}/dvh_curves.parquet") for f in folders], CURVE_COLUMNS)
     table.to_parquet(out_table, index=False)
     table.to_csv(out_csv, index=False)
     curve.to_parquet(out_curves, index=False)

@@ -77,6 +77,8 @@ def modelling_table(
     features = features.assign(patient_id=features["patient_id"].map(normalise_barcode))
     series = series.assign(patient_id=series["patient_id"].map(normalise_barcode))
     clinical = clinical.assign(patient_id=clinical["patient_id"].map(normalise_barcode))
+    if dvh is not None:
+        dvh = dvh.assign(patient_id=dvh["patient_id"].map(normalise_barcode))
     images = series[series["convert"]]
     drawn = with_context(drawn_rows(features[features["modality"] == modality], roi, instances), series, timeline)
     ok = drawn[drawn["status"] == "ok"]
@@ -185,16 +187,17 @@ def dose_columns(dose: dict) -> list[str]:
 
 
 def dose_values(dvh: pd.DataFrame | None, patient: str, study_uid: str, rtstruct_uid: str, dose: dict) -> dict:
-    """The DVH metrics of one patient's chosen study: its dose grid by DoseSummationType (the plan's sum first,
-    radflow.dvh.SUMMATION_ORDER; ties by series UID), each ROI's row from the structure set the chosen image's ROI
-    came from where it has one, else its largest; NaN where the study has no dose grid or the grid no such ROI."""
+    """The DVH metrics of one patient's chosen study (dvh's patient IDs normalised, as modelling_table does): its
+    dose grid by DoseSummationType (the plan's sum first, radflow.dvh.SUMMATION_ORDER; ties by series UID), each
+    ROI's row from the structure set the chosen image's ROI came from where it has one, else its largest; NaN where
+    the study has no dose grid or the grid no such ROI."""
     from .dvh import METRIC_COLUMNS, SUMMATION_ORDER
 
     out = {c: np.nan for c in dose_columns(dose)}
     out["dose_series_uid"] = ""
     if dvh is None or not len(dvh):
         return out
-    mine = dvh[(dvh["patient_id"].map(normalise_barcode) == patient) & (dvh["study_uid"] == study_uid)]
+    mine = dvh[(dvh["patient_id"] == patient) & (dvh["study_uid"] == study_uid)]
     mine = mine[mine["status"] == "ok"]
     if not len(mine):
         return out
@@ -227,14 +230,16 @@ DICTIONARY_COLUMNS = ["column", "kind", "unit", "values", "rows", "meaning", "wh
 
 
 def column_dictionary(
-    table: pd.DataFrame, clinical: pd.DataFrame | None, image_units: str, normalized: bool = False
+    table: pd.DataFrame, clinical: pd.DataFrame | None, image_units: str, normalized: bool = False, dose=None
 ) -> pd.DataFrame:
     """One row per column of the modelling table: its kind (identifier, outcome, covariate, feature), unit, how many
     rows have a value, what it means, and, for a column no row has, why: which clinical files this run read and
     which ones give that column (radflow.clinical.COLUMN_READERS)."""
     from .clinical import COLUMN_MEANING, readers_of
+    from .dvh import metric_unit
     from .features import feature_class, feature_unit, pyradiomics_columns
 
+    doses = {f"dose_{roi}_{m}": (roi, m) for roi, metrics in (dose or {}).items() for m in metrics}
     files = set()
     if clinical is not None:
         for c in ("os_source", "covariates_source"):
@@ -250,13 +255,9 @@ def column_dictionary(
             meaning = f"pyradiomics {feature_class(c)} feature of the ROI"
         elif c in IDENTIFIERS:
             kind, unit, meaning = "identifier", "", IDENTIFIERS[c]
-        elif c.startswith("dose_"):
-            roi, metric = c[len("dose_") :].rsplit("_", 1) if not c.endswith("_cc") else (None, None)
-            if roi is None:  # V20Gy_cc: the metric holds an underscore
-                roi, metric = c[len("dose_") : -len("_cc")].rsplit("_", 1)
-                metric += "_cc"
-            kind = "dose"
-            unit = "cc" if metric.endswith("_cc") or metric == "volume" else "%" if metric.startswith("V") else "Gy"
+        elif c in doses:
+            roi, metric = doses[c]
+            kind, unit = "dose", metric_unit(metric)
             meaning = f"{metric} of {roi}, DVH from its contours in the chosen study's dose grid (dose_series_uid)"
         elif c in COLUMN_MEANING:
             kind = "outcome" if c.endswith(("_days", "_event")) else "covariate"
@@ -323,6 +324,6 @@ def write_modelling_table(
         # one unit, or none stated for the features when they are mixed
         used = features.loc[features["series_uid"].isin(set(table["series_uid"])), "image_units"].dropna().unique()
         image_units = used[0] if len(used) == 1 else units(modality) if len(used) == 0 else ""
-        column_dictionary(table, clinical, image_units, normalized).to_csv(dictionary_tsv, sep="\t", index=False)
+        column_dictionary(table, clinical, image_units, normalized, dose).to_csv(dictionary_tsv, sep="\t", index=False)
     cohort.to_csv(cohort_tsv, sep="\t", index=False)
     return table, cohort

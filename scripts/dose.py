@@ -5,15 +5,14 @@ from pathlib import Path
 from radflow.convert import convert_rtdose
 from radflow.dvh import dose_to_rois
 from radflow.failures import atomic_outputs
-from radflow.features import extract_series
 from radflow.orders import read_order
-from radflow.roi_names import FeatureRois, load_aliases
-from radflow.series_job import masks_step
+from radflow.roi_names import load_aliases
+from radflow.series_job import masks_step, run_features
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 i, o, p = snakemake.input, snakemake.output, snakemake.params
 order = read_order(i.order)
-with atomic_outputs(o.folder, o.features) as (folder, features_path):
+with atomic_outputs(o.folder) as (folder,):
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     on_images = {Path(image).name[: -len(".nii.gz")]: (image, out / f"on_{Path(image).name}") for image in i.images}
@@ -43,12 +42,14 @@ with atomic_outputs(o.folder, o.features) as (folder, features_path):
         p.roi_instances,
         p.contour_overlap,
     )
-    extract_series(
-        out / "dose.nii.gz",
-        out / "masks",
-        i.settings,
-        FeatureRois(p.feature_rois, i.roi_names),
-        p.max_roi_voxels,
-        progress=sys.stdout,
-    ).to_parquet(features_path, index=False)
     print(json.dumps(dict(dose_grid=sidecar["series_uid"], dvh_rows=len(table), masks=len(masks))))
+# dose features of those masks, as a features job extracts an image's (radflow.series_job.run_features)
+run_features(
+    Path(o.folder) / "dose.nii.gz",
+    Path(o.folder) / "masks",
+    o.features,
+    settings_path=i.settings,
+    roi_names_path=i.roi_names,
+    feature_rois=p.feature_rois,
+    max_roi_voxels=p.max_roi_voxels,
+)

@@ -16,6 +16,20 @@ RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 RTDOSE_STORAGE = "1.2.840.10008.5.1.4.1.1.481.2"
 
 
+def _rt_dataset(sop_class: str, modality: str, patient: str) -> Dataset:
+    """A new RT object's file meta, SOP, patient, study and series attributes (fresh UIDs)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientID, ds.PatientName = modality, patient, patient
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    return ds
+
+
 def write_rtstruct(
     path,
     rois: dict[str, list[np.ndarray]],
@@ -26,15 +40,7 @@ def write_rtstruct(
 ):
     """An RTSTRUCT file with one ROI per name; each contour an (N, 3) array of patient coordinates (mm).
     kinds: ContourGeometricType per ROI (default CLOSED_PLANAR); roi_types: RTROIInterpretedType per ROI."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = RTSTRUCT_STORAGE
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = RTSTRUCT_STORAGE, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientID, ds.PatientName = "RTSTRUCT", patient, patient
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds = _rt_dataset(RTSTRUCT_STORAGE, "RTSTRUCT", patient)
     ref_for = Dataset()
     ref_for.FrameOfReferenceUID = for_uid
     ds.ReferencedFrameOfReferenceSequence = Sequence([ref_for])
@@ -176,15 +182,8 @@ def write_rtdose(path, dose: sitk.Image, for_uid="1.2.3.4", patient="TCGA-00-999
     grid: frames at GridFrameOffsetVector from the first."""
     values = sitk.GetArrayFromImage(dose).astype(np.float64)  # (frames, rows, columns)
     scaling = max(float(values.max()), 1e-6) / 4_000_000_000
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = RTDOSE_STORAGE
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = RTDOSE_STORAGE, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientID, ds.PatientName = "RTDOSE", patient, patient
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = generate_uid(), generate_uid(), for_uid
+    ds = _rt_dataset(RTDOSE_STORAGE, "RTDOSE", patient)
+    ds.FrameOfReferenceUID = for_uid
     sx, sy, sz = dose.GetSpacing()
     ds.ImagePositionPatient = [f"{v:.6f}" for v in dose.GetOrigin()]
     ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
