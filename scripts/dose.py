@@ -7,7 +7,7 @@ from radflow.dvh import dose_to_rois
 from radflow.failures import atomic_outputs
 from radflow.orders import read_order
 from radflow.roi_names import load_aliases
-from radflow.series_job import masks_step, run_features
+from radflow.series_job import masks_step
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 i, o, p = snakemake.input, snakemake.output, snakemake.params
@@ -32,7 +32,7 @@ with atomic_outputs(o.folder) as (folder,):
     for r in table.itertuples():
         detail = f"Dmean {r.dmean_gy:.2f} Gy, {r.volume_cc:.2f} cc" if r.status == "ok" else r.reason
         print(f"DVH {r.roi} ('{r.roi_original}'): {r.status}, {detail}")
-    # dose features: the same ROIs rasterised on the dose grid, pyradiomics with the RTDOSE settings
+    # the same ROIs rasterised on the dose grid, for their dose features (rule dose_features)
     masks = masks_step(
         dict(series_key=sidecar["series_uid"], structures=structures) if structures else None,
         out / "dose.nii.gz",
@@ -43,13 +43,3 @@ with atomic_outputs(o.folder) as (folder,):
         p.contour_overlap,
     )
     print(json.dumps(dict(dose_grid=sidecar["series_uid"], dvh_rows=len(table), masks=len(masks))))
-# dose features of those masks, as a features job extracts an image's (radflow.series_job.run_features)
-run_features(
-    Path(o.folder) / "dose.nii.gz",
-    Path(o.folder) / "masks",
-    o.features,
-    settings_path=i.settings,
-    roi_names_path=i.roi_names,
-    feature_rois=p.feature_rois,
-    max_roi_voxels=p.max_roi_voxels,
-)

@@ -164,6 +164,22 @@ def test_a_study_deployed_with_snakedeploy(demo_run, demo_dir, tmp_path):
     proc = subprocess.run(verify, cwd=study, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
 
+    # a change of the dose features' settings: their one job (one RTDOSE in the demo) and its readers, not the dose
+    dose_settings = study / "config" / "pyradiomics" / "RTDOSE.yaml"
+    dose_settings.write_text(dose_settings.read_text().replace("binWidth: 0.5", "binWidth: 1"))
+    plan = _snakemake(study, "-n")
+    assert plan.returncode == 0, plan.stdout[-2000:] + plan.stderr[-3000:]
+    assert _job_counts(plan.stdout) == {
+        "dose_features": 1,
+        "merge_features": 1,
+        "delta_radiomics": 1,
+        "modelling_table": 1,
+        "qc_summary": 1,
+        "survival": 1,
+        "provenance": 1,
+        "all": 1,
+    }
+
 
 @pytest.mark.workflow
 def test_switching_an_analysis_off_removes_its_outputs(demo_run, tmp_path):

@@ -34,13 +34,10 @@ rule dose:
         # the structure sets of those images (their masks orders): every ROI gets a DVH and dose features
         structures=dose_structures,
         roi_names=config["roi_names"],
-        settings=f"{config['pyradiomics_settings']}/RTDOSE.yaml",
     output:
         # dose.nii.gz (Gy), on_<CT>.nii.gz, dose.json; dvh.parquet and dvh_curves.parquet: each ROI of the
         # structure sets of its CTs (radflow.dvh, from the contours); masks/: those ROIs on the dose grid
         folder=directory("results/dose/{patient}/{series}"),
-        # the dose features of those masks: rows of the features table with modality RTDOSE
-        features="results/features/{patient}/dose_{series}.parquet",
     log:
         "logs/dose/{patient}/{series}.log",
     conda:
@@ -52,10 +49,31 @@ rule dose:
     params:
         contour_overlap=config["contour_overlap"],
         roi_instances=config["roi_instances"],
+    script:
+        "../../scripts/dose.py"
+
+
+# The dose features of a dose grid's ROI masks: rows of the features table with modality RTDOSE. Its own job, as an
+# image's features are: a change of RTDOSE.yaml redoes these and their readers, not the dose grids or the DVHs.
+rule dose_features:
+    input:
+        folder="results/dose/{patient}/{series}",
+        roi_names=config["roi_names"],
+        settings=f"{config['pyradiomics_settings']}/RTDOSE.yaml",
+    output:
+        "results/features/{patient}/dose_{series}.parquet",
+    log:
+        "logs/dose_features/{patient}/{series}.log",
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=attempt_mb(2000),
+        runtime=attempt_minutes(10),
+    params:
         feature_rois=config["feature_rois"],
         max_roi_voxels=config["max_roi_voxels"],
     script:
-        "../../scripts/dose.py"
+        "../../scripts/dose_features.py"
 
 
 # Every dose grid's DVHs in one table, and their curves as pictures for the report.
