@@ -31,7 +31,7 @@ demo: install
 	@echo "  robustness/, negative_controls/,  which features to trust: ICC under perturbation, negative controls,"
 	@echo "  harmonised/                       the modelling table harmonised across sites (README)"
 	@echo "  provenance/                       the settings behind the numbers; radflow verify results/ checks the folder"
-	@echo "  $(BIN)/snakemake --report report.html   puts them all into one HTML report"
+	@echo "  $(BIN)/snakemake --report report.html --configfile $(DEMO_CONFIG)   puts them all into one HTML report"
 
 test: install
 	$(BIN)/python -m pytest -q --durations=15 tests
