@@ -84,6 +84,79 @@ def series_grid(files_or_headers) -> Grid:
     return stack_geometry(headers)[1]
 
 
+# Acquisition and reconstruction parameters kept in the sidecar for the methods and the reporting checklists
+# (radflow.paper): sidecar key -> DICOM keyword, per modality. Numbers per series as the median over its slices
+# (with the range when they vary, e.g. the tube current under automatic exposure control); texts as their values.
+ACQUISITION_TAGS = {
+    "CT": {
+        "kvp": "KVP",
+        "tube_current_ma": "XRayTubeCurrent",
+        "exposure_mas": "Exposure",
+        "kernel": "ConvolutionKernel",
+        "contrast_agent": "ContrastBolusAgent",
+    },
+    "PT": {
+        "reconstruction": "ReconstructionMethod",
+        "attenuation_correction": "AttenuationCorrectionMethod",
+        "corrections": "CorrectedImage",
+        "kernel": "ConvolutionKernel",
+    },
+    "MR": {
+        "field_strength_t": "MagneticFieldStrength",
+        "repetition_time_ms": "RepetitionTime",
+        "echo_time_ms": "EchoTime",
+        "inversion_time_ms": "InversionTime",
+        "flip_angle_deg": "FlipAngle",
+        "echo_train_length": "EchoTrainLength",
+        "scanning_sequence": "ScanningSequence",
+        "sequence_variant": "SequenceVariant",
+        "acquisition_type": "MRAcquisitionType",
+        "contrast_agent": "ContrastBolusAgent",
+    },
+}
+
+
+def _tag_values(datasets, keyword) -> list:
+    out = []
+    for ds in datasets:
+        v = ds.get(keyword)
+        if v is None or v == "":
+            continue
+        out.extend(list(v) if isinstance(v, pydicom.multival.MultiValue) else [v])
+    return out
+
+
+def acquisition_parameters(datasets, modality: str) -> dict:
+    """The modality's acquisition and reconstruction parameters of a series, as its headers give them: numbers as
+    the median over the slices (key_range [min, max] when they vary), texts as their distinct values joined by
+    " / ". A tag no slice carries is left out. PET also names the radiopharmaceutical."""
+    out: dict = dict(model=str(datasets[0].get("ManufacturerModelName", "")).strip())
+    for key, keyword in ACQUISITION_TAGS.get(modality, {}).items():
+        values = _tag_values(datasets, keyword)
+        if not values:
+            continue
+        try:
+            numbers = np.array([float(v) for v in values])
+        except (TypeError, ValueError):
+            texts = list(dict.fromkeys(str(v).strip() for v in values if str(v).strip()))
+            if texts:
+                out[key] = " / ".join(texts)
+            continue
+        out[key] = float(np.median(numbers))
+        if numbers.min() != numbers.max():
+            out[key + "_range"] = [float(numbers.min()), float(numbers.max())]
+    if modality == "PT":
+        for info in datasets[0].get("RadiopharmaceuticalInformationSequence", []):
+            tracer = str(info.get("Radiopharmaceutical", "")).strip()
+            codes = info.get("RadionuclideCodeSequence", [])
+            nuclide = str(codes[0].get("CodeMeaning", "")).strip() if codes else ""
+            if tracer or nuclide:
+                out["radiopharmaceutical"] = tracer or nuclide
+                out["radionuclide"] = nuclide
+            break
+    return out
+
+
 def read_series(files) -> tuple[list, np.ndarray, Grid, list[str]]:
     """(datasets sorted along the slice normal, rescaled volume [k, j, i] float64, grid, warnings)."""
     datasets, grid, warnings = stack_geometry([pydicom.dcmread(f) for f in files])
@@ -138,6 +211,7 @@ def convert_series(
         frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "")),
         series_description=str(first.get("SeriesDescription", "")),
         manufacturer=str(first.get("Manufacturer", "")),
+        acquisition=acquisition_parameters(datasets, modality),
         n_slices=len(datasets),
         size=list(grid.size),
         spacing=list(grid.spacing),

@@ -149,6 +149,7 @@ def test_a_study_deployed_with_snakedeploy(demo_run, demo_dir, tmp_path):
         "modelling_table": 1,
         "qc_summary": 1,
         "survival": 1,
+        "paper": 1,
         "provenance": 1,
         "all": 1,
     }
@@ -163,6 +164,12 @@ def test_a_study_deployed_with_snakedeploy(demo_run, demo_dir, tmp_path):
     assert (after.loc[ok, "original_glcm_JointEntropy"] > mine.loc[after[ok].index, "original_glcm_JointEntropy"]).all()
     proc = subprocess.run(verify, cwd=study, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
+    # the paper folder says what the run did: 10 HU now, and so does the checklist
+    paper = results / "paper"
+    methods = (paper / "methods.md").read_text()
+    assert "a fixed bin width of 10 HU" in methods and "bin width of 25 HU" not in methods
+    checklist = pd.read_csv(paper / "reporting_checklist.tsv", sep="\t", dtype=str).set_index(["standard", "item"])
+    assert "CT: fixed bin size (FBS), 10 HU" in checklist.loc[("IBSI-1", "56b"), "value"]
 
     # a change of the dose features' settings: their one job (one RTDOSE in the demo) and its readers, not the dose
     dose_settings = study / "config" / "pyradiomics" / "RTDOSE.yaml"
@@ -176,9 +183,24 @@ def test_a_study_deployed_with_snakedeploy(demo_run, demo_dir, tmp_path):
         "modelling_table": 1,
         "qc_summary": 1,
         "survival": 1,
+        "paper": 1,
         "provenance": 1,
         "all": 1,
     }
+    # ... and of the CT resampling: run, the methods, the checklist and the dictionary follow (the dose's too)
+    settings.write_text(settings.read_text().replace("Spacing: [1, 1, 1]", "Spacing: [2, 2, 2]"))
+    run = _snakemake(study)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    methods = (paper / "methods.md").read_text()
+    ct_paragraph = methods.split("**CT**")[1].split("**")[0]
+    assert "resampled to 2×2×2 mm voxels" in ct_paragraph and "a fixed bin width of 10 HU" in ct_paragraph
+    assert "a fixed bin width of 1 Gy" in methods
+    checklist = pd.read_csv(paper / "reporting_checklist.tsv", sep="\t", dtype=str).set_index(["standard", "item"])
+    assert "CT: 2×2×2 mm" in checklist.loc[("IBSI-1", "51"), "value"]
+    dictionary = pd.read_csv(paper / "features.tsv", sep="\t", dtype=str)
+    ct_rows = dictionary[dictionary["modality"].eq("CT")]
+    assert ct_rows["settings"].str.contains("resampled to 2×2×2 mm", regex=False).all()
+    assert subprocess.run(verify, cwd=study, capture_output=True, text=True).returncode == 0
 
 
 @pytest.mark.workflow

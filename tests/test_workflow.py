@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -212,6 +213,9 @@ def test_overlays_counts_and_report(demo_run, features, truth):
         "problems.tsv",
         "km.png",
         "dvh.csv",
+        "methods.html",
+        "reporting_checklist.tsv",
+        "features.tsv",
     ):
         assert category in html, category
     # robustness, negative controls and harmonisation (on in the shipped config): the ICC plot per feature class,
@@ -539,3 +543,61 @@ def test_dose_features_are_rows_of_the_features_table(demo_run, features, truth)
         assert rows.loc[roi, "original_firstorder_Mean"] == pytest.approx(dvh.loc[roi, "dmean_gy"], abs=0.5), roi
     kept = demo_run / "results" / "provenance" / "settings" / "pyradiomics" / "RTDOSE.yaml"
     assert kept.read_bytes() == (demo_run / "config" / "pyradiomics" / "RTDOSE.yaml").read_bytes()
+
+
+def test_the_paper_folder_states_what_the_run_did(demo_run, features, truth):
+    """results/paper/: the methods' numbers are the run's (patients, scanners as the index counts them, kVp and
+    kernel from the headers, bin widths per modality, the robustness ratings and the DVH method as their tables
+    have them); the checklist holds every item of IBSI-1, CLEAR and METRICS once; the dictionary every feature
+    column of the table with its unit; cite.md what this run used."""
+    results = demo_run / "results"
+    paper = results / "paper"
+    methods = (paper / "methods.md").read_text()
+    checklist = pd.read_csv(paper / "reporting_checklist.tsv", sep="\t", dtype=str, keep_default_na=False)
+    assert checklist.groupby("standard").size().to_dict() == {"IBSI-1": 104, "CLEAR": 58, "METRICS": 30}
+    items = checklist.set_index(["standard", "item"])
+
+    ok = features[features["status"] == "ok"]
+    assert f"Features were computed for {len(truth['patients'])} patients" in methods
+    series = pd.read_parquet(results / "index" / "series.parquet")
+    used = series[series["series_uid"].isin(set(ok.loc[ok["modality"] != "RTDOSE", "series_uid"]))]
+    scanners = items.loc[("IBSI-1", "7"), "value"]
+    for modality, g in used.groupby("modality"):
+        listed = scanners.split(f"{ {'PT': 'PET'}.get(modality, modality) }: ")[1].split(";")[0]
+        for scanner, n in (g["manufacturer"] + " " + g["manufacturer_model"]).value_counts().items():
+            assert f"{scanner} (n = {n})" in listed, (modality, scanner)
+    models = {p["scanner_model"] for p in truth["patients"].values()}
+    assert all(m in methods for m in models) and len(models) == 2
+    n_ct = int((used["modality"] == "CT").sum())
+    assert "tube voltage 120 kVp" in methods and f"reconstruction kernel STANDARD (n = {n_ct})" in methods
+    assert items.loc[("IBSI-1", "14"), "value"] == f"120 kVp ({n_ct} of {n_ct} series)"
+    for text in (
+        "a fixed bin width of 25 HU",
+        "a fixed bin width of 0.25 SUVbw",
+        "a fixed bin width of 0.5 Gy",
+        "a fixed bin number of 32",
+        "SUVbw, g/ml",
+    ):
+        assert text in methods, text
+    icc = pd.read_csv(results / "robustness" / "icc.csv")
+    ratings = re.search(r"was rated ((?:\w+ \(n = \d+\)(?:, )?)+)", methods).group(1)
+    assert sum(int(n) for n in re.findall(r"n = (\d+)", ratings)) == len(icc)
+    dvh = pd.read_parquet(results / "dose" / "dvh.parquet")
+    assert dvh["method"].iloc[0] in methods
+
+    dictionary = pd.read_csv(paper / "features.tsv", sep="\t", dtype=str, keep_default_na=False)
+    from radflow.features import pyradiomics_columns
+
+    for modality, g in ok.groupby("modality"):
+        columns = {c for c in pyradiomics_columns(g) if g[c].notna().any()}
+        rows = dictionary[(dictionary["kind"] == "feature") & (dictionary["modality"] == modality)]
+        assert set(rows["column"]) == columns and len(rows) == len(columns), modality
+    mean = dictionary[dictionary["column"].eq("original_firstorder_Mean")].set_index("modality")
+    assert mean.loc[["CT", "PT", "RTDOSE"], "ucum"].tolist() == ["[hnsfld'U]", "{SUVbw}g/ml", "Gy"]
+    assert mean["ibsi_code"].eq("Q4LE").all()
+
+    cite = (paper / "cite.md").read_text()
+    for key in ("pyradiomics", "IBSI", "Snakemake", "ComBat", "READII", "perturbation", "lifelines", "CLEAR"):
+        assert f"**{key}**" in cite, key
+    assert "TCGA-CDR" not in cite and "**TCIA**" not in cite  # OS from the clinical file; the demo is synthetic
+    assert "<h2>Regions of interest</h2>" in (paper / "methods.html").read_text()

@@ -295,6 +295,7 @@ def run_outputs():
         "results/dose/dvh.csv",
         "results/dose/dvh_curves.parquet",
         "results/qc/dvh",
+        *PAPER_FILES,
     ]
     if HAS_CLINICAL:
         out += [
@@ -344,3 +345,36 @@ def settings_files():
 
     files = {f"pyradiomics/{m}.yaml": f"{config['pyradiomics_settings']}/{m}.yaml" for m in settings_modalities(config)}
     return dict(files, **{"roi_names.yaml": config["roi_names"]})
+
+
+# The paper folder (rules/paper.smk): what it reads besides the tables every run has.
+PAPER_FILES = [
+    "results/paper/methods.md",
+    "results/paper/methods.html",
+    "results/paper/reporting_checklist.tsv",
+    "results/paper/features.tsv",
+    "results/paper/cite.md",
+]
+
+
+def paper_inputs(wildcards):
+    """The image sidecars (acquisition parameters, SUV) of every masked series, and the outputs of the analyses
+    switched on: what the methods and the checklist say of them."""
+    out = dict(sidecars=[f"results/images/{p}/{s}.json" for p, s, _ in series_with_masks()])
+    if ROBUSTNESS:
+        out["icc"] = "results/robustness/icc.csv"
+    if HARMONISATION and HAS_CLINICAL:
+        out["batches"] = "results/harmonised/batches.tsv"
+    if HAS_CLINICAL:
+        out["survival"] = "results/survival/summary.json"
+    record = [f for f in _downloaded_clinical_outputs() if f.endswith("clinical.json")]
+    if record:
+        out["clinical_record"] = record[0]
+    return out
+
+
+def paper_settings():
+    """{modality: pyradiomics settings file} of every modality with settings (config_check.settings_modalities)."""
+    from radflow.config_check import settings_modalities
+
+    return {m: f"{config['pyradiomics_settings']}/{m}.yaml" for m in settings_modalities(config)}

@@ -1,0 +1,84 @@
+"""The paper folder a run writes (results/paper/): methods.md (and methods.html for the report),
+reporting_checklist.tsv, features.tsv and cite.md, from the run's outputs."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from .checklist import reporting_checklist
+from .cite import cite_markdown
+from .dictionary import features_dictionary
+from .facts import read_sidecars, run_facts
+from .methods import methods_markdown
+
+FILES = ("methods.md", "methods.html", "reporting_checklist.tsv", "features.tsv", "cite.md")
+
+
+def _inline(text: str) -> str:
+    text = html.escape(text)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
+    return re.sub(r"(?<![\w/])_(.+?)_(?![\w/])", r"<em>\1</em>", text)
+
+
+def markdown_html(markdown: str, title: str) -> str:
+    """The few markdown forms methods.md uses (headings, paragraphs, bullet lists, bold, italics) as a standalone
+    HTML page for the Snakemake report."""
+    body = []
+    for block in markdown.strip().split("\n\n"):
+        if block.startswith("#"):
+            level = len(block) - len(block.lstrip("#"))
+            body.append(f"<h{level}>{_inline(block[level:].strip())}</h{level}>")
+        elif block.startswith("- "):
+            items = "".join(f"<li>{_inline(line[2:])}</li>" for line in block.splitlines())
+            body.append(f"<ul>{items}</ul>")
+        else:
+            body.append(f"<p>{_inline(block)}</p>")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        "<style>body{font-family:sans-serif;max-width:52em;margin:2em auto;line-height:1.5}</style></head>"
+        f"<body>{''.join(body)}</body></html>\n"
+    )
+
+
+def _table(path, **kw):
+    return pd.read_csv(path, **kw) if path and Path(path).exists() else None
+
+
+def _json(path):
+    return json.loads(Path(path).read_text()) if path and Path(path).exists() else None
+
+
+def write_paper_folder(inputs: dict, settings: dict, config: dict, outputs: dict) -> dict:
+    """Write the paper folder's files (outputs: {name in FILES: path}) from the run's tables. inputs: features,
+    series, rois (parquet), sidecars (list), dvh (parquet, optional), icc, batches, survival, clinical_record
+    (optional); settings: {modality: settings file}. Returns the facts."""
+    features = pd.read_parquet(inputs["features"])
+    dvh = pd.read_parquet(inputs["dvh"]) if inputs.get("dvh") and Path(inputs["dvh"]).exists() else None
+    analysis_outputs = dict(
+        icc=_table(inputs.get("icc")),
+        batches=_table(inputs.get("batches"), sep="\t"),
+        survival=_json(inputs.get("survival")),
+    )
+    facts = run_facts(
+        features,
+        pd.read_parquet(inputs["series"]),
+        pd.read_parquet(inputs["rois"]),
+        read_sidecars(inputs.get("sidecars") or []),
+        settings,
+        config,
+        analysis_outputs,
+        _json(inputs.get("clinical_record")),
+    )
+    method = str(dvh["method"].iloc[0]) if dvh is not None and len(dvh) and "method" in dvh else None
+    methods = methods_markdown(facts, method)
+    Path(outputs["methods.md"]).write_text(methods, encoding="utf-8")
+    Path(outputs["methods.html"]).write_text(markdown_html(methods, "Methods (radflow)"), encoding="utf-8")
+    reporting_checklist(facts).to_csv(outputs["reporting_checklist.tsv"], sep="\t", index=False)
+    features_dictionary(features, facts["settings"]).to_csv(outputs["features.tsv"], sep="\t", index=False)
+    Path(outputs["cite.md"]).write_text(cite_markdown(facts), encoding="utf-8")
+    return facts
