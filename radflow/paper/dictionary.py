@@ -96,6 +96,10 @@ UCUM = {
     "Gy²": "Gy2",
     "Gy²·mm³": "Gy2.mm3",
 }
+# IBSI features whose pyradiomics value differs from IBSI's definition (radflow.ibsi_mode adds IBSI's as ibsi_*)
+DEFINED_OTHERWISE = frozenset(ibsi.IBSI_DEFINED)
+# IBSI's second name for a quantity pyradiomics computes once (the first name is the one a code stands for)
+ALIASES = frozenset({"cm_sum_var", "cm_dissimilarity", "ngl_glnu_norm"})
 NOTES = {
     "stat_kurt": "pyradiomics' kurtosis; IBSI's (excess) kurtosis is this minus 3 (column ibsi_stat_kurt in IBSI mode)",
     "morph_pca_maj_axis": "pyradiomics divides the covariance by N, IBSI by N - 1 (ibsi_morph_pca_* in IBSI mode)",

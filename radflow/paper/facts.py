@@ -175,7 +175,11 @@ def roi_facts(features: pd.DataFrame, rois: pd.DataFrame, config: dict) -> dict:
         },
         rows_ok=int(len(ok)),
         rows_not_ok=int(len(failed)),
-        not_ok_reasons=_counts(failed["reason"].astype(str).str.split(":").str[0]) if len(failed) else {},
+        not_ok_reasons=_counts(
+            failed["reason"].astype(str).str.replace(r"^ROI '[^']*' ", "", regex=True).str.split(":").str[0]
+        )
+        if len(failed)
+        else {},
         contour_overlap=config.get("contour_overlap"),
         roi_instances=config.get("roi_instances"),
         feature_rois=config.get("feature_rois"),
@@ -325,6 +329,6 @@ def fmt(x, digits: int = 3) -> str:
 def fmt_range(r, unit: str = "") -> str:
     if not r:
         return "not recorded"
-    lo, hi = r
-    text = fmt(lo) if lo == hi else f"{fmt(lo)}–{fmt(hi)}"
+    lo, hi = fmt(r[0]), fmt(r[1])
+    text = lo if lo == hi else f"{lo}–{hi}"
     return f"{text} {unit}".strip()

@@ -317,6 +317,7 @@ def switched_off_outputs():
     out += [] if ROBUSTNESS else ["results/robustness"]
     out += [] if CONTROLS and HAS_CLINICAL else ["results/negative_controls"]
     out += [] if HARMONISATION and HAS_CLINICAL else ["results/harmonised"]
+    out += [] if config["dicom_export"] else ["results/dicom"]
     if not HAS_CLINICAL:
         out += ["results/clinical.csv", "results/clinical_problems.tsv", "results/modelling_table.csv"]
         out += ["results/modelling_table_columns.tsv"]
@@ -324,9 +325,16 @@ def switched_off_outputs():
     return out
 
 
+def dicom_exports(wildcards):
+    """With dicom_export: the DICOM SEG and SR folder of every masked image series."""
+    if not config["dicom_export"]:
+        return []
+    return [f"results/dicom/{p}/{s}" for p, s, _ in series_with_masks()]
+
+
 def indexed_outputs(wildcards):
-    """The dose folders and ROI outline pictures: one per dose grid and per masked image series of the index."""
-    return dose_files(wildcards) + overlay_dirs(wildcards)
+    """The dose folders, ROI outline pictures and DICOM exports: one per dose grid and per masked image series."""
+    return dose_files(wildcards) + overlay_dirs(wildcards) + dicom_exports(wildcards)
 
 
 def _downloaded_clinical_outputs():

@@ -25,3 +25,25 @@ rule paper:
         settings=paper_settings(),
     script:
         "../../scripts/paper.py"
+
+
+# Results as DICOM (config dicom_export): per masked image series, its masks as a DICOM SEG and its features as a
+# DICOM SR TID 1500 (radflow.paper.dicom_export), referencing the source images.
+rule dicom_export:
+    input:
+        order=work_order("convert"),
+        masks="results/masks/{patient}/{series}",
+        features="results/features/{patient}/{series}.parquet",
+        settings=settings_file,
+    output:
+        directory("results/dicom/{patient}/{series}"),
+    log:
+        "logs/dicom_export/{patient}/{series}.log",
+    conda:
+        CONDA_ENV
+    resources:
+        # the SEG's frames: every mask of the series at once (a planning CT's 28 ROIs, body outline included)
+        mem_mb=attempt_mb(4000),
+        runtime=attempt_minutes(10),
+    script:
+        "../../scripts/dicom_export.py"
