@@ -31,6 +31,18 @@ def _reference() -> Path:
 REFERENCE = _reference()
 
 
+def debian_tool(name: str, package: str) -> str:
+    """The path of a Debian tool a test reads radflow's output with (.ci/run installs it): under CI=true a missing
+    tool fails the test, elsewhere it skips it, saying which package to install."""
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name} is not installed (apt-get install {package})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def snakemake_env() -> dict:
     """PATH with this interpreter's bin first, so that snakemake and its scripts use the project's venv."""
     env = dict(os.environ)
