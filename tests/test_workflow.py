@@ -214,8 +214,8 @@ def test_overlays_counts_and_report(demo_run, features, truth):
         "km.png",
         "dvh.csv",
         "methods.html",
-        "reporting_checklist.tsv",
-        "features.tsv",
+        "reporting_checklist.html",
+        "features.html",
     ):
         assert category in html, category
     # robustness, negative controls and harmonisation (on in the shipped config): the ICC plot per feature class,
@@ -618,3 +618,67 @@ def test_dicom_seg_and_sr_are_read_back_by_others(demo_run, features, tmp_path):
     for folder in folders:
         rows = ok[(ok["patient_id"] == folder.parent.name) & (ok["series_uid"] == folder.name)]
         check_series_export(folder, results, rows, dictionary, tmp_path)
+
+
+def test_the_report_in_a_real_browser(demo_run, features):
+    """snakemake --report, opened in headless Chromium as a person would: no console error or uncaught exception,
+    every embedded picture decodes, the categories are there, the Paper category shows the methods (with the run's
+    CT bin width) and the checklist (IBSI-1, CLEAR and METRICS rows). A screenshot of the methods is kept next to
+    the report (report_methods.png)."""
+    import base64
+    import time
+
+    from browser import Browser
+    from conftest import run_snakemake
+
+    report = demo_run / "report.html"
+    if not report.exists():
+        proc = run_snakemake(demo_run, "--report", "report.html")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    browser = Browser()
+    try:
+        browser.open(report.as_uri())
+        time.sleep(1.5)  # the report renders itself after the load event
+        sidebar = browser.evaluate("document.body.innerText")
+        for category in ("Cohort", "Dose", "Feature distributions", "Mask overlays", "Paper", "Robustness"):
+            assert category in sidebar, category
+        found, decoded = browser.evaluate(
+            """(async () => {
+                const uris = Array.from(document.documentElement.innerHTML.matchAll(/data:image\\/png;[^"'\\s)]+/g));
+                let decoded = 0;
+                for (const [uri] of uris) {
+                    const img = new Image(); img.src = uri;
+                    try { await img.decode(); if (img.naturalWidth > 0) decoded++; } catch (e) {}
+                }
+                return [uris.length, decoded];
+            })()"""
+        )
+        overlays = len(list((demo_run / "results" / "qc" / "overlays").rglob("*.png")))
+        assert found == decoded and decoded >= overlays > 50
+
+        def show(category, file):
+            browser.evaluate(
+                f"Array.from(document.querySelectorAll('a')).find(e => e.textContent.trim() === '{category}').click()"
+            )
+            time.sleep(0.5)
+            browser.evaluate(
+                "Array.from(document.querySelectorAll('td')).find(e => e.textContent.trim() === "
+                f"'{file}').parentElement.querySelector('a[iconname=eye]').click()"
+            )
+            time.sleep(1.5)
+            src = browser.evaluate("document.querySelector('iframe').src")
+            return base64.b64decode(src.split("base64,", 1)[1]).decode()
+
+        methods = show("Paper", "results/paper/methods.html")
+        assert "<h1>Methods: image processing and feature extraction</h1>" in methods
+        assert "a fixed bin width of 25 HU" in methods
+        browser.screenshot(demo_run / "report_methods.png")
+        browser.open(report.as_uri())  # from the top again
+        time.sleep(1.5)
+        checklist = show("Paper", "results/paper/reporting_checklist.html")
+        for text in ('<td class="standard">IBSI-1</td>', '<td class="standard">CLEAR</td>', "Scanner type"):
+            assert text in checklist, text
+        problems = [c for c in browser.console if c["level"] in ("error", "exception")]
+        assert not problems, problems
+    finally:
+        browser.close()

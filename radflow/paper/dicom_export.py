@@ -97,6 +97,32 @@ def keep_only_the_patient_id(ds: pydicom.Dataset) -> None:
     for keyword in BLANKED:
         if keyword in ds:
             ds.data_element(keyword).value = ""
+    # de-identified sources (TCIA's) say PatientIdentityRemoved YES, which makes the method Type 1C; some (NSCLC-
+    # Radiomics) leave it out, which the SEG and SR then inherit as an error
+    said = str(ds.get("DeidentificationMethod", "")) or "DeidentificationMethodCodeSequence" in ds
+    if str(ds.get("PatientIdentityRemoved", "")).upper() == "YES" and not said:
+        ds.DeidentificationMethod = "as the source images; radflow kept only the PatientID"
+
+
+# value lengths of the VRs a source's study and patient modules carry (PS3.5 table 6.2-1)
+MAX_LENGTH = {"SH": 16, "LO": 64, "CS": 16, "AE": 16}
+
+
+def fit_lengths(ds: pydicom.Dataset) -> list[str]:
+    """Cut the top-level text values a SEG or SR copied from its source that are longer than their VR allows (real
+    sources have them: the IBSI sarcoma CTs' StudyID holds 17-20 characters of a 16-character SH); returns what
+    was cut, for export.json."""
+    cut = []
+    for element in ds:
+        limit = MAX_LENGTH.get(element.VR)
+        if not limit or element.value is None or element.VM == 0:
+            continue
+        values = list(element.value) if element.VM > 1 else [element.value]
+        if any(len(str(v)) > limit for v in values):
+            fitted = [str(v)[:limit] for v in values]
+            element.value = fitted if element.VM > 1 else fitted[0]
+            cut.append(f"{element.keyword} (over {limit} characters in the source)")
+    return cut
 
 
 def describe_private_scheme(ds: pydicom.Dataset) -> None:
@@ -313,14 +339,17 @@ def export_series(files, masks_dir, features, out_dir, normalized: bool = False)
     summary: dict = dict(status="ok", seg="", sr="", segments=0, measurement_groups=0, measurements=0, reason="")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*person name.*", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*exceeds the maximum length.*", category=UserWarning)
         try:
             datasets = source_images(files)
             seg, numbers = build_seg(datasets, masks_dir)
             keep_only_the_patient_id(seg)
+            summary["cut"] = fit_lengths(seg)
             seg.save_as(out / SEG_NAME)
             summary.update(seg=SEG_NAME, segments=len(numbers))
             sr = build_sr(datasets, seg, numbers, features, normalized)
             keep_only_the_patient_id(sr)
+            fit_lengths(sr)
             describe_private_scheme(sr)
             sr.save_as(out / SR_NAME)
             groups = features[(features["status"] == "ok") & features["roi_label"].isin(numbers)]

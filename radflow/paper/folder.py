@@ -16,7 +16,20 @@ from .dictionary import features_dictionary
 from .facts import read_sidecars, run_facts
 from .methods import methods_markdown
 
-FILES = ("methods.md", "methods.html", "reporting_checklist.tsv", "features.tsv", "cite.md")
+FILES = (
+    "methods.md",
+    "methods.html",
+    "reporting_checklist.tsv",
+    "reporting_checklist.html",
+    "features.tsv",
+    "features.html",
+    "cite.md",
+)
+STYLE = (
+    "body{font-family:sans-serif;margin:1.5em;line-height:1.4}table{border-collapse:collapse;font-size:0.85em}"
+    "th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}th{background:#eee}"
+    "tr.run td.status{background:#d7f5dd}tr.partly td.status{background:#fff2c6}tr.author td.status{background:#f6d6d6}"
+)
 
 
 def _inline(text: str) -> str:
@@ -42,6 +55,25 @@ def markdown_html(markdown: str, title: str) -> str:
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         "<style>body{font-family:sans-serif;max-width:52em;margin:2em auto;line-height:1.5}</style></head>"
         f"<body>{''.join(body)}</body></html>\n"
+    )
+
+
+def table_html(table: pd.DataFrame, title: str, intro: str, row_class: str | None = None) -> str:
+    """A table as a standalone HTML page for the Snakemake report (which shows HTML, not TSV); row_class: the column
+    whose value classes each row (the checklist's status, coloured)."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    rows = []
+    for _, row in table.iterrows():
+        cls = f' class="{html.escape(str(row[row_class]).replace("/", ""))}"' if row_class else ""
+        cells = "".join(
+            f'<td class="{html.escape(str(c))}">{html.escape("" if pd.isna(v) else str(v))}</td>'
+            for c, v in row.items()
+        )
+        rows.append(f"<tr{cls}>{cells}</tr>")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></body></html>\n"
     )
 
 
@@ -78,7 +110,22 @@ def write_paper_folder(inputs: dict, settings: dict, config: dict, outputs: dict
     methods = methods_markdown(facts, method)
     Path(outputs["methods.md"]).write_text(methods, encoding="utf-8")
     Path(outputs["methods.html"]).write_text(markdown_html(methods, "Methods (radflow)"), encoding="utf-8")
-    reporting_checklist(facts).to_csv(outputs["reporting_checklist.tsv"], sep="\t", index=False)
-    features_dictionary(features, facts["settings"]).to_csv(outputs["features.tsv"], sep="\t", index=False)
+    checklist = reporting_checklist(facts)
+    checklist.to_csv(outputs["reporting_checklist.tsv"], sep="\t", index=False)
+    counts = checklist.groupby(["standard", "status"]).size()
+    summary = "; ".join(
+        f"{std}: " + ", ".join(f"{n} {status}" for status, n in counts[std].items())
+        for std in checklist["standard"].unique()
+    )
+    Path(outputs["reporting_checklist.html"]).write_text(
+        table_html(checklist, "Reporting checklist (radflow)", f"Answered from this run. {summary}.", "status"),
+        encoding="utf-8",
+    )
+    dictionary = features_dictionary(features, facts["settings"])
+    dictionary.to_csv(outputs["features.tsv"], sep="\t", index=False)
+    Path(outputs["features.html"]).write_text(
+        table_html(dictionary, "Feature dictionary (radflow)", "Every column of the features table."),
+        encoding="utf-8",
+    )
     Path(outputs["cite.md"]).write_text(cite_markdown(facts), encoding="utf-8")
     return facts

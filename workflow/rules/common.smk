@@ -360,7 +360,9 @@ PAPER_FILES = [
     "results/paper/methods.md",
     "results/paper/methods.html",
     "results/paper/reporting_checklist.tsv",
+    "results/paper/reporting_checklist.html",
     "results/paper/features.tsv",
+    "results/paper/features.html",
     "results/paper/cite.md",
 ]
 

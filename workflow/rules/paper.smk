@@ -11,10 +11,12 @@ rule paper:
     output:
         methods_md="results/paper/methods.md",
         methods_html=report("results/paper/methods.html", caption="../report/paper.rst", category="Paper"),
-        reporting_checklist_tsv=report(
-            "results/paper/reporting_checklist.tsv", caption="../report/paper.rst", category="Paper"
+        reporting_checklist_tsv="results/paper/reporting_checklist.tsv",
+        reporting_checklist_html=report(
+            "results/paper/reporting_checklist.html", caption="../report/paper.rst", category="Paper"
         ),
-        features_tsv=report("results/paper/features.tsv", caption="../report/paper.rst", category="Paper"),
+        features_tsv="results/paper/features.tsv",
+        features_html=report("results/paper/features.html", caption="../report/paper.rst", category="Paper"),
         cite_md="results/paper/cite.md",
     log:
         "logs/paper.log",
