@@ -156,7 +156,7 @@ def _uid(*parts) -> str:
 
 def source_images(files) -> list[pydicom.Dataset]:
     """The series' DICOM images in the order of its NIfTI slices (radflow.convert.stack_geometry's)."""
-    datasets = [pydicom.dcmread(str(f)) for f in files]
+    datasets = [pydicom.dcmread(str(f), stop_before_pixels=True) for f in files]  # the SEG needs the headers
     if any(int(ds.get("NumberOfFrames", 1) or 1) > 1 for ds in datasets):
         raise ExportError("multi-frame images: radflow writes DICOM SEG for single-frame series only")
     ordered, _, _ = stack_geometry(datasets)
@@ -205,7 +205,7 @@ def build_seg(datasets, masks_dir, series_number: int = 9001) -> tuple[pydicom.D
         )
         descriptions[-1].SegmentDescription = f"{r.get('roi_original', '')} ({origin})"[:64]
         numbers[r["label"]] = number
-    pixels = np.stack(frames, axis=-1).astype(np.uint8)
+    pixels = np.stack(frames, axis=-1)  # bool, as highdicom takes a binary segmentation (no uint8 copy)
     if pixels.shape[:3] != (len(datasets), int(datasets[0].Rows), int(datasets[0].Columns)):
         raise ExportError(f"masks of shape {pixels.shape[:3]} do not fit {len(datasets)} images of the series")
     digest = [datasets[0].SeriesInstanceUID, *numbers, int(pixels.sum())]
