@@ -584,6 +584,7 @@ def test_the_paper_folder_states_what_the_run_did(demo_run, features, truth):
     assert sum(int(n) for n in re.findall(r"n = (\d+)", ratings)) == len(icc)
     dvh = pd.read_parquet(results / "dose" / "dvh.parquet")
     assert dvh["method"].iloc[0] in methods
+    assert "Clinical data: a GDC portal clinical.tsv (the config's clinical files)." in methods
 
     dictionary = pd.read_csv(paper / "features.tsv", sep="\t", dtype=str, keep_default_na=False)
     from radflow.features import pyradiomics_columns

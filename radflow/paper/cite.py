@@ -48,8 +48,8 @@ def cite_markdown(facts: dict) -> str:
             "the workflow that made every table",
             REFERENCES["radflow"].format(version=facts["software"].get("radflow", "")),
         ),
-        ("pyradiomics", f"feature extraction (pyradiomics {facts['software'].get('pyradiomics', '')})", None),
-        ("IBSI", "feature definitions, names and codes (features.tsv) and the reporting items", None),
+        ("pyradiomics", f"feature extraction, pyradiomics {facts['software'].get('pyradiomics', '')}", None),
+        ("IBSI", "feature definitions, the names and codes of features.tsv, the reporting items", None),
         ("SimpleITK", "image resampling and I/O", None),
         ("Snakemake", "the workflow engine", None),
     ]
@@ -59,8 +59,9 @@ def cite_markdown(facts: dict) -> str:
         entries.append(("TCIA", f"image archive; also cite {collection}{doi}", None))
     if (sources.get("clinical") or {}).get("data_release") or (sources.get("clinical") or {}).get("project"):
         entries.append(("GDC", "clinical data (Genomic Data Commons)", None))
-    if endpoint in ("dss", "pfi"):
-        entries.append(("TCGA-CDR", f"the {endpoint.upper()} endpoint", None))
+    kinds = (sources.get("clinical") or {}).get("kinds") or []
+    if endpoint in ("dss", "pfi") or "the TCGA-CDR table" in kinds:
+        entries.append(("TCGA-CDR", "clinical endpoints (TCGA Pan-Cancer Clinical Data Resource)", None))
     if analyses.get("robustness"):
         entries.append(("perturbation", "robustness by image and ROI perturbation", None))
     if analyses.get("negative_controls"):

@@ -238,7 +238,31 @@ def source_facts(config: dict, clinical_record: dict | None) -> dict:
             if clinical_record.get(k) not in (None, "")
         }
     elif config.get("clinical"):
-        out["clinical"] = dict(files=len(config["clinical"]))
+        out["clinical"] = dict(files=len(config["clinical"]), kinds=clinical_kinds(config["clinical"]))
+    return out
+
+
+CLINICAL_KINDS = {
+    "gdc": "a GDC portal clinical.tsv",
+    "gdc_follow_up": "a GDC portal follow_up.tsv",
+    "biotab": "the BCR Biotab clinical patient file",
+    "cdr": "the TCGA-CDR table",
+}
+
+
+def clinical_kinds(entries) -> list[str]:
+    """What each clinical file of the config is (radflow.clinical.detect_format), in words."""
+    from ..clinical import ClinicalError, detect_format
+
+    out = []
+    for entry in entries:
+        if isinstance(entry, dict):
+            out.append("a table read with its column mapping")
+            continue
+        try:
+            out.append(CLINICAL_KINDS.get(detect_format(entry), "a clinical file"))
+        except ClinicalError:
+            out.append("a clinical file")
     return out
 
 

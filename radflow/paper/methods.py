@@ -349,7 +349,8 @@ def sources_paragraph(facts: dict) -> str:
             f"Clinical data: the Genomic Data Commons, project {clinical.get('project')}, {clinical['data_release']}."
         )
     elif clinical.get("files"):
-        text.append(f"Clinical data: {_plural(clinical['files'], 'clinical file')} given in the config.")
+        kinds = ", ".join(clinical.get("kinds") or []) or _plural(clinical["files"], "clinical file")
+        text.append(f"Clinical data: {kinds} (the config's clinical files).")
     return " ".join(text)
 
 
