@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from . import mesh_shape
 from .failures import is_machine_error
 from .masks import bounding_box
 from .records import image_sidecar
@@ -76,12 +77,16 @@ def make_extractor(settings_path):
     logging.getLogger("radiomics").setLevel(logging.ERROR)
     params = yaml.safe_load(Path(settings_path).read_text()) or {}
     ibsi = params.pop("ibsi", None)
+    # radflow's own switches (not pyradiomics'): fast_shape (default on) computes the shape class's mesh
+    # coefficients with radflow.mesh_shape (the same values); false keeps pyradiomics' all-pairs diameters
+    own = params.pop("radflow", None) or {}
     # pyradiomics' diagnostics (SHA-1 of the whole image and mask, label statistics) cost seconds per ROI on a
     # planning CT and radflow drops them; a settings file may still ask for them
     params["setting"] = dict(params.get("setting") or {})
     params["setting"].setdefault("additionalInfo", False)
     extractor = featureextractor.RadiomicsFeatureExtractor(params)
     extractor.radflow_ibsi = ibsi
+    extractor.radflow_fast_shape = bool(own.get("fast_shape", True))
     if ibsi is not None:
         install_bin_start_hook()
     return extractor
@@ -256,7 +261,8 @@ def extract_roi(
                 extractor.settings.update(resampledPixelSpacing=None)  # done, on the grid pyradiomics would use
                 if info is not None:
                     info["resampled_voxels"] = int((sitk.GetArrayViewFromImage(mask) == label).sum())
-        result = extractor.execute(image, mask, label=label)
+        with mesh_shape.enabled(getattr(extractor, "radflow_fast_shape", True)):
+            result = extractor.execute(image, mask, label=label)
     except Exception as err:  # pyradiomics raises ValueError/AssertionError for small or empty ROIs
         if is_machine_error(err):  # too little memory: fail the job, so that the retry gets more
             raise
