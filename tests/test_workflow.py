@@ -683,3 +683,12 @@ def test_the_report_in_a_real_browser(demo_run, features):
         assert not problems, problems
     finally:
         browser.close()
+
+
+def test_shape_features_equal_pyradiomics_own(demo_run, features, tmp_path):
+    """Every image ROI of the demo (CT, PET, MR): the shape features radflow.mesh_shape gave equal pyradiomics' own
+    C computation on the same image and mask to 1e-12 relative."""
+    from shape_reference import compare_shapes
+
+    ok = features[(features["status"] == "ok") & (features["modality"] != "RTDOSE")]
+    assert compare_shapes(demo_run, features, tmp_path) == len(ok) > 50
