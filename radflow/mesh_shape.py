@@ -158,9 +158,19 @@ def diameters(vertices: np.ndarray) -> np.ndarray:
         values, inverse = np.unique(vertices[:, axis], return_inverse=True)
         order = np.argsort(inverse, kind="stable")
         bounds = np.searchsorted(inverse[order], np.arange(len(values) + 1))
+        sorted_points = vertices[order]
+        # twice a plane's largest distance from its bounding box's centre bounds its diameter: planes are measured
+        # from the widest down, until no plane left can beat the best (a disk's bound is its diameter)
+        lo = np.minimum.reduceat(sorted_points, bounds[:-1], axis=0)
+        hi = np.maximum.reduceat(sorted_points, bounds[:-1], axis=0)
+        centre = np.repeat((lo + hi) / 2, np.diff(bounds), axis=0)
+        radius = np.maximum.reduceat(((sorted_points - centre) ** 2).sum(axis=1), bounds[:-1])
+        reach = 4 * radius * (1 + 1e-9)  # (2 r)², widened past rounding
         best = 0.0
-        for i in range(len(values)):
-            plane = vertices[order[bounds[i] : bounds[i + 1]]]
+        for i in np.argsort(-reach, kind="stable"):
+            if reach[i] <= best:
+                break
+            plane = sorted_points[bounds[i] : bounds[i + 1]]
             if len(plane) > 1:
                 best = max(best, _max_squared(plane))
         out[axis] = best
