@@ -37,6 +37,7 @@ ID_COLUMNS = [
     "relation",
     "status",
     "reason",
+    "shared_with",  # an identical mask of the same image, extracted once: the label whose values the row carries
     "mask_voxels",
     "mask_volume_mm3",
     "resampled_voxels",
@@ -340,6 +341,7 @@ def extract_series(
     limits = roi_limits(settings_path)
     failed_image = sidecar.get("status") == "failed"
     extractor = None
+    extracted: dict[str, tuple[str, dict]] = {}  # mask SHA-256 -> (label, row) of the ROIs extracted so far
     image = None if failed_image else sitk.ReadImage(str(image_path))  # once for all ROIs
     image_sha = "" if failed_image else image_hash(image)
     rows = []
@@ -357,6 +359,7 @@ def extract_series(
             relation=m.get("relation", ""),
             status="ok",
             reason="",
+            shared_with="",
             mask_voxels=m["voxel_count"],
             mask_volume_mm3=m["volume_mm3"],
             resampled_voxels=np.nan,
@@ -386,7 +389,7 @@ def extract_series(
             started = time.perf_counter()
             try:
                 extractor = extractor or make_extractor(settings_path)
-                row.update(_roi_row(extractor, image, masks_dir, m, limits))
+                row.update(_roi_row(extractor, image, masks_dir, m, limits, extracted))
             except Exception as err:  # nothing one ROI does takes the other ROIs of its series down
                 if is_machine_error(err):
                     raise
@@ -585,10 +588,26 @@ def _peak_memory_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def _roi_row(extractor, image: sitk.Image, masks_dir: Path, m: dict, limits: dict) -> dict:
-    """The status, reason, mask hash and features of one ROI's row."""
+def _roi_row(
+    extractor, image: sitk.Image, masks_dir: Path, m: dict, limits: dict, extracted: dict | None = None
+) -> dict:
+    """The status, reason, mask hash and features of one ROI's row. extracted: {mask SHA-256: (label, row)} of the
+    image's ROIs done before; a mask identical voxel for voxel to one of them (the same GTV from the CT's, the MR's
+    and the PET's structure set of one frame of reference) takes that ROI's values, saying so in shared_with: the
+    same image, mask and settings give the same numbers."""
     mask = sitk.ReadImage(str(masks_dir / f"{m['label']}.nii.gz"))
     row = dict(mask_sha256=image_hash(mask))
+    if extracted is not None and row["mask_sha256"] in extracted:
+        label, done = extracted[row["mask_sha256"]]
+        return done | row | dict(shared_with=label)
+    row = _extracted_row(extractor, image, mask, m, limits, row)
+    if extracted is not None and row.get("status", "ok") == "ok":
+        extracted[row["mask_sha256"]] = (m["label"], row)
+    return row
+
+
+def _extracted_row(extractor, image: sitk.Image, mask: sitk.Image, m: dict, limits: dict, row: dict) -> dict:
+    """An ROI's row from pyradiomics: its features, or why there are none (too small, flat, failed)."""
     box = m.get("bounding_box") or bounding_box(sitk.GetArrayViewFromImage(mask))
     small = _too_few_dimensions(box[3:], m["roi_original"], limits)
     if small:

@@ -429,3 +429,33 @@ def test_feature_units_follow_the_image_and_the_feature_class():
     # MR settings normalise (z-scores times normalizeScale): first-order features have no unit
     assert feature_unit("original_firstorder_Mean", "as stored", normalized=True) == "1"
     assert feature_unit("original_firstorder_TotalEnergy", "as stored", normalized=True) == "mm³"
+
+
+def test_an_identical_mask_of_the_same_image_is_extracted_once(tmp_path, monkeypatch):
+    """The same GTV from three structure sets of one frame of reference (as the IBSI sarcoma patients have it): the
+    three rows carry the same values, the second and third name the first in shared_with and took no extraction;
+    a mask one voxel different is extracted on its own."""
+    rng = np.random.default_rng(4)
+    arr = rng.normal(40, 20, (20, 40, 40)).round().astype(np.int16)
+    image = sitk.GetImageFromArray(arr)
+    m = np.zeros(arr.shape, np.uint8)
+    m[6:14, 10:28, 12:30] = 1
+    other = m.copy()
+    other[6, 10, 12] = 0
+    masks = {}
+    for name, a in (("GTV_CT", m), ("GTV_MR", m), ("GTV_PET", m), ("GTV_other", other)):
+        masks[name] = sitk.GetImageFromArray(a)
+        masks[name].CopyInformation(image)
+    image_path, folder = _series(tmp_path, image, masks)
+    import radflow.features
+
+    calls = []
+    real = radflow.features.extract_roi
+    monkeypatch.setattr(radflow.features, "extract_roi", lambda *a, **k: calls.append(1) or real(*a, **k))
+    rows = extract_series(image_path, folder, REPO / "config" / "pyradiomics" / "CT.yaml").set_index("roi")
+    features = [c for c in rows.columns if c.startswith("original_")]
+    assert (rows["status"] == "ok").all() and len(calls) == 2
+    assert rows["shared_with"].to_dict() == {"GTV_CT": "", "GTV_MR": "GTV_CT", "GTV_PET": "GTV_CT", "GTV_other": ""}
+    for name in ("GTV_MR", "GTV_PET"):
+        assert rows.loc[name, features].equals(rows.loc["GTV_CT", features])
+    assert rows.loc["GTV_other", "original_shape_VoxelVolume"] != rows.loc["GTV_CT", "original_shape_VoxelVolume"]

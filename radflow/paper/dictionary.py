@@ -50,6 +50,7 @@ ID_MEANING = {
     "relation": "how the ROI's structure set relates to the image (referenced, same frame of reference …)",
     "status": "ok, or why no features (skipped, failed)",
     "reason": "the reason when status is not ok",
+    "shared_with": "the label of an identical mask of the same image whose extraction the row shares",
     "mask_voxels": "voxels of the mask on the image's own grid",
     "mask_volume_mm3": "volume of the mask on the image's own grid (mm3)",
     "resampled_voxels": "voxels of the mask after pyradiomics' resampling",

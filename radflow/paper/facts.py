@@ -174,6 +174,7 @@ def roi_facts(features: pd.DataFrame, rois: pd.DataFrame, config: dict) -> dict:
             for m, g in ok.groupby("modality", sort=True)
         },
         rows_ok=int(len(ok)),
+        shared=int(ok["shared_with"].fillna("").astype(str).ne("").sum()) if "shared_with" in ok else 0,
         rows_not_ok=int(len(failed)),
         not_ok_reasons=_counts(
             failed["reason"].astype(str).str.replace(r"^ROI '[^']*' ", "", regex=True).str.split(":").str[0]

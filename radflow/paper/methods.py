@@ -157,6 +157,11 @@ def roi_paragraph(facts: dict) -> str:
             f"instances of one standard ROI, {instances}."
         )
     text.append(f"Features were computed for {which}: {rows or 'none'}.")
+    if r.get("shared"):
+        text.append(
+            f"{_plural(r['shared'], 'ROI')} identical voxel for voxel to another ROI of the same image (the same "
+            "contour in several structure sets of one frame of reference) shared that ROI's extraction."
+        )
     if r["rows_not_ok"]:
         reasons = ", ".join(f"{k} (n = {n})" for k, n in r["not_ok_reasons"].items())
         text.append(f"{_plural(r['rows_not_ok'], 'ROI')} gave no features ({reasons}).")
