@@ -114,6 +114,9 @@ def image_hash(image: sitk.Image) -> str:
 # support, and 48 voxels over which the B-spline prefilter's boundary condition fades below double precision
 # (its pole is 0.268; 0.268**48 < 1e-27).
 CROP_MARGIN = 48
+# How close to a whole number a resampled value may come before the cropped and the whole image's resampling (which
+# differ by ~1e-13 relative) could be cast to different integers (resample_cropped)
+TIE = 1e-9
 
 
 def crop_margin(settings: dict, spacing, axis: int) -> int:
@@ -207,8 +210,9 @@ def resample_cropped(image: sitk.Image, mask: sitk.Image, settings: dict, label:
     ROI's bounding box plus a margin in which the prefilter's boundary effect vanishes. Without resampling, image
     and mask are cropped to the bounding box plus padDistance, which pyradiomics crops to anyway (only for the
     Original image type: filters would see the crop's edges). Either way the values are those of pyradiomics on
-    the whole image, bit for bit (tested feature by feature). Not used with normalize (its statistics are over the
-    whole image) or when the mask is not on the image's grid."""
+    the whole image, bit for bit (tested feature by feature, flat whole-number regions included: where a resampled
+    value the features read lies within TIE of a whole number, None, and pyradiomics resamples the whole image).
+    Not used with normalize (its statistics are over the whole image) or when the mask is not on the image's grid."""
     from radiomics import imageoperations
 
     spacing_to = settings.get("resampledPixelSpacing")
@@ -237,7 +241,25 @@ def resample_cropped(image: sitk.Image, mask: sitk.Image, settings: dict, label:
     crop = sitk.RegionOfInterest(image, extent, start)
     if not resample:
         return crop, sitk.Cast(sitk.RegionOfInterest(mask, extent, start), sitk.sitkUInt32)
-    return imageoperations.resampleImage(crop, sitk.Cast(mask, sitk.sitkUInt32), **dict(settings, label=label))
+    whole_mask = sitk.Cast(mask, sitk.sitkUInt32)
+    if crop.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+        return imageoperations.resampleImage(crop, whole_mask, **dict(settings, label=label))
+    # an integer image: pyradiomics resamples in double precision and casts back, truncating (ITK's static_cast with
+    # clamping). The same, from the crop's double-precision resampling, unless a value the features read lies within
+    # rounding of a whole number, where the crop's ~1e-13 could truncate to another integer than the whole image's
+    # (flat regions: air at exactly -1000 HU, padding at -1024): then the whole image is resampled, as pyradiomics does
+    as_double, mask_out = imageoperations.resampleImage(
+        sitk.Cast(crop, sitk.sitkFloat64), whole_mask, **dict(settings, label=label)
+    )
+    values = sitk.GetArrayViewFromImage(as_double)
+    inside = values[sitk.GetArrayViewFromImage(mask_out) == label]
+    if np.any(np.abs(inside - np.round(inside)) <= TIE * np.maximum(1.0, np.abs(inside))):
+        return None
+    dtype = sitk.GetArrayViewFromImage(crop).dtype
+    limits = np.iinfo(dtype)
+    image_out = sitk.GetImageFromArray(np.clip(np.trunc(values), limits.min, limits.max).astype(dtype))
+    image_out.CopyInformation(as_double)
+    return image_out, mask_out
 
 
 def extract_roi(
