@@ -3,10 +3,14 @@ floor, on the demo cohort, interleaved.
 
 - radflow: `snakemake --cores N results/features.csv` from an empty project folder, `modalities: [CT]` (the index,
   one job per image series, the merge).
-- med-imagetools: `imgtools autopipeline` (CT + RTSTRUCT to NIfTI images and masks, N jobs), then one
-  `pyradiomics` batch over its images and masks with `--jobs N`, the same settings file (config/pyradiomics/CT.yaml).
-- floor: dcm2niix on each CT series (no masks: the least any pipeline must do to read the images) plus one bare
-  `pyradiomics` process over radflow's own images and masks (no index, no checks, no provenance).
+- med-imagetools: `imgtools autopipeline` (CT + RTSTRUCT to NIfTI images and masks, N jobs), then its features two
+  ways: as shipped (one `pyradiomics` batch with `--jobs N`, whose parent busy-waits, diagnostics on), and run as
+  well as it can be (N plain `pyradiomics` processes over N parts of the batch, diagnostics off); the same settings
+  file (config/pyradiomics/CT.yaml).
+- floor: dcm2niix on each CT series (no masks: the least any pipeline must do to read the images) plus bare
+  `pyradiomics` over radflow's own images and masks (no index, no checks, no provenance): N plain processes over N
+  parts of the batch with pyradiomics' diagnostics off, as radflow runs it (the honest floor); and, for the record,
+  the floor as BENCHMARKS.md measured it before 2026-12-07 (one process, diagnostics on).
 
 Each round runs the three in a rotated order; the table prints the median wall and CPU time (user + system of
 every process) and the ratios. Then a feature-agreement check: radflow's table against bare pyradiomics on
@@ -66,6 +70,54 @@ def timed(cmd, cwd=None, env=None) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def timed_parallel(cmds) -> tuple[float, float]:
+    """(wall s, CPU s) of commands run at once, each of which must succeed."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for c in cmds]
+    errors = [(c, p.communicate()[1]) for c, p in zip(cmds, procs)]
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    for (c, err), p in zip(errors, procs):
+        if p.returncode:
+            sys.exit(f"{' '.join(map(str, c))} failed:\n{err[-3000:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def no_diagnostics(folder: Path) -> Path:
+    """The CT settings with pyradiomics' diagnostics off (additionalInfo: false), as radflow extracts."""
+    params = yaml.safe_load(SETTINGS.read_text())
+    params["setting"]["additionalInfo"] = False
+    path = folder / "CT_no_diagnostics.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def split_batch(batch: Path, parts: int) -> list[Path]:
+    """A pyradiomics batch file in parts of alternate rows (sizes within one of each other)."""
+    rows = list(csv.DictReader(open(batch)))
+    out = []
+    for k in range(parts):
+        path = batch.with_name(f"{batch.stem}_part{k}.csv")
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["id", "Image", "Mask"])
+            w.writeheader()
+            w.writerows(rows[k::parts])
+        out.append(path)
+    return out
+
+
+def plain_processes(pyradiomics: Path, batch: Path, settings: Path, out: Path, parts: int) -> tuple[float, float]:
+    """N plain pyradiomics processes over N parts of a batch, at once; their tables joined into out/features.csv."""
+    pieces = split_batch(batch, parts)
+    cmds = [[pyradiomics, p, "-p", settings, "-o", p.with_suffix(".out.csv"), "-f", "csv"] for p in pieces]
+    wall, cpu = timed_parallel(cmds)
+    pd.concat([pd.read_csv(p.with_suffix(".out.csv"), low_memory=False) for p in pieces]).to_csv(
+        out / "features.csv", index=False
+    )
+    return wall, cpu
+
+
 def ct_project(folder: Path, dicom_root: Path, clinical: Path, checkout: Path = REPO) -> Path:
     """A radflow project folder whose config (the checkout's, with these paths) converts and extracts CT only and
     draws no overlays; also used by benchmarks/cohort_scale.py."""
@@ -102,7 +154,9 @@ def run_radflow(work: Path, demo: Path, cores: int, checkout: Path = REPO) -> tu
     return wall, cpu, project
 
 
-def run_medimagetools(work: Path, demo: Path, cores: int, bin_dir: Path) -> tuple[float, float, Path]:
+def run_medimagetools(work: Path, demo: Path, cores: int, bin_dir: Path) -> dict:
+    """med-imagetools' autopipeline, then its features as shipped and as two plain processes: {variant: (wall,
+    CPU, folder)}, each including the autopipeline's time."""
     out = Path(tempfile.mkdtemp(prefix="mit-", dir=work))
     t1 = timed(
         [
@@ -128,7 +182,7 @@ def run_medimagetools(work: Path, demo: Path, cores: int, bin_dir: Path) -> tupl
             if r["Modality"] == "RTSTRUCT" and r["SampleNumber"] in ct:
                 image, mask = out / "nifti" / ct[r["SampleNumber"]], out / "nifti" / r["filepath"]
                 w.writerow(dict(id=r["filepath"], Image=image, Mask=mask))
-    t2 = timed(
+    shipped = timed(
         [
             bin_dir / "pyradiomics",
             out / "batch.csv",
@@ -142,7 +196,13 @@ def run_medimagetools(work: Path, demo: Path, cores: int, bin_dir: Path) -> tupl
             str(cores),
         ]
     )
-    return t1[0] + t2[0], t1[1] + t2[1], out
+    plain_dir = out / "plain"
+    plain_dir.mkdir()
+    plain = plain_processes(bin_dir / "pyradiomics", out / "batch.csv", no_diagnostics(out), plain_dir, cores)
+    return {
+        "medimagetools (as shipped)": (t1[0] + shipped[0], t1[1] + shipped[1], out),
+        "medimagetools (plain processes)": (t1[0] + plain[0], t1[1] + plain[1], out),
+    }
 
 
 def radflow_batch(project: Path, path: Path) -> int:
@@ -174,18 +234,25 @@ def ct_series_folders(demo: Path) -> list[Path]:
     return folders
 
 
-def run_floor(work: Path, folders: list[Path], batch: Path, bin_dir: Path) -> tuple[float, float, Path]:
-    """dcm2niix (from the tools' environment) on each CT series, then one bare pyradiomics process: the one of
-    radflow's own environment, so that numpy, SimpleITK and pyradiomics are the versions radflow pins (the tools'
-    environment has numpy 2, whose last bits differ)."""
+def run_floor(work: Path, folders: list[Path], batch: Path, bin_dir: Path, cores: int) -> dict:
+    """dcm2niix (from the tools' environment) on each CT series, then bare pyradiomics: radflow's own environment's,
+    so that numpy, SimpleITK and pyradiomics are the versions radflow pins (the tools' environment has numpy 2,
+    whose last bits differ). {variant: (wall, CPU, folder)}: the honest floor (N plain processes, diagnostics off)
+    and the floor as measured before (one process, diagnostics on), each including dcm2niix's time."""
     out = Path(tempfile.mkdtemp(prefix="floor-", dir=work))
     wall = cpu = 0.0
     for n, folder in enumerate(folders):
         w, c = timed([bin_dir / "dcm2niix", "-z", "y", "-o", out, "-f", f"ct{n:03d}", folder])
         wall, cpu = wall + w, cpu + c
     pyradiomics = Path(sys.executable).parent / "pyradiomics"
-    w, c = timed([pyradiomics, batch, "-p", SETTINGS, "-o", out / "features.csv", "-f", "csv"])
-    return wall + w, cpu + c, out
+    honest = plain_processes(pyradiomics, batch, no_diagnostics(out), out, cores)
+    before = out / "before"
+    before.mkdir()
+    w, c = timed([pyradiomics, batch, "-p", SETTINGS, "-o", before / "features.csv", "-f", "csv"])
+    return {
+        "floor": (wall + honest[0], cpu + honest[1], out),
+        "floor as before (1 process, diagnostics)": (wall + w, cpu + c, before),
+    }
 
 
 def agreement(project: Path, floor_csv: Path) -> dict:
@@ -249,34 +316,36 @@ def main():
     _, _, reference = run_radflow(work, demo, args.cores)
     batch = work / "floor_batch.csv"
     n_rois = radflow_batch(reference, batch)
-    times = {"radflow": [], "medimagetools": [], "floor": []}
+    times = {"radflow": []}
     if args.also:
         times["radflow (--also)"] = []
     last = {}
-    order = list(times)
+    order = list(times) + ["medimagetools", "floor"]
     for r in range(args.rounds):
         for name in order[r % len(order) :] + order[: r % len(order)]:
             if name == "radflow (--also)":
-                wall, cpu, _ = run_radflow(work, demo, args.cores, args.also)
+                runs = {name: run_radflow(work, demo, args.cores, args.also)}
             elif name == "radflow":
-                wall, cpu, last[name] = run_radflow(work, demo, args.cores)
+                runs = {name: run_radflow(work, demo, args.cores)}
             elif name == "medimagetools":
-                wall, cpu, last[name] = run_medimagetools(work, demo, args.cores, bin_dir)
+                runs = run_medimagetools(work, demo, args.cores, bin_dir)
             else:
-                wall, cpu, last[name] = run_floor(work, folders, batch, bin_dir)
-            times[name].append((wall, cpu))
-            print(f"round {r + 1} {name}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
+                runs = run_floor(work, folders, batch, bin_dir, args.cores)
+            for variant, (wall, cpu, folder) in runs.items():
+                times.setdefault(variant, []).append((wall, cpu))
+                last[variant] = folder
+                print(f"round {r + 1} {variant}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
     print(
         f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.cores} used; "
         f"{len(folders)} CT series, {n_rois} ROIs; {args.rounds} rounds (medians)"
     )
     ref = statistics.median(w for w, _ in times["radflow"])
-    print(f"{'':<16}{'wall s':>8}{'CPU s':>8}{'wall / radflow':>16}  (min-max of rounds)")
+    print(f"{'':<44}{'wall s':>8}{'CPU s':>8}{'wall / radflow':>16}  (min-max of rounds)")
     for name, runs in times.items():
         walls = [w for w, _ in runs]
         ratios = [w / rw for w, (rw, _) in zip(walls, times["radflow"])]
         print(
-            f"{name:<16}{statistics.median(walls):8.1f}{statistics.median(c for _, c in runs):8.1f}"
+            f"{name:<44}{statistics.median(walls):8.1f}{statistics.median(c for _, c in runs):8.1f}"
             f"{statistics.median(walls) / ref:16.2f}  ({min(ratios):.2f}-{max(ratios):.2f})"
         )
     agree = agreement(reference, last["floor"] / "features.csv")
@@ -285,7 +354,7 @@ def main():
         f"{agree['identical']} of {agree['values']} values identical, max relative difference "
         f"{agree['max_relative_difference']:.3g}"
     )
-    volumes = mask_volumes(reference, last["medimagetools"], demo)
+    volumes = mask_volumes(reference, last["medimagetools (as shipped)"], demo)
     if len(volumes):
         for tool in ("radflow", "medimagetools"):
             err = 100 * (volumes[tool] - volumes["truth"]) / volumes["truth"]
