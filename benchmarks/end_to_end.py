@@ -108,13 +108,13 @@ def split_batch(batch: Path, parts: int) -> list[Path]:
 
 
 def plain_processes(pyradiomics: Path, batch: Path, settings: Path, out: Path, parts: int) -> tuple[float, float]:
-    """N plain pyradiomics processes over N parts of a batch, at once; their tables joined into out/features.csv."""
+    """N plain pyradiomics processes over N parts of a batch, at once; their tables joined into out/features.csv
+    (each part's table in out/, a fresh folder: pyradiomics appends to an output file that exists)."""
     pieces = split_batch(batch, parts)
-    cmds = [[pyradiomics, p, "-p", settings, "-o", p.with_suffix(".out.csv"), "-f", "csv"] for p in pieces]
+    tables = [out / f"part{k}.csv" for k in range(len(pieces))]
+    cmds = [[pyradiomics, p, "-p", settings, "-o", t, "-f", "csv"] for p, t in zip(pieces, tables)]
     wall, cpu = timed_parallel(cmds)
-    pd.concat([pd.read_csv(p.with_suffix(".out.csv"), low_memory=False) for p in pieces]).to_csv(
-        out / "features.csv", index=False
-    )
+    pd.concat([pd.read_csv(t, low_memory=False) for t in tables]).to_csv(out / "features.csv", index=False)
     return wall, cpu
 
 
