@@ -206,9 +206,10 @@ def run_medimagetools(work: Path, demo: Path, cores: int, bin_dir: Path) -> dict
 
 
 def radflow_batch(project: Path, path: Path) -> int:
-    """A pyradiomics batch file of every ROI radflow extracted (status ok), on radflow's images and masks."""
+    """A pyradiomics batch file of every CT ROI radflow extracted (status ok), on radflow's images and masks (not the
+    dose features of the demo's RTDOSE: they are on the dose grid, with other settings)."""
     features = pd.read_csv(project / "results" / "features.csv", dtype=str, keep_default_na=False)
-    ok = features[features["status"] == "ok"]
+    ok = features[(features["status"] == "ok") & (features["modality"] == "CT")]
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["id", "Image", "Mask"])
         w.writeheader()
@@ -258,7 +259,7 @@ def run_floor(work: Path, folders: list[Path], batch: Path, bin_dir: Path, cores
 def agreement(project: Path, floor_csv: Path) -> dict:
     """radflow's features against bare pyradiomics' on radflow's NIfTI, feature by feature."""
     ours = pd.read_csv(project / "results" / "features.csv", keep_default_na=False, low_memory=False)
-    ours = ours[ours["status"] == "ok"]
+    ours = ours[(ours["status"] == "ok") & (ours["modality"] == "CT")]
     ours.index = ours["patient_id"] + "/" + ours["series_uid"].astype(str) + "/" + ours["roi_label"]
     bare = pd.read_csv(floor_csv, keep_default_na=False, low_memory=False).set_index("id")
     names = [c for c in bare.columns if c.startswith("original_")]
