@@ -175,6 +175,15 @@ FIRSTORDER_UNITLESS = {"Entropy", "Uniformity", "Skewness", "Kurtosis"}
 SAME_UNIT_IMAGE_TYPES = ("wavelet-", "log-sigma-")
 
 
+def intensity_unit(image_units: str, normalized: bool = False) -> str:
+    """The unit of an image's intensities as the settings see them (what a bin width, a re-segmentation range or a
+    first-order feature is in): HU, SUVbw, Gy, Bq/ml …; "1" after normalisation; "" where the values are as
+    stored."""
+    if normalized:
+        return "1"
+    return {"BQML": "Bq/ml", "as stored": ""}.get(image_units, str(image_units).split(" (")[0])
+
+
 def feature_unit(name: str, image_units: str, normalized: bool = False) -> str:
     """The unit of a pyradiomics feature column for an image in image_units (HU, SUVbw (g/ml), …): mm, mm², mm³ or
     1/mm for sizes; the image's unit (or its square) for first-order statistics of intensity; "1" for ratios and
@@ -193,7 +202,7 @@ def feature_unit(name: str, image_units: str, normalized: bool = False) -> str:
         return "1"
     if image_type != "original" and not image_type.startswith(SAME_UNIT_IMAGE_TYPES):
         return ""
-    unit = "1" if normalized else {"BQML": "Bq/ml", "as stored": ""}.get(image_units, image_units.split(" (")[0])
+    unit = intensity_unit(image_units, normalized)
     if not unit:
         return ""
     squared = "1" if unit == "1" else f"{unit}²"

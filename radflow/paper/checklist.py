@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .dictionary import intensity_unit
-from .facts import CLASS_NAMES, fmt, fmt_range
+from ..features import intensity_unit
+from .facts import counted, fmt, fmt_range
 from .methods import IBSI_CONFORMANCE, INTERPOLATORS, MODALITY_NAMES
 
 COLUMNS = ["standard", "item", "section", "topic", "modality", "status", "value", "source"]
@@ -60,7 +60,7 @@ def _acq(facts: dict, modality: str, key: str, unit: str = "") -> str:
     where = f" ({entry['series']} of {of} series)"
     if "range" in entry:
         return fmt_range(entry["range"], unit) + where
-    return ", ".join(f"{k} (n = {n})" for k, n in list(entry["counts"].items())[:6]) + where
+    return counted(entry["counts"], 6) + where
 
 
 def _geometry(facts: dict, key: str) -> str:
@@ -166,8 +166,7 @@ def _compliance(facts) -> str:
 
 def _scanners(facts) -> str:
     return "; ".join(
-        f"{MODALITY_NAMES.get(m, m)}: " + ", ".join(f"{k} (n = {n})" for k, n in g["scanners"].items())
-        for m, g in facts["cohort"]["modalities"].items()
+        f"{MODALITY_NAMES.get(m, m)}: " + counted(g["scanners"]) for m, g in facts["cohort"]["modalities"].items()
     )
 
 
@@ -224,7 +223,7 @@ def _ibsi_answers(facts: dict) -> dict:
     """IBSI-1 item -> (status, value, source) for the items the run answers (others: author)."""
     c = facts["cohort"]
     per = lambda describe: _per_modality(facts, describe)  # noqa: E731
-    rois = ", ".join(f"{k} (n = {n})" for k, n in facts["rois"]["rois_with_features"].items())
+    rois = counted(facts["rois"]["rois_with_features"])
     suv = c.get("suv") or {}
     a = {
         "1": ("partly", f"ROIs with features: {rois}", FEATURES),
@@ -258,12 +257,7 @@ def _ibsi_answers(facts: dict) -> dict:
         ),
         "38": (
             "run",
-            (
-                "SUVbw (g/ml) from the DICOM headers, IBSI SUV rules: "
-                + ", ".join(f"{k} (n = {n})" for k, n in suv.get("rules", {}).items())
-            )
-            if suv
-            else "",
+            ("SUVbw (g/ml) from the DICOM headers, IBSI SUV rules: " + counted(suv.get("rules", {}))) if suv else "",
             SIDECARS.replace("acquisition", "suv"),
         ),
         "40": (
@@ -494,6 +488,3 @@ def reporting_checklist(facts: dict) -> pd.DataFrame:
         for item in _items(standard):
             rows.append(_row(standard, item, answers.get(item["item"]), run_modalities))
     return pd.DataFrame(rows, columns=COLUMNS)
-
-
-__all__ = ["reporting_checklist", "COLUMNS", "CLASS_NAMES"]

@@ -29,7 +29,7 @@ from pydicom.uid import generate_uid
 from .. import __version__
 from ..convert import stack_geometry
 from ..features import feature_unit, pyradiomics_columns
-from .dictionary import ALIASES, DEFINED_OTHERWISE, ibsi_terms, pyradiomics_to_ibsi, ucum
+from .dictionary import ALIASES, DEFINED_OTHERWISE, IBSI_COLUMNS, ibsi_terms, pyradiomics_to_ibsi, ucum
 
 SEG_NAME = "seg.dcm"
 SR_NAME = "sr.dcm"
@@ -244,11 +244,7 @@ def _measurement_concept(column: str) -> hd.sr.CodedConcept:
 
 
 def _unit_concept(column: str, image_units: str, normalized: bool) -> hd.sr.CodedConcept:
-    unit = (
-        feature_unit(column, image_units, normalized)
-        if not column.startswith("ibsi_")
-        else ("mm" if "axis" in column else "1")
-    )
+    unit = IBSI_COLUMNS[column][1] if column in IBSI_COLUMNS else feature_unit(column, image_units, normalized)
     code = ucum(unit)
     if not code:
         return hd.sr.CodedConcept(*ARBITRARY_UNIT[:1], "UCUM", ARBITRARY_UNIT[1])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import ibsi
-from ..features import ID_COLUMNS, feature_class, feature_unit, pyradiomics_columns
+from ..features import ID_COLUMNS, feature_class, feature_unit, intensity_unit, pyradiomics_columns
 from .facts import CLASS_NAMES, fmt
 
 COLUMNS = [
@@ -138,14 +138,6 @@ def ucum(unit: str, image_units: str = "") -> str:
         kind = unit.split("²")[0]
         return UCUM.get(unit.replace(kind, "SUVbw"), "").replace("SUVbw", kind)
     return UCUM.get(unit, "")
-
-
-def intensity_unit(image_units: str, normalized: bool = False) -> str:
-    """The unit of an image's intensities as the settings see them (what a bin width or a re-segmentation range is
-    in): HU, SUVbw, Gy …, "1" after normalisation, "" when the values are as stored."""
-    if normalized:
-        return "1"
-    return {"BQML": "Bq/ml", "as stored": ""}.get(image_units, str(image_units).split(" (")[0])
 
 
 def settings_text(facts: dict | None, image_units: str = "") -> str:

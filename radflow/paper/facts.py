@@ -351,6 +351,14 @@ def fmt(x, digits: int = 3) -> str:
     return f"{float(x):.{digits}g}"
 
 
+def counted(counts: dict, limit: int | None = None) -> str:
+    """'a (n = 5), b (n = 2)', the first `limit` of them and how many more."""
+    items = list(counts.items())
+    shown = ", ".join(f"{k} (n = {n})" for k, n in items[:limit])
+    more = len(items) - len(items[:limit])
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
 def fmt_range(r, unit: str = "") -> str:
     if not r:
         return "not recorded"

@@ -4,7 +4,8 @@ What only the authors know (eligibility, who drew the contours, the reference st
 
 from __future__ import annotations
 
-from .facts import CLASS_NAMES, fmt, fmt_range
+from ..features import intensity_unit
+from .facts import CLASS_NAMES, counted, fmt, fmt_range
 
 # radflow's IBSI-1 conformance (CONFORMANCE.md, `radflow ibsi`): features within tolerance of 105, per dataset,
 # in plain pyradiomics mode and in IBSI mode; tests/test_paper.py checks these against CONFORMANCE.md
@@ -46,12 +47,6 @@ ACQUISITION_WORDS = {
 }
 
 
-def _counted(counts: dict, limit: int = 6) -> str:
-    items = [f"{k} (n = {n})" for k, n in list(counts.items())[:limit]]
-    more = len(counts) - limit
-    return ", ".join(items) + (f" and {more} more" if more > 0 else "")
-
-
 def _plural(n: int, word: str) -> str:
     """'1 series', '3 series', '2 studies', '4 patients'."""
     if n == 1 or word.endswith("series"):
@@ -70,7 +65,7 @@ def _acquisition_sentence(acq: dict) -> str:
         if "range" in entry:
             parts.append(f"{words} {fmt_range(entry['range'], unit)}{where}")
         else:
-            parts.append(f"{words} {_counted(entry['counts'], 4)}{where}")
+            parts.append(f"{words} {counted(entry['counts'], 4)}{where}")
     return "; ".join(parts)
 
 
@@ -90,7 +85,7 @@ def imaging_paragraph(facts: dict) -> str:
     for k, m in mods.items():
         name = MODALITY_NAMES.get(k, k)
         sentence = (
-            f"{name}: {_plural(len(m['scanners']), 'scanner model')} ({_counted(m['scanners'])}); "
+            f"{name}: {_plural(len(m['scanners']), 'scanner model')} ({counted(m['scanners'], 6)}); "
             f"in-plane pixel spacing {fmt_range(m['pixel_spacing_mm'], 'mm')}, slice thickness "
             f"{fmt_range(m['slice_thickness_mm'], 'mm')}, slice spacing {fmt_range(m['slice_spacing_mm'], 'mm')}"
         )
@@ -102,7 +97,7 @@ def imaging_paragraph(facts: dict) -> str:
         text.append(sentence + ".")
     suv = c.get("suv")
     if suv:
-        rules = ", ".join(f"{r} (n = {n})" for r, n in suv["rules"].items())
+        rules = counted(suv["rules"])
         text.append(
             "PET intensities were converted to body-weight standardised uptake values (SUVbw, g/ml) slice by slice "
             f"from the DICOM headers, following the IBSI SUV rules ({rules}; decay correction "
@@ -144,7 +139,7 @@ def roi_paragraph(facts: dict) -> str:
     }.get(r["feature_rois"] if isinstance(r["feature_rois"], str) else "", "")
     if not which:
         which = "the ROIs " + ", ".join(map(str, r["feature_rois"] or []))
-    rows = ", ".join(f"{k} (n = {n})" for k, n in r["rois_with_features"].items())
+    rows = counted(r["rois_with_features"])
     text = [
         f"Regions of interest (ROIs) were taken from {' and '.join(source) or 'no segmentation'} "
         f"({_plural(r['rois_indexed'], 'ROI')} indexed), and their names mapped to standard names with the alias "
@@ -163,7 +158,7 @@ def roi_paragraph(facts: dict) -> str:
             "contour in several structure sets of one frame of reference) shared that ROI's extraction."
         )
     if r["rows_not_ok"]:
-        reasons = ", ".join(f"{k} (n = {n})" for k, n in r["not_ok_reasons"].items())
+        reasons = counted(r["not_ok_reasons"])
         text.append(f"{_plural(r['rows_not_ok'], 'ROI')} gave no features ({reasons}).")
     if facts.get("max_roi_voxels"):
         text.append(f"ROIs of more than {facts['max_roi_voxels']:,} voxels were left out (max_roi_voxels).")
@@ -178,8 +173,6 @@ def _bins(s: dict, unit: str) -> str:
 
 
 def extraction_paragraph(facts: dict, modality: str) -> str:
-    from .dictionary import intensity_unit
-
     st = facts["settings"].get(modality)
     feats = facts["features"].get(modality)
     if not st or not feats:
@@ -294,7 +287,7 @@ def trust_paragraph(facts: dict) -> str:
         if rob.get("form"):
             sentence += f" {rob['form']} over {rob.get('n_images')} images per patient"
         if rob.get("ratings"):
-            sentence += " was rated " + ", ".join(f"{k} (n = {n})" for k, n in rob["ratings"].items())
+            sentence += " was rated " + counted(rob["ratings"])
         text.append(sentence + ".")
     neg = a.get("negative_controls")
     if neg:

@@ -384,7 +384,6 @@ def paper_inputs(wildcards):
 
 
 def paper_settings():
-    """{modality: pyradiomics settings file} of every modality with settings (config_check.settings_modalities)."""
-    from radflow.config_check import settings_modalities
-
-    return {m: f"{config['pyradiomics_settings']}/{m}.yaml" for m in settings_modalities(config)}
+    """{modality: pyradiomics settings file}: the pyradiomics part of settings_files(), by modality."""
+    prefix, suffix = "pyradiomics/", ".yaml"
+    return {k[len(prefix) : -len(suffix)]: v for k, v in settings_files().items() if k.startswith(prefix)}
