@@ -176,6 +176,8 @@ DVH_ID_COLUMNS = [
     "dose_series_uid",
     "dose_summation_type",
     "dose_type",
+    "plan_label",
+    "structure_sets_by",  # the plan's reference (RTDOSE -> RTPLAN -> RTSTRUCT) or the frame of reference, and why
     "rtstruct_series_uid",
     "roi",
     "roi_original",
@@ -189,7 +191,28 @@ DVH_ID_COLUMNS = [
 ]
 
 
-def dose_to_rois(dose_path, sidecar: dict, structures: list[dict], aliases, overlap: str = "even-odd"):
+def plan_structure_sets(structures: list[dict], plan: dict | None) -> tuple[list[dict], str]:
+    """(the structure sets whose ROIs get a dose grid's DVHs and dose features, and how they were chosen), from
+    the structure sets of the dose's CTs (masks orders) and the dose order's plan: the structure sets the plan
+    references (RTDOSE -> RTPLAN -> RTSTRUCT) where they are among them, otherwise all of them, saying why."""
+    plan = plan or {}
+    label = f"RTPLAN '{plan.get('label', '')}'" if plan.get("label") else "its RTPLAN"
+    wanted = set(plan.get("structure_sop_uids", []))
+    chosen = [s for s in structures if s.get("sop_uid") in wanted]
+    if chosen:
+        return chosen, f"plan: the structure set {label} references"
+    if not plan.get("sop_uid"):
+        why = "the RTDOSE references no RTPLAN"
+    elif not wanted:
+        why = f"{label} is not in the cohort or its structure set is not"
+    else:
+        why = f"the structure set {label} references is not among those of the dose's CTs"
+    return structures, f"frame of reference: every structure set of the dose's CTs ({why})"
+
+
+def dose_to_rois(
+    dose_path, sidecar: dict, structures: list[dict], aliases, overlap: str = "even-odd", plan: dict | None = None
+):
     """(one DVH row per ROI of the structure sets, their cumulative curves) for the dose grid at dose_path (Gy):
     every ROI with closed contours, named by its standard name; points, markers and ROIs without closed contours
     get a row with status skipped and why, a structure set or ROI that cannot be read one with status failed."""
@@ -205,6 +228,8 @@ def dose_to_rois(dose_path, sidecar: dict, structures: list[dict], aliases, over
         dose_summation_type=sidecar.get("dose_summation_type", ""),
         dose_type=sidecar.get("dose_type", ""),
     )
+    structures, chosen_by = plan_structure_sets(structures, plan)
+    base.update(plan_label=(plan or {}).get("label", ""), structure_sets_by=chosen_by)
     rows, curves = [], []
     for s in structures:
         try:
@@ -300,6 +325,7 @@ def dvh_plots(table: pd.DataFrame, curves: pd.DataFrame, out_dir) -> list[str]:
     for (patient, grid), rows in curves.groupby(["patient_id", "dose_series_uid"], sort=True):
         about = table[(table["patient_id"] == patient) & (table["dose_series_uid"] == grid)]
         kind = str(about["dose_summation_type"].iloc[0]) if len(about) else ""
+        label = str(about["plan_label"].iloc[0]) if len(about) and "plan_label" in about else ""
         fig, ax = plt.subplots(figsize=(8, 5), dpi=90)
         for (roi, original, rs), c in rows.groupby(["roi", "roi_original", "rtstruct_series_uid"], sort=True):
             ax.plot(c["dose_gy"], c["volume_pct"], label=f"{roi} ('{original}')" if roi != original else roi)
@@ -308,7 +334,8 @@ def dvh_plots(table: pd.DataFrame, curves: pd.DataFrame, out_dir) -> list[str]:
         ax.set_ylim(0, 101)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
-        title = f"{patient} · RTDOSE {kind or '(no DoseSummationType)'} series …{grid[-12:]}: cumulative DVH"
+        plan = f" of plan '{label}'" if label else ""
+        title = f"{patient} · RTDOSE {kind or '(no DoseSummationType)'}{plan} series …{grid[-12:]}: cumulative DVH"
         ax.set_title(title, fontsize=9)
         fig.tight_layout()
         name = f"{patient}_{grid}"

@@ -54,9 +54,13 @@ DEFAULT_MODALITIES = list(IMAGE_MODALITIES)  # the config's `modalities` default
 # the other DICOM modalities of a cohort and the role the index gives their series
 ROLES = {"RTSTRUCT": "rtstruct", "RTDOSE": "rtdose", "RTPLAN": "rtplan", "SEG": "seg", "REG": "registration"}
 STRUCTURE_MODALITIES = ("RTSTRUCT", "SEG")  # turned into masks on an image's grid
-# read with pydicom by the index (not its fast header reader): structure sets for their ROIs, and image modalities
-# whose header gate needs tags the fast reader does not read
-FULL_HEADER_MODALITIES = frozenset({*STRUCTURE_MODALITIES, *(m for m, t in IMAGE_MODALITIES.items() if t.header_gate)})
+# a dose grid names its plan, a plan its structure set (referenced_sop_uids in the index): which ROIs get the DVHs
+PLAN_MODALITIES = ("RTDOSE", "RTPLAN")
+# read with pydicom by the index (not its fast header reader): structure sets for their ROIs, dose grids and plans
+# for their references, and image modalities whose header gate needs tags the fast reader does not read
+FULL_HEADER_MODALITIES = frozenset(
+    {*STRUCTURE_MODALITIES, *PLAN_MODALITIES, *(m for m, t in IMAGE_MODALITIES.items() if t.header_gate)}
+)
 
 
 def image_modality(name: str) -> ImageModality | None:

@@ -87,13 +87,20 @@ def build_orders(tables: dict[str, pd.DataFrame], kinds=KINDS) -> dict[tuple[str
         )
     doses = links[links["source_modality"].eq("RTDOSE") & ("dose" in kinds)]
     for (patient, uid), mine in doses.groupby(["patient_id", "source_series_uid"], sort=True):
+        first = mine.sort_values("source_path").iloc[0]
         orders[("dose", patient, uid)] = dict(
             kind="dose",
             patient_id=patient,
             series_key=uid,
             dicom_series_uid=uid,
-            dose=_file(str(mine.sort_values("source_path")["source_path"].iloc[0]), sizes),
+            dose=_file(str(first["source_path"]), sizes),
             images=sorted(mine["image_series_uid"].unique().tolist()),
+            # the plan the RTDOSE references and the structure sets that plan references (radflow.index.links)
+            plan=dict(
+                sop_uid=str(first.get("plan_sop_uid", "") or ""),
+                label=str(first.get("plan_label", "") or ""),
+                structure_sop_uids=[u for u in str(first.get("plan_structure_sop_uids", "") or "").split("\\") if u],
+            ),
         )
     return orders
 

@@ -3,7 +3,7 @@ import sys
 from pathlib import Path
 
 from radflow.convert import convert_rtdose
-from radflow.dvh import dose_to_rois
+from radflow.dvh import dose_to_rois, plan_structure_sets
 from radflow.failures import atomic_outputs
 from radflow.orders import read_order
 from radflow.roi_names import load_aliases
@@ -23,10 +23,14 @@ with atomic_outputs(o.folder) as (folder,):
         for s in read_order(masks_order)["structures"]
         if s["modality"] == "RTSTRUCT"
     }
-    structures = [structures[path] for path in sorted(structures)]
+    # the structure sets of the dose's images; those its plan references where they are among them (radflow.dvh)
+    structures, chosen_by = plan_structure_sets([structures[path] for path in sorted(structures)], order.get("plan"))
+    print(f"structure sets: {chosen_by}")
     aliases = load_aliases(i.roi_names)
-    # the DVH of every ROI of the structure sets of the dose's images, from their contours (radflow.dvh)
-    table, curves = dose_to_rois(out / "dose.nii.gz", sidecar, structures, aliases, p.contour_overlap)
+    # the DVH of every ROI of those structure sets, from their contours (radflow.dvh)
+    table, curves = dose_to_rois(
+        out / "dose.nii.gz", sidecar, structures, aliases, p.contour_overlap, plan=order.get("plan")
+    )
     table.to_parquet(out / "dvh.parquet", index=False)
     curves.to_parquet(out / "dvh_curves.parquet", index=False)
     for r in table.itertuples():

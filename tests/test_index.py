@@ -473,3 +473,55 @@ def test_a_tree_with_nothing_to_convert_says_why(demo_dir, tmp_path):
     assert "1 × RTPLAN: a treatment plan, holds no image" in message and "1 × RTSTRUCT: not an image" in message
 
     assert nothing_to_convert(build_index(demo_dir / "TCGA-HNSC", tmp_path / "i3", names), "demo") is None
+
+
+def test_dose_plan_structure_set_references(demo_dir, tmp_path):
+    """RTDOSE -> RTPLAN -> RTSTRUCT: the demo's dose grid names its plan, the plan its structure set. With a second
+    structure set on the same CT, the dose order still names only the plan's, and radflow.dvh takes only its ROIs;
+    a dose whose plan is not in the cohort warns and takes every structure set of its CTs. A real Eclipse plan's
+    label and reference are read as Eclipse wrote them."""
+    from radflow.dvh import plan_structure_sets
+    from radflow.index.headers import read_instance
+    from radflow.orders import build_orders
+
+    names = REPO / "config" / "roi_names.yaml"
+    root = tmp_path / "dicom"
+    shutil.copytree(demo_dir / "TCGA-HNSC" / "TCGA-00-0001", root / "TCGA-00-0001")
+    rs = next(p for p in root.rglob("*RTSTRUCT*") if p.is_dir())
+    original = pydicom.dcmread(next(rs.iterdir()))
+    second = root / "TCGA-00-0001" / "second-rs"
+    second.mkdir()
+    copy = pydicom.dcmread(next(rs.iterdir()))
+    copy.SOPInstanceUID = copy.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    copy.SeriesInstanceUID = pydicom.uid.generate_uid()
+    copy.save_as(second / "rs.dcm")
+    tables = build_index(root, tmp_path / "index", names)
+    links = tables["links"]
+    dose = links[links["source_modality"] == "RTDOSE"]
+    assert len(dose) and set(dose["plan_structure_sop_uids"]) == {str(original.SOPInstanceUID)}
+    assert set(dose["plan_label"]) == {str(pydicom.dcmread(next(next(root.rglob("*RTPLAN*")).iterdir())).RTPlanLabel)}
+    orders = build_orders(tables)
+    (key,) = [k for k in orders if k[0] == "dose"]
+    plan = orders[key]["plan"]
+    assert plan["structure_sop_uids"] == [str(original.SOPInstanceUID)]
+    # the structure sets of the dose's CT (on every image they go with, once each, as the dose job gathers them)
+    structures = {s["path"]: s for k, o in orders.items() if k[0] == "masks" for s in o["structures"]}
+    rtstructs = [s for s in structures.values() if s["modality"] == "RTSTRUCT"]
+    assert {s["sop_uid"] for s in rtstructs} == {str(original.SOPInstanceUID), str(copy.SOPInstanceUID)}
+    chosen, by = plan_structure_sets(rtstructs, plan)
+    assert [s["sop_uid"] for s in chosen] == [str(original.SOPInstanceUID)] and by.startswith("plan:")
+    # without the plan in the cohort: a warning naming it, and every structure set of the CT
+    shutil.rmtree(next(p for p in root.rglob("*RTPLAN*") if p.is_dir()))
+    tables = build_index(root, tmp_path / "index2", names)
+    problems = pd.read_csv(tmp_path / "index2" / "problems.tsv", sep="\t")
+    warned = problems[problems["reason"].str.contains("references RTPLAN", na=False)]
+    assert len(warned) == 1 and "not in the cohort" in warned["reason"].iloc[0]
+    plan = next(o for k, o in build_orders(tables).items() if k[0] == "dose")["plan"]
+    assert plan["sop_uid"] and plan["structure_sop_uids"] == []
+    chosen, by = plan_structure_sets(rtstructs, plan)
+    assert len(chosen) == 2 and by.startswith("frame of reference") and "not in the cohort" in by
+    # a real plan, as Varian Eclipse wrote it
+    real = Path(__file__).parent / "data" / "slicerrt_eclipse_prostate_phantom"
+    row, _, problem = read_instance(next(real.glob("RP.*.dcm")))
+    assert problem == "" and row["modality"] == "RTPLAN" and row["rt_label"] == "PROS"
+    assert row["referenced_sop_uids"] == "1.2.246.352.71.4.2088656855.2404649.20110920153449"

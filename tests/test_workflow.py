@@ -452,6 +452,8 @@ def test_dvh_of_the_demo_has_its_closed_form(demo_run, demo_dir, truth):
     mine = table[table["dose_series_uid"] == dose["series_uid"]].set_index("roi")
     assert set(mine.index) == {"GTVp", "GTVn", "Parotid_L", "Parotid_R", "SpinalCord"}
     assert (mine["status"] == "ok").all() and (mine["dose_summation_type"] == "PLAN").all()
+    # the ROIs of the structure set the dose's plan references (RTDOSE -> RTPLAN -> RTSTRUCT)
+    assert mine["structure_sets_by"].str.startswith("plan: the structure set RTPLAN '").all()
     rs_path = next(next((demo_dir / "TCGA-HNSC" / "TCGA-00-0001").rglob("*RTSTRUCT*")).iterdir())
     rs = pydicom.dcmread(rs_path)
     names = {int(r.ROINumber): str(r.ROIName) for r in rs.StructureSetROISequence}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-INDEX_FORMAT = 5  # raised whenever the tables gain columns: an index written before is built again
+INDEX_FORMAT = 6  # raised whenever the tables gain columns: an index written before is built again
 RTSTRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 
@@ -40,6 +40,10 @@ INSTANCE_COLUMNS = [
     "trigger_time",
     "content_time",
     "referenced_series_uid",
+    # RTDOSE: the RTPLANs it belongs to (ReferencedRTPlanSequence); RTPLAN: its structure sets
+    # (ReferencedStructureSetSequence); SOP instance UIDs joined by "\\"
+    "referenced_sop_uids",
+    "rt_label",  # RTPLAN: RTPlanLabel
     "suv_tags",
     "pixel_problem",
     "series_key",
@@ -55,6 +59,8 @@ SERIES_FIELDS = [
         "sop_class_uid",
         "sop_instance_uid",
         "referenced_series_uid",
+        "referenced_sop_uids",
+        "rt_label",
         "pixel_problem",
         "series_key",
     )
@@ -122,6 +128,10 @@ LINK_COLUMNS = [
     "image_series_uid",
     "image_modality",
     "relation",
+    # RTDOSE: the plan it names (RTDOSE -> RTPLAN) and the structure sets that plan names (RTPLAN -> RTSTRUCT)
+    "plan_sop_uid",
+    "plan_label",
+    "plan_structure_sop_uids",
 ]
 PROBLEM_COLUMNS = ["level", "item", "patient_id", "series_uid", "severity", "reason"]
 

@@ -120,6 +120,8 @@ def instance_row(get, path: str, st) -> dict:
         content_time=text("ContentTime"),
         number_of_frames=max(1, _number([text("NumberOfFrames")], 0, int)),
         referenced_series_uid="",
+        referenced_sop_uids="",
+        rt_label="",
         suv_tags="",
         pixel_problem="",
     )
@@ -189,6 +191,8 @@ def read_instance(path) -> tuple[dict | None, list[dict], str]:
     elif not head and row["modality"] in {*IMAGE_MODALITIES, "RTDOSE"}:
         # pydicom reads a header cut short without complaint; an image file must go on to its pixels
         row["pixel_problem"] = f"truncated: the file ends at byte {st.st_size} before any pixel data"
+    if row["modality"] in ("RTDOSE", "RTPLAN"):
+        row["referenced_sop_uids"], row["rt_label"] = _plan_references(ds, row["modality"])
     rtstruct = row_is_rtstruct(ds, sop_class)
     if rtstruct:
         row["referenced_series_uid"] = _referenced_series(ds)
@@ -201,6 +205,14 @@ def read_instance(path) -> tuple[dict | None, list[dict], str]:
         # the tags that decide the SUV factor, so that the index can refuse a series before conversion
         row["suv_tags"] = json.dumps(suv_tags(ds), sort_keys=True)
     return row, _roi_rows(ds, row) if rtstruct else [], ""
+
+
+def _plan_references(ds, modality: str) -> tuple[str, str]:
+    """(the SOP instance UIDs an RTDOSE's plans or an RTPLAN's structure sets have, joined by "\\"; the plan's
+    label)."""
+    sequence = "ReferencedRTPlanSequence" if modality == "RTDOSE" else "ReferencedStructureSetSequence"
+    uids = [_text(r, "ReferencedSOPInstanceUID") for r in ds.get(sequence, None) or []]
+    return "\\".join(u for u in uids if u), _text(ds, "RTPlanLabel") if modality == "RTPLAN" else ""
 
 
 def row_is_rtstruct(ds, sop_class) -> bool:

@@ -15,13 +15,49 @@ def _overlaps(lo, hi, image_lo, image_hi, margin) -> bool:
     return hi >= image_lo - margin and lo <= image_hi + margin
 
 
+def _uids(joined) -> list[str]:
+    return [u for u in str(joined or "").split("\\") if u]
+
+
+def plan_references(dose: pd.Series, instances: pd.DataFrame) -> tuple[dict, str]:
+    """(plan_sop_uid, plan_label, plan_structure_sop_uids of an RTDOSE instance row; a warning, or "" when the
+    chain RTDOSE -> RTPLAN -> RTSTRUCT resolves within the cohort). Where it does not, the dose's DVHs take every
+    structure set of its CTs, and the warning says why."""
+    empty = dict(plan_sop_uid="", plan_label="", plan_structure_sop_uids="")
+    if "referenced_sop_uids" not in instances.columns:
+        return empty, ""
+    plans = _uids(dose["referenced_sop_uids"])
+    if not plans:
+        return empty, ""  # many exports name no plan: nothing to warn about, the frame of reference decides
+    found = instances[(instances["modality"] == "RTPLAN") & instances["sop_instance_uid"].isin(plans)]
+    found = found[found["patient_id"] == dose["patient_id"]]
+    if not len(found):
+        return dict(empty, plan_sop_uid=plans[0]), (
+            f"RTDOSE references RTPLAN {plans[0]}, which is not in the cohort: its DVHs take every structure set "
+            "of its CTs' frame of reference"
+        )
+    plan = found.iloc[0]
+    structures = _uids(plan["referenced_sop_uids"])
+    known = set(instances.loc[instances["modality"] == "RTSTRUCT", "sop_instance_uid"])
+    out = dict(plan_sop_uid=plan["sop_instance_uid"], plan_label=plan["rt_label"])
+    present = [u for u in structures if u in known]
+    if not present:
+        return dict(out, plan_structure_sop_uids=""), (
+            f"RTPLAN '{plan['rt_label']}' ({plan['sop_instance_uid']}) of this RTDOSE references "
+            + (f"structure set {structures[0]}, which is not in the cohort" if structures else "no structure set")
+            + ": its DVHs take every structure set of its CTs' frame of reference"
+        )
+    return dict(out, plan_structure_sop_uids="\\".join(present)), ""
+
+
 def link_table(series: pd.DataFrame, rois: pd.DataFrame, instances: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     """RTSTRUCT and RTDOSE -> every converted image series they belong to.
 
     An RTSTRUCT goes to the series it references (ReferencedSeriesInstanceUID, all its converted sub-series);
     also, and when that reference dangles instead, to every converted image series of the same patient and frame
     of reference whose slices cover its contours (the PET of a PET/CT), on which its ROIs are rasterised directly.
-    An RTDOSE goes to the converted CT series of its frame of reference."""
+    An RTDOSE goes to the converted CT series of its frame of reference; its rows also name the plan it references
+    and the structure sets that plan references (plan_references), whose ROIs then get its DVHs."""
     images = series[series["convert"]]
     modality = dict(zip(images["series_uid"], images["modality"]))
     sources = []
@@ -41,9 +77,16 @@ def link_table(series: pd.DataFrame, rois: pd.DataFrame, instances: pd.DataFrame
                 z_max=g["z_max"].max(),
             )
         )
+    links, problems = [], []
     for _, d in instances[instances["modality"] == "RTDOSE"].iterrows():
+        plan, why = plan_references(d, instances)
+        if why:
+            problems.append(
+                problem("series", d["dicom_series_uid"], d["patient_id"], d["dicom_series_uid"], "warning", why)
+            )
         sources.append(
             dict(
+                plan,
                 patient_id=d["patient_id"],
                 source_modality="RTDOSE",
                 source_series_uid=d["dicom_series_uid"],
@@ -55,7 +98,6 @@ def link_table(series: pd.DataFrame, rois: pd.DataFrame, instances: pd.DataFrame
                 z_max=np.nan,
             )
         )
-    links, problems = [], []
     for src in sources:
         targets = {}
         ref = src["referenced"]
@@ -102,7 +144,10 @@ def link_table(series: pd.DataFrame, rois: pd.DataFrame, instances: pd.DataFrame
                     relation=relation,
                 )
             )
-    return pd.DataFrame(links, columns=LINK_COLUMNS), problems
+    table = pd.DataFrame(links, columns=LINK_COLUMNS)
+    plan_columns = ["plan_sop_uid", "plan_label", "plan_structure_sop_uids"]
+    table[plan_columns] = table[plan_columns].fillna("").astype(str)  # a structure set's links name no plan
+    return table, problems
 
 
 def select_series(series: pd.DataFrame, links: pd.DataFrame, selection: str) -> tuple[pd.DataFrame, list[dict]]:

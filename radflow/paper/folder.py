@@ -107,6 +107,14 @@ def write_paper_folder(inputs: dict, settings: dict, config: dict, outputs: dict
         _json(inputs.get("clinical_record")),
     )
     method = str(dvh["method"].iloc[0]) if dvh is not None and len(dvh) and "method" in dvh else None
+    if method and "structure_sets_by" in dvh:
+        by = dvh.drop_duplicates("dose_series_uid")["structure_sets_by"].astype(str).str.split(":").str[0]
+        plan, other = int((by == "plan").sum()), int((by != "plan").sum())
+        method += (
+            f"; the ROIs of the structure set each dose grid's RTPLAN references (RTDOSE → RTPLAN → RTSTRUCT) for "
+            f"{plan} dose grid{'' if plan == 1 else 's'}"
+            + (f", every structure set of the dose's CTs' frame of reference for {other}" if other else "")
+        )
     methods = methods_markdown(facts, method)
     Path(outputs["methods.md"]).write_text(methods, encoding="utf-8")
     Path(outputs["methods.html"]).write_text(markdown_html(methods, "Methods (radflow)"), encoding="utf-8")
