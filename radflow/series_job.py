@@ -149,10 +149,12 @@ def run_features(
     feature_rois=None,
     max_roi_voxels=None,
     progress=None,
+    notes: dict | None = None,
 ) -> None:
     """The feature rows of one series' masks (radflow.features.extract_series), written under a temporary name and
     renamed when done. Its own job: a pyradiomics settings change redoes this and what reads the features, not the
-    conversion, the masks, the overlays or the dose."""
+    conversion, the masks, the overlays or the dose. notes: {(rtstruct_series_uid, roi_original): text} said in the
+    reason of those ROIs' rows that have features (e.g. the part of an ROI outside a dose grid)."""
     import time
 
     from .features import extract_series
@@ -169,5 +171,9 @@ def run_features(
             max_roi_voxels,
             progress=progress,
         )
+        for key, text in (notes or {}).items():
+            rows = (table["rtstruct_series_uid"] == key[0]) & (table["roi_original"] == key[1])
+            rows &= table["status"] == "ok"
+            table.loc[rows, "reason"] = [f"{r}; {text}" if r else text for r in table.loc[rows, "reason"]]
         table.to_parquet(path, index=False)
         print(f"features: {len(table)} rows, {time.perf_counter() - started:.2f} s", file=progress, flush=True)

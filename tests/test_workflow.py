@@ -502,7 +502,7 @@ def test_dvh_of_the_demo_has_its_closed_form(demo_run, demo_dir, truth):
     gtv = curves[(curves["dose_series_uid"] == dose["series_uid"]) & (curves["roi"] == "GTVp")]
     assert gtv["volume_pct"].iloc[0] == 100 and (np.diff(gtv["volume_cc"]) <= 0).all()
     picture = demo_run / "results" / "qc" / "dvh" / f"TCGA-00-0001_{dose['series_uid']}.png"
-    assert Image.open(picture).text["Title"].startswith("TCGA-00-0001 · RTDOSE PLAN series …")
+    assert Image.open(picture).text["Title"].startswith("TCGA-00-0001 · RTDOSE PLAN of plan 'HN 70/35' series …")
 
 
 def test_dose_columns_of_the_modelling_table(demo_run, truth):
@@ -543,6 +543,12 @@ def test_dose_features_are_rows_of_the_features_table(demo_run, features, truth)
     dvh = pd.read_parquet(demo_run / "results" / "dose" / "dvh.parquet").set_index("roi")
     for roi in ("GTVp", "GTVn"):
         assert rows.loc[roi, "original_firstorder_Mean"] == pytest.approx(dvh.loc[roi, "dmean_gy"], abs=0.5), roi
+    # an ROI partly outside the dose grid: its row says so, with the DVH's share, and the ROIs inside say nothing
+    clipped = dvh[dvh["outside_dose_grid_pct"] > 0].index
+    assert "SpinalCord" in clipped and "GTVp" not in clipped
+    for roi in rows.index:
+        said = f"{dvh.loc[roi, 'outside_dose_grid_pct']:.1f} % of the ROI lies outside the dose grid"
+        assert (said in rows.loc[roi, "reason"]) == (roi in clipped), (roi, rows.loc[roi, "reason"])
     kept = demo_run / "results" / "provenance" / "settings" / "pyradiomics" / "RTDOSE.yaml"
     assert kept.read_bytes() == (demo_run / "config" / "pyradiomics" / "RTDOSE.yaml").read_bytes()
 
