@@ -120,13 +120,17 @@ def dose_at_volume(sorted_desc: np.ndarray, volume_mm3: float, sample_mm3: float
     return float(sorted_desc[max(int(math.ceil(n)) - 1, 0)])
 
 
-def dvh_metrics(doses: np.ndarray, sample_mm3: float, d_percent=D_PERCENT, d_cc=D_CC, v_gy=V_GY) -> dict:
+def dvh_metrics(
+    doses: np.ndarray, sample_mm3: float, d_percent=D_PERCENT, d_cc=D_CC, v_gy=V_GY, ascending=None
+) -> dict:
     """The DVH metrics users quote: volume (cc), Dmean, Dmin, Dmax (the hottest sample), D x % and D x cc (the
-    minimum dose of the hottest x % or x cc), V x Gy (share of the volume, %, and cc); Gy throughout."""
+    minimum dose of the hottest x % or x cc), V x Gy (share of the volume, %, and cc); Gy throughout. ascending:
+    the doses sorted, when the caller has them (a whole-body outline holds some 20 million samples)."""
     out = dict(volume_cc=len(doses) * sample_mm3 / 1000.0)
     if not len(doses):
         return out
-    desc = np.sort(doses)[::-1]
+    asc = np.sort(doses) if ascending is None else ascending
+    desc = asc[::-1]
     total = len(doses) * sample_mm3
     out.update(dmean_gy=float(doses.mean()), dmin_gy=float(desc[-1]), dmax_gy=float(desc[0]))
     for x in d_percent:
@@ -136,18 +140,19 @@ def dvh_metrics(doses: np.ndarray, sample_mm3: float, d_percent=D_PERCENT, d_cc=
     for x in v_gy:
         # a sample exactly at the level stands for a cell half above it (dose grids and sampling grids aligned
         # with contour planes put many samples on round doses)
-        share = float((doses > x).mean() + 0.5 * (doses == x).mean())
+        below, not_above = np.searchsorted(asc, x, side="left"), np.searchsorted(asc, x, side="right")
+        share = float((len(asc) - not_above) / len(asc) + 0.5 * ((not_above - below) / len(asc)))
         out[f"v{x:g}gy_pct"] = 100.0 * share
         out[f"v{x:g}gy_cc"] = share * total / 1000.0
     return out
 
 
-def cumulative_dvh(doses: np.ndarray, sample_mm3: float, step_gy: float = 0.1) -> pd.DataFrame:
+def cumulative_dvh(doses: np.ndarray, sample_mm3: float, step_gy: float = 0.1, ascending=None) -> pd.DataFrame:
     """The cumulative DVH: for dose levels 0, step, 2 step … up to the maximum, the volume receiving at least that
-    dose, in cc and in % of the ROI."""
+    dose, in cc and in % of the ROI. ascending: the doses sorted, when the caller has them."""
     top = float(doses.max()) if len(doses) else 0.0
     levels = np.round(np.arange(0.0, top + step_gy, step_gy), 6)
-    asc = np.sort(doses)
+    asc = np.sort(doses) if ascending is None else ascending
     # at each level: the samples above it, and half of those exactly at it (as in dvh_metrics)
     at_least = len(asc) - (np.searchsorted(asc, levels, side="left") + np.searchsorted(asc, levels, side="right")) / 2
     at_least[levels <= 0] = len(asc)  # every sample has at least 0 Gy (those outside the dose grid exactly 0)
@@ -279,14 +284,16 @@ def dose_to_rois(
                 samples=info["samples"],
                 outside_dose_grid_pct=100 * info["outside_dose_grid"],
                 polygon_volume_cc=info["polygon_volume_mm3"] / 1000,
-                **dvh_metrics(doses, sample_mm3),
+                **dvh_metrics(doses, sample_mm3, ascending=(ascending := np.sort(doses))),
             )
             if info["outside_dose_grid"] > 0:
                 row["reason"] = (
                     f"{100 * info['outside_dose_grid']:.1f} % of the ROI lies outside the dose grid (0 Gy there)"
                 )
             rows.append(row)
-            curves.append(cumulative_dvh(doses, sample_mm3).assign(**{k: row[k] for k in CURVE_COLUMNS[:5]}))
+            curves.append(
+                cumulative_dvh(doses, sample_mm3, ascending=ascending).assign(**{k: row[k] for k in CURVE_COLUMNS[:5]})
+            )
     table = _concat([pd.DataFrame(rows)], DVH_ID_COLUMNS)
     return table, _concat(curves, CURVE_COLUMNS)[CURVE_COLUMNS]
 
