@@ -14,6 +14,7 @@ import pandas as pd
 
 from .clinical import CLINICAL_COLUMNS, normalise_barcode
 from .features import ID_COLUMNS
+from .modalities import DOSE_MODALITY
 from .selection import drawn_rows, plan_studies, read_listed, select, with_context
 from .timeline import read_timeline
 
@@ -80,6 +81,8 @@ def modelling_table(
     if dvh is not None:
         dvh = dvh.assign(patient_id=dvh["patient_id"].map(normalise_barcode))
     images = series[series["convert"]]
+    # the series that carry the modality's features: converted images, or the dose grids (role rtdose)
+    carriers = series[series["role"] == "rtdose"] if modality == DOSE_MODALITY else images
     drawn = with_context(drawn_rows(features[features["modality"] == modality], roi, instances), series, timeline)
     ok = drawn[drawn["status"] == "ok"]
     plans = plan_studies(series)
@@ -91,7 +94,7 @@ def modelling_table(
         entry = dict(
             patient_id=pid,
             has_images=pid in set(images["patient_id"]),
-            has_modality=bool(((images["patient_id"] == pid) & (images["modality"] == modality)).any()),
+            has_modality=bool(((carriers["patient_id"] == pid) & (carriers["modality"] == modality)).any()),
             has_roi=pid in set(ok["patient_id"]),
             has_clinical=pid in clin.index,
         )
@@ -106,7 +109,7 @@ def modelling_table(
         if not entry["has_images"]:
             reason = "no converted image series"
         elif not entry["has_modality"]:
-            reason = f"no {modality} image series"
+            reason = "no RTDOSE dose grid" if modality == DOSE_MODALITY else f"no {modality} image series"
         elif not entry["has_roi"]:  # (a failed image conversion counts as no usable ROI, with its reason)
             # the ROI's own failure, or its image's (a failed conversion fails every ROI: roi "")
             failed = features[

@@ -159,3 +159,39 @@ def test_perturbing_around_the_roi_is_perturbing_the_whole_image(demo_run):
     own = features[features["roi_label"] == c["roi_label"]].iloc[0]
     moved_nothing = extract_roi(extractor, *near)[0]
     assert all(own[k] == v for k, v in moved_nothing.items() if k.startswith("original_")), "identity != original"
+
+
+def test_dose_features_as_the_model_modality(demo_run, truth, tmp_path):
+    """model.modality RTDOSE: a real snakemake run in a copy of the demo run. The modelling table takes the dose
+    features of the one patient with an RTDOSE (the others: 'no RTDOSE dose grid'); the perturb job perturbs the dose
+    grid and its masks. The demo's dose is linear along z (0.25 Gy/mm): an in-plane rotation leaves the GTV's mean
+    dose as it is, the translation's 1.25 mm along z moves it by 1.25 x 0.25 Gy, and the noise added is the dose
+    grid's own, none."""
+    work = tmp_path / "project"
+    shutil.copytree(demo_run, work, symlinks=True)
+    path = work / "config" / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["model"]["modality"] = "RTDOSE"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = run_snakemake(work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    dose = truth["patients"]["TCGA-00-0001"]["rtdose"]
+    cohort = pd.read_csv(work / "results" / "cohort.tsv", sep="\t", dtype=str).set_index("patient_id")
+    assert cohort.loc["TCGA-00-0001", "in_modelling_table"] == "True"
+    others = cohort.drop(index="TCGA-00-0001")
+    imaged = others[others["has_images"] == "True"]
+    assert len(imaged) == 7 and (imaged["reason"] == "no RTDOSE dose grid").all()
+    table = pd.read_csv(work / "results" / "modelling_table.csv")
+    assert table["patient_id"].tolist() == ["TCGA-00-0001"] and table["modality"].tolist() == ["RTDOSE"]
+    assert table["series_uid"].tolist() == [dose["series_uid"]]
+    dvh = pd.read_parquet(work / "results" / "dose" / "dvh.parquet").set_index("roi")
+    assert table["original_firstorder_Mean"].iloc[0] == pytest.approx(dvh.loc["GTVp", "dmean_gy"], abs=0.5)
+    perturbed = pd.read_parquet(work / "results" / "perturbed.parquet").set_index("perturbation")
+    assert (perturbed["modality"] == "RTDOSE").all() and perturbed["status"].eq("ok").all()
+    mean = perturbed["original_firstorder_Mean"]
+    assert mean["rotation-4deg"] == pytest.approx(mean["original"], abs=1e-9)
+    (moved,) = [p for p in config["robustness"]["perturbations"] if "translation_mm" in p]
+    (name,) = [n for n in perturbed.index if n.startswith("translation")]
+    shift = moved["translation_mm"][2] * dose["gradient_gy_per_mm"]
+    assert mean["original"] - mean[name] == pytest.approx(shift, abs=2e-5)  # (float32 doses near 60 Gy: 4e-6 apart)
+    assert perturbed.loc["noise", "noise_sd"] == pytest.approx(0, abs=1e-9) and mean["noise"] == mean["original"]

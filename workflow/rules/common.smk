@@ -236,6 +236,26 @@ def features_minutes(wildcards, attempt):
     return _features_resources(wildcards, attempt)["minutes"]
 
 
+# a dose grid's features (rule dose_features): its ROIs on a coarse grid (2 mm after resampling), no shape class
+DOSE_FEATURES_MB, DOSE_FEATURES_MINUTES = 2000, 10
+
+
+def perturb_mem_mb(wildcards, attempt):
+    """A perturb job's memory: its image's features job's (model.modality RTDOSE: a dose features job's)."""
+    if config["model"]["modality"] == "RTDOSE":
+        return DOSE_FEATURES_MB * attempt
+    return features_mem_mb(wildcards, attempt)
+
+
+def perturb_minutes(wildcards, attempt):
+    """A perturb job's time: one extraction per perturbation and control besides the original."""
+    if config["model"]["modality"] == "RTDOSE":
+        one = DOSE_FEATURES_MINUTES * attempt
+    else:
+        one = features_minutes(wildcards, attempt)
+    return one * (1 + len((ROBUSTNESS or {}).get("perturbations", [])) + len((CONTROLS or {}).get("controls", [])))
+
+
 # Which features a paper can trust (rules/trust.smk): each part off unless the config asks for it.
 ROBUSTNESS = config["robustness"]
 CONTROLS = config["negative_controls"]
@@ -250,9 +270,25 @@ if (CONTROLS or HARMONISATION) and not HAS_CLINICAL and workflow.is_main_process
 
 
 def perturbed_files(wildcards):
-    """One table per series of the model's modality with masks: its perturbed and negative-control features."""
+    """One table per series of the model's modality with masks: its perturbed and negative-control features (with
+    model.modality RTDOSE, one per dose grid)."""
     modality = config["model"]["modality"]
+    if modality == "RTDOSE":
+        return [f"results/perturbed/{o['patient_id']}/{o['series_key']}.parquet" for o in planned_orders("dose")]
     return [f"results/perturbed/{p}/{s}.parquet" for p, s, m in series_with_masks() if m == modality]
+
+
+def perturb_inputs(wildcards):
+    """The image, masks and features a perturb job starts from: a converted image's, or (model.modality RTDOSE)
+    the dose grid's as the dose job wrote them."""
+    p, s = wildcards.patient, wildcards.series
+    if config["model"]["modality"] == "RTDOSE":  # (the dose job's output is its folder: dose.nii.gz and masks/)
+        return dict(dose_folder=f"results/dose/{p}/{s}", features=f"results/features/{p}/dose_{s}.parquet")
+    return dict(
+        image=f"results/images/{p}/{s}.nii.gz",
+        masks=f"results/masks/{p}/{s}",
+        features=f"results/features/{p}/{s}.parquet",
+    )
 
 
 def trust_outputs(every=False):

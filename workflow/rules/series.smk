@@ -67,8 +67,8 @@ rule dose_features:
     conda:
         CONDA_ENV
     resources:
-        mem_mb=attempt_mb(2000),
-        runtime=attempt_minutes(10),
+        mem_mb=attempt_mb(DOSE_FEATURES_MB),
+        runtime=attempt_minutes(DOSE_FEATURES_MINUTES),
     params:
         feature_rois=config["feature_rois"],
         max_roi_voxels=config["max_roi_voxels"],

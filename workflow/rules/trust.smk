@@ -9,9 +9,8 @@ if PERTURBED:
 
     rule perturb:
         input:
-            image="results/images/{patient}/{series}.nii.gz",
-            masks="results/masks/{patient}/{series}",
-            features="results/features/{patient}/{series}.parquet",
+            # image, masks, features: a converted image's, or with model.modality RTDOSE a dose grid's
+            unpack(perturb_inputs),
             settings=settings_file,
         output:
             "results/perturbed/{patient}/{series}.parquet",
@@ -22,9 +21,8 @@ if PERTURBED:
         threads: 1
         resources:
             # one extraction of the ROI per perturbation and control, one at a time (like the features job)
-            mem_mb=features_mem_mb,
-            runtime=lambda wc, attempt: features_minutes(wc, attempt)
-            * (1 + len((ROBUSTNESS or {}).get("perturbations", [])) + len((CONTROLS or {}).get("controls", []))),
+            mem_mb=perturb_mem_mb,
+            runtime=perturb_minutes,
         params:
             roi=config["model"]["roi"],
             roi_instances=config["roi_instances"],
