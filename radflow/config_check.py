@@ -60,12 +60,12 @@ def _expected(error) -> str:
 def load_schema(schema_path) -> dict:
     """The config schema, with the image modalities (model.modality, modalities) from radflow.modalities: the
     schema file leaves them open so that a new modality is one entry there. model.modality may also be RTDOSE
-    (MODEL_MODALITIES: the dose features of the dose grids)."""
-    from .modalities import DEFAULT_MODALITIES, IMAGE_MODALITIES, MODEL_MODALITIES
+    (DOSE_MODALITY: the dose features of the dose grids)."""
+    from .modalities import DEFAULT_MODALITIES, DOSE_MODALITY, IMAGE_MODALITIES
 
     schema = yaml.safe_load(Path(schema_path).read_text())
     names = list(IMAGE_MODALITIES)
-    schema["properties"]["model"]["properties"]["modality"]["enum"] = list(MODEL_MODALITIES)
+    schema["properties"]["model"]["properties"]["modality"]["enum"] = [*names, DOSE_MODALITY]
     schema["properties"]["modalities"]["items"]["enum"] = names
     schema["properties"]["modalities"]["default"] = list(DEFAULT_MODALITIES)
     return schema

@@ -50,10 +50,9 @@ IMAGE_MODALITIES: dict[str, ImageModality] = {
     )
 }
 DEFAULT_MODALITIES = list(IMAGE_MODALITIES)  # the config's `modalities` default: every image modality
-# what model.modality may name: an image modality, or RTDOSE (the dose features of the dose grids: their rows of the
+# model.modality may name an image modality or RTDOSE: the dose features of the dose grids (their rows of the
 # features table have modality RTDOSE, and the trust analyses perturb the dose grid and its masks)
 DOSE_MODALITY = "RTDOSE"
-MODEL_MODALITIES = (*IMAGE_MODALITIES, DOSE_MODALITY)
 
 # the other DICOM modalities of a cohort and the role the index gives their series
 ROLES = {"RTSTRUCT": "rtstruct", "RTDOSE": "rtdose", "RTPLAN": "rtplan", "SEG": "seg", "REG": "registration"}

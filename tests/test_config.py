@@ -91,7 +91,7 @@ def test_image_modalities_come_from_the_one_table(monkeypatch):
     config = dict(dicom_root="d", clinical=["c"], model=dict(modality="NM", roi="GTVp"), modalities=["CT", "NM"])
     assert schema_problems(config, SCHEMA) == [
         "config key modalities.1 = 'NM': expected one of CT, PT, MR",
-        "config key model.modality = 'NM': expected one of CT, PT, MR",
+        "config key model.modality = 'NM': expected one of CT, PT, MR, RTDOSE",  # (RTDOSE: the dose features)
     ]
     nm = ImageModality("NM", "nuclear medicine", units="counts", window_percentiles=(0.0, 99.5), window_from_zero=True)
     monkeypatch.setitem(IMAGE_MODALITIES, "NM", nm)
