@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .ids import normalise_barcode
+
 MISSING = {
     "",
     "'--",
@@ -134,7 +136,6 @@ def readers_of(column: str) -> str:
     return COLUMN_READERS.get(column.split("_")[0] if column[:4] in ("os_d", "os_e", "dss_", "pfi_") else column, "")
 
 
-BARCODE = re.compile(r"^(TCGA-[A-Z0-9]{2}-[A-Z0-9]{4})", re.IGNORECASE)
 SMOKING = {
     "1": "lifelong non-smoker",
     "2": "current smoker",
@@ -146,13 +147,6 @@ SMOKING = {
 
 class ClinicalError(ValueError):
     """A clinical file cannot be read."""
-
-
-def normalise_barcode(value: str) -> str:
-    """The 12-character patient barcode of any TCGA sample/portion/aliquot barcode; other IDs as they are."""
-    value = str(value).strip()
-    m = BARCODE.match(value)
-    return m.group(1).upper() if m else value
 
 
 def _clean(df: pd.DataFrame) -> pd.DataFrame:

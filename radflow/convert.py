@@ -13,6 +13,7 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
+from .ids import normalise_barcode
 from . import __version__
 from .failures import write_image
 from .modalities import image_modality
@@ -203,7 +204,7 @@ def convert_series(
     uid = str(first.SeriesInstanceUID)
     sidecar = dict(
         radflow_version=__version__,
-        patient_id=str(first.get("PatientID", "")),
+        patient_id=normalise_barcode(first.get("PatientID", "")),  # as the index (radflow.ids)
         study_uid=str(first.StudyInstanceUID),
         series_uid=series_key or uid,
         dicom_series_uid=uid,
@@ -364,7 +365,7 @@ def convert_rtdose(path, out_path, on_images: dict | None = None) -> dict:
         resampled[series_uid] = dict(path=Path(target).name, covered_fraction=float(covered.mean()))
     sidecar = dict(
         radflow_version=__version__,
-        patient_id=str(ds.get("PatientID", "")),
+        patient_id=normalise_barcode(ds.get("PatientID", "")),
         study_uid=str(ds.StudyInstanceUID),
         series_uid=str(ds.SeriesInstanceUID),
         sop_instance_uid=str(ds.SOPInstanceUID),

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .clinical import normalise_barcode
 from .features import ID_COLUMNS
 from .selection import drawn_rows, order_within_study, with_context
 from .timeline import read_timeline
@@ -49,8 +48,6 @@ def delta_table(
     """One row per patient x modality x standard ROI x later study: for the mask volume (mask_volume_mm3) and every
     numeric feature f, f_0 (first study), f_1 (the later study), f_delta = f_1 - f_0 and f_relative =
     f_delta / |f_0| (empty when f_0 is 0). timeline: results/timeline.tsv (computed from series when not given)."""
-    features = features.assign(patient_id=features["patient_id"].map(normalise_barcode))
-    series = series.assign(patient_id=series["patient_id"].map(normalise_barcode))
     rows = features[~features["roi"].astype(str).str.startswith(UNMAPPED)]
     rows = with_context(drawn_rows(rows, None, instances), series, timeline)
     # radflow's mask volume on the image's own grid first (the GTV volume), then every numeric pyradiomics feature

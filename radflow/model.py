@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .clinical import CLINICAL_COLUMNS, normalise_barcode
+from .clinical import CLINICAL_COLUMNS
 from .features import ID_COLUMNS
 from .modalities import DOSE_MODALITY
 from .selection import drawn_rows, plan_studies, read_listed, select, with_context
@@ -75,11 +75,7 @@ def modelling_table(
     if without_clinical:
         clinical = pd.DataFrame(columns=CLINICAL_COLUMNS)
     extra = [c for c in clinical.columns if c not in CLINICAL_COLUMNS]
-    features = features.assign(patient_id=features["patient_id"].map(normalise_barcode))
-    series = series.assign(patient_id=series["patient_id"].map(normalise_barcode))
-    clinical = clinical.assign(patient_id=clinical["patient_id"].map(normalise_barcode))
-    if dvh is not None:
-        dvh = dvh.assign(patient_id=dvh["patient_id"].map(normalise_barcode))
+    # (patient IDs: the index's, normalised once there by radflow.ids; the clinical table's, by its reader)
     images = series[series["convert"]]
     # the series that carry the modality's features: converted images, or the dose grids (role rtdose)
     carriers = series[series["role"] == "rtdose"] if modality == DOSE_MODALITY else images

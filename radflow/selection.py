@@ -26,7 +26,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from .clinical import normalise_barcode
+from .ids import normalise_barcode
 from .timeline import patient_timeline
 
 UNION_SUFFIX = "_union"
@@ -189,7 +189,6 @@ def with_context(features: pd.DataFrame, series: pd.DataFrame, timeline: pd.Data
     if timeline is None:
         timeline = patient_timeline(series)
     days = timeline[["patient_id", "study_uid", "day"]].rename(columns={"day": "study_day"})
-    days = days.assign(patient_id=days["patient_id"].map(normalise_barcode))
     geometry = series[["series_uid", "study_date", "slice_spacing", "n_slices"]].drop_duplicates("series_uid")
     rs_study = (
         series[["series_uid", "study_uid"]]

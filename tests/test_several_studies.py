@@ -1,6 +1,8 @@
 """A real snakemake run with the non-default selection rules: two demo patients, one with a follow-up study that a
 studies file names as its time point, one whose planning RTSTRUCT holds the primary GTV twice (two lesions) and
-roi_instances: union. Checked against the generator's analytic volumes."""
+roi_instances: union. Checked against the generator's analytic volumes. The first patient's files carry a TCGA
+sample barcode as PatientID (TCGA-00-0003-01A, as some exports do): the patient's ID in every table is the
+patient barcode, so the modelling, ICC and delta tables all find the patient."""
 
 from __future__ import annotations
 
@@ -11,11 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import make_project, run_snakemake
-from factory import add_roi, sphere_contours
+from factory import add_roi, rewrite_dicom, sphere_contours
 
 pytestmark = pytest.mark.workflow
 
 FOLLOWED, DOUBLED = "TCGA-00-0003", "TCGA-00-0004"
+SAMPLE_BARCODE = "TCGA-00-0003-01A"  # FOLLOWED's PatientID in its files
 SECOND = dict(centre=(30.0, -40.0, 15.0), radius=8.0)  # inside the body, clear of the other ROIs
 
 
@@ -25,6 +28,7 @@ def run(demo_dir, truth, tmp_path_factory):
     root = base / "dicom"
     for pid in (FOLLOWED, DOUBLED):
         shutil.copytree(demo_dir / "TCGA-HNSC" / pid, root / pid)
+    rewrite_dicom(sorted((root / FOLLOWED).rglob("*.dcm")), lambda ds: setattr(ds, "PatientID", SAMPLE_BARCODE))
     # a second lesion drawn as another GTV in the planning RTSTRUCT: "GTV-T" maps to GTVp like "GTV-1"
     rs_folder = next(p for p in (root / DOUBLED).rglob("*RTSTRUCT*") if p.is_dir())
     slices = -90.0 + 2.5 * np.arange(72)  # the demo CT's slice positions
@@ -48,6 +52,7 @@ def run(demo_dir, truth, tmp_path_factory):
         model=dict(modality="CT", roi="GTVp", time_point="listed", studies=str(studies)),
         roi_instances="union",
         qc_overlays="none",
+        robustness=dict(perturbations=[dict(volume_change=-0.1)]),
     )
     proc = run_snakemake(workdir)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -91,3 +96,17 @@ def test_delta_table_under_the_union_rule(run, truth):
     fu = truth["patients"][FOLLOWED]["followup"]
     assert delta["interval_days"].iloc[0] == fu["day"]
     assert delta["mask_volume_mm3_relative"].iloc[0] == pytest.approx(fu["gtvp_volume_ratio"] - 1, rel=0.02)
+
+
+def test_a_sample_barcode_is_its_patient_in_every_table(run):
+    """FOLLOWED's files say TCGA-00-0003-01A: the index keeps that as dicom_patient_id and calls the patient
+    TCGA-00-0003 everywhere (features, perturbed features, the ICC's patients, modelling and delta tables)."""
+    instances = pd.read_parquet(run / "index" / "instances.parquet")
+    mine = instances[instances["dicom_patient_id"] == SAMPLE_BARCODE]
+    assert len(mine) and set(mine["patient_id"]) == {FOLLOWED}
+    assert set(pd.read_parquet(run / "features.parquet")["patient_id"]) == {FOLLOWED, DOUBLED}
+    assert set(pd.read_parquet(run / "perturbed.parquet")["patient_id"]) == {FOLLOWED, DOUBLED}
+    icc = pd.read_csv(run / "robustness" / "icc.csv")
+    assert (icc["n_patients"] == 2).all()
+    assert FOLLOWED in set(pd.read_csv(run / "modelling_table.csv")["patient_id"])
+    assert list(pd.read_csv(run / "delta_radiomics.csv")["patient_id"]) == [FOLLOWED]

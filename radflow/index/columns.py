@@ -10,7 +10,8 @@ INSTANCE_COLUMNS = [
     "path",
     "size",
     "mtime",
-    "patient_id",
+    "patient_id",  # the PatientID normalised (radflow.ids: a TCGA sample barcode stands for its patient)
+    "dicom_patient_id",  # the PatientID as the file has it
     "study_uid",
     "study_date",
     "study_description",
@@ -61,6 +62,7 @@ SERIES_FIELDS = [
         "referenced_series_uid",
         "referenced_sop_uids",
         "rt_label",
+        "dicom_patient_id",
         "pixel_problem",
         "series_key",
     )

@@ -15,6 +15,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from ..contours import audit_roi, contour_data, patient_planes
+from ..ids import normalise_barcode
 from ..dicom_header import pixel_data_problem, pixel_element, read_header
 from ..suv import suv_tags
 from ..modalities import FULL_HEADER_MODALITIES, IMAGE_MODALITIES, image_modality
@@ -90,7 +91,8 @@ def instance_row(get, path: str, st) -> dict:
         path=path,
         size=st.st_size,
         mtime=st.st_mtime_ns,
-        patient_id=text("PatientID"),
+        patient_id=normalise_barcode(text("PatientID")),  # the ID of every table (radflow.ids)
+        dicom_patient_id=text("PatientID"),
         study_uid=text("StudyInstanceUID"),
         study_date=text("StudyDate"),
         study_description=text("StudyDescription"),

@@ -38,7 +38,7 @@ COLUMNS = [
 ]
 # what each identifying column of the features table holds (radflow.features.ID_COLUMNS)
 ID_MEANING = {
-    "patient_id": "patient (DICOM PatientID as indexed)",
+    "patient_id": "patient (DICOM PatientID; a TCGA sample barcode stands for its patient, radflow.ids)",
     "study_uid": "DICOM StudyInstanceUID of the image",
     "series_uid": "image series (SeriesInstanceUID, <UID>_<n> for a sub-series) or dose grid",
     "modality": "CT, PT, MR or RTDOSE",
