@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -72,6 +73,25 @@ def make_project(workdir: Path, demo_dir: Path, trust: bool = False, **overrides
     cfg.update(overrides)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return workdir
+
+
+# Two demo patients that hold every modality and relation of the demo between them: TCGA-00-0001 (CT, PET, RTSTRUCT,
+# RTPLAN, RTDOSE) and TCGA-00-0003 (CT, MR with its own RTSTRUCT, a follow-up study). A scenario that checks how the
+# workflow runs (on SLURM, deployed as a module) rather than what the whole cohort gives runs on these.
+DEMO_SUBSET = ("TCGA-00-0001", "TCGA-00-0003")
+
+
+def demo_subset(demo_dir: Path, root: Path, patients=DEMO_SUBSET) -> Path:
+    """A DICOM root holding copies of some of the demo's patients."""
+    for pid in patients:
+        shutil.copytree(demo_dir / "TCGA-HNSC" / pid, root / pid)
+    return root
+
+
+def same_rows(table: pd.DataFrame, reference: pd.DataFrame, patients=DEMO_SUBSET) -> None:
+    """table equals reference's rows of those patients (columns, values and order)."""
+    mine = reference[reference["patient_id"].isin(patients)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(table.reset_index(drop=True), mine)
 
 
 def run_snakemake(workdir: Path, *extra, timeout=1200) -> subprocess.CompletedProcess:
