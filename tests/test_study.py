@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import DEMO_CONFIG, REPO, make_project, snakemake_env
+from conftest import DEMO_CONFIG, DEMO_SUBSET, REPO, demo_subset, make_project, snakemake_env
 
 from radflow.features import RUNTIME_COLUMNS
 
@@ -119,8 +119,10 @@ def test_a_study_deployed_with_snakedeploy(demo_run, demo_dir, tmp_path):
     assert '"workflow/Snakefile"' in text
     snakefile.write_text(text.replace('"workflow/Snakefile"', f'"{checkout}/workflow/Snakefile"'))
 
+    # two demo patients hold every modality and relation of the demo (conftest.DEMO_SUBSET)
+    root = demo_subset(demo_dir, tmp_path / "dicom")
     (study / "config" / "config.yaml").write_text(
-        yaml.safe_dump(dict(dicom_root=str(demo_dir / "TCGA-HNSC"), clinical=[str(demo_dir / "clinical.tsv")]))
+        yaml.safe_dump(dict(dicom_root=str(root), clinical=[str(demo_dir / "clinical.tsv")]))
     )
     plan = _snakemake(study, "-n")
     assert plan.returncode == 0, plan.stdout[-2000:] + plan.stderr[-3000:]
@@ -137,6 +139,7 @@ def test_a_study_deployed_with_snakedeploy(demo_run, demo_dir, tmp_path):
     keys = ["patient_id", "series_uid", "roi_label"]
     mine = pd.read_parquet(results / "features.parquet").drop(columns=RUNTIME_COLUMNS, errors="ignore")
     demo = pd.read_parquet(demo_run / "results" / "features.parquet").drop(columns=RUNTIME_COLUMNS, errors="ignore")
+    demo = demo[demo["patient_id"].isin(DEMO_SUBSET)]
     assert len(mine) == len(demo) > 20
     mine, demo = mine.set_index(keys).sort_index(), demo.set_index(keys).sort_index()
     pd.testing.assert_frame_equal(mine, demo.loc[mine.index, mine.columns])
