@@ -33,8 +33,10 @@ demo: install
 	@echo "  provenance/                       the settings behind the numbers; radflow verify results/ checks the folder"
 	@echo "  $(BIN)/snakemake --report report.html --configfile $(DEMO_CONFIG)   puts them all into one HTML report"
 
+# Two workers (pytest-xdist), a test file each at a time; the demo run and the demo cohort are made once for both
+# (tests/conftest.py shared_folder).
 test: install
-	$(BIN)/python -m pytest -q --durations=15 tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 tests
 
 # The unit tests alone (no snakemake run): a minute or two.
 test-fast: install

@@ -99,13 +99,32 @@ def run_snakemake(workdir: Path, *extra, timeout=1200) -> subprocess.CompletedPr
     return subprocess.run(cmd, cwd=workdir, env=snakemake_env(), capture_output=True, text=True, timeout=timeout)
 
 
+def shared_folder(tmp_path_factory, name: str, make) -> Path:
+    """A session fixture's folder, made once for the whole test run: `make test` runs two pytest-xdist workers,
+    each with its own session; the first to ask makes the folder under a lock (make(folder)), the other waits and
+    reuses it. Tests only read it (those that change a run copy it first)."""
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by the workers: <pytest-N>/, not <pytest-N>/popen-gwK/
+    folder, done = base / name, base / f"{name}.done"
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            if folder.exists():
+                shutil.rmtree(folder)  # what a worker that failed left
+            folder.mkdir(parents=True)
+            make(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory) -> Path:
     from radflow.demo import generate_demo
 
-    out = tmp_path_factory.mktemp("demo")
-    generate_demo(out)
-    return out
+    return shared_folder(tmp_path_factory, "demo", generate_demo)
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +144,17 @@ def index_tables(demo_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_run(demo_dir, tmp_path_factory) -> Path:
     """The whole workflow, run by snakemake on the demo cohort; returns the project folder."""
-    workdir = make_project(tmp_path_factory.mktemp("project"), demo_dir, trust=True)
-    proc = run_snakemake(workdir)
-    assert proc.returncode == 0, f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-    return workdir
+
+    def run(workdir):
+        make_project(workdir, demo_dir, trust=True)
+        proc = run_snakemake(workdir)
+        assert proc.returncode == 0, f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+
+    return shared_folder(tmp_path_factory, "project", run)
+
+
+def copy_run(run: Path, dest: Path) -> Path:
+    """A copy of a run's project folder to change and run again (without Snakemake's locks of a run that another
+    test may have going in the original)."""
+    shutil.copytree(run, dest, symlinks=True, ignore=shutil.ignore_patterns("locks"))
+    return dest

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import DEMO_CONFIG, DEMO_SUBSET, REPO, demo_subset, make_project, snakemake_env
+from conftest import DEMO_CONFIG, DEMO_SUBSET, REPO, copy_run, demo_subset, make_project, snakemake_env
 
 from radflow.features import RUNTIME_COLUMNS
 
@@ -205,10 +205,9 @@ def test_switching_an_analysis_off_removes_its_outputs(demo_run, tmp_path):
     """The demo run, copied, then run without clinical data and without the trust analyses: the harmonised table,
     the negative controls, the robustness folder, the perturbed tables and the outcome tables of before are gone, and
     radflow verify finds nothing in the folder that this run did not make."""
-    import shutil
 
     project = tmp_path / "project"
-    shutil.copytree(demo_run, project, symlinks=True)
+    copy_run(demo_run, project)
     for stale in ("harmonised/modelling_table.csv", "negative_controls/association.csv", "robustness/icc.csv"):
         assert (project / "results" / stale).is_file()
     config = yaml.safe_load((project / "config" / "config.yaml").read_text())

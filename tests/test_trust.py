@@ -5,13 +5,12 @@ starter's own univariate Cox, and against analytic truths of the perturbations (
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import run_snakemake
+from conftest import copy_run, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -117,7 +116,7 @@ def test_harmonisation_removes_the_demo_site_effect(demo_run, truth):
 def test_the_survival_starter_on_robust_harmonised_features(demo_run, tmp_path):
     """A real snakemake run of the survival rule alone, in a copy of the demo run, with min_icc and harmonised."""
     work = tmp_path / "project"
-    shutil.copytree(demo_run, work, symlinks=True)
+    copy_run(demo_run, work)
     path = work / "config" / "config.yaml"
     config = yaml.safe_load(path.read_text())
     config["survival"].update(min_icc=0.75, harmonised=True)
@@ -168,7 +167,7 @@ def test_dose_features_as_the_model_modality(demo_run, truth, tmp_path):
     dose as it is, the translation's 1.25 mm along z moves it by 1.25 x 0.25 Gy, and the noise added is the dose
     grid's own, none."""
     work = tmp_path / "project"
-    shutil.copytree(demo_run, work, symlinks=True)
+    copy_run(demo_run, work)
     path = work / "config" / "config.yaml"
     config = yaml.safe_load(path.read_text())
     config["model"]["modality"] = "RTDOSE"
