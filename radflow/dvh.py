@@ -342,7 +342,8 @@ def dvh_plots(table: pd.DataFrame, curves: pd.DataFrame, out_dir) -> list[str]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
         plan = f" of plan '{label}'" if label else ""
-        title = f"{patient} · RTDOSE {kind or '(no DoseSummationType)'}{plan} series …{grid[-12:]}: cumulative DVH"
+        kind = f"({kind})" if kind else "(no DoseSummationType)"
+        title = f"{patient} · RTDOSE {kind}{plan} · series …{grid[-12:]}: cumulative DVH"
         ax.set_title(title, fontsize=9)
         fig.tight_layout()
         name = f"{patient}_{grid}"

@@ -502,7 +502,7 @@ def test_dvh_of_the_demo_has_its_closed_form(demo_run, demo_dir, truth):
     gtv = curves[(curves["dose_series_uid"] == dose["series_uid"]) & (curves["roi"] == "GTVp")]
     assert gtv["volume_pct"].iloc[0] == 100 and (np.diff(gtv["volume_cc"]) <= 0).all()
     picture = demo_run / "results" / "qc" / "dvh" / f"TCGA-00-0001_{dose['series_uid']}.png"
-    assert Image.open(picture).text["Title"].startswith("TCGA-00-0001 · RTDOSE PLAN of plan 'HN 70/35' series …")
+    assert Image.open(picture).text["Title"].startswith("TCGA-00-0001 · RTDOSE (PLAN) of plan 'HN 70/35' · series …")
 
 
 def test_dose_columns_of_the_modelling_table(demo_run, truth):
