@@ -36,7 +36,7 @@ demo: install
 # Two workers (pytest-xdist), a test file each at a time; the demo run and the demo cohort are made once for both
 # (tests/conftest.py shared_folder).
 test: install
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15 tests
 
 # The unit tests alone (no snakemake run): a minute or two.
 test-fast: install

@@ -160,8 +160,9 @@ def copy_run(run: Path, dest: Path) -> Path:
     return dest
 
 
-# The files whose runs take longest, first: `make test`'s two workers take a file each in this order, so that while
-# one makes the demo run (test_workflow) the other runs the real-data and SLURM scenarios, which do not wait for it.
+# The files whose runs take longest, first: `make test`'s two workers take a file each in this order (xdist's
+# --no-loadscope-reorder; the first to the first worker, the second to the other, and so on), so that while one makes
+# the demo run (test_workflow) the other runs the real-data scenario, which does not wait for it.
 FIRST = ("test_workflow.py", "test_real_data.py", "test_slurm.py", "test_download.py", "test_incremental.py")
 
 
