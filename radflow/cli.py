@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from .modalities import DEFAULT_MODALITIES, IMAGE_MODALITIES
+from .modalities import IMAGE_MODALITIES
 
 
 def _demo(args):
@@ -210,12 +210,14 @@ def _shipped(args, attr: str, name: str) -> None:
         setattr(args, attr, str(shipped_config(name)))
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: each subcommand and its options (those a config key also sets default to the schema's)."""
     from . import __version__
 
     parser = argparse.ArgumentParser(prog="radflow", description=__doc__)
     parser.add_argument("--version", action="version", version=f"radflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    defaults = _workflow_defaults()  # the config schema's: a command's option means what the config key means
 
     p = sub.add_parser("demo", help="write the synthetic demo cohort")
     p.add_argument("out_dir")
@@ -226,16 +228,19 @@ def main(argv=None):
     p.add_argument("out_dir")
     p.add_argument("--roi-names", default=None, help=ROI_NAMES_HELP)
     p.add_argument(
-        "--threads", type=int, default=os.cpu_count() or 1, help="processes that read DICOM headers (default: all CPUs)"
+        "--threads",
+        type=int,
+        default=defaults["index_threads"],
+        help=f"processes that read DICOM headers (config key index_threads; default {defaults['index_threads']})",
     )
     p.add_argument(
         "--pet-fallback",
         choices=["bqml"],
-        default=None,
+        default=defaults["pet_fallback"],
         help="keep BQML PET in Bq/ml when SUVbw cannot be computed (default: exclude it)",
     )
-    p.add_argument("--modalities", nargs="+", default=DEFAULT_MODALITIES, choices=list(IMAGE_MODALITIES))
-    p.add_argument("--series-selection", choices=["referenced", "all"], default="referenced")
+    p.add_argument("--modalities", nargs="+", default=defaults["modalities"], choices=list(IMAGE_MODALITIES))
+    p.add_argument("--series-selection", choices=["referenced", "all"], default=defaults["series_selection"])
     p.add_argument("--manifest", default=None, help="an NBIA .tcia manifest to check the download against")
     p.set_defaults(func=_index)
 
@@ -263,7 +268,7 @@ def main(argv=None):
     p.add_argument(
         "--contour-overlap",
         choices=["even-odd", "union"],
-        default="even-odd",
+        default=defaults["contour_overlap"],
         help="contours of one plane that overlap without nesting: the overlap is outside the ROI (even-odd, "
         "the IBSI rule) or inside (union)",
     )
@@ -282,7 +287,6 @@ def main(argv=None):
     )
     p.set_defaults(func=_clinical)
 
-    defaults = _workflow_defaults()
     p = sub.add_parser("features", help="pyradiomics features of one image and a masks folder")
     p.add_argument("image", help="an image written by radflow convert (IMAGE.nii.gz with its IMAGE.json sidecar)")
     p.add_argument("masks_dir", help="a masks folder written by radflow masks (with its masks.json)")
@@ -354,8 +358,11 @@ def main(argv=None):
     )
     p.add_argument("results", help="the results folder (results/)")
     p.set_defaults(func=_verify)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     from .config_check import ConfigError
     from .download import DownloadError
 

@@ -34,6 +34,13 @@ COLUMNS = IDS + [
 ]
 
 
+def _default_seed(section: str) -> int:
+    """The config schema's seed of robustness or negative_controls (a caller's config without one gets it)."""
+    from .config_check import SCHEMA_PATH, load_schema
+
+    return int(load_schema(SCHEMA_PATH)["properties"][section]["properties"]["seed"]["default"])
+
+
 def _seed(seed: int, *parts) -> list[int]:
     return [int(seed)] + [zlib.crc32(str(p).encode()) for p in parts]
 
@@ -94,10 +101,20 @@ def perturbed_series(
         tolerance = (robustness or {}).get("volume_tolerance", 0.05)
         series_uid = m["image_series_uid"]
         jobs = [
-            ("perturbation", perturbation_name(spec), spec, _seed(robustness.get("seed", 0), series_uid, label, k))
+            (
+                "perturbation",
+                perturbation_name(spec),
+                spec,
+                _seed(robustness.get("seed", _default_seed("robustness")), series_uid, label, k),
+            )
             for k, spec in enumerate(chains)
         ] + [
-            ("negative_control", name, {"control": name}, _seed(controls.get("seed", 0), series_uid, label, name))
+            (
+                "negative_control",
+                name,
+                {"control": name},
+                _seed(controls.get("seed", _default_seed("negative_controls")), series_uid, label, name),
+            )
             for name in ((controls or {}).get("controls") or [])
         ]
         for kind, name, spec, seed in jobs:

@@ -93,3 +93,22 @@ def test_the_command_line_runs_outside_the_checkout(demo_dir, truth, tmp_path):
     assert table.loc["GTVp", "status"] == "ok" and table.loc["GTVp", "original_firstorder_Mean"] > 0
     standard = {r["standard"] for r in truth["patients"]["TCGA-00-0001"]["rois"].values()}
     assert set(table.index) == standard
+
+
+def test_the_command_lines_defaults_are_the_schemas():
+    """An option that a config key also sets defaults to the schema's value (issue 33: one default per key), and a
+    perturbation without a seed takes the schema's seed."""
+    from radflow.cli import _workflow_defaults, build_parser
+    from radflow.perturbed import _default_seed
+
+    defaults = _workflow_defaults()
+    parser = build_parser()
+    index = parser.parse_args(["index", "dicom", "out"])
+    assert index.threads == defaults["index_threads"] == 2
+    assert index.series_selection == defaults["series_selection"] and index.modalities == defaults["modalities"]
+    assert index.pet_fallback == defaults["pet_fallback"]
+    masks = parser.parse_args(["masks", "rs.dcm", "series", "out"])
+    assert masks.contour_overlap == defaults["contour_overlap"]
+    features = parser.parse_args(["features", "image.nii.gz", "masks", "--out", "f.csv"])
+    assert features.feature_rois == defaults["feature_rois"]
+    assert _default_seed("robustness") == _default_seed("negative_controls") == 20261130
