@@ -10,8 +10,9 @@ import subprocess
 
 import pandas as pd
 import pytest
+import yaml
 from broken_corpus import KINDS, RUN_LEVEL_KINDS, write_corpus
-from conftest import make_project, run_snakemake
+from conftest import REPO, make_project, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -114,7 +115,21 @@ def _start(workdir, *extra):
     return proc.stdout + proc.stderr
 
 
+def _refused(workdir, monkeypatch) -> str:
+    """The start-up check of the project's config, in process (what the Snakefile runs before any job; the first test
+    below goes through snakemake itself): the ConfigError's message."""
+    from radflow.config_check import ConfigError, check_config
+
+    monkeypatch.chdir(workdir)
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    with pytest.raises(ConfigError) as err:
+        check_config(config, REPO / "workflow" / "schemas" / "config.schema.yaml", workdir)
+    assert str(err.value).startswith("radflow cannot start; fix the configuration first:")
+    return str(err.value)
+
+
 def test_config_naming_a_folder_that_does_not_exist(demo_dir, tmp_path):
+    """Through snakemake: the run stops before any job (no index, no logs) with the sentence."""
     missing = tmp_path / "downloads" / "TCGA-HNSC"
     workdir = make_project(tmp_path / "project", demo_dir, demo_cohort=None, dicom_root=str(missing))
     out = _start(workdir)
@@ -148,27 +163,27 @@ def test_config_naming_a_folder_that_does_not_exist(demo_dir, tmp_path):
         ),
     ],
 )
-def test_malformed_config_value(demo_dir, tmp_path, key, value, expected):
+def test_malformed_config_value(demo_dir, tmp_path, monkeypatch, key, value, expected):
     workdir = make_project(tmp_path / "project", demo_dir, **{key: value})
-    assert expected in _start(workdir)
+    assert expected in _refused(workdir, monkeypatch)
 
 
-def test_clinical_file_of_an_unknown_format(demo_dir, tmp_path):
+def test_clinical_file_of_an_unknown_format(demo_dir, tmp_path, monkeypatch):
     odd = tmp_path / "clinical.json"
     odd.write_text('{"cases": []}\n')
     workdir = make_project(
         tmp_path / "project", demo_dir, demo_cohort=None, clinical=[str(demo_dir / "clinical.tsv"), str(odd)]
     )
-    out = _start(workdir)
+    out = _refused(workdir, monkeypatch)
     assert f"config key clinical[1]: {odd}: unknown clinical file format" in out
 
 
-def test_pyradiomics_settings_that_pyradiomics_refuses(demo_dir, tmp_path):
+def test_pyradiomics_settings_that_pyradiomics_refuses(demo_dir, tmp_path, monkeypatch):
     """A misspelled setting and a value of the wrong type in MR.yaml stop the run before any job, named."""
     workdir = make_project(tmp_path / "project", demo_dir)
     mr = workdir / "config" / "pyradiomics" / "MR.yaml"
     mr.write_text(mr.read_text().replace("binCount:", "binCont:").replace("padDistance: 10", "padDistance: ten"))
-    out = _start(workdir)
+    out = _refused(workdir, monkeypatch)
     assert "config key pyradiomics_settings: config/pyradiomics/MR.yaml is refused by pyradiomics" in out
     assert "Key 'binCont' was not defined" in out and "Value 'ten' is not of type 'int'" in out
 
