@@ -236,7 +236,7 @@ def features_minutes(wildcards, attempt):
     return _features_resources(wildcards, attempt)["minutes"]
 
 
-# a dose grid's features (rule dose_features): its ROIs on a coarse grid (2 mm after resampling), no shape class
+# what a dose grid's features job asks: its ROIs on a coarse grid (2 mm after resampling), no shape class
 DOSE_FEATURES_MB, DOSE_FEATURES_MINUTES = 2000, 10
 
 
