@@ -377,6 +377,16 @@ def convert_rtdose(path, out_path, on_images: dict | None = None) -> dict:
         dose_grid_scaling=float(ds.DoseGridScaling),
         max_dose_gy=float(dose.max()),
         referenced_plan_uids=[str(r.ReferencedSOPInstanceUID) for r in ds.get("ReferencedRTPlanSequence", [])],
+        # a per-beam dose (DoseSummationType BEAM) names its beams in the plan
+        referenced_beam_numbers=sorted(
+            {
+                int(beam.ReferencedBeamNumber)
+                for plan in ds.get("ReferencedRTPlanSequence", None) or []
+                for group in plan.get("ReferencedFractionGroupSequence", None) or []
+                for beam in group.get("ReferencedBeamSequence", None) or []
+                if beam.get("ReferencedBeamNumber") is not None
+            }
+        ),
         size=list(grid.size),
         spacing=list(grid.spacing),
         origin=list(grid.origin),

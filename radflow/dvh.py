@@ -182,6 +182,7 @@ DVH_ID_COLUMNS = [
     "dose_summation_type",
     "dose_type",
     "plan_label",
+    "dose_beams",  # the plan's beams a per-beam dose grid holds ("1, 2"; empty for a plan sum)
     "structure_sets_by",  # the plan's reference (RTDOSE -> RTPLAN -> RTSTRUCT) or the frame of reference, and why
     "rtstruct_series_uid",
     "roi",
@@ -234,7 +235,8 @@ def dose_to_rois(
         dose_type=sidecar.get("dose_type", ""),
     )
     structures, chosen_by = plan_structure_sets(structures, plan)
-    base.update(plan_label=(plan or {}).get("label", ""), structure_sets_by=chosen_by)
+    beams = ", ".join(str(b) for b in sidecar.get("referenced_beam_numbers", []))
+    base.update(plan_label=(plan or {}).get("label", ""), dose_beams=beams, structure_sets_by=chosen_by)
     rows, curves = [], []
     for s in structures:
         try:
@@ -333,6 +335,7 @@ def dvh_plots(table: pd.DataFrame, curves: pd.DataFrame, out_dir) -> list[str]:
         about = table[(table["patient_id"] == patient) & (table["dose_series_uid"] == grid)]
         kind = str(about["dose_summation_type"].iloc[0]) if len(about) else ""
         label = str(about["plan_label"].iloc[0]) if len(about) and "plan_label" in about else ""
+        beams = str(about["dose_beams"].iloc[0]) if len(about) and "dose_beams" in about else ""
         fig, ax = plt.subplots(figsize=(8, 5), dpi=90)
         for (roi, original, rs), c in rows.groupby(["roi", "roi_original", "rtstruct_series_uid"], sort=True):
             ax.plot(c["dose_gy"], c["volume_pct"], label=f"{roi} ('{original}')" if roi != original else roi)
@@ -341,7 +344,7 @@ def dvh_plots(table: pd.DataFrame, curves: pd.DataFrame, out_dir) -> list[str]:
         ax.set_ylim(0, 101)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
-        plan = f" of plan '{label}'" if label else ""
+        plan = (f" beam {beams}" if beams else "") + (f" of plan '{label}'" if label else "")
         kind = f"({kind})" if kind else "(no DoseSummationType)"
         title = f"{patient} · RTDOSE {kind}{plan} · series …{grid[-12:]}: cumulative DVH"
         ax.set_title(title, fontsize=9)

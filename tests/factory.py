@@ -177,9 +177,12 @@ def write_tiny_ct_series(folder: Path, patient: str, series_uid: str, n_files: i
         (folder / f"1-{i + 1:05d}.dcm").write_bytes(out.replace(z_token.encode(), f"{2.5 * i:08.1f}".encode()))
 
 
-def write_rtdose(path, dose: sitk.Image, for_uid="1.2.3.4", patient="TCGA-00-9999", summation="PLAN"):
+def write_rtdose(
+    path, dose: sitk.Image, for_uid="1.2.3.4", patient="TCGA-00-9999", summation="PLAN", plan_uid=None, beams=()
+):
     """A multi-frame RTDOSE (Gy, axial, unsigned 32-bit with DoseGridScaling) of a dose image on an axis-aligned
-    grid: frames at GridFrameOffsetVector from the first."""
+    grid: frames at GridFrameOffsetVector from the first; plan_uid: the RTPLAN it references (with beams: the beam
+    numbers of a per-beam dose, fraction group 1)."""
     values = sitk.GetArrayFromImage(dose).astype(np.float64)  # (frames, rows, columns)
     scaling = max(float(values.max()), 1e-6) / 4_000_000_000
     ds = _rt_dataset(RTDOSE_STORAGE, "RTDOSE", patient)
@@ -199,5 +202,16 @@ def write_rtdose(path, dose: sitk.Image, for_uid="1.2.3.4", patient="TCGA-00-999
     ds.DoseUnits, ds.DoseType, ds.DoseSummationType = "GY", "PHYSICAL", summation
     ds.DoseGridScaling = f"{scaling:.10e}"
     ds.PixelData = np.round(values / scaling).astype(np.uint32).tobytes()
+    if plan_uid:
+        ref = Dataset()
+        ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.481.5", plan_uid
+        if beams:
+            group = Dataset()
+            group.ReferencedFractionGroupNumber = 1
+            group.ReferencedBeamSequence = Sequence([Dataset() for _ in beams])
+            for item, number in zip(group.ReferencedBeamSequence, beams):
+                item.ReferencedBeamNumber = number
+            ref.ReferencedFractionGroupSequence = Sequence([group])
+        ds.ReferencedRTPlanSequence = Sequence([ref])
     ds.save_as(path, enforce_file_format=True)
     return path

@@ -154,3 +154,40 @@ def test_real_contours_in_a_linear_dose():
             checked.append((path.parent.parent.parent.name, roi["name"], round(truth_roi.volume / 1000, 1)))
     names = {name for _, name, _ in checked}
     assert {"GTV-1", "Spinal-Cord", "Lung-Left", "Lung-Right"} <= names and len(checked) >= 14, checked
+
+
+def test_a_per_beam_dose_names_its_plan_and_beams(tmp_path):
+    """A per-beam RTDOSE (DoseSummationType BEAM, beams 2 and 3 of its plan) written with pydicom: the sidecar lists
+    the beams, the DVH rows and the picture name the plan and the beams, and the structure set is the plan's."""
+    import pydicom
+    from factory import write_rtdose, write_rtstruct
+    from PIL import Image
+
+    from conftest import REPO
+    from radflow.convert import convert_rtdose
+    from radflow.dvh import dose_to_rois, dvh_plots
+    from radflow.roi_names import load_aliases
+
+    zs, radii, _ = sphere(2.0)
+    rs = write_rtstruct(tmp_path / "rs.dcm", {"GTV": [pts for _, pts in contours_of(zs, radii)]})
+    plan_uid = pydicom.uid.generate_uid()
+    rd = write_rtdose(tmp_path / "rd.dcm", dose_grid(2.0, linear(2)), summation="BEAM", plan_uid=plan_uid, beams=(3, 2))
+    sidecar = convert_rtdose(rd, tmp_path / "out" / "dose.nii.gz")
+    assert sidecar["referenced_plan_uids"] == [plan_uid] and sidecar["referenced_beam_numbers"] == [2, 3]
+    header = pydicom.dcmread(rs)
+    structure = dict(path=str(rs), series_uid=str(header.SeriesInstanceUID), sop_uid=str(header.SOPInstanceUID))
+    plan = dict(sop_uid=plan_uid, label="HN boost", structure_sop_uids=[structure["sop_uid"]])
+    aliases = load_aliases(REPO / "config" / "roi_names.yaml")
+    table, curves = dose_to_rois(tmp_path / "out" / "dose.nii.gz", sidecar, [structure], aliases, plan=plan)
+    row = table.iloc[0]
+    assert (row["roi"], row["dose_summation_type"], row["dose_beams"], row["plan_label"]) == (
+        "GTVp",
+        "BEAM",
+        "2, 3",
+        "HN boost",
+    )
+    assert row["structure_sets_by"] == "plan: the structure set RTPLAN 'HN boost' references"
+    assert row["dmean_gy"] == pytest.approx(D0, abs=0.1)  # the sphere's centre sits at D0 in the linear dose
+    (name,) = dvh_plots(table, curves, tmp_path / "plots")
+    title = Image.open(tmp_path / "plots" / f"{name}.png").text["Title"]
+    assert "RTDOSE (BEAM) beam 2, 3 of plan 'HN boost' · series" in title
