@@ -217,7 +217,13 @@ def plan_structure_sets(structures: list[dict], plan: dict | None) -> tuple[list
 
 
 def dose_to_rois(
-    dose_path, sidecar: dict, structures: list[dict], aliases, overlap: str = "even-odd", plan: dict | None = None
+    dose_path,
+    sidecar: dict,
+    structures: list[dict],
+    aliases,
+    overlap: str = "even-odd",
+    plan_label: str = "",
+    structure_sets_by: str = "",
 ):
     """(one DVH row per ROI of the structure sets, their cumulative curves) for the dose grid at dose_path (Gy):
     every ROI with closed contours, named by its standard name; points, markers and ROIs without closed contours
@@ -234,9 +240,8 @@ def dose_to_rois(
         dose_summation_type=sidecar.get("dose_summation_type", ""),
         dose_type=sidecar.get("dose_type", ""),
     )
-    structures, chosen_by = plan_structure_sets(structures, plan)
     beams = ", ".join(str(b) for b in sidecar.get("referenced_beam_numbers", []))
-    base.update(plan_label=(plan or {}).get("label", ""), dose_beams=beams, structure_sets_by=chosen_by)
+    base.update(plan_label=plan_label, dose_beams=beams, structure_sets_by=structure_sets_by)
     rows, curves = [], []
     for s in structures:
         try:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .index.columns import split_uids
 from .modalities import STRUCTURE_MODALITIES
 
 KINDS = ("convert", "masks", "dose")
@@ -99,7 +100,7 @@ def build_orders(tables: dict[str, pd.DataFrame], kinds=KINDS) -> dict[tuple[str
             plan=dict(
                 sop_uid=str(first.get("plan_sop_uid", "") or ""),
                 label=str(first.get("plan_label", "") or ""),
-                structure_sop_uids=[u for u in str(first.get("plan_structure_sop_uids", "") or "").split("\\") if u],
+                structure_sop_uids=split_uids(first.get("plan_structure_sop_uids", "")),
             ),
         )
     return orders

@@ -100,12 +100,16 @@ def perturbed_series(
         near_image, near_mask, start = crop_for_perturbation(image, mask, chains, extractor.settings)
         tolerance = (robustness or {}).get("volume_tolerance", 0.05)
         series_uid = m["image_series_uid"]
+        seeds = dict(
+            perturbation=robustness["seed"] if "seed" in (robustness or {}) else _default_seed("robustness"),
+            negative_control=controls["seed"] if "seed" in (controls or {}) else _default_seed("negative_controls"),
+        )
         jobs = [
             (
                 "perturbation",
                 perturbation_name(spec),
                 spec,
-                _seed(robustness.get("seed", _default_seed("robustness")), series_uid, label, k),
+                _seed(seeds["perturbation"], series_uid, label, k),
             )
             for k, spec in enumerate(chains)
         ] + [
@@ -113,7 +117,7 @@ def perturbed_series(
                 "negative_control",
                 name,
                 {"control": name},
-                _seed(controls.get("seed", _default_seed("negative_controls")), series_uid, label, name),
+                _seed(seeds["negative_control"], series_uid, label, name),
             )
             for name in ((controls or {}).get("controls") or [])
         ]

@@ -29,7 +29,13 @@ with atomic_outputs(o.folder) as (folder,):
     aliases = load_aliases(i.roi_names)
     # the DVH of every ROI of those structure sets, from their contours (radflow.dvh)
     table, curves = dose_to_rois(
-        out / "dose.nii.gz", sidecar, structures, aliases, p.contour_overlap, plan=order.get("plan")
+        out / "dose.nii.gz",
+        sidecar,
+        structures,
+        aliases,
+        p.contour_overlap,
+        plan_label=(order.get("plan") or {}).get("label", ""),
+        structure_sets_by=chosen_by,
     )
     table.to_parquet(out / "dvh.parquet", index=False)
     curves.to_parquet(out / "dvh_curves.parquet", index=False)

@@ -165,7 +165,7 @@ def test_a_per_beam_dose_names_its_plan_and_beams(tmp_path):
 
     from conftest import REPO
     from radflow.convert import convert_rtdose
-    from radflow.dvh import dose_to_rois, dvh_plots
+    from radflow.dvh import dose_to_rois, dvh_plots, plan_structure_sets
     from radflow.roi_names import load_aliases
 
     zs, radii, _ = sphere(2.0)
@@ -178,7 +178,10 @@ def test_a_per_beam_dose_names_its_plan_and_beams(tmp_path):
     structure = dict(path=str(rs), series_uid=str(header.SeriesInstanceUID), sop_uid=str(header.SOPInstanceUID))
     plan = dict(sop_uid=plan_uid, label="HN boost", structure_sop_uids=[structure["sop_uid"]])
     aliases = load_aliases(REPO / "config" / "roi_names.yaml")
-    table, curves = dose_to_rois(tmp_path / "out" / "dose.nii.gz", sidecar, [structure], aliases, plan=plan)
+    chosen, by = plan_structure_sets([structure], plan)
+    table, curves = dose_to_rois(
+        tmp_path / "out" / "dose.nii.gz", sidecar, chosen, aliases, plan_label=plan["label"], structure_sets_by=by
+    )
     row = table.iloc[0]
     assert (row["roi"], row["dose_summation_type"], row["dose_beams"], row["plan_label"]) == (
         "GTVp",

@@ -138,6 +138,11 @@ LINK_COLUMNS = [
 PROBLEM_COLUMNS = ["level", "item", "patient_id", "series_uid", "severity", "reason"]
 
 
+def split_uids(joined) -> list[str]:
+    """The UIDs of a column that joins several with "\\" (referenced_sop_uids, plan_structure_sop_uids)."""
+    return [u for u in str(joined or "").split("\\") if u]
+
+
 def problem(level: str, item: str, patient_id: str, series_uid: str, severity: str, reason: str) -> dict:
     """One row of problems.tsv: what (file, series or ROI: level and item), whose, how bad, and why in words."""
     return dict(level=level, item=item, patient_id=patient_id, series_uid=series_uid, severity=severity, reason=reason)

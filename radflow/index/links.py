@@ -6,17 +6,13 @@ import numpy as np
 import pandas as pd
 
 from ..modalities import STRUCTURE_MODALITIES
-from .columns import LINK_COLUMNS, problem
+from .columns import LINK_COLUMNS, problem, split_uids
 
 
 def _overlaps(lo, hi, image_lo, image_hi, margin) -> bool:
     if any(pd.isna(v) for v in (lo, hi, image_lo, image_hi)):
         return True  # unknown extent: do not refuse
     return hi >= image_lo - margin and lo <= image_hi + margin
-
-
-def _uids(joined) -> list[str]:
-    return [u for u in str(joined or "").split("\\") if u]
 
 
 def plan_references(dose: pd.Series, instances: pd.DataFrame) -> tuple[dict, str]:
@@ -26,7 +22,7 @@ def plan_references(dose: pd.Series, instances: pd.DataFrame) -> tuple[dict, str
     empty = dict(plan_sop_uid="", plan_label="", plan_structure_sop_uids="")
     if "referenced_sop_uids" not in instances.columns:
         return empty, ""
-    plans = _uids(dose["referenced_sop_uids"])
+    plans = split_uids(dose["referenced_sop_uids"])
     if not plans:
         return empty, ""  # many exports name no plan: nothing to warn about, the frame of reference decides
     found = instances[(instances["modality"] == "RTPLAN") & instances["sop_instance_uid"].isin(plans)]
@@ -37,7 +33,7 @@ def plan_references(dose: pd.Series, instances: pd.DataFrame) -> tuple[dict, str
             "of its CTs' frame of reference"
         )
     plan = found.iloc[0]
-    structures = _uids(plan["referenced_sop_uids"])
+    structures = split_uids(plan["referenced_sop_uids"])
     known = set(instances.loc[instances["modality"] == "RTSTRUCT", "sop_instance_uid"])
     out = dict(plan_sop_uid=plan["sop_instance_uid"], plan_label=plan["rt_label"])
     present = [u for u in structures if u in known]
