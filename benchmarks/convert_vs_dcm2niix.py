@@ -33,8 +33,8 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--demo", default=None, help="an existing demo cohort (else one is generated)")
     args = parser.parse_args()
-    from radflow.convert import convert_series
     from radflow.demo import generate_demo
+    from radflow.dicom.convert import convert_series
 
     tmp = Path(tempfile.mkdtemp(prefix="radflow-convert-bench-"))
     demo = Path(args.demo) if args.demo else tmp / "demo"

@@ -42,10 +42,10 @@ def main():
     import pydicom
     from features_cost import planning_ct
 
-    from radflow.convert import convert_series
+    from radflow.dicom.convert import convert_series
     from radflow.features import extract_series
     from radflow.roi_names import FeatureRois, load_aliases
-    from radflow.series_job import masks_step
+    from radflow.run.series_job import masks_step
 
     work = Path(tempfile.mkdtemp(prefix="radflow-dicom-export-"))
     planning_ct(work / "dicom")

@@ -3,10 +3,10 @@
 The generated planning CT of benchmarks/features_cost.py (512 x 512 x 150 slices of 2.5 mm, an RTSTRUCT of 33 ROIs:
 body outline, couch, targets, 21 organs at risk, an isocentre and four markers) with an RTDOSE over the whole CT on a
 2.5 mm grid (a dose falling off from the targets: 70 Gy Gaussian, sigma 40 mm). Timed in one process, as the dose job
-runs them: radflow.dvh.dose_to_rois (every ROI's DVH from its contours) and the dose features (the ROIs rasterised on
-the dose grid, pyradiomics with config/pyradiomics/RTDOSE.yaml, the workflow's defaults feature_rois: standard and
-max_roi_voxels 4,000,000). Printed: seconds per ROI (the five slowest), the sampling spacing each got, totals and
-the peak resident memory of the process.
+runs them: radflow.features.dvh.dose_to_rois (every ROI's DVH from its contours) and the dose features (the ROIs
+rasterised on the dose grid, pyradiomics with config/pyradiomics/RTDOSE.yaml, the workflow's defaults feature_rois:
+standard and max_roi_voxels 4,000,000). Printed: seconds per ROI (the five slowest), the sampling spacing each got,
+totals and the peak resident memory of the process.
 
 Run: .venv/bin/python benchmarks/dvh_scale.py
 """
@@ -33,11 +33,11 @@ def main():
     from factory import write_rtdose
     from features_cost import planning_ct
 
-    from radflow.convert import convert_rtdose
-    from radflow.dvh import dose_to_rois
+    from radflow.dicom.convert import convert_rtdose
     from radflow.features import extract_series
+    from radflow.features.dvh import dose_to_rois
     from radflow.roi_names import FeatureRois, load_aliases
-    from radflow.series_job import masks_step
+    from radflow.run.series_job import masks_step
 
     work = Path(tempfile.mkdtemp(prefix="radflow-dvh-scale-"))
     planning_ct(work / "dicom")

@@ -1,11 +1,12 @@
 """Benchmark: radflow's DVHs against dicompyler-core's on the analytic cases of tests/analytic_dvh.py (in the manner of
 Nelms et al., Med Phys 2015;42:4435): spheres, cylinders and cones contoured every 1-3 mm in 1-3 mm dose grids with
 linear gradients along and across the slices, and a spherical fall-off in a sphere. Each case is written as real
-DICOM (an RTSTRUCT of the contours, an RTDOSE of the dose) and read by both: radflow (radflow.dvh.dose_to_rois, the
-dose job's function) and dicompyler-core 0.5.6 `dvhcalc.get_dvh`, as most projects call it (no interpolation) and
-with its in-plane interpolation to 0.25 mm and 2 segments between planes. Each metric (Dmean, D98, D95, D50, D2,
-D0.03cc, V20-V60 Gy, volume) is compared with its closed form for the contoured object; printed: how many are off by
-more than 1 % and 3 % (or 0.1 Gy / 1 % of the volume for V), the largest error, and the seconds.
+DICOM (an RTSTRUCT of the contours, an RTDOSE of the dose) and read by both: radflow
+(radflow.features.dvh.dose_to_rois, the dose job's function) and dicompyler-core 0.5.6 `dvhcalc.get_dvh`, as most
+projects call it (no interpolation) and with its in-plane interpolation to 0.25 mm and 2 segments between planes. Each
+metric (Dmean, D98, D95, D50, D2, D0.03cc, V20-V60 Gy, volume) is compared with its closed form for the contoured
+object; printed: how many are off by more than 1 % and 3 % (or 0.1 Gy / 1 % of the volume for V), the largest error,
+and the seconds.
 
 dicompyler-core 0.5.6 (its latest release on PyPI) imports `pydicom.dicomio.read_file`, which pydicom 3 (radflow's pin)
 no longer has: it runs in its own environment (--tools-env, created when absent: dicompyler-core 0.5.6, pydicom
@@ -20,8 +21,8 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -96,8 +97,8 @@ def dicompyler_metrics(python: Path, rs, rd, **kwargs) -> dict:
 
 
 def radflow_metrics(rs, rd) -> dict:
-    from radflow.convert import convert_rtdose
-    from radflow.dvh import dose_to_rois
+    from radflow.dicom.convert import convert_rtdose
+    from radflow.features.dvh import dose_to_rois
 
     out = Path(rd).with_suffix(".nii.gz")
     sidecar = convert_rtdose(rd, out)

@@ -31,10 +31,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from radflow import demo  # noqa: E402
-from radflow.convert import convert_series  # noqa: E402
+from radflow.dicom.convert import convert_series  # noqa: E402
+from radflow.dicom.masks import write_masks  # noqa: E402
 from radflow.features import job_resources  # noqa: E402
 from radflow.index import build_index, series_files  # noqa: E402
-from radflow.masks import write_masks  # noqa: E402
 from radflow.roi_names import FeatureRois, load_aliases  # noqa: E402
 
 ROI_NAMES = REPO / "config" / "roi_names.yaml"

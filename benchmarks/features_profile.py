@@ -60,8 +60,7 @@ def extractors(tmp: Path):
 
 
 def profile(name: str, rois, ex) -> None:
-    from radflow import mesh_shape
-    from radflow.features import extract_roi, resample_cropped
+    from radflow.features import extract_roi, mesh_shape, resample_cropped
 
     totals = {k: 0.0 for k in ["crop and resample", "preparation", *CLASSES, "all (extract_roi)"]}
     n = 0
@@ -107,9 +106,9 @@ def main():
         import pydicom
         from features_cost import planning_ct
 
-        from radflow.convert import convert_series
+        from radflow.dicom.convert import convert_series
         from radflow.roi_names import FeatureRois, load_aliases
-        from radflow.series_job import masks_step
+        from radflow.run.series_job import masks_step
 
         planning_ct(tmp / "dicom")
         files = {p: pydicom.dcmread(p, stop_before_pixels=True) for p in (tmp / "dicom").rglob("*.dcm")}

@@ -4,7 +4,7 @@ Generates 227 patients, 479 studies, 2,561 series and 270,376 DICOM files (tiny 
 per patient, on its planning CT) in the NBIA layout, then prints:
 - the raw cost of reading the first 4 KiB of every file;
 - files/s of a first index (2 processes) and of a re-index with nothing changed;
-- the time to write every per-series work order (radflow.orders), and again when nothing changed;
+- the time to write every per-series work order (radflow.index.orders), and again when nothing changed;
 - the wall time of `snakemake -n` over the whole cohort.
 Run: .venv/bin/python benchmarks/index_scale.py [--out /tmp/radflow-scale] [--keep]
 """
@@ -170,7 +170,7 @@ def main():
         f"re-index, nothing changed: {second:.1f} s ({n / second:,.0f} files/s; {first / second:.0f}x faster; "
         f"{again['stats']['read']} files read)"
     )
-    from radflow.orders import write_orders
+    from radflow.index.orders import write_orders
 
     orders = out / "project" / "results" / "orders"
     shutil.rmtree(orders, ignore_errors=True)

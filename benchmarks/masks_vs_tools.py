@@ -111,8 +111,8 @@ def main():
         }
         results = {tool: timed(cmd) for tool, cmd in runs.items()}
         # radflow in-process: the same work without interpreter start-up and imports
-        from radflow.convert import image_headers_in, series_grid
-        from radflow.masks import write_masks
+        from radflow.dicom.convert import image_headers_in, series_grid
+        from radflow.dicom.masks import write_masks
         from radflow.roi_names import load_aliases
 
         t = time.perf_counter()

@@ -2,8 +2,8 @@
 
 For each patient's model image and ROI of a finished run (results/cohort.tsv's choice; the demo's CT GTVp), with
 the run's CT settings: the plain extraction (extract_roi on the image and mask, what the series job does), then each
-perturbation chain and negative control of config.yaml applied and extracted (radflow.robustness.perturb,
-radflow.negative_controls.negative_control: what the perturb job does), each timed. Prints per kind the median
+perturbation chain and negative control of config.yaml applied and extracted (radflow.trust.robustness.perturb,
+radflow.trust.negative_controls.negative_control: what the perturb job does), each timed. Prints per kind the median
 seconds and the ratio to the plain extraction, and per patient the whole perturb job's work against one extraction.
 The job start (Python and the imports, about 2 s of CPU) comes on top, once per series.
 
@@ -28,8 +28,8 @@ def main() -> None:
     parser.add_argument("--chains", help="take the perturbations and controls from this config file instead")
     args = parser.parse_args()
     from radflow.features import extract_roi, make_extractor
-    from radflow.negative_controls import negative_control, parse_control
-    from radflow.robustness import crop_for_perturbation, paste, perturb, perturbation_name
+    from radflow.trust.negative_controls import negative_control, parse_control
+    from radflow.trust.robustness import crop_for_perturbation, paste, perturb, perturbation_name
 
     project = Path(args.project)
     config = yaml.safe_load((project / "config" / "config.yaml").read_text())

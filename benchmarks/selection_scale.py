@@ -2,8 +2,8 @@
 
 A synthetic features table of 227 patients x 2 dated CT studies x 30 standard ROIs x 1,130 features (13,620 rows,
 the size of a CT run with LoG and wavelet), with its series table; prints the wall time and peak memory of
-radflow.model.modelling_table (one ROI, every patient's choice and what was passed over) and of
-radflow.delta.delta_table (every ROI at two time points: 6,810 rows x 4,520 feature columns), for each instance
+radflow.cohort.model.modelling_table (one ROI, every patient's choice and what was passed over) and of
+radflow.cohort.delta.delta_table (every ROI at two time points: 6,810 rows x 4,520 feature columns), for each instance
 rule. Run: .venv/bin/python benchmarks/selection_scale.py
 """
 
@@ -16,9 +16,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from radflow.delta import delta_table
-from radflow.features import ID_COLUMNS
-from radflow.model import CLINICAL_KEEP, modelling_table
+from radflow.cohort.delta import delta_table
+from radflow.cohort.model import modelling_table
+from radflow.tables import CLINICAL_KEEP, ID_COLUMNS
 
 PATIENTS, STUDIES, ROIS, FEATURES = 227, 2, 30, 1130
 

@@ -1,5 +1,6 @@
-"""Benchmark: pyradiomics' shape class with radflow's mesh coefficients (radflow.mesh_shape) against pyradiomics' own
-(all-pairs diameters), on balls in a 1 mm grid (the sizes of issue 31's table) and, when given, real ROIs.
+"""Benchmark: pyradiomics' shape class with radflow's mesh coefficients (radflow.features.mesh_shape) against
+pyradiomics' own (all-pairs diameters), on balls in a 1 mm grid (the sizes of issue 31's table) and, when given, real
+ROIs.
 
 Each round extracts the shape class alone (config/pyradiomics/CT.yaml with only `shape`, no resampling) once with
 each, alternating which goes first; printed: the median seconds of each and the ratio, and whether every shape value

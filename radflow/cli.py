@@ -7,18 +7,18 @@ import json
 import os
 import sys
 
-from .modalities import IMAGE_MODALITIES
+from radflow.modalities import IMAGE_MODALITIES
 
 
 def _demo(args):
-    from .demo import generate_demo
+    from radflow.demo import generate_demo
 
     truth = generate_demo(args.out_dir)
     print(f"demo cohort ({len(truth['patients'])} patients with images, synthetic) written to {args.out_dir}")
 
 
 def _index(args):
-    from .index import build_index, nothing_to_convert
+    from radflow.index import build_index, nothing_to_convert
 
     _shipped(args, "roi_names", "roi_names.yaml")
     tables = build_index(
@@ -48,16 +48,16 @@ def _index(args):
 
 
 def _convert(args):
-    from .convert import convert_series, image_files_in
+    from radflow.dicom.convert import convert_series, image_files_in
 
     sidecar = convert_series(image_files_in(args.series_dir), args.out, pet_fallback=args.pet_fallback)
     print(json.dumps({k: sidecar[k] for k in ("modality", "units", "size", "spacing", "warnings")}))
 
 
 def _masks(args):
-    from .convert import image_headers_in, series_grid
-    from .masks import write_masks
-    from .roi_names import load_aliases
+    from radflow.dicom.convert import image_headers_in, series_grid
+    from radflow.dicom.masks import write_masks
+    from radflow.roi_names import load_aliases
 
     _shipped(args, "roi_names", "roi_names.yaml")
     aliases = load_aliases(args.roi_names)
@@ -77,7 +77,7 @@ def _masks(args):
 
 
 def _clinical(args):
-    from .clinical import clinical_table
+    from radflow.cohort.clinical import clinical_table
 
     table = clinical_table(
         args.files,
@@ -91,9 +91,10 @@ def _clinical(args):
 
 
 def _features(args):
-    from .features import RUNTIME_COLUMNS, extract_series
-    from .records import image_sidecar
-    from .roi_names import FeatureRois
+    from radflow.features import extract_series
+    from radflow.records import image_sidecar
+    from radflow.roi_names import FeatureRois
+    from radflow.tables import RUNTIME_COLUMNS
 
     _shipped(args, "roi_names", "roi_names.yaml")
     if args.settings is None:  # the shipped settings of the image's modality, as the workflow's default
@@ -115,11 +116,11 @@ def _features(args):
 def _download(args):
     import yaml
 
-    from .download import fetch_source
+    from radflow.download import fetch_source
 
     source, root, report, clinical_dir = {}, args.dest, args.report, args.clinical_dir
     if args.config:
-        from .config_check import SCHEMA_PATH, check_config
+        from radflow.config.check import SCHEMA_PATH, check_config
 
         config = yaml.safe_load(open(args.config))
         check_config(config, SCHEMA_PATH, settings=False)
@@ -162,7 +163,7 @@ def _download(args):
 
 
 def _ibsi(args):
-    from .ibsi import conformance, summary
+    from radflow.features.ibsi import conformance, summary
 
     _shipped(args, "settings", "pyradiomics/ibsi")
     table = conformance(args.reference_dir, args.out_dir, args.settings)
@@ -172,7 +173,7 @@ def _ibsi(args):
 
 
 def _verify(args):
-    from .provenance import verify
+    from radflow.run.provenance import verify
 
     report = verify(args.results)
     for path, was, now in report["changed"]:
@@ -197,7 +198,7 @@ ROI_NAMES_HELP = "ROI name aliases (default: radflow's shipped config/roi_names.
 
 def _workflow_defaults() -> dict:
     """The config schema's defaults, which the command line shares with the workflow."""
-    from .config_check import SCHEMA_PATH, fill_defaults, load_schema
+    from radflow.config.check import SCHEMA_PATH, fill_defaults, load_schema
 
     return fill_defaults({}, load_schema(SCHEMA_PATH))
 
@@ -205,14 +206,14 @@ def _workflow_defaults() -> dict:
 def _shipped(args, attr: str, name: str) -> None:
     """A default of the command line: radflow's shipped config file (not one in the working directory)."""
     if getattr(args, attr, None) is None:
-        from .workflow_env import shipped_config
+        from radflow.run.workflow_env import shipped_config
 
         setattr(args, attr, str(shipped_config(name)))
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line: each subcommand and its options (those a config key also sets default to the schema's)."""
-    from . import __version__
+    from radflow import __version__
 
     parser = argparse.ArgumentParser(prog="radflow", description=__doc__)
     parser.add_argument("--version", action="version", version=f"radflow {__version__}")
@@ -363,8 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from .config_check import ConfigError
-    from .download import DownloadError
+    from radflow.config.check import ConfigError
+    from radflow.download import DownloadError
 
     try:
         return args.func(args) or 0

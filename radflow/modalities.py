@@ -1,7 +1,7 @@
 """The one table of DICOM modalities radflow knows: what each image modality's voxels mean after conversion, how
 its values are made, how it is shown, and which headers the index must read in full to decide whether it can be
 converted. The index, convert, the QC pictures, the command line and the config schema all read it, so a new image
-modality is one entry here (and, when its values need a rule of their own, one function in radflow.convert).
+modality is one entry here (and, when its values need a rule of their own, one function in radflow.dicom.convert).
 """
 
 from __future__ import annotations

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from .modalities import IMAGE_MODALITIES, image_modality
-from .modalities import units as modality_units
-from .records import image_sidecar
-from .selection import instance_of
+from radflow.cohort.selection import instance_of
+from radflow.modalities import IMAGE_MODALITIES, image_modality
+from radflow.modalities import units as modality_units
+from radflow.records import image_sidecar
 
 MARGIN_MM = 40.0  # shown around the ROI's bounding box
 
@@ -140,7 +140,7 @@ def series_overlays(
     instances: str = "largest",
 ) -> list[str]:
     """An overlay picture for every ROI mask of one image series, or, with model_roi, for every mask that can stand
-    for the model's ROI under the instance rule (radflow.selection.instance_of: GTVp, GTVp_2, GTVp_union under
+    for the model's ROI under the instance rule (radflow.cohort.selection.instance_of: GTVp, GTVp_2, GTVp_union under
     "largest" and "union"; the named label alone under "suffix"), so whichever the modelling table chose is drawn."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -191,7 +191,7 @@ DISTRIBUTION_FEATURES = [
 
 def axis_unit(column: str, image_units: str) -> str:
     """A feature's unit as an axis states it (radflow.features.feature_unit; "dimensionless" for 1)."""
-    from .features import feature_unit
+    from radflow.features import feature_unit
 
     unit = feature_unit(column, image_units)
     return {"1": "dimensionless", "": "unit not stated"}.get(unit, unit)

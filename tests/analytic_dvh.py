@@ -12,7 +12,6 @@ import SimpleITK as sitk
 from scipy.integrate import quad
 from scipy.optimize import brentq
 
-
 CENTRE = np.array([1.3, -0.7, 0.4])  # off the grids' voxel centres
 D0, GRADIENT = 40.0, 1.0  # Gy at the centre, Gy per mm
 PEAK, SIGMA = 70.0, 15.0  # the spherical fall-off: PEAK exp(-r² / 2 SIGMA²)
@@ -159,7 +158,7 @@ def clip_at(p: np.ndarray, x0: float) -> np.ndarray:
 
 
 class ContouredRoi:
-    """A real ROI's contours (from radflow.masks.read_rtstruct: [(type, (N, 3) points)]) on axial planes."""
+    """A real ROI's contours (from radflow.dicom.masks.read_rtstruct: [(type, (N, 3) points)]) on axial planes."""
 
     def __init__(self, contours):
         from matplotlib.path import Path as Polygon

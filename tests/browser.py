@@ -13,7 +13,6 @@ import time
 import urllib.request
 
 import websocket
-
 from conftest import debian_tool
 
 

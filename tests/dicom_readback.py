@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pydicom
 import SimpleITK as sitk
-
 from conftest import debian_tool
 
 DCMQI = Path(sys.executable).parent

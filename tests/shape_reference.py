@@ -1,5 +1,5 @@
 """The shape features of a features table recomputed with pyradiomics' own C (radflow's fast shape off) on the
-run's images and masks: what radflow.mesh_shape must equal. Shared by the demo's and the real data's tests."""
+run's images and masks: what radflow.features.mesh_shape must equal. Shared by the demo's and the real data's tests."""
 
 from __future__ import annotations
 

@@ -118,7 +118,7 @@ def _start(workdir, *extra):
 def _refused(workdir, monkeypatch) -> str:
     """The start-up check of the project's config, in process (what the Snakefile runs before any job; the first test
     below goes through snakemake itself): the ConfigError's message."""
-    from radflow.config_check import ConfigError, check_config
+    from radflow.config.check import ConfigError, check_config
 
     monkeypatch.chdir(workdir)
     config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())

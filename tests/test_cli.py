@@ -99,7 +99,7 @@ def test_the_command_lines_defaults_are_the_schemas():
     """An option that a config key also sets defaults to the schema's value (issue 33: one default per key), and a
     perturbation without a seed takes the schema's seed."""
     from radflow.cli import _workflow_defaults, build_parser
-    from radflow.perturbed import _default_seed
+    from radflow.trust.perturbed import _default_seed
 
     defaults = _workflow_defaults()
     parser = build_parser()

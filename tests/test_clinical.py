@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import REFERENCE
 
-from radflow.clinical import ClinicalError, clinical_table, normalise_barcode
+from radflow.cohort.clinical import ClinicalError, clinical_table, normalise_barcode
 
 TCGA = REFERENCE / "tcga-clinical"
 DOTTED = TCGA / "new_format_ArjunCodess_TCGA-THCA" / "clinical.tsv"

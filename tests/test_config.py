@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import REPO, snakemake_env
 
-from radflow.config_check import ConfigError, check_config, defaults_note, fill_defaults, load_schema, schema_problems
+from radflow.config.check import ConfigError, check_config, defaults_note, fill_defaults, load_schema, schema_problems
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 

@@ -15,10 +15,10 @@ from conftest import REPO
 from factory import add_roi, grid_image, sphere_contours, write_rtstruct
 from factory import circle as circle3d
 
-from radflow.contours import audit_plane
-from radflow.geometry import Grid
+from radflow.dicom.contours import audit_plane
+from radflow.dicom.geometry import Grid
+from radflow.dicom.masks import fill_even_odd, rasterise_roi, write_masks
 from radflow.index import build_index
-from radflow.masks import fill_even_odd, rasterise_roi, write_masks
 from radflow.roi_names import load_aliases
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
@@ -143,7 +143,8 @@ def test_a_real_structure_set_with_every_lung_contour_stored_twice(tmp_path):
     its 139 contours stored twice, as the XiO export did. Both give the left lung's own mask on the real CT's grid;
     only the second is reported, in the sidecar and in the index."""
     from conftest import REFERENCE
-    from radflow.convert import image_headers_in, series_grid
+
+    from radflow.dicom.convert import image_headers_in, series_grid
 
     study = next((REFERENCE / "real" / "mirp_nsclc_lung1_001" / "LUNG1-001").iterdir())
     ct = next(p for p in study.iterdir() if "RTSTRUCT" not in p.name)

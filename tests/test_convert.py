@@ -15,7 +15,7 @@ import SimpleITK as sitk
 from conftest import REFERENCE
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
-from radflow.convert import ConversionError, convert_series, read_series
+from radflow.dicom.convert import ConversionError, convert_series, read_series
 from radflow.index import series_files
 
 

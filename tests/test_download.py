@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
 import pytest
+import yaml
 from conftest import REFERENCE, REPO
 from servers import FakeArchive, S3Server, dicom_catalog, gdc_cases
 
-from radflow.clinical import clinical_table
+from radflow.cohort.clinical import clinical_table
 from radflow.download import Client, DownloadError, download_clinical, download_images
 from radflow.download.idc import list_objects
 
@@ -410,7 +410,7 @@ def test_radflow_download_reads_the_configs_source_block(catalog, tmp_path):
     """`radflow download --config` takes source: and dicom_root from the config the workflow runs with; the config
     check names a source block that cannot work."""
     from radflow.cli import main
-    from radflow.config_check import ConfigError, check_config
+    from radflow.config.check import ConfigError, check_config
 
     schema = REPO / "workflow" / "schemas" / "config.schema.yaml"
     patient = patients_of(catalog, 1)

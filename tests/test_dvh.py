@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from analytic_dvh import (
     CASES,
-    ContouredRoi,
     D0,
     GRADIENT,
     PEAK,
     SHAPES,
     SIGMA,
+    ContouredRoi,
     above_falloff,
     above_linear,
     contours_of,
@@ -24,10 +24,9 @@ from analytic_dvh import (
     sphere,
     truth,
 )
-
 from conftest import REFERENCE
 
-from radflow.dvh import cumulative_dvh, dvh_metrics, roi_doses
+from radflow.features.dvh import cumulative_dvh, dvh_metrics, roi_doses
 
 
 def _close(got: dict, want: dict):
@@ -115,7 +114,7 @@ def test_real_contours_in_a_linear_dose():
     (tests/analytic_dvh.ContouredRoi: centroids and half-plane clipping), the volume within 1 %."""
     import SimpleITK as sitk
 
-    from radflow.masks import read_rtstruct
+    from radflow.dicom.masks import read_rtstruct
 
     paths = _real_structure_sets()
     if not paths:
@@ -160,12 +159,12 @@ def test_a_per_beam_dose_names_its_plan_and_beams(tmp_path):
     """A per-beam RTDOSE (DoseSummationType BEAM, beams 2 and 3 of its plan) written with pydicom: the sidecar lists
     the beams, the DVH rows and the picture name the plan and the beams, and the structure set is the plan's."""
     import pydicom
+    from conftest import REPO
     from factory import write_rtdose, write_rtstruct
     from PIL import Image
 
-    from conftest import REPO
-    from radflow.convert import convert_rtdose
-    from radflow.dvh import dose_to_rois, dvh_plots, plan_structure_sets
+    from radflow.dicom.convert import convert_rtdose
+    from radflow.features.dvh import dose_to_rois, dvh_plots, plan_structure_sets
     from radflow.roi_names import load_aliases
 
     zs, radii, _ = sphere(2.0)

@@ -8,7 +8,7 @@ from conftest import REPO
 
 def test_conda_env_matches_pyproject():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    env = yaml.safe_load((REPO / "envs" / "radflow.yaml").read_text())
+    env = yaml.safe_load((REPO / "workflow" / "envs" / "radflow.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert sorted(p.lower() for p in pip) == sorted(p.lower() for p in project)
 
@@ -25,4 +25,4 @@ def test_every_rule_that_runs_code_names_the_conda_env():
     assert scripts >= 11 and conda == scripts
     common = (REPO / "workflow" / "rules" / "common.smk").read_text()
     rel = common.split('CONDA_ENV = "')[1].split('"')[0]
-    assert (REPO / "workflow" / "rules" / rel).resolve() == REPO / "envs" / "radflow.yaml"
+    assert (REPO / "workflow" / "rules" / rel).resolve() == REPO / "workflow" / "envs" / "radflow.yaml"

@@ -12,11 +12,19 @@ import SimpleITK as sitk
 from conftest import REFERENCE, REPO
 from factory import sphere_contours, write_rtstruct
 
-from radflow import mesh_shape
-from radflow.features import FeatureValueError, extract_series, feature_value, feature_values, image_hash, long_table
-from radflow.ibsi import COLUMNS, conformance, feature_map
-from radflow.masks import write_masks
+from radflow.dicom.masks import write_masks
+from radflow.features import (
+    FeatureValueError,
+    extract_series,
+    feature_value,
+    feature_values,
+    image_hash,
+    long_table,
+    mesh_shape,
+)
+from radflow.features.ibsi import conformance, feature_map
 from radflow.roi_names import FeatureRois, load_aliases
+from radflow.tables import CONFORMANCE_COLUMNS as COLUMNS
 
 IBSI = REFERENCE / "ibsi"
 DEFINITIONAL = {"stat_kurt", "morph_pca_maj_axis", "morph_pca_min_axis", "morph_pca_least_axis"}
@@ -350,7 +358,7 @@ def test_ibsi_mode_pins(ibsi_table, tmp_path_factory):
 
 
 def test_ibsi_columns_leave_pyradiomics_columns_alone():
-    from radflow.ibsi_mode import ibsi_columns
+    from radflow.features.ibsi_mode import ibsi_columns
 
     values = {"original_firstorder_Kurtosis": 5.0, "original_shape_MajorAxisLength": 10.0}
     extra = ibsi_columns(values, morph_voxels=5)
@@ -373,7 +381,7 @@ def test_a_features_job_plans_at_least_what_its_masks_need(index_tables, tmp_pat
     the image's grid, from the index. That box holds every voxel of the ROI's mask, so the plan asks at least the
     memory and time job_resources computes from the masks afterwards (and, for these ellipsoids, within 2.5 times
     their voxels)."""
-    from radflow.convert import convert_series
+    from radflow.dicom.convert import convert_series
     from radflow.features import job_resources, planned_resources
     from radflow.index import series_files
 
@@ -448,11 +456,11 @@ def test_an_identical_mask_of_the_same_image_is_extracted_once(tmp_path, monkeyp
         masks[name] = sitk.GetImageFromArray(a)
         masks[name].CopyInformation(image)
     image_path, folder = _series(tmp_path, image, masks)
-    import radflow.features
+    import radflow.features.extract
 
     calls = []
-    real = radflow.features.extract_roi
-    monkeypatch.setattr(radflow.features, "extract_roi", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = radflow.features.extract.extract_roi
+    monkeypatch.setattr(radflow.features.extract, "extract_roi", lambda *a, **k: calls.append(1) or real(*a, **k))
     rows = extract_series(image_path, folder, REPO / "config" / "pyradiomics" / "CT.yaml").set_index("roi")
     features = [c for c in rows.columns if c.startswith("original_")]
     assert (rows["status"] == "ok").all() and len(calls) == 2

@@ -1,5 +1,5 @@
-"""ComBat (radflow.harmonise) against the reference implementation and against a known site effect; the ICC of the
-robustness analysis (radflow.robustness) against Shrout & Fleiss's published example and against known truths."""
+"""ComBat (radflow.trust.harmonise) against the reference implementation and against a known site effect; the ICC of the
+robustness analysis (radflow.trust.robustness) against Shrout & Fleiss's published example and against known truths."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from radflow.harmonise import HarmonisationError, combat
-from radflow.robustness import icc1
+from radflow.trust.harmonise import HarmonisationError, combat
+from radflow.trust.robustness import icc1
 
 
 def cohort(n_per_site=(30, 35, 25), p=25, seed=1, shift=3.0, scale=2.0):
@@ -96,7 +96,7 @@ def test_icc_of_identical_perturbations_is_one_and_of_noise_near_zero():
 
 
 def test_a_modelling_table_by_tcga_site_with_a_batch_too_small(tmp_path):
-    from radflow.harmonise import before_after_plot, harmonise_table, tcga_site
+    from radflow.trust.harmonise import before_after_plot, harmonise_table, tcga_site
 
     data, covars, _ = cohort(n_per_site=(12, 10, 1), p=6)
     sites = {"A": "CV", "B": "CN", "C": "QK"}
@@ -129,7 +129,7 @@ def test_a_modelling_table_by_tcga_site_with_a_batch_too_small(tmp_path):
 
 
 def test_the_batch_comes_from_the_site_the_scanner_or_a_file(tmp_path):
-    from radflow.harmonise import batch_of, read_batch_file
+    from radflow.trust.harmonise import batch_of, read_batch_file
 
     table = pd.DataFrame(
         {"patient_id": ["TCGA-CV-0001", "TCGA-CN-0002", "LUNG1-001"], "series_uid": ["1.1", "1.2", "1.3"]}
@@ -160,7 +160,7 @@ def test_the_batch_comes_from_the_site_the_scanner_or_a_file(tmp_path):
 def test_the_harmonised_table_says_it_is_harmonised_and_each_patients_batch(tmp_path):
     """harmonise_step (the workflow's): the copy names the ComBat batch variable and covariates in every row and the
     batch of each patient; the picture names its feature units from the image's modality."""
-    from radflow.harmonise import harmonise_step
+    from radflow.trust.harmonise import harmonise_step
 
     data, covars, _ = cohort(n_per_site=(8, 9), p=4)
     table = pd.DataFrame(data.T, columns=[f"original_firstorder_F{k}" for k in range(4)])

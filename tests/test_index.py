@@ -15,7 +15,7 @@ from conftest import REFERENCE, REPO
 from factory import rewrite_dicom
 from pydicom.fileset import FileSet
 
-from radflow.dicom_header import read_header
+from radflow.dicom.header import read_header
 from radflow.index import build_index, instance_row
 
 
@@ -98,7 +98,7 @@ def test_pet_without_weight_is_excluded_naming_the_tag(demo_dir, truth, tmp_path
         problem = tables["problems"][tables["problems"]["series_uid"] == pet].iloc[0]
         assert problem["severity"] == severity and "PatientWeight" in problem["reason"]
     # and the conversion with the fallback keeps Bq/ml, flagged
-    from radflow.convert import convert_series
+    from radflow.dicom.convert import convert_series
     from radflow.index import series_files
 
     sidecar = convert_series(series_files(tables["instances"], pet), tmp_path / "pet.nii.gz", pet_fallback="bqml")
@@ -281,7 +281,7 @@ def _three_phase_mr(demo_dir, root, temporal_tags: bool, same_pixels: bool = Fal
 def test_a_three_phase_mr_becomes_three_sub_series(demo_dir, tmp_path):
     """Issue 20, item 3: a DCE MR with 3 images per slice position, with and without temporal tags: three
     sub-series, each converted with the right pixels and each linked to the MR's structure set."""
-    from radflow.convert import convert_series
+    from radflow.dicom.convert import convert_series
     from radflow.index import series_files
 
     for tags in (True, False):
@@ -407,9 +407,9 @@ def test_a_real_mr_stored_as_three_phases_splits_and_keeps_its_rtstruct(tmp_path
     """Issue 20, item 3, on real headers: the real MR's phases are told apart by InstanceNumber order (no temporal
     tag tells them apart) or by ContentTime when each phase has its own; each phase converts to the real series'
     image + 100 p, and the real RTSTRUCT lands on every phase with the mask it has on the original series."""
-    from radflow.convert import convert_series
+    from radflow.dicom.convert import convert_series
+    from radflow.dicom.masks import write_masks
     from radflow.index import series_files
-    from radflow.masks import write_masks
     from radflow.roi_names import load_aliases
 
     names = REPO / "config" / "roi_names.yaml"
@@ -477,12 +477,12 @@ def test_a_tree_with_nothing_to_convert_says_why(demo_dir, tmp_path):
 
 def test_dose_plan_structure_set_references(demo_dir, tmp_path):
     """RTDOSE -> RTPLAN -> RTSTRUCT: the demo's dose grid names its plan, the plan its structure set. With a second
-    structure set on the same CT, the dose order still names only the plan's, and radflow.dvh takes only its ROIs;
-    a dose whose plan is not in the cohort warns and takes every structure set of its CTs. A real Eclipse plan's
+    structure set on the same CT, the dose order still names only the plan's, and radflow.features.dvh takes only its
+    ROIs; a dose whose plan is not in the cohort warns and takes every structure set of its CTs. A real Eclipse plan's
     label and reference are read as Eclipse wrote them."""
-    from radflow.dvh import plan_structure_sets
+    from radflow.features.dvh import plan_structure_sets
     from radflow.index.headers import read_instance
-    from radflow.orders import build_orders
+    from radflow.index.orders import build_orders
 
     names = REPO / "config" / "roi_names.yaml"
     root = tmp_path / "dicom"

@@ -13,8 +13,8 @@ from conftest import REPO
 from factory import circle as circle3d
 from factory import grid_image, sphere_contours, write_rtstruct
 
-from radflow.geometry import Grid
-from radflow.masks import fill_even_odd, rasterise_roi, write_masks
+from radflow.dicom.geometry import Grid
+from radflow.dicom.masks import fill_even_odd, rasterise_roi, write_masks
 from radflow.roi_names import load_aliases
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
@@ -218,7 +218,7 @@ def _ibsi_cases():
 @pytest.mark.parametrize("case", ["ct_phantom", "sts_ct", "sts_mr", "sts_pet"])
 def test_ibsi_reference_masks(case, tmp_path):
     """IBSI's own masks (CT phantom GTV-1; STS_001 CT, MR T1 and PET, whose contour image references dangle)."""
-    from radflow.convert import convert_series
+    from radflow.dicom.convert import convert_series
 
     image_dir, mask_dir, reference = _ibsi_cases()[case]
     if not image_dir.is_dir():
@@ -239,7 +239,7 @@ def test_dicom_seg_gives_the_same_masks(index_tables, truth, tmp_path, monkeypat
     import pydicom
     from pydicom.sr.codedict import codes
 
-    from radflow.convert import convert_series
+    from radflow.dicom.convert import convert_series
     from radflow.index import series_files
 
     p = truth["patients"]["TCGA-00-0001"]
@@ -299,7 +299,7 @@ def test_dicom_seg_gives_the_same_masks(index_tables, truth, tmp_path, monkeypat
     assert list(tables["links"]["image_series_uid"]) == [p["ct_series_uid"]]
 
     # the masks step takes each file's modality from its work order and reads each file once (no Modality probe)
-    from radflow.orders import build_orders
+    from radflow.index.orders import build_orders
 
     order = build_orders(tables, kinds=("masks",))[("masks", "TCGA-00-0001", p["ct_series_uid"])]
     assert [(Path(s["path"]).name, s["modality"]) for s in order["structures"]] == [("seg.dcm", "SEG")]

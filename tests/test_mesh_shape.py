@@ -1,6 +1,6 @@
-"""radflow.mesh_shape against pyradiomics' own C (radiomics.cShape): surface area, volume and the four diameters of
-shapes chosen to break it, and whole extractions with the fast shape on and off. The demo's and the real data's
-ROIs are compared in test_workflow.py and test_real_data.py; the IBSI phantoms' values are pinned in
+"""radflow.features.mesh_shape against pyradiomics' own C (radiomics.cShape): surface area, volume and the four
+diameters of shapes chosen to break it, and whole extractions with the fast shape on and off. The demo's and the real
+data's ROIs are compared in test_workflow.py and test_real_data.py; the IBSI phantoms' values are pinned in
 test_features.py."""
 
 from __future__ import annotations
@@ -8,11 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import REPO
 from radiomics import cShape
 
-from conftest import REPO
-from radflow import mesh_shape
-from radflow.features import extract_roi, make_extractor
+from radflow.features import extract_roi, make_extractor, mesh_shape
 
 RTOL = 1e-12
 

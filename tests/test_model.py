@@ -12,11 +12,11 @@ import SimpleITK as sitk
 import yaml
 from factory import grid_image, sphere_contours, write_rtstruct
 
-from radflow.delta import delta_table
-from radflow.features import ID_COLUMNS
-from radflow.masks import write_masks
-from radflow.model import modelling_table
+from radflow.cohort.delta import delta_table
+from radflow.cohort.model import modelling_table
+from radflow.dicom.masks import write_masks
 from radflow.roi_names import load_aliases
+from radflow.tables import ID_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -230,7 +230,7 @@ def test_union_mask_of_two_instances(tmp_path):
 
 def test_selection_config_is_checked_before_the_run(tmp_path):
     """(The Snakefile runs these checks before any job: tests/test_broken_corpus.py starts snakemake on them.)"""
-    from radflow.config_check import path_problems, schema_problems
+    from radflow.config.check import path_problems, schema_problems
 
     schema = REPO / "workflow" / "schemas" / "config.schema.yaml"
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -298,7 +298,7 @@ def test_a_failed_baseline_is_not_replaced_by_a_later_study(cohort, whole_image)
 def test_dose_columns_come_from_the_chosen_studys_plan_sum():
     """model.dose: the chosen study's dose grid by DoseSummationType (PLAN before BEAM, whatever the UIDs), the ROI
     from the structure set of the chosen image's ROI where it has one, NaN where the study has no dose grid."""
-    from radflow.model import dose_columns, dose_values
+    from radflow.cohort.model import dose_columns, dose_values
 
     def row(grid, kind, study, rs, roi, dmean, volume=10.0, status="ok"):
         return dict(

@@ -1,5 +1,5 @@
-"""Negative-control images (radflow.negative_controls) through real pyradiomics, and the volume adaptation of masks
-(radflow.robustness.adapt_volume) on spheres."""
+"""Negative-control images (radflow.trust.negative_controls) through real pyradiomics, and the volume adaptation of
+masks (radflow.trust.robustness.adapt_volume) on spheres."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from radflow.negative_controls import negative_control
-from radflow.robustness import adapt_volume
+from radflow.trust.negative_controls import negative_control
+from radflow.trust.robustness import adapt_volume
 
 
 def sphere(shape=(30, 48, 48), spacing=(2.5, 0.8, 0.8), radius=12.0):
@@ -97,7 +97,7 @@ def test_volume_adaptation_gives_the_volume_asked(fraction):
 
 
 def test_rigid_perturbations_move_image_and_mask_together():
-    from radflow.robustness import rigid_perturbation
+    from radflow.trust.robustness import rigid_perturbation
 
     mask = sphere(shape=(20, 40, 40), spacing=(1.0, 1.0, 1.0), radius=8.0)
     image = textured(mask)
@@ -119,7 +119,7 @@ def test_rigid_perturbations_move_image_and_mask_together():
 def test_icc_table_per_feature():
     import pandas as pd
 
-    from radflow.robustness import icc_table
+    from radflow.trust.robustness import icc_table
 
     rng = np.random.default_rng(5)
     rows = []
@@ -163,7 +163,7 @@ def test_a_randomised_contour_follows_the_image_and_keeps_the_volume_asked():
     """Supervoxel contour randomisation: where the ROI has a sharp edge in the image (a bright ball), the supervoxels
     follow it and the randomised contour stays close (Dice > 0.9); on an image without that edge the contour
     wanders more. Seeded; the chain brings it to the volume asked, exactly."""
-    from radflow.robustness import perturb, randomise_contour
+    from radflow.trust.robustness import perturb, randomise_contour
 
     mask = sphere()
     inside = sitk.GetArrayFromImage(mask) > 0
@@ -193,7 +193,7 @@ def test_a_randomised_contour_follows_the_image_and_keeps_the_volume_asked():
 
 
 def test_control_names_of_the_config():
-    from radflow.negative_controls import parse_control
+    from radflow.trust.negative_controls import parse_control
 
     assert parse_control("shuffled_roi") == ("shuffled", "roi")
     assert parse_control("randomized_sampled_non_roi") == ("randomized_sampled", "non_roi")

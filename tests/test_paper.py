@@ -10,15 +10,15 @@ from pathlib import Path
 import pandas as pd
 import pydicom
 import pytest
-
 from conftest import REFERENCE, REPO
-from radflow import ibsi
-from radflow.convert import acquisition_parameters
-from radflow.features import ID_COLUMNS
+
+from radflow.dicom.convert import acquisition_parameters
+from radflow.features import ibsi
 from radflow.paper.checklist import reporting_checklist
 from radflow.paper.dictionary import features_dictionary, ibsi_terms, pyradiomics_to_ibsi, ucum
 from radflow.paper.facts import run_facts, settings_facts
 from radflow.paper.methods import IBSI_CONFORMANCE, methods_markdown
+from radflow.tables import ID_COLUMNS
 
 REAL = REFERENCE / "real"
 

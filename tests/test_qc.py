@@ -149,7 +149,7 @@ def test_model_overlays_draw_every_instance_of_the_model_roi(tmp_path):
     from conftest import REPO
     from factory import sphere_contours, write_rtstruct
 
-    from radflow.masks import write_masks
+    from radflow.dicom.masks import write_masks
     from radflow.qc import series_overlays
     from radflow.roi_names import load_aliases
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import DEMO_CONFIG, DEMO_SUBSET, REPO, copy_run, demo_subset, make_project, snakemake_env
 
-from radflow.features import RUNTIME_COLUMNS
+from radflow.tables import RUNTIME_COLUMNS
 
 BIN = Path(sys.executable).parent
 TRUST_JOBS = ("perturb", "perturbed_table", "robustness", "negative_controls", "harmonise")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from radflow.survival import benjamini_hochberg, survival_starter
+from radflow.cohort.survival import benjamini_hochberg, survival_starter
 
 
 def cohort(n=150, seed=3, effect=0.9):

@@ -12,7 +12,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from radflow.cli import main as radflow
-from radflow.suv import SUVError, suv_bw_factor, suv_factors, suv_tags
+from radflow.dicom.suv import SUVError, suv_bw_factor, suv_factors, suv_tags
 
 DRO = REFERENCE / "ibsi-suv-dro" / "DRO"
 ALL_DROS = [

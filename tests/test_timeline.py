@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from radflow.timeline import patient_timeline, read_timeline
+from radflow.cohort.timeline import patient_timeline, read_timeline
 
 
 def _series(pid, study, date, modality, role, convert=False):

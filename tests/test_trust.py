@@ -62,7 +62,7 @@ def test_icc_table(demo_run):
 
 
 def test_the_perturbed_features_are_the_same_when_computed_again(demo_run, perturbed):
-    from radflow.perturbed import perturbed_series
+    from radflow.trust.perturbed import perturbed_series
 
     config = yaml.safe_load((demo_run / "results" / "provenance" / "config.yaml").read_text())  # as run
     one = perturbed.iloc[0]
@@ -139,7 +139,7 @@ def test_perturbing_around_the_roi_is_perturbing_the_whole_image(demo_run):
     import SimpleITK as sitk
 
     from radflow.features import extract_roi, make_extractor
-    from radflow.robustness import crop_for_perturbation, paste, perturb
+    from radflow.trust.robustness import crop_for_perturbation, paste, perturb
 
     r = demo_run / "results"
     c = pd.read_csv(r / "cohort.tsv", sep="\t", dtype=str).dropna(subset=["series_uid"]).iloc[0]

@@ -341,7 +341,7 @@ def test_provenance_record(demo_run):
     features table names, the config as run, every table and picture with its full SHA-256, every distribution."""
     import hashlib
 
-    from radflow.provenance import sha256
+    from radflow.run.provenance import sha256
 
     results = demo_run / "results"
     record = json.loads((results / "provenance" / "provenance.json").read_text())
@@ -595,7 +595,7 @@ def test_the_paper_folder_states_what_the_run_did(demo_run, features, truth):
     assert "Clinical data: a GDC portal clinical.tsv (the config's clinical files)." in methods
 
     dictionary = pd.read_csv(paper / "features.tsv", sep="\t", dtype=str, keep_default_na=False)
-    from radflow.features import pyradiomics_columns
+    from radflow.tables import pyradiomics_columns
 
     for modality, g in ok.groupby("modality"):
         columns = {c for c in pyradiomics_columns(g) if g[c].notna().any()}
@@ -694,8 +694,8 @@ def test_the_report_in_a_real_browser(demo_run, features):
 
 
 def test_shape_features_equal_pyradiomics_own(demo_run, features, tmp_path):
-    """Every image ROI of the demo (CT, PET, MR): the shape features radflow.mesh_shape gave equal pyradiomics' own
-    C computation on the same image and mask to 1e-12 relative."""
+    """Every image ROI of the demo (CT, PET, MR): the shape features radflow.features.mesh_shape gave equal
+    pyradiomics' own C computation on the same image and mask to 1e-12 relative."""
     from shape_reference import compare_shapes
 
     ok = features[(features["status"] == "ok") & (features["modality"] != "RTDOSE")]

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .clinical import download_clinical
-from .http import Client, DownloadError
-from .images import download_images
+from radflow.download.clinical import download_clinical
+from radflow.download.http import Client, DownloadError
+from radflow.download.images import download_images
 
 __all__ = ["Client", "DownloadError", "client_for", "download_clinical", "download_images", "fetch_source"]
 

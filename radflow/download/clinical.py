@@ -1,7 +1,8 @@
 """Clinical data of a TCGA project from the GDC API (/cases, paged JSON), written as the GDC portal's own export:
 clinical.tsv (one row per case x diagnosis x treatment, dotted column names, `'--` for empty) and follow_up.tsv (one
-row per follow-up), which radflow.clinical reads like a download from the portal. The GDC data release is recorded
-next to them (clinical.json): the portal's data change between releases, and a paper should say which it used."""
+row per follow-up), which radflow.cohort.clinical reads like a download from the portal. The GDC data release is
+recorded next to them (clinical.json): the portal's data change between releases, and a paper should say which it
+used."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from .http import Client, DownloadError, safe_name
+from radflow.download.http import Client, DownloadError, safe_name
 
 DEFAULT_URL = "https://api.gdc.cancer.gov"
 EXPAND = "demographic,diagnoses,diagnoses.treatments,follow_ups,project"
@@ -111,7 +112,7 @@ def table_entry(source: dict, folder) -> dict:
 def download_table(source: dict, out_dir, client: Client, log=print) -> list[Path]:
     """A collection's clinical spreadsheet from its URL, checked with its column mapping (the columns named are in
     it, the events readable); clinical.json records the URL, the file's SHA-256 and when."""
-    from ..clinical import ClinicalError, read_table, table_spec
+    from radflow.cohort.clinical import ClinicalError, read_table, table_spec
 
     if not source.get("url") or not source.get("columns"):
         raise DownloadError("source.clinical.from: table needs url and columns (the column mapping)", permanent=True)

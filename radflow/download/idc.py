@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .http import DownloadError
+from radflow.download.http import DownloadError
 
 DEFAULT_ENDPOINT = "https://s3.amazonaws.com"
 COLUMNS = [

@@ -20,26 +20,11 @@ from pathlib import Path
 
 import pydicom
 
-from . import idc, nbia
-from .http import Client, DownloadError, safe_name
+from radflow.download import idc, nbia
+from radflow.download.http import Client, DownloadError, safe_name
+from radflow.tables import DOWNLOAD_COLUMNS
 
 STATE = ".radflow-download"
-REPORT_COLUMNS = [
-    "source",
-    "collection",
-    "patient_id",
-    "study_uid",
-    "series_uid",
-    "modality",
-    "outcome",
-    "files",
-    "bytes",
-    "checksums",
-    "attempts",
-    "seconds",
-    "path",
-    "reason",
-]
 
 
 def verify_folder(folder: Path, row: dict) -> dict:
@@ -91,7 +76,7 @@ def plan(source: dict, client: Client) -> list[dict]:
             source.get("modalities"),
         )
     elif kind == "manifest":
-        from ..index.build import read_manifest
+        from radflow.index.build import read_manifest
 
         uids = read_manifest(source["manifest"])
         rows = nbia.manifest_series(client, source.get("url") or nbia.DEFAULT_URL, uids)
@@ -142,7 +127,8 @@ def _one_series(source, client, root, state, row, k, n, attempts, log) -> dict:
         if final.exists():  # files there without a record of ours: replaced by the verified series
             log(f"{uid}: {final} existed without a download record; replaced")
             shutil.rmtree(final)
-        record = {c: entry.get(c, "") for c in REPORT_COLUMNS if c not in ("outcome", "attempts", "seconds", "reason")}
+        done = ("outcome", "attempts", "seconds", "reason")
+        record = {c: entry.get(c, "") for c in DOWNLOAD_COLUMNS if c not in done}
         tmp = record_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(record, indent=1))
         os.replace(tmp, record_path)
@@ -186,7 +172,7 @@ def download_images(
     shutil.rmtree(state / "partial", ignore_errors=True)
     import pandas as pd  # (imported here: a download starts in a fraction of a second)
 
-    table = pd.DataFrame(report, columns=REPORT_COLUMNS)
+    table = pd.DataFrame(report, columns=DOWNLOAD_COLUMNS)
     if report_path:
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(report_path, sep="\t", index=False)

@@ -11,7 +11,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from .http import Client, DownloadError
+from radflow.download.http import Client, DownloadError
 
 DEFAULT_URL = "https://services.cancerimagingarchive.net/nbia-api/services/v1"
 

@@ -3,7 +3,7 @@ a problems table that says what was left out and why.
 
 Only headers are read, except the pixel data of series whose slice positions repeat (phases are told from true
 duplicates by it). The index is the one place that decides which series are images to convert; everything
-downstream trusts it (through the per-series work orders of radflow.orders).
+downstream trusts it (through the per-series work orders of radflow.index.orders).
 
 One module per concern:
 - columns: the tables' columns and the DICOM constants;
@@ -15,12 +15,19 @@ One module per concern:
 - build: build_index runs the steps and writes the tables; load_index reads them back.
 """
 
-from .build import build_index, load_index, nothing_to_convert, read_manifest, series_files
-from .checks import check_image_series, check_pet_series
-from .columns import INDEX_FORMAT, INSTANCE_COLUMNS, LINK_COLUMNS, PROBLEM_COLUMNS, ROI_COLUMNS, SERIES_COLUMNS
-from .headers import crawl, instance_row, pixel_digest, read_instance
-from .links import link_table, select_series
-from .series import Slices, series_table, split_phases, split_series
+from radflow.index.build import build_index, load_index, nothing_to_convert, read_manifest, series_files
+from radflow.index.checks import check_image_series, check_pet_series
+from radflow.index.columns import (
+    INDEX_FORMAT,
+    INSTANCE_COLUMNS,
+    LINK_COLUMNS,
+    PROBLEM_COLUMNS,
+    ROI_COLUMNS,
+    SERIES_COLUMNS,
+)
+from radflow.index.headers import crawl, instance_row, pixel_digest, read_instance
+from radflow.index.links import link_table, select_series
+from radflow.index.series import Slices, series_table, split_phases, split_series
 
 __all__ = [
     "INDEX_FORMAT",

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import __version__
-from ..modalities import DEFAULT_MODALITIES
-from ..roi_names import load_aliases, standard_name
-from .cache import _read_with_cache, _unchanged
-from .columns import INDEX_FORMAT, PROBLEM_COLUMNS, ROI_COLUMNS, problem
-from .headers import crawl
-from .links import link_table, select_series
-from .series import series_table
+from radflow import __version__
+from radflow.index.cache import _read_with_cache, _unchanged
+from radflow.index.columns import INDEX_FORMAT, PROBLEM_COLUMNS, ROI_COLUMNS, problem
+from radflow.index.headers import crawl
+from radflow.index.links import link_table, select_series
+from radflow.index.series import series_table
+from radflow.modalities import DEFAULT_MODALITIES
+from radflow.roi_names import load_aliases, standard_name
 
 
 def read_manifest(path) -> list[str]:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .columns import CACHE_COLUMNS, ROI_COLUMNS
-from .headers import _read_many
+from radflow.index.columns import CACHE_COLUMNS, ROI_COLUMNS
+from radflow.index.headers import _read_many
 
 
 def _unchanged(files, cache_path: Path) -> bool:

@@ -7,17 +7,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..geometry import (
+from radflow.dicom.geometry import (
     MAX_GAP_FACTOR,
     MAX_OFF_GRID_FACTOR,
     MAX_TILT_PIXEL_FRACTION,
     POSITION_TOLERANCE_MM,
     slice_normal,
 )
-from ..suv import SUVError, suv_factors
+from radflow.dicom.suv import SUVError, suv_factors
 
 if TYPE_CHECKING:
-    from .series import Slices
+    from radflow.index.series import Slices
 
 
 def check_image_series(sl: Slices) -> tuple[bool, str, dict]:

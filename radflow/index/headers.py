@@ -14,12 +14,12 @@ import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from ..contours import audit_roi, contour_data, patient_planes
-from ..ids import normalise_barcode
-from ..dicom_header import pixel_data_problem, pixel_element, read_header
-from ..suv import suv_tags
-from ..modalities import FULL_HEADER_MODALITIES, IMAGE_MODALITIES, image_modality
-from .columns import CACHE_COLUMNS, DICOMDIR_CLASS, RTSTRUCT_CLASS
+from radflow.dicom.contours import audit_roi, contour_data, patient_planes
+from radflow.dicom.header import pixel_data_problem, pixel_element, read_header
+from radflow.dicom.suv import suv_tags
+from radflow.ids import normalise_barcode
+from radflow.index.columns import CACHE_COLUMNS, DICOMDIR_CLASS, RTSTRUCT_CLASS
+from radflow.modalities import FULL_HEADER_MODALITIES, IMAGE_MODALITIES, image_modality
 
 
 def crawl(root) -> list[tuple[str, int, int]]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..modalities import STRUCTURE_MODALITIES
-from .columns import LINK_COLUMNS, problem, split_uids
+from radflow.index.columns import LINK_COLUMNS, problem, split_uids
+from radflow.modalities import STRUCTURE_MODALITIES
 
 
 def _overlaps(lo, hi, image_lo, image_hi, margin) -> bool:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..geometry import position_keys, slice_normal
-from .checks import check_image_series, check_pet_series
-from ..modalities import DEFAULT_MODALITIES, IMAGE_MODALITIES, ROLES
-from .columns import SERIES_COLUMNS, SERIES_FIELDS
-from .columns import problem as problem_row
-from .headers import pixel_digest
+from radflow.dicom.geometry import position_keys, slice_normal
+from radflow.index.checks import check_image_series, check_pet_series
+from radflow.index.columns import SERIES_COLUMNS, SERIES_FIELDS
+from radflow.index.columns import problem as problem_row
+from radflow.index.headers import pixel_digest
+from radflow.modalities import DEFAULT_MODALITIES, IMAGE_MODALITIES, ROLES
 
 
 class Slices:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..features import intensity_unit
-from .facts import counted, fmt, fmt_range
-from .methods import IBSI_CONFORMANCE, INTERPOLATORS, MODALITY_NAMES
+from radflow.features import intensity_unit
+from radflow.paper.facts import counted, fmt, fmt_range
+from radflow.paper.methods import IBSI_CONFORMANCE, INTERPOLATORS, MODALITY_NAMES
+from radflow.tables import CHECKLIST_COLUMNS
 
-COLUMNS = ["standard", "item", "section", "topic", "modality", "status", "value", "source"]
 STANDARDS = {"IBSI-1": "ibsi.tsv", "CLEAR": "clear.tsv", "METRICS": "metrics.tsv"}
 # the IBSI items' modality column -> the run's modalities it is about
 ITEM_MODALITIES = {
@@ -253,7 +253,7 @@ def _ibsi_answers(facts: dict) -> dict:
         "37": (
             "run",
             "none: ROIs are rasterised onto images of the same DICOM frame of reference, no registration",
-            "radflow.masks",
+            "radflow.dicom.masks",
         ),
         "38": (
             "run",
@@ -263,11 +263,11 @@ def _ibsi_answers(facts: dict) -> dict:
         "40": (
             "run",
             "CT: stored value × RescaleSlope + RescaleIntercept (HU); RTDOSE: × DoseGridScaling (Gy); MR: as stored",
-            "radflow.convert",
+            "radflow.dicom.convert",
         ),
         "41": ("run", "none (no anti-aliasing filter before resampling)", "pyradiomics resampling"),
-        "42": ("run", "none", "radflow.convert"),
-        "45": ("run", "none by radflow", "radflow.convert"),
+        "42": ("run", "none", "radflow.dicom.convert"),
+        "45": ("run", "none by radflow", "radflow.dicom.convert"),
         "46": (
             "run",
             per(lambda m, st: "z-score over the image (normalize)" if st["setting"].get("normalize") else "none"),
@@ -291,7 +291,7 @@ def _ibsi_answers(facts: dict) -> dict:
             "radflow rasteriser: contours of a slice filled together on continuous voxel coordinates, "
             f"overlaps by the {facts['rois']['contour_overlap']} rule; instances: "
             f"{facts['rois']['roi_instances']}",
-            "radflow.masks, config contour_overlap",
+            "radflow.dicom.masks, config contour_overlap",
         ),
         "50a": ("run", per(_interp), SETTINGS),
         "50b": ("run", per(_grid), SETTINGS),
@@ -487,4 +487,4 @@ def reporting_checklist(facts: dict) -> pd.DataFrame:
     for standard, answers in (("IBSI-1", ibsi), ("CLEAR", clear), ("METRICS", metrics)):
         for item in _items(standard):
             rows.append(_row(standard, item, answers.get(item["item"]), run_modalities))
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=CHECKLIST_COLUMNS)

@@ -26,10 +26,11 @@ import SimpleITK as sitk
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
-from .. import __version__
-from ..convert import stack_geometry
-from ..features import feature_unit, pyradiomics_columns
-from .dictionary import ALIASES, DEFINED_OTHERWISE, IBSI_COLUMNS, ibsi_terms, pyradiomics_to_ibsi, ucum
+from radflow import __version__
+from radflow.dicom.convert import stack_geometry
+from radflow.features import feature_unit
+from radflow.paper.dictionary import ALIASES, DEFINED_OTHERWISE, IBSI_COLUMNS, ibsi_terms, pyradiomics_to_ibsi, ucum
+from radflow.tables import pyradiomics_columns
 
 SEG_NAME = "seg.dcm"
 SR_NAME = "sr.dcm"
@@ -155,7 +156,7 @@ def _uid(*parts) -> str:
 
 
 def source_images(files) -> list[pydicom.Dataset]:
-    """The series' DICOM images in the order of its NIfTI slices (radflow.convert.stack_geometry's)."""
+    """The series' DICOM images in the order of its NIfTI slices (radflow.dicom.convert.stack_geometry's)."""
     datasets = [pydicom.dcmread(str(f), stop_before_pixels=True) for f in files]  # the SEG needs the headers
     if any(int(ds.get("NumberOfFrames", 1) or 1) > 1 for ds in datasets):
         raise ExportError("multi-frame images: radflow writes DICOM SEG for single-frame series only")

@@ -3,7 +3,7 @@ feature columns, with its IBSI name and code where IBSI defines the feature, its
 UCUM, the code DICOM SR and FHIR take) and the settings it was computed with.
 
 The IBSI names and codes are IBSI-1's (Zwanenburg et al., Radiology 2020;295:328; the permanent identifiers of the
-IBSI reference manual), in ibsi_features.tsv; which pyradiomics feature is which IBSI feature is radflow.ibsi's
+IBSI reference manual), in ibsi_features.tsv; which pyradiomics feature is which IBSI feature is radflow.features.ibsi's
 mapping, the one radflow's conformance run checks against the IBSI reference values."""
 
 from __future__ import annotations
@@ -14,28 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import ibsi
-from ..features import ID_COLUMNS, feature_class, feature_unit, intensity_unit, pyradiomics_columns
-from .facts import CLASS_NAMES, fmt
+from radflow.features import feature_unit, ibsi, intensity_unit
+from radflow.paper.facts import CLASS_NAMES, fmt
+from radflow.tables import FEATURE_DICTIONARY_COLUMNS, ID_COLUMNS, feature_class, pyradiomics_columns
 
-COLUMNS = [
-    "column",
-    "kind",
-    "modality",
-    "image_units",
-    "image_type",
-    "feature_class",
-    "feature",
-    "ibsi_name",
-    "ibsi_code",
-    "ibsi_aggregation",
-    "ibsi_aggregation_code",
-    "unit",
-    "ucum",
-    "settings",
-    "note",
-    "meaning",
-]
 # what each identifying column of the features table holds (radflow.features.ID_COLUMNS)
 ID_MEANING = {
     "patient_id": "patient (DICOM PatientID; a TCGA sample barcode stands for its patient, radflow.ids)",
@@ -97,7 +79,8 @@ UCUM = {
     "Gy²": "Gy2",
     "Gy²·mm³": "Gy2.mm3",
 }
-# IBSI features whose pyradiomics value differs from IBSI's definition (radflow.ibsi_mode adds IBSI's as ibsi_*)
+# IBSI features whose pyradiomics value differs from IBSI's definition (radflow.features.ibsi_mode adds IBSI's as
+# ibsi_*)
 DEFINED_OTHERWISE = frozenset(ibsi.IBSI_DEFINED)
 # IBSI's second name for a quantity pyradiomics computes once (the first name is the one a code stands for)
 ALIASES = frozenset({"cm_sum_var", "cm_dissimilarity", "ngl_glnu_norm"})
@@ -210,7 +193,7 @@ def features_dictionary(features: pd.DataFrame, settings: dict) -> pd.DataFrame:
     """The dictionary of a features table: its identifying columns, then every feature column with a value for a
     modality, one row per modality and image units. settings: {modality: radflow.paper.facts.settings_facts}."""
     rows = [
-        dict({c: "" for c in COLUMNS}, column=c, kind="identifier", meaning=ID_MEANING.get(c, ""))
+        dict({c: "" for c in FEATURE_DICTIONARY_COLUMNS}, column=c, kind="identifier", meaning=ID_MEANING.get(c, ""))
         for c in ID_COLUMNS
         if c in features.columns
     ]
@@ -224,7 +207,7 @@ def features_dictionary(features: pd.DataFrame, settings: dict) -> pd.DataFrame:
                 name, code = ibsi_terms()[tag]
                 rows.append(
                     dict(
-                        {c: "" for c in COLUMNS},
+                        {c: "" for c in FEATURE_DICTIONARY_COLUMNS},
                         column=column,
                         kind="feature",
                         modality=modality,
@@ -239,4 +222,4 @@ def features_dictionary(features: pd.DataFrame, settings: dict) -> pd.DataFrame:
                         note=note,
                     )
                 )
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=FEATURE_DICTIONARY_COLUMNS)

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .. import __version__
-from ..features import feature_class, pyradiomics_columns
+from radflow import __version__
+from radflow.tables import feature_class, pyradiomics_columns
 
 # pyradiomics' own defaults for the settings a file leaves out (radiomics/imageoperations.py, featureextractor.py)
 PYRADIOMICS_DEFAULTS = dict(
@@ -68,7 +68,7 @@ SOFTWARE = {
 
 def settings_facts(path) -> dict:
     """The settings of one pyradiomics settings file that decide its numbers, pyradiomics' defaults filled in,
-    with radflow's `ibsi:` block (radflow.ibsi_mode) when the file has one."""
+    with radflow's `ibsi:` block (radflow.features.ibsi_mode) when the file has one."""
     path = Path(path)
     params = yaml.safe_load(path.read_text()) or {}
     setting = dict(PYRADIOMICS_DEFAULTS, **(params.get("setting") or {}))
@@ -98,7 +98,7 @@ def _counts(values) -> dict:
 
 def _acquisition(sidecars: list[dict]) -> dict:
     """Per modality: the range of each numeric acquisition parameter and the counts of each text one, over the
-    series the features came from (their sidecars' `acquisition`, radflow.convert.acquisition_parameters)."""
+    series the features came from (their sidecars' `acquisition`, radflow.dicom.convert.acquisition_parameters)."""
     out: dict = {}
     for modality in sorted({s.get("modality", "") for s in sidecars}):
         acq = [s.get("acquisition") or {} for s in sidecars if s.get("modality") == modality]
@@ -252,8 +252,8 @@ CLINICAL_KINDS = {
 
 
 def clinical_kinds(entries) -> list[str]:
-    """What each clinical file of the config is (radflow.clinical.detect_format), in words."""
-    from ..clinical import ClinicalError, detect_format
+    """What each clinical file of the config is (radflow.cohort.clinical.detect_format), in words."""
+    from radflow.cohort.clinical import ClinicalError, detect_format
 
     out = []
     for entry in entries:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .checklist import reporting_checklist
-from .cite import cite_markdown
-from .dictionary import features_dictionary
-from .facts import read_sidecars, run_facts
-from .methods import methods_markdown
+from radflow.paper.checklist import reporting_checklist
+from radflow.paper.cite import cite_markdown
+from radflow.paper.dictionary import features_dictionary
+from radflow.paper.facts import read_sidecars, run_facts
+from radflow.paper.methods import methods_markdown
 
 FILES = (
     "methods.md",

@@ -4,8 +4,8 @@ What only the authors know (eligibility, who drew the contours, the reference st
 
 from __future__ import annotations
 
-from ..features import intensity_unit
-from .facts import CLASS_NAMES, counted, fmt, fmt_range
+from radflow.features import intensity_unit
+from radflow.paper.facts import CLASS_NAMES, counted, fmt, fmt_range
 
 # radflow's IBSI-1 conformance (CONFORMANCE.md, `radflow ibsi`): features within tolerance of 105, per dataset,
 # in plain pyradiomics mode and in IBSI mode; tests/test_paper.py checks these against CONFORMANCE.md

@@ -10,7 +10,7 @@ rule clinical:
         CONDA_ENV
     params:
         project=config["clinical_project"],
-        # each file as the config gives it: a path, or a table with its column mapping (radflow.clinical.table_spec)
+        # each file as the config gives it: a path, or a table with its column mapping (radflow.cohort.clinical.table_spec)
         entries=CLINICAL_ENTRIES,
     script:
-        "../../scripts/clinical.py"
+        "../scripts/clinical.py"

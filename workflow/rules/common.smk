@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from radflow.workflow_env import export_checkout
+from radflow.run.workflow_env import export_checkout
 
 # `snakemake --sdm conda` runs every rule in this environment (pinned like pyproject.toml); the scripts import
 # radflow from this checkout, so it need not be installed there.
-CONDA_ENV = "../../envs/radflow.yaml"
+CONDA_ENV = "../envs/radflow.yaml"
 export_checkout()
 
 
@@ -31,7 +31,7 @@ def index_tables():
     return _read_index(out.series, out.links, stamp)
 
 
-# Per-series work orders (radflow.orders): a convert, masks or dose job reads its own order, never the index tables,
+# Per-series work orders (radflow.index.orders): a convert, masks or dose job reads its own order, never the index tables,
 # so that re-indexing redoes only the series whose orders changed.
 ORDERS = "results/orders"
 
@@ -41,7 +41,7 @@ def work_order(kind):
     from the index tables (the others are left as they are)."""
 
     def order(wildcards):
-        from radflow.orders import order_path, write_index_orders
+        from radflow.index.orders import order_path, write_index_orders
 
         out = checkpoints.index.get().output
         path = order_path(ORDERS, kind, wildcards.patient, wildcards.series)
@@ -54,7 +54,7 @@ def work_order(kind):
 
 @functools.lru_cache(maxsize=4)
 def _planned(series_path, links_path, stamp):
-    from radflow.orders import build_orders
+    from radflow.index.orders import build_orders
 
     series, links = _read_index(series_path, links_path, stamp)
     return build_orders(dict(series=series, links=links), kinds=("masks", "dose"))
@@ -68,7 +68,7 @@ def _planned_now():
 
 
 def planned_orders(kind):
-    """The masks or dose orders the index tables make (radflow.orders.build_orders: the one place that says which
+    """The masks or dose orders the index tables make (radflow.index.orders.build_orders: the one place that says which
     structure sets and dose grids go with which image series)."""
     return [order for (k, _, _), order in _planned_now().items() if k == kind]
 
@@ -385,7 +385,7 @@ def _downloaded_clinical_outputs():
 def settings_files():
     """{name in results/provenance/settings: file} of every settings file behind the numbers: the pyradiomics
     settings of each configured modality and the ROI name aliases."""
-    from radflow.config_check import settings_modalities
+    from radflow.config.check import settings_modalities
 
     files = {f"pyradiomics/{m}.yaml": f"{config['pyradiomics_settings']}/{m}.yaml" for m in settings_modalities(config)}
     return dict(files, **{"roi_names.yaml": config["roi_names"]})

@@ -12,4 +12,4 @@ if config["demo_cohort"]:
         conda:
             CONDA_ENV
         script:
-            "../../scripts/demo_cohort.py"
+            "../scripts/demo_cohort.py"

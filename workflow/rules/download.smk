@@ -18,7 +18,7 @@ if config["source"]["images"]:
             images=config["source"]["images"],
             root=config["dicom_root"],
         script:
-            "../../scripts/download.py"
+            "../scripts/download.py"
 
 
 if config["source"]["clinical"]:
@@ -45,4 +45,4 @@ if config["source"]["clinical"]:
         params:
             clinical=config["source"]["clinical"],
         script:
-            "../../scripts/download.py"
+            "../scripts/download.py"

@@ -1,4 +1,4 @@
-# The features of one series' masks (radflow.series_job.run_features): pyradiomics with the settings of the series'
+# The features of one series' masks (radflow.run.series_job.run_features): pyradiomics with the settings of the series'
 # modality. Its inputs are the image, the masks and the settings, so a settings change redoes these jobs and the
 # tables made from them, and nothing upstream.
 rule features:
@@ -24,7 +24,7 @@ rule features:
         feature_rois=config["feature_rois"],
         max_roi_voxels=config["max_roi_voxels"],
     script:
-        "../../scripts/features.py"
+        "../scripts/features.py"
 
 
 rule merge_features:
@@ -41,4 +41,4 @@ rule merge_features:
     conda:
         CONDA_ENV
     script:
-        "../../scripts/merge_features.py"
+        "../scripts/merge_features.py"

@@ -27,4 +27,4 @@ checkpoint index:
         manifest=config["manifest"],
         orders=ORDERS,
     script:
-        "../../scripts/index.py"
+        "../scripts/index.py"

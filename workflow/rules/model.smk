@@ -26,7 +26,7 @@ rule modelling_table:
         roi_instances=config["roi_instances"],
         dose=config["model"]["dose"],
     script:
-        "../../scripts/modelling_table.py"
+        "../scripts/modelling_table.py"
 
 
 rule delta_radiomics:
@@ -43,7 +43,7 @@ rule delta_radiomics:
     params:
         roi_instances=config["roi_instances"],
     script:
-        "../../scripts/delta_radiomics.py"
+        "../scripts/delta_radiomics.py"
 
 
 rule survival:
@@ -66,7 +66,7 @@ rule survival:
     params:
         survival=config["survival"],
     script:
-        "../../scripts/survival.py"
+        "../scripts/survival.py"
 
 
 rule timeline:
@@ -79,4 +79,4 @@ rule timeline:
     conda:
         CONDA_ENV
     script:
-        "../../scripts/timeline.py"
+        "../scripts/timeline.py"

@@ -26,7 +26,7 @@ rule paper:
         config=config,
         settings=paper_settings(),
     script:
-        "../../scripts/paper.py"
+        "../scripts/paper.py"
 
 
 # Results as DICOM (config dicom_export): per masked image series, its masks as a DICOM SEG and its features as a
@@ -48,4 +48,4 @@ rule dicom_export:
         mem_mb=attempt_mb(4000),
         runtime=attempt_minutes(10),
     script:
-        "../../scripts/dicom_export.py"
+        "../scripts/dicom_export.py"

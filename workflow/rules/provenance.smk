@@ -1,5 +1,5 @@
 # The run's provenance, kept with its results: a copy of every settings file, the config as run, the full SHA-256 of
-# every table and picture (radflow.provenance; `radflow verify results/` checks a folder against it). It reads every
+# every table and picture (radflow.run.provenance; `radflow verify results/` checks a folder against it). It reads every
 # other output, so it runs last and reruns whenever any of them, a settings file or the config changes.
 rule provenance:
     input:
@@ -24,4 +24,4 @@ rule provenance:
         # what an analysis switched off left from an earlier run: removed, so that nothing stale looks current
         stale=switched_off_outputs(),
     script:
-        "../../scripts/provenance.py"
+        "../scripts/provenance.py"

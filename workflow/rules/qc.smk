@@ -22,11 +22,11 @@ rule overlays:
         mem_mb=attempt_mb(1000),
         runtime=attempt_minutes(3),
     params:
-        # qc_overlays: model draws only the masks that can stand for the modelling table's ROI (radflow.selection)
+        # qc_overlays: model draws only the masks that can stand for the modelling table's ROI (radflow.cohort.selection)
         model_roi=config["model"]["roi"] if config["qc_overlays"] == "model" else None,
         roi_instances=config["roi_instances"],
     script:
-        "../../scripts/overlays.py"
+        "../scripts/overlays.py"
 
 
 rule qc_summary:
@@ -52,4 +52,4 @@ rule qc_summary:
     params:
         endpoint=config["survival"]["endpoint"],
     script:
-        "../../scripts/qc_summary.py"
+        "../scripts/qc_summary.py"

@@ -1,4 +1,4 @@
-# One job per image series converts it and rasterises its structure sets in one process (radflow.series_job), so that
+# One job per image series converts it and rasterises its structure sets in one process (radflow.run.series_job), so that
 # the cost of starting Python and importing the libraries (about a second of CPU) is paid once for both; its features
 # are their own job (rules/features.smk), which a pyradiomics settings change redoes alone.
 rule series:
@@ -24,7 +24,7 @@ rule series:
         roi_instances=config["roi_instances"],
         contour_overlap=config["contour_overlap"],
     script:
-        "../../scripts/series.py"
+        "../scripts/series.py"
 
 
 rule dose:
@@ -36,7 +36,7 @@ rule dose:
         roi_names=config["roi_names"],
     output:
         # dose.nii.gz (Gy), on_<CT>.nii.gz, dose.json; dvh.parquet and dvh_curves.parquet: each ROI of the
-        # structure sets of its CTs (radflow.dvh, from the contours); masks/: those ROIs on the dose grid
+        # structure sets of its CTs (radflow.features.dvh, from the contours); masks/: those ROIs on the dose grid
         folder=directory("results/dose/{patient}/{series}"),
     log:
         "logs/dose/{patient}/{series}.log",
@@ -50,7 +50,7 @@ rule dose:
         contour_overlap=config["contour_overlap"],
         roi_instances=config["roi_instances"],
     script:
-        "../../scripts/dose.py"
+        "../scripts/dose.py"
 
 
 # The dose features of a dose grid's ROI masks: rows of the features table with modality RTDOSE. Its own job, as an
@@ -73,7 +73,7 @@ rule dose_features:
         feature_rois=config["feature_rois"],
         max_roi_voxels=config["max_roi_voxels"],
     script:
-        "../../scripts/dose_features.py"
+        "../scripts/dose_features.py"
 
 
 # Every dose grid's DVHs in one table, and their curves as pictures for the report.
@@ -96,4 +96,4 @@ rule dvh:
     conda:
         CONDA_ENV
     script:
-        "../../scripts/dvh.py"
+        "../scripts/dvh.py"

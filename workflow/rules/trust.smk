@@ -29,7 +29,7 @@ if PERTURBED:
             robustness=ROBUSTNESS,
             controls=CONTROLS,
         script:
-            "../../scripts/perturb.py"
+            "../scripts/perturb.py"
 
     rule perturbed_table:
         input:
@@ -41,7 +41,7 @@ if PERTURBED:
         conda:
             CONDA_ENV
         script:
-            "../../scripts/perturbed_table.py"
+            "../scripts/perturbed_table.py"
 
 
 if ROBUSTNESS:
@@ -62,7 +62,7 @@ if ROBUSTNESS:
         conda:
             CONDA_ENV
         script:
-            "../../scripts/robustness.py"
+            "../scripts/robustness.py"
 
 
 if CONTROLS and HAS_CLINICAL:
@@ -88,7 +88,7 @@ if CONTROLS and HAS_CLINICAL:
         params:
             endpoint=config["survival"]["endpoint"],
         script:
-            "../../scripts/negative_controls.py"
+            "../scripts/negative_controls.py"
 
 
 if HARMONISATION and HAS_CLINICAL:
@@ -112,4 +112,4 @@ if HARMONISATION and HAS_CLINICAL:
         params:
             harmonisation=HARMONISATION,
         script:
-            "../../scripts/harmonise.py"
+            "../scripts/harmonise.py"
