@@ -12,12 +12,14 @@ from __future__ import annotations
 import platform
 import resource
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from radflow.cohort.delta import delta_table
 from radflow.cohort.model import modelling_table
+from radflow.config.settings import defaults
 from radflow.tables import CLINICAL_KEEP, ID_COLUMNS
 
 PATIENTS, STUDIES, ROIS, FEATURES = 227, 2, 30, 1130
@@ -78,7 +80,9 @@ def main():
     )
     for instances in ("largest", "union", "suffix"):
         t = time.perf_counter()
-        table, _ = modelling_table(features, clinical, series, "CT", "ROI0", instances=instances)
+        table, _ = modelling_table(
+            features, clinical, series, replace(defaults().model, roi="ROI0", roi_instances=instances)
+        )
         t_model = time.perf_counter() - t
         t = time.perf_counter()
         delta = delta_table(features, series, instances)

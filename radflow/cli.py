@@ -6,7 +6,9 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 
+from radflow.config.settings import defaults
 from radflow.modalities import IMAGE_MODALITIES
 
 
@@ -18,20 +20,19 @@ def _demo(args):
 
 
 def _index(args):
-    from radflow.index import build_index, nothing_to_convert
+    from radflow.index import index_with, nothing_to_convert
 
     _shipped(args, "roi_names", "roi_names.yaml")
-    tables = build_index(
-        args.dicom_root,
-        args.out_dir,
-        args.roi_names,
+    settings = replace(
+        defaults().index,
+        dicom_root=args.dicom_root,
         threads=args.threads,
-        load_instances=False,
         pet_fallback=args.pet_fallback,
-        modalities=args.modalities,
+        modalities=tuple(args.modalities),
         series_selection=args.series_selection,
         manifest=args.manifest,
     )
+    tables = index_with(settings, args.out_dir, args.roi_names, load_instances=False)
     s, st = tables["series"], tables["stats"]
     print(
         f"{st['files']} files ({st['read']} read, {st['reused']} unchanged since the last index), "
@@ -100,25 +101,25 @@ def _features(args):
     if args.settings is None:  # the shipped settings of the image's modality, as the workflow's default
         modality = json.loads(image_sidecar(args.image).read_text())["modality"]
         _shipped(args, "settings", f"pyradiomics/{modality}.yaml")
-    rule = args.feature_rois if args.feature_rois in ("standard", "all") else args.feature_rois.split(",")
+    rule = args.feature_rois if args.feature_rois in ("standard", "all") else tuple(args.feature_rois.split(","))
+    settings = replace(defaults().features, feature_rois=rule, max_roi_voxels=args.max_roi_voxels or None)
     df = extract_series(
         args.image,
         args.masks_dir,
         args.settings,
-        FeatureRois(rule, args.roi_names),
-        args.max_roi_voxels or None,
+        FeatureRois(settings.feature_rois, args.roi_names),
+        settings.max_roi_voxels,
         progress=sys.stderr,
     )
     df.drop(columns=RUNTIME_COLUMNS).to_csv(args.out, index=False)
     print(f"{len(df)} rows ({int((df['status'] == 'ok').sum())} ok) -> {args.out}")
 
 
-def _download(args):
+def _download_source(args) -> tuple[dict, str | None]:
+    """The config's source: block (--config) with the command line's options over it, and the DICOM folder."""
     import yaml
 
-    from radflow.download import fetch_source
-
-    source, root, report, clinical_dir = {}, args.dest, args.report, args.clinical_dir
+    source, root = {}, args.dest
     if args.config:
         from radflow.config.check import SCHEMA_PATH, check_config
 
@@ -126,40 +127,42 @@ def _download(args):
         check_config(config, SCHEMA_PATH, settings=False)
         source, root = config["source"], root or config["dicom_root"]
     images = dict(source.get("images") or {})
-    for kind in ("tcia", "idc", "manifest"):
-        if getattr(args, kind):
-            images = dict(
-                images, **{"from": kind, ("manifest" if kind == "manifest" else "collection"): getattr(args, kind)}
-            )
-    for key in ("patients", "modalities", "url", "index"):
-        if getattr(args, key):
-            images[key] = getattr(args, key)
+    kind = next((k for k in ("tcia", "idc", "manifest") if getattr(args, k)), None)
+    if kind:
+        images.update({"from": kind, ("manifest" if kind == "manifest" else "collection"): getattr(args, kind)})
+    images.update({k: getattr(args, k) for k in ("patients", "modalities", "url", "index") if getattr(args, k)})
     source = dict(source, images=images or None)
     if args.gdc:
         source["clinical"] = {"from": "gdc", "project": args.gdc, "url": args.gdc_url}
-    for key in ("retries", "requests_per_second", "backoff", "workers"):
-        if getattr(args, key) is not None:
-            source[key] = getattr(args, key)
+    source.update(
+        {k: v for k in ("retries", "requests_per_second", "backoff", "workers") if (v := getattr(args, k)) is not None}
+    )
     if not source.get("images") and not source.get("clinical"):
         raise ValueError("nothing to download: give --tcia, --manifest, --idc or --gdc (or --config with source:)")
     if source.get("images") and not root:
         raise ValueError("--dest (the folder the DICOM goes into) is needed for images")
-    got = fetch_source(source, root, report, clinical_dir, log=lambda m: print(m, file=sys.stderr))
+    return source, root
+
+
+def _download(args):
+    from radflow.download import fetch_source
+
+    source, root = _download_source(args)
+    got = fetch_source(source, root, args.report, args.clinical_dir, log=lambda m: print(m, file=sys.stderr))
     table = got["images"]
+    failed = 0
     if table is not None:
         counts = table["outcome"].value_counts()
+        failed = counts.get("failed", 0)
         print(
             f"{len(table)} series: {counts.get('downloaded', 0)} downloaded, {counts.get('present', 0)} present "
-            f"from an earlier run, {counts.get('failed', 0)} failed -> {root}"
-            + (f" (report {report})" if report else "")
+            f"from an earlier run, {failed} failed -> {root}" + (f" (report {args.report})" if args.report else "")
         )
         for row in table[table["outcome"] == "failed"].itertuples():
             print(f"  failed: {row.series_uid} ({row.patient_id} {row.modality}): {row.reason}")
-        if counts.get("failed", 0):
-            return 1
     for path in got["clinical"]:
         print(f"clinical -> {path}")
-    return 0
+    return 1 if failed else 0
 
 
 def _ibsi(args):
@@ -196,13 +199,6 @@ def _verify(args):
 ROI_NAMES_HELP = "ROI name aliases (default: radflow's shipped config/roi_names.yaml)"
 
 
-def _workflow_defaults() -> dict:
-    """The config schema's defaults, which the command line shares with the workflow."""
-    from radflow.config.check import SCHEMA_PATH, fill_defaults, load_schema
-
-    return fill_defaults({}, load_schema(SCHEMA_PATH))
-
-
 def _shipped(args, attr: str, name: str) -> None:
     """A default of the command line: radflow's shipped config file (not one in the working directory)."""
     if getattr(args, attr, None) is None:
@@ -218,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="radflow", description=__doc__)
     parser.add_argument("--version", action="version", version=f"radflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    defaults = _workflow_defaults()  # the config schema's: a command's option means what the config key means
+    d = defaults()  # the config schema's, as settings: a command's option means what the config key means
 
     p = sub.add_parser("demo", help="write the synthetic demo cohort")
     p.add_argument("out_dir")
@@ -231,17 +227,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads",
         type=int,
-        default=defaults["index_threads"],
-        help=f"processes that read DICOM headers (config key index_threads; default {defaults['index_threads']})",
+        default=d.index.threads,
+        help=f"processes that read DICOM headers (config key index_threads; default {d.index.threads})",
     )
     p.add_argument(
         "--pet-fallback",
         choices=["bqml"],
-        default=defaults["pet_fallback"],
+        default=d.index.pet_fallback,
         help="keep BQML PET in Bq/ml when SUVbw cannot be computed (default: exclude it)",
     )
-    p.add_argument("--modalities", nargs="+", default=defaults["modalities"], choices=list(IMAGE_MODALITIES))
-    p.add_argument("--series-selection", choices=["referenced", "all"], default=defaults["series_selection"])
+    p.add_argument("--modalities", nargs="+", default=list(d.index.modalities), choices=list(IMAGE_MODALITIES))
+    p.add_argument("--series-selection", choices=["referenced", "all"], default=d.index.series_selection)
     p.add_argument("--manifest", default=None, help="an NBIA .tcia manifest to check the download against")
     p.set_defaults(func=_index)
 
@@ -269,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--contour-overlap",
         choices=["even-odd", "union"],
-        default=defaults["contour_overlap"],
+        default=d.series.contour_overlap,
         help="contours of one plane that overlap without nesting: the overlap is outside the ROI (even-odd, "
         "the IBSI rule) or inside (union)",
     )
@@ -299,17 +295,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the features table to write (CSV), one row per ROI")
     p.add_argument(
         "--feature-rois",
-        default=defaults["feature_rois"],
+        default=d.features.feature_rois,
         help=f"standard, all or a comma-separated list of ROI names (config key feature_rois; default "
-        f"{defaults['feature_rois']}, as the workflow's)",
+        f"{d.features.feature_rois}, as the workflow's)",
     )
     p.add_argument("--roi-names", default=None, help=ROI_NAMES_HELP)
     p.add_argument(
         "--max-roi-voxels",
         type=int,
-        default=defaults["max_roi_voxels"] or 0,
+        default=d.features.max_roi_voxels or 0,
         help=f"skip ROIs with more voxels than this after resampling (config key max_roi_voxels; default "
-        f"{defaults['max_roi_voxels']}, as the workflow's; 0: no limit)",
+        f"{d.features.max_roi_voxels}, as the workflow's; 0: no limit)",
     )
     p.set_defaults(func=_features)
 

@@ -9,6 +9,7 @@ import sys
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+import yaml
 from conftest import REPO
 
 RADFLOW = [sys.executable, "-m", "radflow.cli"]
@@ -96,19 +97,29 @@ def test_the_command_line_runs_outside_the_checkout(demo_dir, truth, tmp_path):
 
 
 def test_the_command_lines_defaults_are_the_schemas():
-    """An option that a config key also sets defaults to the schema's value (issue 33: one default per key), and a
-    perturbation without a seed takes the schema's seed."""
-    from radflow.cli import _workflow_defaults, build_parser
-    from radflow.trust.perturbed import _default_seed
+    """An option that a config key also sets defaults to the schema's value (issue 33: one default per key), read
+    here from the schema file itself; the settings objects built from an empty config carry the same values, and a
+    perturbation or control without a seed takes the schema's seed."""
+    from radflow.cli import build_parser
+    from radflow.config.check import SCHEMA_PATH
+    from radflow.config.settings import Settings
+    from radflow.modalities import DEFAULT_MODALITIES
 
-    defaults = _workflow_defaults()
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]
     parser = build_parser()
     index = parser.parse_args(["index", "dicom", "out"])
-    assert index.threads == defaults["index_threads"] == 2
-    assert index.series_selection == defaults["series_selection"] and index.modalities == defaults["modalities"]
-    assert index.pet_fallback == defaults["pet_fallback"]
+    assert index.threads == schema["index_threads"]["default"] == 2
+    assert index.series_selection == schema["series_selection"]["default"]
+    assert index.modalities == list(DEFAULT_MODALITIES)  # the schema's default is built from this table
+    assert index.pet_fallback == schema["pet_fallback"]["default"]
     masks = parser.parse_args(["masks", "rs.dcm", "series", "out"])
-    assert masks.contour_overlap == defaults["contour_overlap"]
+    assert masks.contour_overlap == schema["contour_overlap"]["default"]
     features = parser.parse_args(["features", "image.nii.gz", "masks", "--out", "f.csv"])
-    assert features.feature_rois == defaults["feature_rois"]
-    assert _default_seed("robustness") == _default_seed("negative_controls") == 20261130
+    assert features.feature_rois == schema["feature_rois"]["default"]
+    assert features.max_roi_voxels == schema["max_roi_voxels"]["default"] == 4_000_000
+    trust = Settings.from_config(
+        {"robustness": {"perturbations": [{"rotation_deg": 4}]}, "negative_controls": {"controls": ["shuffled_roi"]}}
+    ).perturb
+    seeds = [schema[k]["properties"]["seed"]["default"] for k in ("robustness", "negative_controls")]
+    assert trust.robustness.seed == trust.controls.seed == seeds[0] == seeds[1] == 20261130
+    assert trust.robustness.volume_tolerance == schema["robustness"]["properties"]["volume_tolerance"]["default"]

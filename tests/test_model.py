@@ -18,6 +18,16 @@ from radflow.dicom.masks import write_masks
 from radflow.roi_names import load_aliases
 from radflow.tables import ID_COLUMNS
 
+
+def model(**changes):
+    """The schema's model settings (CT, GTVp, baseline, largest) with these changed."""
+    from dataclasses import replace
+
+    from radflow.config.settings import defaults
+
+    return replace(defaults().model, **changes)
+
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -115,7 +125,7 @@ def _by_patient(table):
 
 def test_baseline_is_the_earliest_study_and_the_rest_are_passed_over(cohort):
     features, series = cohort
-    table, cohort_table = modelling_table(features, CLINICAL, series, "CT", "GTVp")
+    table, cohort_table = modelling_table(features, CLINICAL, series, model())
     assert table["patient_id"].is_unique and len(table) == 2
     c = _by_patient(cohort_table)
     assert c.loc["TCGA-AA-0001", "series_uid"] == "ct-diag" and c.loc["TCGA-AA-0001", "study_day"] == 0
@@ -128,14 +138,14 @@ def test_baseline_is_the_earliest_study_and_the_rest_are_passed_over(cohort):
 
 def test_planning_is_the_study_with_the_plan(cohort):
     features, series = cohort
-    table, cohort_table = modelling_table(features, CLINICAL, series, "CT", "GTVp", time_point="planning")
+    table, cohort_table = modelling_table(features, CLINICAL, series, model(time_point="planning"))
     c = _by_patient(cohort_table).loc["TCGA-AA-0001"]
     assert (c["series_uid"], c["study_day"]) == ("ct-plan", 21)
     assert "RT plan" in c["selection"] and c["passed_over"].count("not the planning study") == 2
     # without an RTPLAN anywhere: the earliest study whose own structure set holds the ROI
     no_plan = series[series["role"] != "rtplan"]
     features = features.assign(rtstruct_series_uid=features["rtstruct_series_uid"].replace("rs-diag", "rs-plan"))
-    _, cohort_table = modelling_table(features, CLINICAL, no_plan, "CT", "GTVp", time_point="planning")
+    _, cohort_table = modelling_table(features, CLINICAL, no_plan, model(time_point="planning"))
     c = _by_patient(cohort_table).loc["TCGA-AA-0001"]
     assert c["series_uid"] == "ct-plan" and "own structure set" in c["selection"]
 
@@ -143,7 +153,7 @@ def test_planning_is_the_study_with_the_plan(cohort):
 def test_listed_studies(cohort):
     features, series = cohort
     listed = pd.DataFrame(dict(patient_id=["TCGA-AA-0001"], study_uid=["fu"], series_uid=[""]))
-    table, cohort_table = modelling_table(features, CLINICAL, series, "CT", "GTVp", time_point="listed", listed=listed)
+    table, cohort_table = modelling_table(features, CLINICAL, series, model(time_point="listed"), listed=listed)
     assert list(table["patient_id"]) == ["TCGA-AA-0001"] and table["original_firstorder_Mean"].iloc[0] == 30
     c = _by_patient(cohort_table)
     assert c.loc["TCGA-AA-0001", "study_day"] == 140
@@ -151,7 +161,9 @@ def test_listed_studies(cohort):
     assert c.loc["TCGA-AA-0002", "reason"] == "time point listed: not listed in model.studies"
     # a listed series picks the series within the study
     listed = pd.DataFrame(dict(patient_id=["TCGA-AA-0002"], study_uid=["only"], series_uid=["ct-thick"]))
-    _, cohort_table = modelling_table(features, CLINICAL, series, "CT", "GTVp", "listed", "suffix", listed)
+    _, cohort_table = modelling_table(
+        features, CLINICAL, series, model(time_point="listed", roi_instances="suffix"), listed
+    )
     assert _by_patient(cohort_table).loc["TCGA-AA-0002", "series_uid"] == "ct-thick"
 
 
@@ -164,7 +176,7 @@ def test_listed_studies(cohort):
 )
 def test_instances_and_tie_breaks(cohort, instances, series_uid, label):
     features, series = cohort
-    table, cohort_table = modelling_table(features, CLINICAL, series, "CT", "GTVp", instances=instances)
+    table, cohort_table = modelling_table(features, CLINICAL, series, model(roi_instances=instances))
     c = _by_patient(cohort_table).loc["TCGA-AA-0002"]
     assert (c["series_uid"], c["roi_label"]) == (series_uid, label)
     assert f"instances: {instances}" in c["selection"]
@@ -175,7 +187,7 @@ def test_union_rows_stand_for_their_series(cohort):
     features, series = cohort
     union = _feature("TCGA-AA-0002", "only", "ct-thick", "GTVp_union", 13000, 53, rtstruct="rs-only")
     features = pd.concat([features, pd.DataFrame([union])], ignore_index=True)
-    _, cohort_table = modelling_table(features, CLINICAL, series, "CT", "GTVp", instances="union")
+    _, cohort_table = modelling_table(features, CLINICAL, series, model(roi_instances="union"))
     c = _by_patient(cohort_table).loc["TCGA-AA-0002"]
     # the union (ct-thick) and the single instance on ct-thin compete by the tie-breaks: thinner slices win
     assert (c["series_uid"], c["roi_label"]) == ("ct-thin", "GTVp")
@@ -185,7 +197,7 @@ def test_union_rows_stand_for_their_series(cohort):
         slice_spacing=series["slice_spacing"].where(series["slice_spacing"].isna(), 2.5),
         n_slices=series["n_slices"].where(series["n_slices"].isna(), 80),
     )
-    _, cohort_table = modelling_table(features, CLINICAL, series, "CT", "GTVp", instances="union")
+    _, cohort_table = modelling_table(features, CLINICAL, series, model(roi_instances="union"))
     assert _by_patient(cohort_table).loc["TCGA-AA-0002", "roi_label"] == "GTVp_union"
 
 
@@ -280,7 +292,7 @@ def test_a_failed_baseline_is_not_replaced_by_a_later_study(cohort, whole_image)
     features.loc[diag, ["status", "reason"]] = ["failed", reason]
     if whole_image:
         features.loc[diag, ["roi", "roi_label", "roi_original"]] = ""
-    table, cohort_table = modelling_table(features, CLINICAL, series, "CT", "GTVp")
+    table, cohort_table = modelling_table(features, CLINICAL, series, model())
     assert list(table["patient_id"]) == ["TCGA-AA-0002"]
     c = _by_patient(cohort_table).loc["TCGA-AA-0001"]
     assert not c["in_modelling_table"] and c["series_uid"] == ""
@@ -291,7 +303,7 @@ def test_a_failed_baseline_is_not_replaced_by_a_later_study(cohort, whole_image)
     assert "day 21 series ct-plan" in c["passed_over"] and "day 140 series ct-fu" in c["passed_over"]
     assert delta_table(features, series).empty
     # the planning rule is not concerned: its study is fine
-    table, _ = modelling_table(features, CLINICAL, series, "CT", "GTVp", time_point="planning")
+    table, _ = modelling_table(features, CLINICAL, series, model(time_point="planning"))
     assert _by_patient(table).loc["TCGA-AA-0001", "series_uid"] == "ct-plan"
 
 

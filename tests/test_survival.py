@@ -10,6 +10,15 @@ import pandas as pd
 from radflow.cohort.survival import benjamini_hochberg, survival_starter
 
 
+def survival(**changes):
+    """The schema's survival settings with these changed."""
+    from dataclasses import replace
+
+    from radflow.config.settings import defaults
+
+    return replace(defaults().survival, **changes)
+
+
 def cohort(n=150, seed=3, effect=0.9):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 12))
@@ -48,7 +57,7 @@ def test_noise_gives_a_c_index_near_one_half(tmp_path):
 
 
 def test_too_few_events_is_a_message_not_a_crash(tmp_path):
-    summary = survival_starter(cohort().iloc[:8], tmp_path, min_events=10)
+    summary = survival_starter(cohort().iloc[:8], tmp_path, survival(min_events=10))
     assert summary["status"] == "too few events" and "min_events" in summary["message"]
     assert (tmp_path / "km.png").exists() and (tmp_path / "univariate_cox.csv").exists()
 
@@ -65,7 +74,7 @@ def test_an_empty_one_patient_or_event_free_table_is_a_summary_not_a_crash(tmp_p
         ("event free", cohort(40).assign(os_event=0), "too few events"),
     ):
         out = tmp_path / name.replace(" ", "_")
-        summary = survival_starter(table, out, min_events=4)
+        summary = survival_starter(table, out, survival(min_events=4))
         assert summary["status"] == status, name
         assert json.loads((out / "summary.json").read_text())["message"] == summary["message"]
         uni = pd.read_csv(out / "univariate_cox.csv")
@@ -80,10 +89,10 @@ def test_the_folds_used_and_why_are_said(tmp_path):
     data = cohort(n=40, seed=11)
     events = data.index[data["os_event"] == 1]
     data.loc[events[3:], "os_event"] = 0  # keep 3 events
-    summary = survival_starter(data, tmp_path, min_events=2, folds=5)
+    summary = survival_starter(data, tmp_path, survival(min_events=2, folds=5))
     assert summary["folds_asked"] == 5 and summary["folds"] == 3
     assert "3 folds, not the 5 asked" in summary["folds_note"] and "3 events" in summary["folds_note"]
     assert len(summary["cv_c_index_per_fold"]) == 3
     assert all(c is None or 0 <= c <= 1 for c in summary["cv_c_index_per_fold"])
-    full = survival_starter(cohort(), tmp_path / "full", folds=5)
+    full = survival_starter(cohort(), tmp_path / "full", survival(folds=5))
     assert full["folds"] == 5 and full["folds_note"] == "5 folds as asked" and None not in full["cv_c_index_per_fold"]

@@ -14,136 +14,134 @@ import pandas as pd
 
 from radflow.cohort.selection import drawn_rows, plan_studies, read_listed, select, with_context
 from radflow.cohort.timeline import read_timeline
+from radflow.config.settings import ModelSettings
 from radflow.modalities import DOSE_MODALITY
 from radflow.tables import CLINICAL_COLUMNS, CLINICAL_KEEP, COHORT_COLUMNS, DICTIONARY_COLUMNS, feature_columns
 
 
 def modelling_table(
     features: pd.DataFrame,
-    clinical: pd.DataFrame,
+    clinical: pd.DataFrame | None,
     series: pd.DataFrame,
-    modality: str,
-    roi: str,
-    time_point: str = "baseline",
-    instances: str = "largest",
+    settings: ModelSettings,
     listed: pd.DataFrame | None = None,
     timeline: pd.DataFrame | None = None,
     dvh: pd.DataFrame | None = None,
-    dose: dict | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One row per patient (chosen by radflow.cohort.selection), and the cohort accounting. timeline: the patients'
-    studies in time (results/timeline.tsv; computed from series when not given). clinical None: a run without clinical
-    data (the cohort accounting only; every patient's reason says so). Covariates of a mapped clinical table beyond the
-    standard ones (columns after CLINICAL_COLUMNS) are carried into the table. dose ({ROI: [metric, ...]}, config
-    model.dose) with dvh (results/dose/dvh.parquet): the DVH metrics of the chosen study's dose grid as columns
-    (dose_columns)."""
+    """One row per patient (chosen by radflow.cohort.selection with the model settings: modality, ROI, time point,
+    ROI instances), and the cohort accounting. timeline: the patients' studies in time (results/timeline.tsv;
+    computed from series when not given). clinical None: a run without clinical data (the cohort accounting only;
+    every patient's reason says so). Covariates of a mapped clinical table beyond the standard ones (columns after
+    CLINICAL_COLUMNS) are carried into the table. settings.dose ({ROI: [metric, ...]}, config model.dose) with dvh
+    (results/dose/dvh.parquet): the DVH metrics of the chosen study's dose grid as columns (dose_columns)."""
     without_clinical = clinical is None
     if without_clinical:
         clinical = pd.DataFrame(columns=CLINICAL_COLUMNS)
     extra = [c for c in clinical.columns if c not in CLINICAL_COLUMNS]
     # (patient IDs: the index's, normalised once there by radflow.ids; the clinical table's, by its reader)
-    images = series[series["convert"]]
-    # the series that carry the modality's features: converted images, or the dose grids (role rtdose)
-    carriers = series[series["role"] == "rtdose"] if modality == DOSE_MODALITY else images
-    drawn = with_context(drawn_rows(features[features["modality"] == modality], roi, instances), series, timeline)
-    ok = drawn[drawn["status"] == "ok"]
+    modality = settings.modality
+    drawn = with_context(
+        drawn_rows(features[features["modality"] == modality], settings.roi, settings.roi_instances), series, timeline
+    )
+    found = _Found(series, drawn, clinical.set_index("patient_id"), modality)
     plans = plan_studies(series)
-    clin = clinical.set_index("patient_id")
-    patients = sorted(set(series["patient_id"]) | set(clinical["patient_id"]))
     feature_cols = feature_columns(features)
     rows, cohort = [], []
-    for pid in patients:
-        entry = dict(
-            patient_id=pid,
-            has_images=pid in set(images["patient_id"]),
-            has_modality=bool(((carriers["patient_id"] == pid) & (carriers["modality"] == modality)).any()),
-            has_roi=pid in set(ok["patient_id"]),
-            has_clinical=pid in clin.index,
-        )
-        entry["has_outcome"] = bool(
-            entry["has_clinical"] and pd.notna(clin.loc[pid, "os_days"]) and pd.notna(clin.loc[pid, "os_event"])
-        )
+    for pid in sorted(set(series["patient_id"]) | set(clinical["patient_id"])):
+        entry = found.entry(pid)
         chosen, selection, passed = None, "", ""
         if entry["has_roi"]:
             mine = None if listed is None else listed[listed["patient_id"] == pid]
-            chosen, selection, passed = select(drawn[drawn["patient_id"] == pid], time_point, instances, plans, mine)
-        reason = ""
-        if not entry["has_images"]:
-            reason = "no converted image series"
-        elif not entry["has_modality"]:
-            reason = "no RTDOSE dose grid" if modality == DOSE_MODALITY else f"no {modality} image series"
-        elif not entry["has_roi"]:  # (a failed image conversion counts as no usable ROI, with its reason)
-            # the ROI's own failure, or its image's (a failed conversion fails every ROI: roi "")
-            failed = features[
-                (features["patient_id"] == pid)
-                & (features["modality"] == modality)
-                & features["roi"].isin([roi, ""])
-                & (features["status"] != "ok")
-            ]
-            reason = (
-                f"{roi} on {modality} failed: {failed['reason'].iloc[0]}"
-                if len(failed)
-                else f"no ROI mapped to {roi} on a {modality} series"
+            chosen, selection, passed = select(
+                drawn[drawn["patient_id"] == pid], settings.time_point, settings.roi_instances, plans, mine
             )
-        elif chosen is None:
-            reason = selection if selection.startswith(time_point) else f"time point {time_point}: {selection}"
-        elif without_clinical:
-            reason = "no clinical data in this run (clinical: [] and no source.clinical)"
-        elif not entry["has_clinical"]:
-            reason = "no clinical record"
-        elif not entry["has_outcome"]:
-            reason = "clinical record without an OS time and event"
-
-        def pick(column, chosen=chosen):
-            return chosen[column] if chosen is not None else ""
-
-        entry.update(
-            in_modelling_table=not reason,
-            reason=reason,
-            study_uid=pick("study_uid"),
-            study_day=chosen["study_day"] if chosen is not None else pd.NA,
-            series_uid=pick("series_uid"),
-            roi_label=pick("roi_label"),
-            roi_original=pick("roi_original"),
-            time_point=time_point if entry["has_roi"] else "",
-            selection=selection,
-            passed_over=passed,
-        )
+        reason = _left_out_because(entry, features, settings, chosen, selection, without_clinical)
+        entry.update(in_modelling_table=not reason, reason=reason, **_choice(chosen, entry, settings.time_point))
+        entry.update(selection=selection, passed_over=passed)
         cohort.append(entry)
         if not reason:
-            row = dict(
-                patient_id=pid,
-                study_uid=chosen["study_uid"],
-                series_uid=chosen["series_uid"],
-                modality=modality,
-                roi=roi,
-                roi_original=chosen["roi_original"],
-            )
-            row.update({c: clin.loc[pid, c] for c in CLINICAL_KEEP + extra})
-            if dose:
-                row.update(dose_values(dvh, pid, chosen["study_uid"], chosen.get("rtstruct_series_uid", ""), dose))
+            row = dict(patient_id=pid, modality=modality, roi=settings.roi)
+            row.update({c: chosen[c] for c in ("study_uid", "series_uid", "roi_original")})
+            row.update({c: found.clinical.loc[pid, c] for c in CLINICAL_KEEP + extra})
+            if settings.dose:
+                rtstruct = chosen.get("rtstruct_series_uid", "")
+                row.update(dose_values(dvh, pid, chosen["study_uid"], rtstruct, settings.dose))
             row.update({c: chosen[c] for c in feature_cols})
             rows.append(row)
-    table = pd.DataFrame(
-        rows,
-        columns=[
-            "patient_id",
-            "study_uid",
-            "series_uid",
-            "modality",
-            "roi",
-            "roi_original",
-            *CLINICAL_KEEP,
-            *extra,
-            *(dose_columns(dose) if dose else []),
-            *feature_cols,
-        ],
-    )
+    ids = ["patient_id", "study_uid", "series_uid", "modality", "roi", "roi_original"]
+    dose = dose_columns(settings.dose) if settings.dose else []
+    table = pd.DataFrame(rows, columns=[*ids, *CLINICAL_KEEP, *extra, *dose, *feature_cols])
     for c in ("os_event", "dss_event", "pfi_event"):
         table[c] = table[c].astype("Int64")
     cohort = pd.DataFrame(cohort, columns=COHORT_COLUMNS)
     cohort["study_day"] = cohort["study_day"].astype("Int64")
     return table, cohort
+
+
+class _Found:
+    """What the run has of each patient: images, the model's modality, its ROI with features, a clinical record."""
+
+    def __init__(self, series: pd.DataFrame, drawn: pd.DataFrame, clinical: pd.DataFrame, modality: str):
+        images = series[series["convert"]]
+        # the series that carry the modality's features: converted images, or the dose grids (role rtdose)
+        carriers = series[series["role"] == "rtdose"] if modality == DOSE_MODALITY else images
+        self.images = set(images["patient_id"])
+        self.carriers = set(carriers.loc[carriers["modality"] == modality, "patient_id"])
+        self.with_roi = set(drawn.loc[drawn["status"] == "ok", "patient_id"])
+        self.clinical = clinical
+
+    def entry(self, pid: str) -> dict:
+        entry = dict(
+            patient_id=pid,
+            has_images=pid in self.images,
+            has_modality=pid in self.carriers,
+            has_roi=pid in self.with_roi,
+            has_clinical=pid in self.clinical.index,
+        )
+        entry["has_outcome"] = bool(
+            entry["has_clinical"]
+            and pd.notna(self.clinical.loc[pid, "os_days"])
+            and pd.notna(self.clinical.loc[pid, "os_event"])
+        )
+        return entry
+
+
+def _left_out_because(entry: dict, features, settings: ModelSettings, chosen, selection: str, no_clinical) -> str:
+    """Why a patient is not in the modelling table ("" when it is): the first thing missing."""
+    modality, roi, time_point = settings.modality, settings.roi, settings.time_point
+    if not entry["has_images"]:
+        return "no converted image series"
+    if not entry["has_modality"]:
+        return "no RTDOSE dose grid" if modality == DOSE_MODALITY else f"no {modality} image series"
+    if not entry["has_roi"]:  # (a failed image conversion counts as no usable ROI, with its reason)
+        # the ROI's own failure, or its image's (a failed conversion fails every ROI: roi "")
+        failed = features[
+            (features["patient_id"] == entry["patient_id"])
+            & (features["modality"] == modality)
+            & features["roi"].isin([roi, ""])
+            & (features["status"] != "ok")
+        ]
+        if len(failed):
+            return f"{roi} on {modality} failed: {failed['reason'].iloc[0]}"
+        return f"no ROI mapped to {roi} on a {modality} series"
+    if chosen is None:
+        return selection if selection.startswith(time_point) else f"time point {time_point}: {selection}"
+    if no_clinical:
+        return "no clinical data in this run (clinical: [] and no source.clinical)"
+    if not entry["has_clinical"]:
+        return "no clinical record"
+    if not entry["has_outcome"]:
+        return "clinical record without an OS time and event"
+    return ""
+
+
+def _choice(chosen, entry: dict, time_point: str) -> dict:
+    """cohort.tsv's columns of the chosen image and ROI (empty when none was chosen)."""
+    keys = ("study_uid", "series_uid", "roi_label", "roi_original")
+    out = {k: chosen[k] if chosen is not None else "" for k in keys}
+    out["study_day"] = chosen["study_day"] if chosen is not None else pd.NA
+    out["time_point"] = time_point if entry["has_roi"] else ""
+    return out
 
 
 def dose_columns(dose: dict) -> list[str]:
@@ -243,18 +241,13 @@ def write_modelling_table(
     features_path,
     clinical_path,
     series_path,
-    modality,
-    roi,
+    settings: ModelSettings,
     out_csv,
     cohort_tsv,
-    time_point="baseline",
-    instances="largest",
-    studies=None,
     timeline_path=None,
     dictionary_tsv=None,
     settings_path=None,
     dvh_path=None,
-    dose=None,
 ):
     """Writes the cohort accounting, and the modelling table when there is a clinical table (clinical_path and
     out_csv None: a run without clinical data), with its column dictionary (dictionary_tsv; the units of the
@@ -269,12 +262,10 @@ def write_modelling_table(
             na_values=[""],
         )
     series = pd.read_parquet(series_path)
-    listed = read_listed(studies) if time_point == "listed" else None
+    listed = read_listed(settings.studies) if settings.time_point == "listed" else None
     timeline = read_timeline(timeline_path) if timeline_path else None
-    dvh = pd.read_parquet(dvh_path) if dvh_path and dose else None
-    table, cohort = modelling_table(
-        features, clinical, series, modality, roi, time_point, instances, listed, timeline, dvh, dose
-    )
+    dvh = pd.read_parquet(dvh_path) if dvh_path and settings.dose else None
+    table, cohort = modelling_table(features, clinical, series, settings, listed, timeline, dvh)
     Path(cohort_tsv).parent.mkdir(parents=True, exist_ok=True)
     if out_csv is not None:
         table.to_csv(out_csv, index=False)
@@ -283,12 +274,14 @@ def write_modelling_table(
 
         from radflow.modalities import units
 
-        settings = yaml.safe_load(Path(settings_path).read_text()) if settings_path else {}
-        normalized = bool(((settings or {}).get("setting") or {}).get("normalize"))
+        pyradiomics = yaml.safe_load(Path(settings_path).read_text()) if settings_path else {}
+        normalized = bool(((pyradiomics or {}).get("setting") or {}).get("normalize"))
         # the units of the images the table's rows come from (PET kept in Bq/ml by pet_fallback differs from SUV):
         # one unit, or none stated for the features when they are mixed
         used = features.loc[features["series_uid"].isin(set(table["series_uid"])), "image_units"].dropna().unique()
-        image_units = used[0] if len(used) == 1 else units(modality) if len(used) == 0 else ""
-        column_dictionary(table, clinical, image_units, normalized, dose).to_csv(dictionary_tsv, sep="\t", index=False)
+        image_units = used[0] if len(used) == 1 else units(settings.modality) if len(used) == 0 else ""
+        column_dictionary(table, clinical, image_units, normalized, settings.dose).to_csv(
+            dictionary_tsv, sep="\t", index=False
+        )
     cohort.to_csv(cohort_tsv, sep="\t", index=False)
     return table, cohort

@@ -12,10 +12,12 @@ One module per concern:
 - series: sub-series (orientation, matrix size, acquisition, phase) and the series table;
 - checks: whether a (sub-)series is a volume radflow converts (slice geometry, scouts, the PET gate);
 - links: which structure sets, SEGs and dose grids go with which image series; series selection;
-- build: build_index runs the steps and writes the tables; load_index reads them back.
+- build: build_index runs the steps and writes the tables (index_with: with the index settings); load_index reads
+  them back;
+- orders: the per-series work orders written from the tables, which the series, features and dose jobs read.
 """
 
-from radflow.index.build import build_index, load_index, nothing_to_convert, read_manifest, series_files
+from radflow.index.build import build_index, index_with, load_index, nothing_to_convert, read_manifest, series_files
 from radflow.index.checks import check_image_series, check_pet_series
 from radflow.index.columns import (
     INDEX_FORMAT,
@@ -38,6 +40,7 @@ __all__ = [
     "SERIES_COLUMNS",
     "Slices",
     "build_index",
+    "index_with",
     "check_image_series",
     "check_pet_series",
     "crawl",

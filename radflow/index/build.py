@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from radflow import __version__
+from radflow.config.settings import IndexSettings
 from radflow.index.cache import _read_with_cache, _unchanged
 from radflow.index.columns import INDEX_FORMAT, PROBLEM_COLUMNS, ROI_COLUMNS, problem
 from radflow.index.headers import crawl
@@ -29,6 +30,23 @@ def read_manifest(path) -> list[str]:
     if not uids:
         raise ValueError(f"{path}: no SeriesInstanceUID lines found (is it an NBIA .tcia manifest?)")
     return uids
+
+
+def index_with(settings: IndexSettings, out_dir, roi_names, progress: bool | None = None, load_instances=True):
+    """build_index with the index settings (radflow.config.settings.IndexSettings), as the workflow's index job and
+    the command line call it."""
+    return build_index(
+        settings.dicom_root,
+        out_dir,
+        roi_names,
+        threads=settings.threads,
+        pet_fallback=settings.pet_fallback,
+        modalities=list(settings.modalities),
+        series_selection=settings.series_selection,
+        manifest=settings.manifest,
+        progress=progress,
+        load_instances=load_instances,
+    )
 
 
 def build_index(

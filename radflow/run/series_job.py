@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from radflow.config.settings import FeatureSettings, SeriesSettings
 from radflow.failures import atomic_outputs, is_machine_error
 
 
@@ -94,15 +95,13 @@ def run_series(
     convert_order: dict,
     masks_order: dict | None,
     outputs: SeriesOutputs,
+    settings: SeriesSettings,
     *,
     roi_names_path,
-    pet_fallback=None,
-    roi_instances="largest",
-    contour_overlap="even-odd",
     progress=None,
 ) -> None:
-    """Convert and mask one image series (see the module's docstring). The log (progress) gets a line per step
-    with its seconds."""
+    """Convert and mask one image series (see the module's docstring) with the series settings (PET fallback, ROI
+    instances, contour overlap). The log (progress) gets a line per step with its seconds."""
     import time
 
     import SimpleITK as sitk
@@ -113,7 +112,7 @@ def run_series(
 
     with atomic_outputs(outputs.image, outputs.sidecar, outputs.masks) as (image_path, sidecar_path, masks_dir):
         started = time.perf_counter()
-        sidecar = convert_step(convert_order, image_path, sidecar_path, pet_fallback)
+        sidecar = convert_step(convert_order, image_path, sidecar_path, settings.pet_fallback)
         image = None if sidecar.get("status") == "failed" else sitk.ReadImage(image_path)
         converted = time.perf_counter()
         print(
@@ -128,8 +127,8 @@ def run_series(
             sidecar,
             masks_dir,
             load_aliases(roi_names_path),
-            roi_instances,
-            contour_overlap,
+            settings.roi_instances,
+            settings.contour_overlap,
         )
         masked = time.perf_counter()
         print(
@@ -143,15 +142,15 @@ def run_features(
     image_path,
     masks_dir,
     features_path,
+    settings: FeatureSettings,
     *,
     settings_path,
     roi_names_path,
-    feature_rois=None,
-    max_roi_voxels=None,
     progress=None,
     notes: dict | None = None,
 ) -> None:
-    """The feature rows of one series' masks (radflow.features.extract_series), written under a temporary name and
+    """The feature rows of one series' masks (radflow.features.extract_series) with the features settings (which
+    ROIs, the voxel budget) and the pyradiomics settings file settings_path, written under a temporary name and
     renamed when done. Its own job: a pyradiomics settings change redoes this and what reads the features, not the
     conversion, the masks, the overlays or the dose. notes: {(rtstruct_series_uid, roi_original): text} said in the
     reason of those ROIs' rows that have features (e.g. the part of an ROI outside a dose grid)."""
@@ -167,8 +166,8 @@ def run_features(
             image_path,
             masks_dir,
             settings_path,
-            FeatureRois(feature_rois, roi_names_path),
-            max_roi_voxels,
+            FeatureRois(settings.feature_rois, roi_names_path),
+            settings.max_roi_voxels,
             progress=progress,
         )
         for key, text in (notes or {}).items():

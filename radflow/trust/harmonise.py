@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from radflow.config.settings import HarmonisationSettings
 from radflow.modalities import units as modality_units
 
 CONVERGENCE = 1e-4
@@ -236,9 +237,9 @@ def batch_of(table: pd.DataFrame, batch, series: pd.DataFrame | None = None) -> 
     return values.fillna("").astype(str).str.strip().rename("batch")
 
 
-def batch_variable(config: dict) -> str:
+def batch_variable(settings: HarmonisationSettings) -> str:
     """What the batches are, as batches.tsv names it: site, manufacturer, model or the user file's column."""
-    return config["batch"] if isinstance(config["batch"], str) else config["batch"]["column"]
+    return settings.batch if isinstance(settings.batch, str) else settings.batch["column"]
 
 
 def covariate_kinds(table: pd.DataFrame, covariates) -> tuple[list[str], list[str]]:
@@ -256,9 +257,11 @@ def covariate_kinds(table: pd.DataFrame, covariates) -> tuple[list[str], list[st
     return [c for c in covariates if c not in continuous], continuous
 
 
-def harmonise_step(table: pd.DataFrame, series: pd.DataFrame, config: dict, out_table, out_batches, out_plot):
-    """The workflow's harmonisation: the modelling table's features by ComBat over config's batch, keeping the
-    effects of config's covariates; rows without a batch or covariate, and batches under min_batch, are left out
+def harmonise_step(
+    table: pd.DataFrame, series: pd.DataFrame, settings: HarmonisationSettings, out_table, out_batches, out_plot
+):
+    """The workflow's harmonisation: the modelling table's features by ComBat over the settings' batch, keeping the
+    effects of their covariates; rows without a batch or covariate, and batches under min_batch, are left out
     and named in the batches table. Features with a missing value in a kept row cannot be harmonised and are left
     out of the copy (listed in the log). The plot shows the four features with the largest batch effect before
     harmonisation (one-way ANOVA F by batch). Returns the batches table."""
@@ -266,25 +269,25 @@ def harmonise_step(table: pd.DataFrame, series: pd.DataFrame, config: dict, out_
 
     from radflow.tables import feature_class, pyradiomics_columns
 
-    batch = batch_of(table, config["batch"], series)
-    categorical, continuous = covariate_kinds(table, config.get("covariates") or [])
-    leave = set(config.get("leave_classes") or [])
+    batch = batch_of(table, settings.batch, series)
+    categorical, continuous = covariate_kinds(table, list(settings.covariates))
+    leave = set(settings.leave_classes)
     features = [f for f in pyradiomics_columns(table) if feature_class(f) not in leave]
     complete = [f for f in features if table[f].notna().all()]
     for f in sorted(set(features) - set(complete)):
         print(f"not harmonised (a missing value): {f}")
     try:
         harmonised, report = harmonise_table(
-            table, batch, complete, categorical, continuous, min_batch=int(config.get("min_batch", 3))
+            table, batch, complete, categorical, continuous, min_batch=settings.min_batch
         )
     except HarmonisationError as err:  # a cohort of one site: said in every output, the run goes on
-        return _nothing_harmonised(table, batch, config, str(err), out_table, out_batches, out_plot)
-    variable = batch_variable(config)
+        return _nothing_harmonised(table, batch, settings, str(err), out_table, out_batches, out_plot)
+    variable = batch_variable(settings)
     report.insert(1, "batch_variable", variable)
     out = harmonised.drop(columns=sorted(set(features) - set(complete)))
     # the copy says what it is, row by row: ComBat over which variable and covariates, and each patient's batch
     where = list(out.columns).index("roi_original") + 1 if "roi_original" in out.columns else 1
-    covariates = list(config.get("covariates") or [])
+    covariates = list(settings.covariates)
     out.insert(where, "harmonised_by", f"ComBat by {variable}; covariates: {', '.join(covariates) or 'none'}")
     out.insert(where + 1, "harmonisation_batch", batch[out.index].to_numpy())
     out.to_csv(out_table, index=False)
@@ -304,7 +307,9 @@ def harmonise_step(table: pd.DataFrame, series: pd.DataFrame, config: dict, out_
     return report
 
 
-def _nothing_harmonised(table, batch, config, why, out_table, out_batches, out_plot) -> pd.DataFrame:
+def _nothing_harmonised(
+    table, batch, settings: HarmonisationSettings, why, out_table, out_batches, out_plot
+) -> pd.DataFrame:
     """No harmonisation possible (fewer than two batches big enough): an empty harmonised table (the columns of the
     modelling table), every batch named with why, and a picture that says so."""
     import matplotlib
@@ -319,7 +324,7 @@ def _nothing_harmonised(table, batch, config, why, out_table, out_batches, out_p
         [
             dict(
                 batch=name,
-                batch_variable=batch_variable(config),
+                batch_variable=batch_variable(settings),
                 n=int(n),
                 status=f"not harmonised: {why}",
                 patients=";".join(map(str, table.loc[batch == name, "patient_id"])),

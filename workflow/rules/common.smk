@@ -88,7 +88,7 @@ def overlay_dirs(wildcards):
     which = config["qc_overlays"]
     if which == "none":
         return []
-    modality = config["model"]["modality"]
+    modality = SETTINGS.model.modality
     return [f"results/qc/overlays/{p}/{s}" for p, s, m in series_with_masks() if which == "all" or m == modality]
 
 
@@ -222,8 +222,8 @@ def _features_resources(wildcards, attempt):
         row.to_dict(),
         rois,
         settings_file(wildcards),
-        _feature_rois(config["feature_rois"], config["roi_names"]),
-        config["max_roi_voxels"],
+        _feature_rois(SETTINGS.features.feature_rois, config["roi_names"]),
+        SETTINGS.features.max_roi_voxels,
     )
     return dict(mem_mb=need["mem_mb"] * attempt, minutes=need["minutes"] * attempt)
 
@@ -242,24 +242,25 @@ DOSE_FEATURES_MB, DOSE_FEATURES_MINUTES = 2000, 10
 
 def perturb_mem_mb(wildcards, attempt):
     """A perturb job's memory: its image's features job's (model.modality RTDOSE: a dose features job's)."""
-    if config["model"]["modality"] == "RTDOSE":
+    if SETTINGS.model.modality == "RTDOSE":
         return DOSE_FEATURES_MB * attempt
     return features_mem_mb(wildcards, attempt)
 
 
 def perturb_minutes(wildcards, attempt):
     """A perturb job's time: one extraction per perturbation and control besides the original."""
-    if config["model"]["modality"] == "RTDOSE":
+    if SETTINGS.model.modality == "RTDOSE":
         one = DOSE_FEATURES_MINUTES * attempt
     else:
         one = features_minutes(wildcards, attempt)
-    return one * (1 + len((ROBUSTNESS or {}).get("perturbations", [])) + len((CONTROLS or {}).get("controls", [])))
+    chains = len(ROBUSTNESS.perturbations) if ROBUSTNESS else 0
+    return one * (1 + chains + (len(CONTROLS.controls) if CONTROLS else 0))
 
 
 # Which features a paper can trust (rules/trust.smk): each part off unless the config asks for it.
-ROBUSTNESS = config["robustness"]
-CONTROLS = config["negative_controls"]
-HARMONISATION = config["harmonisation"]
+ROBUSTNESS = SETTINGS.perturb.robustness
+CONTROLS = SETTINGS.perturb.controls
+HARMONISATION = SETTINGS.harmonisation
 PERTURBED = bool(ROBUSTNESS or CONTROLS)
 if (CONTROLS or HARMONISATION) and not HAS_CLINICAL and workflow.is_main_process:
     print(
@@ -272,7 +273,7 @@ if (CONTROLS or HARMONISATION) and not HAS_CLINICAL and workflow.is_main_process
 def perturbed_files(wildcards):
     """One table per series of the model's modality with masks: its perturbed and negative-control features (with
     model.modality RTDOSE, one per dose grid)."""
-    modality = config["model"]["modality"]
+    modality = SETTINGS.model.modality
     if modality == "RTDOSE":
         return [f"results/perturbed/{o['patient_id']}/{o['series_key']}.parquet" for o in planned_orders("dose")]
     return [f"results/perturbed/{p}/{s}.parquet" for p, s, m in series_with_masks() if m == modality]
@@ -282,7 +283,7 @@ def perturb_inputs(wildcards):
     """The image, masks and features a perturb job starts from: a converted image's, or (model.modality RTDOSE)
     the dose grid's as the dose job wrote them."""
     p, s = wildcards.patient, wildcards.series
-    if config["model"]["modality"] == "RTDOSE":  # (the dose job's output is its folder: dose.nii.gz and masks/)
+    if SETTINGS.model.modality == "RTDOSE":  # (the dose job's output is its folder: dose.nii.gz and masks/)
         return dict(dose_folder=f"results/dose/{p}/{s}", features=f"results/features/{p}/dose_{s}.parquet")
     return dict(
         image=f"results/images/{p}/{s}.nii.gz",

@@ -21,8 +21,7 @@ rule features:
         mem_mb=features_mem_mb,
         runtime=features_minutes,
     params:
-        feature_rois=config["feature_rois"],
-        max_roi_voxels=config["max_roi_voxels"],
+        settings=SETTINGS.features,
     script:
         "../scripts/features.py"
 

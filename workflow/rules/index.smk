@@ -13,18 +13,14 @@ checkpoint index:
         "logs/index.log",
     conda:
         CONDA_ENV
-    threads: config["index_threads"]
+    threads: SETTINGS.index.threads
     resources:
         # measured: 1.3 GB peak for a first index of 270,376 files (benchmarks/index_scale.py cohort)
         mem_mb=attempt_mb(4000),
         # measured: 33-41 s for 270,376 files on a local disk; network file systems are slower
         runtime=attempt_minutes(60),
     params:
-        root=config["dicom_root"],
-        pet_fallback=config["pet_fallback"],
-        modalities=config["modalities"],
-        series_selection=config["series_selection"],
-        manifest=config["manifest"],
+        settings=SETTINGS.index,
         orders=ORDERS,
     script:
         "../scripts/index.py"

@@ -2,11 +2,11 @@ rule modelling_table:
     input:
         **if_clinical(clinical="results/clinical.csv"),
         # with model.dose: the DVH metrics of the chosen study's dose grid become columns
-        **({"dvh": "results/dose/dvh.parquet"} if config["model"]["dose"] else {}),
+        **({"dvh": "results/dose/dvh.parquet"} if SETTINGS.model.dose else {}),
         features="results/features.parquet",
         series="results/index/series.parquet",
         timeline="results/timeline.tsv",
-        settings=f"{config['pyradiomics_settings']}/{config['model']['modality']}.yaml",
+        settings=f"{config['pyradiomics_settings']}/{SETTINGS.model.modality}.yaml",
     output:
         **if_clinical(
             table=report("results/modelling_table.csv", caption="../report/modelling_table.rst", category="Model"),
@@ -19,12 +19,7 @@ rule modelling_table:
     conda:
         CONDA_ENV
     params:
-        modality=config["model"]["modality"],
-        roi=config["model"]["roi"],
-        time_point=config["model"]["time_point"],
-        studies=config["model"]["studies"],
-        roi_instances=config["roi_instances"],
-        dose=config["model"]["dose"],
+        settings=SETTINGS.model,
     script:
         "../scripts/modelling_table.py"
 
@@ -41,19 +36,17 @@ rule delta_radiomics:
     conda:
         CONDA_ENV
     params:
-        roi_instances=config["roi_instances"],
+        roi_instances=SETTINGS.model.roi_instances,
     script:
         "../scripts/delta_radiomics.py"
 
 
 rule survival:
     input:
-        **({"icc": "results/robustness/icc.csv"} if config["survival"]["min_icc"] is not None else {}),
+        **({"icc": "results/robustness/icc.csv"} if SETTINGS.survival.min_icc is not None else {}),
         # survival.harmonised: the harmonised copy; survival.min_icc: only the features robust enough
         table=(
-            "results/harmonised/modelling_table.csv"
-            if config["survival"]["harmonised"]
-            else "results/modelling_table.csv"
+            "results/harmonised/modelling_table.csv" if SETTINGS.survival.harmonised else "results/modelling_table.csv"
         ),
     output:
         summary="results/survival/summary.json",
@@ -64,7 +57,7 @@ rule survival:
     conda:
         CONDA_ENV
     params:
-        survival=config["survival"],
+        settings=SETTINGS.survival,
     script:
         "../scripts/survival.py"
 

@@ -23,8 +23,8 @@ rule overlays:
         runtime=attempt_minutes(3),
     params:
         # qc_overlays: model draws only the masks that can stand for the modelling table's ROI (radflow.cohort.selection)
-        model_roi=config["model"]["roi"] if config["qc_overlays"] == "model" else None,
-        roi_instances=config["roi_instances"],
+        model_roi=SETTINGS.model.roi if config["qc_overlays"] == "model" else None,
+        roi_instances=SETTINGS.model.roi_instances,
     script:
         "../scripts/overlays.py"
 
@@ -50,6 +50,6 @@ rule qc_summary:
     conda:
         CONDA_ENV
     params:
-        endpoint=config["survival"]["endpoint"],
+        endpoint=SETTINGS.survival.endpoint,
     script:
         "../scripts/qc_summary.py"

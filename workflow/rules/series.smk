@@ -20,9 +20,7 @@ rule series:
         mem_mb=attempt_mb(CONVERT_MB),
         runtime=attempt_minutes(CONVERT_AND_MASKS_MINUTES),
     params:
-        pet_fallback=config["pet_fallback"],
-        roi_instances=config["roi_instances"],
-        contour_overlap=config["contour_overlap"],
+        settings=SETTINGS.series,
     script:
         "../scripts/series.py"
 
@@ -47,8 +45,7 @@ rule dose:
         mem_mb=attempt_mb(3000),
         runtime=attempt_minutes(15),
     params:
-        contour_overlap=config["contour_overlap"],
-        roi_instances=config["roi_instances"],
+        settings=SETTINGS.series,
     script:
         "../scripts/dose.py"
 
@@ -70,8 +67,7 @@ rule dose_features:
         mem_mb=attempt_mb(DOSE_FEATURES_MB),
         runtime=attempt_minutes(DOSE_FEATURES_MINUTES),
     params:
-        feature_rois=config["feature_rois"],
-        max_roi_voxels=config["max_roi_voxels"],
+        settings=SETTINGS.features,
     script:
         "../scripts/dose_features.py"
 

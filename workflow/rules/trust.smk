@@ -24,10 +24,7 @@ if PERTURBED:
             mem_mb=perturb_mem_mb,
             runtime=perturb_minutes,
         params:
-            roi=config["model"]["roi"],
-            roi_instances=config["roi_instances"],
-            robustness=ROBUSTNESS,
-            controls=CONTROLS,
+            settings=SETTINGS.perturb,
         script:
             "../scripts/perturb.py"
 
@@ -86,7 +83,7 @@ if CONTROLS and HAS_CLINICAL:
         conda:
             CONDA_ENV
         params:
-            endpoint=config["survival"]["endpoint"],
+            endpoint=SETTINGS.survival.endpoint,
         script:
             "../scripts/negative_controls.py"
 
@@ -98,7 +95,11 @@ if HARMONISATION and HAS_CLINICAL:
 
     rule harmonise:
         input:
-            **({"batch": HARMONISATION["batch"]["path"]} if isinstance(HARMONISATION["batch"], dict) else {}),
+            **(
+                {"batch": SETTINGS.harmonisation.batch["path"]}
+                if isinstance(SETTINGS.harmonisation.batch, dict)
+                else {}
+            ),
             table="results/modelling_table.csv",
             series="results/index/series.parquet",
         output:
@@ -110,6 +111,6 @@ if HARMONISATION and HAS_CLINICAL:
         conda:
             CONDA_ENV
         params:
-            harmonisation=HARMONISATION,
+            settings=SETTINGS.harmonisation,
         script:
             "../scripts/harmonise.py"

@@ -34,7 +34,7 @@ with atomic_outputs(o.folder) as (folder,):
         sidecar,
         structures,
         aliases,
-        p.contour_overlap,
+        p.settings.contour_overlap,
         plan_label=(order.get("plan") or {}).get("label", ""),
         structure_sets_by=chosen_by,
     )
@@ -50,7 +50,7 @@ with atomic_outputs(o.folder) as (folder,):
         sidecar,
         out / "masks",
         aliases,
-        p.roi_instances,
-        p.contour_overlap,
+        p.settings.roi_instances,
+        p.settings.contour_overlap,
     )
     print(json.dumps(dict(dose_grid=sidecar["series_uid"], dvh_rows=len(table), masks=len(masks))))

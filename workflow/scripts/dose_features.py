@@ -22,9 +22,8 @@ run_features(
     Path(i.folder) / "dose.nii.gz",
     Path(i.folder) / "masks",
     snakemake.output[0],
+    p.settings,
     settings_path=i.settings,
     roi_names_path=i.roi_names,
-    feature_rois=p.feature_rois,
-    max_roi_voxels=p.max_roi_voxels,
     notes=notes,
 )

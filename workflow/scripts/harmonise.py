@@ -11,7 +11,7 @@ with atomic_outputs(o.table, o.batches, o.plot) as (table, batches, plot):
     report = harmonise_step(
         pd.read_csv(i.table, dtype={"series_uid": str, "study_uid": str}),
         pd.read_parquet(i.series),
-        snakemake.params.harmonisation,
+        snakemake.params.settings,
         table,
         batches,
         plot,

@@ -1,26 +1,19 @@
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from radflow.index import build_index, nothing_to_convert
+from radflow.index import index_with, nothing_to_convert
 from radflow.index.orders import write_index_orders
 
 terminal = sys.stderr
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 p = snakemake.params
+s = p.settings  # radflow.config.settings.IndexSettings (threads: as many as snakemake gave the job)
 out = Path(snakemake.output.series).parent
-tables = build_index(
-    p.root,
-    out,
-    snakemake.input.roi_names,
-    threads=snakemake.threads,
-    pet_fallback=p.pet_fallback,
-    modalities=p.modalities,
-    series_selection=p.series_selection,
-    manifest=p.manifest,
-    progress=False,
-    load_instances=False,
+tables = index_with(
+    replace(s, threads=snakemake.threads), out, snakemake.input.roi_names, progress=False, load_instances=False
 )
-empty = nothing_to_convert(tables, p.root)
+empty = nothing_to_convert(tables, s.dicom_root)
 if empty:
     # Snakemake deletes the outputs of a failed job: the problems table is kept next to the log
     kept = Path(snakemake.log[0]).with_name("index_problems.tsv")

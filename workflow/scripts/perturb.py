@@ -11,7 +11,7 @@ started = time.perf_counter()
 image, masks = (
     (f"{i.dose_folder}/dose.nii.gz", f"{i.dose_folder}/masks") if "dose_folder" in i.keys() else (i.image, i.masks)
 )
-table = perturbed_series(image, masks, i.features, i.settings, p.roi, p.robustness, p.controls, p.roi_instances)
+table = perturbed_series(image, masks, i.features, i.settings, p.settings)
 with atomic_outputs(snakemake.output[0]) as (path,):
     table.to_parquet(path, index=False)
 for r in table.itertuples():

@@ -9,8 +9,6 @@ run_series(
     read_order(i.order),
     read_order(i.masks_order) if i.masks_order else None,
     SeriesOutputs(o.image, o.sidecar, o.masks),
+    p.settings,
     roi_names_path=i.roi_names,
-    pet_fallback=p.pet_fallback,
-    roi_instances=p.roi_instances,
-    contour_overlap=p.contour_overlap,
 )
