@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 
 from radflow.config.settings import defaults
+from radflow.download.sources import IMAGE_SOURCES
 from radflow.modalities import IMAGE_MODALITIES
 
 
@@ -127,9 +128,9 @@ def _download_source(args) -> tuple[dict, str | None]:
         check_config(config, SCHEMA_PATH, settings=False)
         source, root = config["source"], root or config["dicom_root"]
     images = dict(source.get("images") or {})
-    kind = next((k for k in ("tcia", "idc", "manifest") if getattr(args, k)), None)
+    kind = next((k for k in IMAGE_SOURCES if getattr(args, k)), None)
     if kind:
-        images.update({"from": kind, ("manifest" if kind == "manifest" else "collection"): getattr(args, kind)})
+        images.update({"from": kind, IMAGE_SOURCES[kind].needs: getattr(args, kind)})
     images.update({k: getattr(args, k) for k in ("patients", "modalities", "url", "index") if getattr(args, k)})
     source = dict(source, images=images or None)
     if args.gdc:
@@ -138,7 +139,8 @@ def _download_source(args) -> tuple[dict, str | None]:
         {k: v for k in ("retries", "requests_per_second", "backoff", "workers") if (v := getattr(args, k)) is not None}
     )
     if not source.get("images") and not source.get("clinical"):
-        raise ValueError("nothing to download: give --tcia, --manifest, --idc or --gdc (or --config with source:)")
+        flags = ", ".join(f"--{k}" for k in IMAGE_SOURCES)
+        raise ValueError(f"nothing to download: give {flags} or --gdc (or --config with source:)")
     if source.get("images") and not root:
         raise ValueError("--dest (the folder the DICOM goes into) is needed for images")
     return source, root
@@ -315,9 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", default=None, help="take the source: block and dicom_root of this config")
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--tcia", metavar="COLLECTION", help="a TCIA collection through the NBIA API (e.g. TCGA-HNSC)")
-    what.add_argument("--manifest", metavar="FILE.tcia", help="the series of an NBIA .tcia manifest")
-    what.add_argument("--idc", metavar="COLLECTION", help="an IDC collection (e.g. nsclc_radiomics) with s5cmd")
+    for source in IMAGE_SOURCES.values():  # radflow.download.sources: --tcia, --manifest, --idc
+        what.add_argument(f"--{source.name}", metavar=source.metavar, help=source.help)
     p.add_argument("--patients", nargs="+", default=None)
     p.add_argument("--modalities", nargs="+", default=None, help="e.g. CT RTSTRUCT (default: every series)")
     p.add_argument("--url", default=None, help="the NBIA API (or, for --idc, the S3 endpoint) instead of TCIA's")

@@ -125,6 +125,65 @@ def test_the_workflow_runs_from_a_minimal_config(tmp_path, demo_dir):
     assert "index" in proc.stdout
 
 
+def test_a_download_source_is_one_entry(monkeypatch, tmp_path):
+    """source.images.from, what it needs and the command line's option come from radflow.download.sources: a new
+    source is its module and one entry there (issue 33)."""
+    from dataclasses import replace
+
+    from radflow.cli import build_parser
+    from radflow.download.sources import IMAGE_SOURCES
+
+    config = dict(dicom_root="d", clinical=["c"], source=dict(images={"from": "xnat", "collection": "HNSC"}))
+    assert schema_problems(config, SCHEMA) == [
+        "config key source.images.from = 'xnat': expected one of tcia, manifest, idc"
+    ]
+    xnat = replace(IMAGE_SOURCES["idc"], name="xnat", needs="project", help="an XNAT project", metavar="PROJECT")
+    monkeypatch.setitem(IMAGE_SOURCES, "xnat", xnat)
+    assert schema_problems(config, SCHEMA) == []
+    with pytest.raises(ConfigError, match=r"source.images.from = 'xnat' needs source.images.project"):
+        check_config(dict(config, dicom_root=str(tmp_path)), SCHEMA, workdir=tmp_path, settings=False)
+    args = build_parser().parse_args(["download", "--xnat", "HNSC", "--dest", "d"])
+    assert args.xnat == "HNSC"
+    manifest = dict(config, source=dict(images={"from": "manifest", "manifest": str(tmp_path / "none.tcia")}))
+    with pytest.raises(ConfigError, match=r"source.images.manifest = '.*none.tcia': the file does not exist"):
+        check_config(dict(manifest, dicom_root=str(tmp_path)), SCHEMA, workdir=tmp_path, settings=False)
+
+
+def test_a_perturbation_is_one_entry(monkeypatch):
+    """A perturbation chain's keys, its name and what it does come from radflow.trust.robustness.PERTURBATIONS: a
+    new step is one entry there, which the schema, the name and the chain all take (issue 33)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from radflow.trust import robustness
+
+    chain = dict(rotation_deg=4, blur_mm=1.5)
+    config = dict(dicom_root="d", clinical=["c"], robustness=dict(perturbations=[chain]))
+    assert any("blur_mm" in p for p in schema_problems(config, SCHEMA))  # an unknown key is refused
+    too_far = dict(config, robustness=dict(perturbations=[dict(rotation_deg=60)]))
+    assert schema_problems(too_far, SCHEMA) == [
+        "config key robustness.perturbations.0.rotation_deg = 60: expected a number <= 45"
+    ]
+
+    def blur(image, mask, spec, rng, voxels):
+        return sitk.SmoothingRecursiveGaussian(image, spec["blur_mm"]), mask, 0.0
+
+    step = robustness.PerturbationStep(
+        schema={"blur_mm": {"type": "number", "minimum": 0}},
+        asked=lambda spec: bool(spec.get("blur_mm")),
+        name=lambda spec: [f"blur{spec['blur_mm']:g}mm"] if spec.get("blur_mm") else [],
+        apply=blur,
+    )
+    monkeypatch.setattr(robustness, "PERTURBATIONS", (*robustness.PERTURBATIONS, step))
+    assert schema_problems(config, SCHEMA) == []
+    assert robustness.perturbation_name(chain) == "rotation+4deg+blur1.5mm"
+    image = sitk.GetImageFromArray(np.random.default_rng(1).normal(0, 100, (12, 20, 20)).astype(np.int16))
+    mask = sitk.GetImageFromArray((np.indices((12, 20, 20))[0] > 3).astype(np.uint8))
+    blurred, _, _ = robustness.perturb(image, mask, dict(blur_mm=1.5), np.random.default_rng(0), 100)
+    values = sitk.GetArrayViewFromImage(blurred)
+    assert values.dtype == np.int16 and values.std() < 0.5 * sitk.GetArrayViewFromImage(image).std()
+
+
 def test_model_roi_must_be_a_standard_name(tmp_path):
     """model.roi: GTV (an original spelling, not a standard name) is named at start-up, not found hours later as an
     empty modelling table; labels of a standard name (GTVp_2, GTVp_union) pass."""

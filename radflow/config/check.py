@@ -57,9 +57,11 @@ def _expected(error) -> str:
 
 
 def load_schema(schema_path) -> dict:
-    """The config schema, with the image modalities (model.modality, modalities) from radflow.modalities: the
-    schema file leaves them open so that a new modality is one entry there. model.modality may also be RTDOSE
-    (DOSE_MODALITY: the dose features of the dose grids)."""
+    """The config schema, with the image modalities (model.modality, modalities) from radflow.modalities and the
+    image sources (source.images.from) from radflow.download.sources, the keys of a perturbation chain from
+    radflow.trust.robustness.PERTURBATIONS, the kinds of batch from radflow.trust.harmonise.BATCH_SOURCES: the
+    schema file leaves them open so that a new modality, source, perturbation or batch is one entry there.
+    model.modality may also be RTDOSE (DOSE_MODALITY: the dose features of the dose grids)."""
     from radflow.modalities import DEFAULT_MODALITIES, DOSE_MODALITY, IMAGE_MODALITIES
 
     schema = yaml.safe_load(Path(schema_path).read_text())
@@ -67,6 +69,16 @@ def load_schema(schema_path) -> dict:
     schema["properties"]["model"]["properties"]["modality"]["enum"] = [*names, DOSE_MODALITY]
     schema["properties"]["modalities"]["items"]["enum"] = names
     schema["properties"]["modalities"]["default"] = list(DEFAULT_MODALITIES)
+    from radflow.download.sources import IMAGE_SOURCES
+
+    schema["properties"]["source"]["properties"]["images"]["properties"]["from"]["enum"] = list(IMAGE_SOURCES)
+    from radflow.trust.robustness import perturbation_schema
+
+    chain = schema["properties"]["robustness"]["properties"]["perturbations"]["items"]
+    chain["properties"] = perturbation_schema()
+    from radflow.trust.harmonise import BATCH_SOURCES
+
+    schema["properties"]["harmonisation"]["properties"]["batch"]["oneOf"][0]["enum"] = list(BATCH_SOURCES)
     return schema
 
 
@@ -148,13 +160,7 @@ def path_problems(config: dict, workdir=".") -> list[str]:
                 "(the column mapping, as under clinical)"
             )
     if images:
-        if images.get("from") in ("tcia", "idc") and not images.get("collection"):
-            out.append(f"config key source.images.from = {images['from']!r} needs source.images.collection")
-        if images.get("from") == "manifest":
-            if not isinstance(images.get("manifest"), str):
-                out.append("config key source.images.from = 'manifest' needs source.images.manifest: a .tcia file")
-            elif not Path(images["manifest"]).is_file():
-                out.append(f"config key source.images.manifest = {images['manifest']!r}: the file does not exist")
+        out += _image_source_problems(images)
     roi_names = config.get("roi_names")
     if isinstance(roi_names, str) and not Path(roi_names).is_file():
         out.append(f"config key roi_names = {roi_names!r}: the file does not exist")
@@ -198,6 +204,23 @@ def path_problems(config: dict, workdir=".") -> list[str]:
     if why:
         out.append(f"results folder {os.path.abspath(workdir / 'results')}: {why}")
     return out
+
+
+def _image_source_problems(images: dict) -> list[str]:
+    """What source.images' source (radflow.download.sources) needs: the key that names what to fetch, a file that
+    exists where that key names one."""
+    from radflow.download.sources import IMAGE_SOURCES
+
+    source = IMAGE_SOURCES.get(images.get("from"))
+    if source is None:
+        return []  # (the schema's enum said so)
+    value = images.get(source.needs)
+    if not isinstance(value, str) or not value:
+        what = f": {source.metavar}" if source.needs_file else ""
+        return [f"config key source.images.from = {source.name!r} needs source.images.{source.needs}{what}"]
+    if source.needs_file and not Path(value).is_file():
+        return [f"config key source.images.{source.needs} = {value!r}: the file does not exist"]
+    return []
 
 
 def _model_roi_problems(config: dict, roi_names: str) -> list[str]:

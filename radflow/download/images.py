@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pydicom
 
-from radflow.download import idc, nbia
 from radflow.download.http import Client, DownloadError, safe_name
+from radflow.download.sources import IMAGE_SOURCES
 from radflow.tables import DOWNLOAD_COLUMNS
 
 STATE = ".radflow-download"
@@ -63,38 +63,18 @@ def verify_folder(folder: Path, row: dict) -> dict:
 
 
 def plan(source: dict, client: Client) -> list[dict]:
-    """The series a `source.images` block asks for (see config/README.md)."""
+    """The series a `source.images` block asks for (see config/README.md), from its source
+    (radflow.download.sources)."""
     kind = source["from"]
-    if kind == "tcia":
-        if not source.get("collection"):
-            raise DownloadError("source.images.from: tcia needs source.images.collection", permanent=True)
-        rows = nbia.list_series(
-            client,
-            source.get("url") or nbia.DEFAULT_URL,
-            source["collection"],
-            source.get("patients"),
-            source.get("modalities"),
-        )
-    elif kind == "manifest":
-        from radflow.index.build import read_manifest
-
-        uids = read_manifest(source["manifest"])
-        rows = nbia.manifest_series(client, source.get("url") or nbia.DEFAULT_URL, uids)
-        if source.get("modalities"):
-            rows = [r for r in rows if r.get("modality") in set(source["modalities"])]
-    elif kind == "idc":
-        rows = idc.list_series(source)
-    else:
-        raise DownloadError(f"source.images.from: {kind!r}; expected tcia, manifest or idc", permanent=True)
+    if kind not in IMAGE_SOURCES:
+        raise DownloadError(f"source.images.from: {kind!r}; expected {', '.join(IMAGE_SOURCES)}", permanent=True)
+    needs = IMAGE_SOURCES[kind].needs
+    if not source.get(needs):
+        raise DownloadError(f"source.images.from: {kind} needs source.images.{needs}", permanent=True)
+    rows = IMAGE_SOURCES[kind].list_series(source, client)
     for r in rows:
         r["source"] = kind
     return rows
-
-
-def _fetch(kind: str, source: dict, client: Client, row: dict, folder: Path) -> dict:
-    if kind in ("tcia", "manifest"):
-        return nbia.fetch_series(client, source.get("url") or nbia.DEFAULT_URL, row, folder)
-    return idc.fetch_series(source, row, folder, client)
 
 
 def _one_series(source, client, root, state, row, k, n, attempts, log) -> dict:
@@ -111,7 +91,7 @@ def _one_series(source, client, root, state, row, k, n, attempts, log) -> dict:
     for attempt in range(1, attempts + 1):
         shutil.rmtree(partial, ignore_errors=True)
         try:
-            got = _fetch(row["source"], source, client, row, partial)
+            got = IMAGE_SOURCES[row["source"]].fetch_series(source, client, row, partial)
             facts = verify_folder(partial, row)
         except DownloadError as err:
             reason = str(err)

@@ -221,16 +221,28 @@ def read_batch_file(path, column: str) -> pd.DataFrame:
     return frame[["patient_id", column]]
 
 
-def batch_of(table: pd.DataFrame, batch, series: pd.DataFrame | None = None) -> pd.Series:
-    """Each modelling-table row's batch: `site` (the TCGA tissue source site of the barcode), `manufacturer` or
-    `model` (of the row's image series, from the index's series table), or {path, column} (a user's file by
-    patient_id). Empty where unknown."""
-    if batch == "site":
-        values = table["patient_id"].map(tcga_site)
-    elif batch in ("manufacturer", "model"):
-        column = "manufacturer" if batch == "manufacturer" else "manufacturer_model"
+def _series_column(column: str):
+    def values(table: pd.DataFrame, series: pd.DataFrame) -> pd.Series:
         by_series = series.drop_duplicates("series_uid").set_index("series_uid")[column]
-        values = table["series_uid"].map(by_series)
+        return table["series_uid"].map(by_series)
+
+    return values
+
+
+# What a batch can be besides a user's file (config harmonisation.batch): each a function of the modelling table and
+# the index's series table giving every row's batch. A new kind of batch is one entry here.
+BATCH_SOURCES = {
+    "site": lambda table, series: table["patient_id"].map(tcga_site),  # the TCGA tissue source site of the barcode
+    "manufacturer": _series_column("manufacturer"),  # of the row's image series
+    "model": _series_column("manufacturer_model"),
+}
+
+
+def batch_of(table: pd.DataFrame, batch, series: pd.DataFrame | None = None) -> pd.Series:
+    """Each modelling-table row's batch: one of BATCH_SOURCES (site, manufacturer, model), or {path, column} (a
+    user's file by patient_id). Empty where unknown."""
+    if isinstance(batch, str):
+        values = BATCH_SOURCES[batch](table, series)
     else:
         frame = read_batch_file(batch["path"], batch["column"]).set_index("patient_id")[batch["column"]]
         values = table["patient_id"].map(frame)

@@ -8,13 +8,17 @@ et al. report. The 95 % interval is the F-distribution one of McGraw & Wong."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
-from scipy import stats
 
 
 def icc1(values, alpha: float = 0.05) -> dict:
     """ICC(1,1) of an n patients x k perturbations array (k >= 2), its (1 - alpha) interval, F and the counts. A
     feature that does not vary at all has no ICC (NaN); one that varies between patients only has ICC 1."""
+    from scipy import stats
+
     x = np.asarray(values, dtype=float)
     if x.ndim != 2 or x.shape[1] < 2 or x.shape[0] < 2:
         raise ValueError(f"ICC needs 2 or more patients and 2 or more measurements each, got shape {x.shape}")
@@ -167,18 +171,7 @@ def randomise_contour(image, mask, rng: np.random.Generator, supervoxels: int = 
 
 def perturbation_name(spec: dict) -> str:
     """A perturbation's name from what it does: rotation+5deg, translation(0.5,0.5,0)mm, volume-10%, noise."""
-    parts = []
-    if spec.get("rotation_deg"):
-        parts.append(f"rotation{spec['rotation_deg']:+g}deg")
-    if any(spec.get("translation_mm") or []):
-        parts.append("translation({:g},{:g},{:g})mm".format(*spec["translation_mm"]))
-    if spec.get("contour_randomisation"):
-        parts.append("contour")
-    if spec.get("volume_change"):
-        parts.append(f"volume{spec['volume_change'] * 100:+g}%")
-    if spec.get("noise"):
-        parts.append("noise")
-    return "+".join(parts) or "identity"
+    return "+".join(part for step in PERTURBATIONS for part in step.name(spec)) or "identity"
 
 
 def crop_for_perturbation(image, mask, chains, settings: dict):
@@ -250,31 +243,100 @@ def as_stored(image, like):
     return out
 
 
+@dataclass(frozen=True)
+class PerturbationStep:
+    """One step of a perturbation chain (config robustness.perturbations): the chain's keys it reads with their
+    JSON schema (the config schema takes them from here), whether a chain asks for it, its part of the chain's name,
+    and what it does: (image, mask, spec, rng, the original ROI's voxels) -> (image, mask, noise sd added)."""
+
+    schema: dict
+    asked: Callable[[dict], bool]
+    name: Callable[[dict], list[str]]
+    apply: Callable
+
+
+def _rigid(image, mask, spec, rng, voxels):
+    moved = rigid_perturbation(image, mask, spec.get("rotation_deg", 0.0), spec.get("translation_mm") or (0, 0, 0))
+    return (*moved, 0.0)
+
+
+def _rigid_name(spec: dict) -> list[str]:
+    parts = [f"rotation{spec['rotation_deg']:+g}deg"] if spec.get("rotation_deg") else []
+    if any(spec.get("translation_mm") or []):
+        parts.append("translation({:g},{:g},{:g})mm".format(*spec["translation_mm"]))
+    return parts
+
+
+def _volume(image, mask, spec, rng, voxels):
+    return image, adapt_volume(mask, spec.get("volume_change", 0.0), reference_voxels=voxels), 0.0
+
+
+def _noise(image, mask, spec, rng, voxels):
+    import SimpleITK as sitk
+
+    sd = noise_sd(image, mask)
+    values = sitk.GetArrayFromImage(image).astype(np.float64)
+    noisy = sitk.GetImageFromArray(values + rng.normal(0.0, sd, values.shape))
+    noisy.CopyInformation(image)
+    return noisy, mask, sd
+
+
+# The steps of a chain, in the order they are applied (Zwanenburg et al.'s): rotation and translation of image and
+# mask together, the contour randomised by supervoxels, the mask's volume adapted to (1 + volume_change) x the
+# original ROI's voxels (a randomised contour too, at the volume asked), Gaussian noise of the image's own level.
+PERTURBATIONS = (
+    PerturbationStep(
+        schema={
+            "rotation_deg": {"type": "number", "minimum": -45, "maximum": 45},
+            "translation_mm": {
+                "type": "array",
+                "items": {"type": "number", "minimum": -20, "maximum": 20},
+                "minItems": 3,
+                "maxItems": 3,
+            },
+        },
+        asked=lambda spec: bool(spec.get("rotation_deg") or any(spec.get("translation_mm") or [])),
+        name=_rigid_name,
+        apply=_rigid,
+    ),
+    PerturbationStep(
+        schema={"contour_randomisation": {"type": "boolean"}},
+        asked=lambda spec: bool(spec.get("contour_randomisation")),
+        name=lambda spec: ["contour"] if spec.get("contour_randomisation") else [],
+        apply=lambda image, mask, spec, rng, voxels: (image, randomise_contour(image, mask, rng), 0.0),
+    ),
+    PerturbationStep(
+        schema={"volume_change": {"type": "number", "minimum": -0.5, "maximum": 1}},
+        asked=lambda spec: bool(spec.get("volume_change") or spec.get("contour_randomisation")),
+        name=lambda spec: [f"volume{spec['volume_change'] * 100:+g}%"] if spec.get("volume_change") else [],
+        apply=_volume,
+    ),
+    PerturbationStep(
+        schema={"noise": {"type": "boolean"}},
+        asked=lambda spec: bool(spec.get("noise")),
+        name=lambda spec: ["noise"] if spec.get("noise") else [],
+        apply=_noise,
+    ),
+)
+
+
+def perturbation_schema() -> dict:
+    """The JSON schema of one chain's keys (config robustness.perturbations' items)."""
+    return {key: schema for step in PERTURBATIONS for key, schema in step.schema.items()}
+
+
 def perturb(image, mask, spec: dict, rng: np.random.Generator, original_voxels: int):
-    """One perturbation chain (Zwanenburg et al.'s order): rotation and translation of image and mask together,
-    then the contour randomised by supervoxels (contour_randomisation), then the mask's volume adapted to
-    (1 + volume_change) x the original ROI's voxels, then Gaussian noise of the image's own noise level (noise_sd)
-    added to the image; the image back in its own pixel type (as_stored).
-    Returns (image, mask, noise sd added)."""
+    """One perturbation chain: each step of PERTURBATIONS the chain asks for, in order, on the image in double
+    precision; the image back in its own pixel type (as_stored). Returns (image, mask, noise sd added)."""
     import SimpleITK as sitk
 
     stored = image
     image = sitk.Cast(image, sitk.sitkFloat64)  # interpolated in double precision, then stored as the original
-    if spec.get("rotation_deg") or any(spec.get("translation_mm") or []):
-        image, mask = rigid_perturbation(
-            image, mask, spec.get("rotation_deg", 0.0), spec.get("translation_mm") or (0, 0, 0)
-        )
-    if spec.get("contour_randomisation"):
-        mask = randomise_contour(image, mask, rng)
-    if spec.get("volume_change") or spec.get("contour_randomisation"):  # a randomised contour: at the volume asked
-        mask = adapt_volume(mask, spec.get("volume_change", 0.0), reference_voxels=original_voxels)
     sd = 0.0
-    if spec.get("noise"):
-        sd = noise_sd(image, mask)
-        values = sitk.GetArrayFromImage(image).astype(np.float64)
-        noisy = sitk.GetImageFromArray(values + rng.normal(0.0, sd, values.shape))
-        noisy.CopyInformation(image)
-        image = noisy
+    for step in PERTURBATIONS:
+        if step.asked(spec):
+            image, mask, added = step.apply(image, mask, spec, rng, original_voxels)
+            sd = added or sd
     return as_stored(image, stored), mask, sd
 
 
