@@ -24,13 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pydicom
-from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from radflow import demo  # noqa: E402
+from radflow.dicom import write  # noqa: E402
 from radflow.dicom.convert import convert_series  # noqa: E402
 from radflow.dicom.masks import write_masks  # noqa: E402
 from radflow.features import job_resources  # noqa: E402
@@ -117,21 +116,7 @@ def planning_ct(root: Path) -> None:
         for k, (x, z) in enumerate([(-60, -100), (60, -100), (-60, 100), (60, 100)], start=1)
     ]
     for name, kind, xyz in points:
-        number = max(int(r.ROINumber) for r in ds.StructureSetROISequence) + 1
-        item = Dataset()
-        item.ROINumber, item.ROIName, item.ROIGenerationAlgorithm = number, name, "MANUAL"
-        item.ReferencedFrameOfReferenceUID = for_uid
-        ds.StructureSetROISequence.append(item)
-        c = Dataset()
-        c.ContourGeometricType, c.NumberOfContourPoints = "POINT", 1
-        c.ContourData = [f"{v:.4f}" for v in xyz]
-        rc = Dataset()
-        rc.ReferencedROINumber, rc.ROIDisplayColor, rc.ContourSequence = number, [255, 255, 0], Sequence([c])
-        ds.ROIContourSequence.append(rc)
-        obs = Dataset()
-        obs.ObservationNumber = obs.ReferencedROINumber = number
-        obs.RTROIInterpretedType, obs.ROIInterpreter = kind, ""
-        ds.RTROIObservationsSequence.append(obs)
+        write.append_roi(ds, write.Roi(name, [write.Contour(xyz, "POINT")], kind, [255, 255, 0], "MANUAL"))
     ds.save_as(path)
     assert rs
 

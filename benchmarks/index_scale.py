@@ -22,14 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
+
+from radflow.dicom import write
 
 REPO = Path(__file__).resolve().parents[1]
 PATIENTS, STUDIES, SERIES, FILES = 227, 479, 2561, 270376
-CT = "1.2.840.10008.5.1.4.1.1.2"
-RTSTRUCT = "1.2.840.10008.5.1.4.1.1.481.3"
+CT, RTSTRUCT = write.CT_STORAGE, write.RTSTRUCT_STORAGE
 
 
 def plan() -> list[tuple]:
@@ -59,6 +58,12 @@ def _uid(*parts) -> str:
     return generate_uid(entropy_srcs=["radflow-scale", *map(str, parts)])
 
 
+def _identify(ds, pid, study_uid, series_uid, for_uid, k):
+    ds.PatientID = ds.PatientName = pid
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, for_uid
+    ds.StudyDate, ds.SeriesNumber, ds.Manufacturer = "20000101", k + 1, "radflow synthetic"
+
+
 def write_patient(args) -> int:
     root, p, series = args
     pid = f"TCGA-00-{p:04d}"
@@ -73,47 +78,28 @@ def write_patient(args) -> int:
             / f"{k + 1}.000000-{kind}-{series_uid[-5:]}"
         )
         folder.mkdir(parents=True, exist_ok=True)
-        ds = Dataset()
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.PatientID = ds.PatientName = pid
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, for_uid
-        ds.StudyDate, ds.SeriesNumber, ds.Manufacturer = "20000101", k + 1, "radflow synthetic"
         if kind == "rtstruct":
-            ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = RTSTRUCT
+            ds = write.new_dataset(RTSTRUCT, _uid(series_uid, 0))
+            _identify(ds, pid, study_uid, series_uid, for_uid, k)
             ds.Modality = "RTSTRUCT"
-            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = _uid(series_uid, 0)
-            ref_series = Dataset()
-            ref_series.SeriesInstanceUID = _uid(pid, s, 0)
-            ref_study = Dataset()
-            ref_study.RTReferencedSeriesSequence = Sequence([ref_series])
-            ref_for = Dataset()
-            ref_for.FrameOfReferenceUID = for_uid
-            ref_for.RTReferencedStudySequence = Sequence([ref_study])
-            ds.ReferencedFrameOfReferenceSequence = Sequence([ref_for])
-            roi, contour, item = Dataset(), Dataset(), Dataset()
-            roi.ROINumber, roi.ROIName, roi.ReferencedFrameOfReferenceUID = 1, "GTV", for_uid
-            contour.ContourGeometricType, contour.NumberOfContourPoints = "CLOSED_PLANAR", 4
-            contour.ContourData = [0, 0, 2.5, 4, 0, 2.5, 4, 4, 2.5, 0, 4, 2.5]
-            item.ReferencedROINumber, item.ContourSequence = 1, Sequence([contour])
-            ds.StructureSetROISequence, ds.ROIContourSequence = Sequence([roi]), Sequence([item])
-            ds.save_as(folder / "1-1.dcm", enforce_file_format=True)
+            images = dict(study_uid=study_uid, series_uid=_uid(pid, s, 0), sop_class=CT, sop_uids=[])
+            square = write.Contour(np.array([[0, 0, 2.5], [4, 0, 2.5], [4, 4, 2.5], [0, 4, 2.5]]))
+            write.structure_set(ds, for_uid, [write.Roi("GTV", [square])], images)
+            write.save(ds, folder / "1-1.dcm")
             n += 1
             continue
-        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = CT
+        ds = write.new_dataset(CT)
+        _identify(ds, pid, study_uid, series_uid, for_uid, k)
         ds.Modality, ds.ImageType = "CT", ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.Rows = ds.Columns = 8
         ds.PixelSpacing, ds.SliceThickness = [1, 1], 2.5
         ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
         ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
-        ds.PixelData = np.zeros((8, 8), np.int16).tobytes()
+        write.pixel_module(ds, np.zeros((8, 8), np.int16))
         for i in range(files):
             ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = _uid(series_uid, i)
             ds.InstanceNumber = i + 1
             ds.ImagePositionPatient = [0, 0, 2.5 * i]
-            ds.save_as(folder / f"1-{i + 1:03d}.dcm", enforce_file_format=True)
+            write.save(ds, folder / f"1-{i + 1:03d}.dcm")
         n += files
     return n
 

@@ -17,19 +17,25 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
+
+from radflow.dicom import write
+from radflow.dicom.write import (
+    CT_STORAGE,
+    MR_STORAGE,
+    PET_STORAGE,
+    RTDOSE_STORAGE,
+    RTPLAN_STORAGE,
+    RTSTRUCT_STORAGE,
+    Contour,
+    Roi,
+)
 
 COLLECTION = "TCGA-HNSC"
 SEED = 20261125
 
-CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
-PET_STORAGE = "1.2.840.10008.5.1.4.1.1.128"
-RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
-RTDOSE_STORAGE = "1.2.840.10008.5.1.4.1.1.481.2"
-RTPLAN_STORAGE = "1.2.840.10008.5.1.4.1.1.481.5"
 F18_HALF_LIFE_S = 6586.2
 
 # Each site's CT scanner: its model name, a calibration offset of soft tissue (HU) and the noise's standard deviation.
@@ -303,17 +309,7 @@ def _fmt_ds(v: float) -> str:
 
 
 def _dataset(sop_class: str, sop_uid: str) -> Dataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = uid("radflow-demo-implementation")
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = sop_uid
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    return ds
+    return write.new_dataset(sop_class, sop_uid, uid("radflow-demo-implementation"), charset="ISO_IR 100")
 
 
 @dataclass
@@ -360,8 +356,7 @@ class Study:
         return path
 
 
-def _save(ds: Dataset, path: Path):
-    ds.save_as(path, enforce_file_format=True)
+_save = write.save
 
 
 def write_image_series(
@@ -392,18 +387,11 @@ def write_image_series(
         ds.SliceThickness = _fmt_ds(grid.thickness)
         ds.SliceLocation = _fmt_ds(z)
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.Rows, ds.Columns = pixels.shape
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated = 16
-        ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 1 if pixels.dtype == np.int16 else 0
+        write.pixel_module(ds, pixels)
         for key, value in (extra or {}).items():
             setattr(ds, key, value)
         if per_slice:
             per_slice(k, ds)
-        ds.PixelData = pixels.tobytes()
         _save(ds, folder / f"1-{k + 1:03d}.dcm")
         sops.append((sop_uid, z))
     return dict(series_uid=series_uid, sop_class=sop_class, sops=sops, for_uid=for_uid, folder=str(folder))
@@ -419,61 +407,22 @@ def write_rtstruct(study: Study, number, image: dict, rois: list[tuple[str, obje
     ds.StructureSetLabel = "RS"
     ds.StructureSetDate = ds.StudyDate
     ds.StructureSetTime = ds.StudyTime
-
-    contour_images = Sequence()
-    for sop, _ in image["sops"]:
-        item = Dataset()
-        item.ReferencedSOPClassUID = image["sop_class"]
-        item.ReferencedSOPInstanceUID = sop
-        contour_images.append(item)
-    rt_series = Dataset()
-    rt_series.SeriesInstanceUID = image["series_uid"]
-    rt_series.ContourImageSequence = contour_images
-    rt_study = Dataset()
-    rt_study.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
-    rt_study.ReferencedSOPInstanceUID = study.uid
-    rt_study.RTReferencedSeriesSequence = Sequence([rt_series])
-    ref_for = Dataset()
-    ref_for.FrameOfReferenceUID = image["for_uid"]
-    ref_for.RTReferencedStudySequence = Sequence([rt_study])
-    ds.ReferencedFrameOfReferenceSequence = Sequence([ref_for])
-
-    ssroi, roicontours, observations = Sequence(), Sequence(), Sequence()
-    for number_roi, (name, shape) in enumerate(rois, start=1):
-        item = Dataset()
-        item.ROINumber = number_roi
-        item.ReferencedFrameOfReferenceUID = image["for_uid"]
-        item.ROIName = name
-        item.ROIGenerationAlgorithm = "MANUAL"
-        ssroi.append(item)
-        contours = Sequence()
-        for sop, z in image["sops"]:
-            poly = contour_polygon(shape, z)
-            if poly is None:
-                continue
-            c = Dataset()
-            ref = Dataset()
-            ref.ReferencedSOPClassUID = image["sop_class"]
-            ref.ReferencedSOPInstanceUID = sop
-            c.ContourImageSequence = Sequence([ref])
-            c.ContourGeometricType = "CLOSED_PLANAR"
-            c.NumberOfContourPoints = len(poly)
-            c.ContourData = [f"{v:.4f}" for v in poly.ravel()]
-            contours.append(c)
-        rc = Dataset()
-        rc.ReferencedROINumber = number_roi
-        rc.ROIDisplayColor = [255, (60 * number_roi) % 256, 0]
-        rc.ContourSequence = contours
-        roicontours.append(rc)
-        obs = Dataset()
-        obs.ObservationNumber = number_roi
-        obs.ReferencedROINumber = number_roi
-        obs.RTROIInterpretedType = "GTV" if name.upper().startswith("GTV") else "ORGAN"
-        obs.ROIInterpreter = ""
-        observations.append(obs)
-    ds.StructureSetROISequence = ssroi
-    ds.ROIContourSequence = roicontours
-    ds.RTROIObservationsSequence = observations
+    structures = []
+    for n, (name, shape) in enumerate(rois, start=1):
+        contours = [
+            Contour(poly, image=(image["sop_class"], sop))
+            for sop, z in image["sops"]
+            if (poly := contour_polygon(shape, z)) is not None
+        ]
+        roi_type = "GTV" if name.upper().startswith("GTV") else "ORGAN"
+        structures.append(Roi(name, contours, roi_type, color=[255, (60 * n) % 256, 0], algorithm="MANUAL"))
+    images = dict(
+        study_uid=study.uid,
+        series_uid=image["series_uid"],
+        sop_class=image["sop_class"],
+        sop_uids=[sop for sop, _ in image["sops"]],
+    )
+    write.structure_set(ds, image["for_uid"], structures, images, decimals=4)
     folder = study.series_folder(number, "RTSTRUCT", series_uid)
     _save(ds, folder / "1-1.dcm")
     return dict(series_uid=series_uid, sop_uid=sop_uid)
@@ -614,14 +563,8 @@ def _scout(study, for_uid, rng, number=1):
     ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]  # coronal
     ds.PixelSpacing = ["1", "1"]
     ds.SliceThickness = "1"
-    ds.Rows, ds.Columns = 320, 512
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
     ds.RescaleIntercept, ds.RescaleSlope = "-1024", "1"
-    ds.PixelData = rng.integers(0, 2000, (320, 512)).astype(np.uint16).tobytes()
+    write.pixel_module(ds, rng.integers(0, 2000, (320, 512)).astype(np.uint16))
     _save(ds, folder / "1-1.dcm")
     return series_uid
 
@@ -649,26 +592,8 @@ def _rtdose(study, ct: dict, anat, rtplan_uid, number=6):
     # voxel centres keeps exactly, so that each ROI's DVH has a closed form from its contours
     dose = demo_dose(xx, yy, zz, anat.gtvp.centre)
     scaling = float(dose.max()) / 60000.0
-    ds.DoseGridScaling = _fmt_ds(scaling)
-    ds.DoseUnits, ds.DoseType, ds.DoseSummationType = "GY", "PHYSICAL", "PLAN"
-    ds.ImagePositionPatient = [_fmt_ds(v) for v in origin]
-    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    ds.PixelSpacing = [_fmt_ds(step), _fmt_ds(step)]
-    ds.SliceThickness = _fmt_ds(step)
-    ds.GridFrameOffsetVector = [_fmt_ds(v - origin[2]) for v in z]
-    ds.NumberOfFrames = nz
-    ds.FrameIncrementPointer = 0x3004000C
-    ds.Rows, ds.Columns = ny, nx
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 32
-    ds.HighBit = 31
-    ds.PixelRepresentation = 0
-    ref = Dataset()
-    ref.ReferencedSOPClassUID = RTPLAN_STORAGE
-    ref.ReferencedSOPInstanceUID = rtplan_uid
-    ds.ReferencedRTPlanSequence = Sequence([ref])
-    ds.PixelData = np.round(dose / scaling).astype(np.uint32).tobytes()
+    write.dose_grid(ds, dose, origin, (step, step, step), scaling, "PLAN", fmt=_fmt_ds)
+    write.plan_reference(ds, rtplan_uid)
     ds.InstanceNumber = 1
     _save(ds, folder / "1-1.dcm")
     return series_uid

@@ -1,4 +1,5 @@
-"""Real DICOM objects written with pydicom for tests: RTSTRUCTs from analytic contours, image grids."""
+"""Real DICOM objects for tests (radflow.dicom.write, the one DICOM writer): RTSTRUCTs from analytic contours,
+RTDOSEs, image grids, a cohort's bulk of tiny CT files."""
 
 from __future__ import annotations
 
@@ -8,23 +9,15 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import SimpleITK as sitk
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
-RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
-RTDOSE_STORAGE = "1.2.840.10008.5.1.4.1.1.481.2"
+from radflow.dicom import write
+from radflow.dicom.write import CT_STORAGE, RTDOSE_STORAGE, RTSTRUCT_STORAGE, Contour, Roi
 
 
-def _rt_dataset(sop_class: str, modality: str, patient: str) -> Dataset:
-    """A new RT object's file meta, SOP, patient, study and series attributes (fresh UIDs)."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
+def _rt_dataset(sop_class: str, modality: str, patient: str):
+    """A new RT object's SOP, patient, study and series attributes (fresh UIDs)."""
+    ds = write.new_dataset(sop_class)
     ds.Modality, ds.PatientID, ds.PatientName = modality, patient, patient
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     return ds
@@ -41,59 +34,24 @@ def write_rtstruct(
     """An RTSTRUCT file with one ROI per name; each contour an (N, 3) array of patient coordinates (mm).
     kinds: ContourGeometricType per ROI (default CLOSED_PLANAR); roi_types: RTROIInterpretedType per ROI."""
     ds = _rt_dataset(RTSTRUCT_STORAGE, "RTSTRUCT", patient)
-    ref_for = Dataset()
-    ref_for.FrameOfReferenceUID = for_uid
-    ds.ReferencedFrameOfReferenceSequence = Sequence([ref_for])
-    ssroi, roic = Sequence(), Sequence()
-    for n, (name, contours) in enumerate(rois.items(), start=1):
-        item = Dataset()
-        item.ROINumber, item.ROIName, item.ReferencedFrameOfReferenceUID = n, name, for_uid
-        ssroi.append(item)
-        seq = Sequence()
-        for pts in contours:
-            c = Dataset()
-            c.ContourGeometricType = (kinds or {}).get(name, "CLOSED_PLANAR")
-            c.NumberOfContourPoints = len(pts)
-            c.ContourData = [f"{v:.6f}" for v in np.asarray(pts, float).ravel()]
-            seq.append(c)
-        rc = Dataset()
-        rc.ReferencedROINumber, rc.ContourSequence = n, seq
-        roic.append(rc)
-    ds.StructureSetROISequence, ds.ROIContourSequence = ssroi, roic
-    if roi_types:
-        observations = Sequence()
-        for n, name in enumerate(rois, start=1):
-            obs = Dataset()
-            obs.ObservationNumber, obs.ReferencedROINumber = n, n
-            obs.RTROIInterpretedType, obs.ROIInterpreter = roi_types.get(name, ""), ""
-            observations.append(obs)
-        ds.RTROIObservationsSequence = observations
-    ds.save_as(path, enforce_file_format=True)
+    structures = [
+        Roi(
+            name,
+            [Contour(pts, (kinds or {}).get(name, "CLOSED_PLANAR")) for pts in contours],
+            roi_type=roi_types.get(name, "") if roi_types is not None else None,
+        )
+        for name, contours in rois.items()
+    ]
+    write.structure_set(ds, for_uid, structures, decimals=6)
+    write.save(ds, path)
     return path
 
 
 def add_roi(rs_path: Path, name: str, contours: list[tuple[str, np.ndarray]] | None):
     """Append an ROI to an RTSTRUCT: contours as (ContourGeometricType, (N, 3) points); None = no contours."""
     rs = pydicom.dcmread(rs_path)
-    number = max(int(r.ROINumber) for r in rs.StructureSetROISequence) + 1
-    item = Dataset()
-    item.ROINumber, item.ROIName = number, name
-    item.ReferencedFrameOfReferenceUID = rs.StructureSetROISequence[0].ReferencedFrameOfReferenceUID
-    item.ROIGenerationAlgorithm = "MANUAL"
-    rs.StructureSetROISequence.append(item)
-    rc = Dataset()
-    rc.ReferencedROINumber = number
-    rc.ROIDisplayColor = [255, 0, 0]
-    if contours is not None:
-        seq = Sequence()
-        for kind, pts in contours:
-            c = Dataset()
-            c.ContourGeometricType = kind
-            c.NumberOfContourPoints = len(pts)
-            c.ContourData = [f"{v:.4f}" for v in np.asarray(pts, float).ravel()]
-            seq.append(c)
-        rc.ContourSequence = seq
-    rs.ROIContourSequence.append(rc)
+    listed = None if contours is None else [Contour(pts, kind) for kind, pts in contours]
+    write.append_roi(rs, Roi(name, listed, color=[255, 0, 0], algorithm="MANUAL"))
     rs.save_as(rs_path)
 
 
@@ -144,25 +102,16 @@ def write_tiny_ct_series(folder: Path, patient: str, series_uid: str, n_files: i
     pydicom, the others its bytes with the SOP instance UID (random digits, as real ones look), InstanceNumber and
     slice position replaced by fixed-width values, so that every length stays right."""
     folder.mkdir(parents=True, exist_ok=True)
-    meta = FileMetaDataset()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-    ds = Dataset()
-    ds.file_meta = meta
+    width = 62 - len(series_uid)  # a UID of 63 characters, even (no padding byte that could move)
+    uid_token, number_token, z_token = f"{series_uid}.{'9' * width}", "99999999", "999999.9"
+    ds = write.new_dataset(CT_STORAGE, uid_token)
     ds.PatientID, ds.PatientName, ds.Modality = patient, patient, "CT"
     ds.StudyInstanceUID, ds.SeriesInstanceUID = f"{series_uid}.1", series_uid
     ds.FrameOfReferenceUID, ds.StudyDate, ds.SeriesNumber = f"{series_uid}.2", "20000101", 9
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-    ds.Rows = ds.Columns = 8
     ds.PixelSpacing, ds.SliceThickness, ds.ImageOrientationPatient = [1, 1], 2.5, [1, 0, 0, 0, 1, 0]
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
     ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
-    ds.PixelData = np.zeros((8, 8), np.int16).tobytes()
-    width = 62 - len(series_uid)  # a UID of 63 characters, even (no padding byte that could move)
-    uid_token, number_token, z_token = f"{series_uid}.{'9' * width}", "99999999", "999999.9"
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID = uid_token
+    write.pixel_module(ds, np.zeros((8, 8), np.int16))
     ds.InstanceNumber, ds.ImagePositionPatient = number_token, ["0", "0", z_token]
     template = folder / "template.dcm"
     ds.save_as(template, enforce_file_format=True)
@@ -187,31 +136,8 @@ def write_rtdose(
     scaling = max(float(values.max()), 1e-6) / 4_000_000_000
     ds = _rt_dataset(RTDOSE_STORAGE, "RTDOSE", patient)
     ds.FrameOfReferenceUID = for_uid
-    sx, sy, sz = dose.GetSpacing()
-    ds.ImagePositionPatient = [f"{v:.6f}" for v in dose.GetOrigin()]
-    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    ds.PixelSpacing = [f"{sy:.6f}", f"{sx:.6f}"]
-    ds.SliceThickness = f"{sz:.6f}"
-    ds.GridFrameOffsetVector = [f"{k * sz:.6f}" for k in range(values.shape[0])]
-    ds.NumberOfFrames = values.shape[0]
-    ds.FrameIncrementPointer = 0x3004000C
-    ds.Rows, ds.Columns = values.shape[1], values.shape[2]
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 32
-    ds.HighBit, ds.PixelRepresentation = 31, 0
-    ds.DoseUnits, ds.DoseType, ds.DoseSummationType = "GY", "PHYSICAL", summation
-    ds.DoseGridScaling = f"{scaling:.10e}"
-    ds.PixelData = np.round(values / scaling).astype(np.uint32).tobytes()
+    write.dose_grid(ds, values, dose.GetOrigin(), dose.GetSpacing(), scaling, summation, scaling_text=f"{scaling:.10e}")
     if plan_uid:
-        ref = Dataset()
-        ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.481.5", plan_uid
-        if beams:
-            group = Dataset()
-            group.ReferencedFractionGroupNumber = 1
-            group.ReferencedBeamSequence = Sequence([Dataset() for _ in beams])
-            for item, number in zip(group.ReferencedBeamSequence, beams):
-                item.ReferencedBeamNumber = number
-            ref.ReferencedFractionGroupSequence = Sequence([group])
-        ds.ReferencedRTPlanSequence = Sequence([ref])
-    ds.save_as(path, enforce_file_format=True)
+        write.plan_reference(ds, plan_uid, beams)
+    write.save(ds, path)
     return path
