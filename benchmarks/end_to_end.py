@@ -296,6 +296,25 @@ def mask_volumes(project: Path, mit: Path, demo: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _agreement_and_volumes(reference: Path, last: dict, demo: Path) -> None:
+    """How radflow's values agree with bare pyradiomics' on radflow's NIfTI, and each tool's mask volumes against
+    the demo's analytic truth."""
+    agree = agreement(reference, last["floor"] / "features.csv")
+    print(
+        f"\nradflow vs bare pyradiomics on radflow's NIfTI: {agree['rois']} ROIs x {agree['features']} features, "
+        f"{agree['identical']} of {agree['values']} values identical, max relative difference "
+        f"{agree['max_relative_difference']:.3g}"
+    )
+    volumes = mask_volumes(reference, last["medimagetools (as shipped)"], demo)
+    if len(volumes):
+        for tool in ("radflow", "medimagetools"):
+            err = 100 * (volumes[tool] - volumes["truth"]) / volumes["truth"]
+            print(
+                f"mask volume vs analytic ({len(volumes)} ROIs), {tool}: median {err.median():+.1f} %, "
+                f"range {err.min():+.1f} to {err.max():+.1f} %"
+            )
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
@@ -322,16 +341,15 @@ def main():
         times["radflow (--also)"] = []
     last = {}
     order = list(times) + ["medimagetools", "floor"]
+    contenders = {
+        "radflow (--also)": lambda: {"radflow (--also)": run_radflow(work, demo, args.cores, args.also)},
+        "radflow": lambda: {"radflow": run_radflow(work, demo, args.cores)},
+        "medimagetools": lambda: run_medimagetools(work, demo, args.cores, bin_dir),
+        "floor": lambda: run_floor(work, folders, batch, bin_dir, args.cores),
+    }
     for r in range(args.rounds):
         for name in order[r % len(order) :] + order[: r % len(order)]:
-            if name == "radflow (--also)":
-                runs = {name: run_radflow(work, demo, args.cores, args.also)}
-            elif name == "radflow":
-                runs = {name: run_radflow(work, demo, args.cores)}
-            elif name == "medimagetools":
-                runs = run_medimagetools(work, demo, args.cores, bin_dir)
-            else:
-                runs = run_floor(work, folders, batch, bin_dir, args.cores)
+            runs = contenders[name]()
             for variant, (wall, cpu, folder) in runs.items():
                 times.setdefault(variant, []).append((wall, cpu))
                 last[variant] = folder
@@ -349,20 +367,7 @@ def main():
             f"{name:<44}{statistics.median(walls):8.1f}{statistics.median(c for _, c in runs):8.1f}"
             f"{statistics.median(walls) / ref:16.2f}  ({min(ratios):.2f}-{max(ratios):.2f})"
         )
-    agree = agreement(reference, last["floor"] / "features.csv")
-    print(
-        f"\nradflow vs bare pyradiomics on radflow's NIfTI: {agree['rois']} ROIs x {agree['features']} features, "
-        f"{agree['identical']} of {agree['values']} values identical, max relative difference "
-        f"{agree['max_relative_difference']:.3g}"
-    )
-    volumes = mask_volumes(reference, last["medimagetools (as shipped)"], demo)
-    if len(volumes):
-        for tool in ("radflow", "medimagetools"):
-            err = 100 * (volumes[tool] - volumes["truth"]) / volumes["truth"]
-            print(
-                f"mask volume vs analytic ({len(volumes)} ROIs), {tool}: median {err.median():+.1f} %, "
-                f"range {err.min():+.1f} to {err.max():+.1f} %"
-            )
+    _agreement_and_volumes(reference, last, demo)
     if args.keep:
         print(f"\nwork folder kept: {work}")
     else:

@@ -53,6 +53,23 @@ def safe(name):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
+def _scores(tool: str, ours: dict, out: dict) -> list[str]:
+    """The Dice of each of a tool's masks against radflow's, by original ROI name ("failed" where it wrote none)."""
+    if tool == "radflow":
+        return []
+    scores = []
+    for roi, ref in sorted(ours.items()):
+        try:
+            if tool == "plastimatch":
+                other = sitk.GetArrayFromImage(sitk.ReadImage(str(out[tool] / f"{safe(roi)}.nii.gz")))
+            else:
+                other = np.load(out[tool] / f"{roi}.npy").transpose(2, 0, 1)
+            scores.append(f"{dice(sitk.GetArrayFromImage(ref), other):.3f}")
+        except (FileNotFoundError, RuntimeError, ValueError):
+            scores.append("failed")
+    return scores
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--tools-venv", default="/tmp/radflow-tools")
@@ -129,20 +146,7 @@ def main():
             for m in json.loads((out["radflow"] / "masks.json").read_text())
         }
         for tool, (wall, peak, err) in results.items():
-            scores = []
-            for roi, ref in sorted(ours.items()):
-                ref_arr = sitk.GetArrayFromImage(ref)
-                try:
-                    if tool == "radflow":
-                        continue
-                    if tool == "plastimatch":
-                        other = sitk.GetArrayFromImage(sitk.ReadImage(str(out[tool] / f"{safe(roi)}.nii.gz")))
-                    else:
-                        other = np.load(out[tool] / f"{roi}.npy").transpose(2, 0, 1)
-                    scores.append(f"{dice(ref_arr, other):.3f}")
-                except (FileNotFoundError, RuntimeError, ValueError):
-                    scores.append("failed")
-            status = "FAILED: " + err.strip().splitlines()[-2][:60] if err else " ".join(scores)
+            status = "FAILED: " + err.strip().splitlines()[-2][:60] if err else " ".join(_scores(tool, ours, out))
             if tool == "radflow":
                 status = f"(in-process, without start-up: {inproc:.2f} s)"
             print(f"{name:26s} {tool:12s} {wall:6.2f}s {peak:9.0f}  {status}")

@@ -84,49 +84,46 @@ def _value(text: str):
     return int(number) if number.is_integer() and "." not in text else number
 
 
+def _part(row: dict, prefix: str) -> dict:
+    """The fields of one entity (cases, demographic, diagnoses …) of a portal export's row, with their values."""
+    return {
+        k.split(".", 1)[1]: _value(v) for k, v in row.items() if k.startswith(prefix + ".") and _value(v) is not None
+    }
+
+
+def _add_case_row(cases: dict, r: dict) -> None:
+    """One clinical.tsv row into its case: the case itself, its diagnosis and that diagnosis' treatment."""
+    case = cases.setdefault(
+        r["cases.case_id"],
+        dict(
+            _part(r, "cases"),
+            project=dict(project_id=r["project.project_id"]),
+            demographic=_part(r, "demographic"),
+            diagnoses={},
+            follow_ups={},
+        ),
+    )
+    d = _part(r, "diagnoses")
+    if not d:
+        return
+    diagnosis = case["diagnoses"].setdefault(d.get("diagnosis_id") or d.get("submitter_id"), dict(d, treatments={}))
+    t = _part(r, "treatments")
+    if t:
+        diagnosis["treatments"][t.get("treatment_id") or t.get("submitter_id")] = t
+
+
 def gdc_cases(clinical_tsv: Path, follow_up_tsv: Path | None = None) -> list[dict]:
     """The GDC API's nested cases (demographic, diagnoses with treatments, follow_ups) of a portal export."""
+    cases = {}
     with open(clinical_tsv, newline="") as fp:
-        rows = list(csv.DictReader(fp, delimiter="\t"))
-    follow = defaultdict(list)
+        for r in csv.DictReader(fp, delimiter="\t"):
+            _add_case_row(cases, r)
     if follow_up_tsv:
         with open(follow_up_tsv, newline="") as fp:
             for r in csv.DictReader(fp, delimiter="\t"):
-                follow[r["cases.case_id"]].append(r)
-
-    def part(row, prefix):
-        return {
-            k.split(".", 1)[1]: _value(v)
-            for k, v in row.items()
-            if k.startswith(prefix + ".") and _value(v) is not None
-        }
-
-    cases = {}
-    for r in rows:
-        cid = r["cases.case_id"]
-        case = cases.setdefault(
-            cid,
-            dict(
-                part(r, "cases"),
-                project=dict(project_id=r["project.project_id"]),
-                demographic=part(r, "demographic"),
-                diagnoses={},
-                follow_ups={},
-            ),
-        )
-        d = part(r, "diagnoses")
-        if d:
-            key = d.get("diagnosis_id") or d.get("submitter_id")
-            diagnosis = case["diagnoses"].setdefault(key, dict(d, treatments={}))
-            t = part(r, "treatments")
-            if t:
-                diagnosis["treatments"][t.get("treatment_id") or t.get("submitter_id")] = t
-    for cid, items in follow.items():
-        if cid in cases:
-            for r in items:
-                f = part(r, "follow_ups")
-                if f:
-                    cases[cid]["follow_ups"][f.get("follow_up_id") or f.get("submitter_id")] = f
+                f = _part(r, "follow_ups")
+                if r["cases.case_id"] in cases and f:
+                    cases[r["cases.case_id"]]["follow_ups"][f.get("follow_up_id") or f.get("submitter_id")] = f
     out = []
     for case in cases.values():
         case["diagnoses"] = [dict(d, treatments=list(d["treatments"].values())) for d in case["diagnoses"].values()]
@@ -207,6 +204,78 @@ class FakeArchive:
             time.sleep(max(0.0, until - now))
             h.wfile.write(piece)
 
+    def _get_series(self, h, path, query):
+        rows = [
+            s["meta"]
+            for s in self.catalog.values()
+            if s["meta"]["Collection"] == query.get("Collection")
+            and query.get("PatientID", s["meta"]["PatientID"]) == s["meta"]["PatientID"]
+        ]
+        return self._send(h, 200, json.dumps(rows).encode())
+
+    def _series_metadata(self, h, path, query):
+        s = self.catalog.get(query.get("SeriesInstanceUID"))
+        rows = (
+            []
+            if s is None
+            else [
+                {
+                    "Collection": s["meta"]["Collection"],
+                    "Subject ID": s["meta"]["PatientID"],
+                    "Study UID": s["meta"]["StudyInstanceUID"],
+                    "Series UID": s["meta"]["SeriesInstanceUID"],
+                    "Modality": s["meta"]["Modality"],
+                    "Number of images": str(s["meta"]["ImageCount"]),
+                }
+            ]
+        )
+        return self._send(h, 200, json.dumps(rows).encode())
+
+    def _get_image(self, h, path, query):
+        uid = query.get("SeriesInstanceUID")
+        if uid not in self.catalog:
+            return self._send(h, 404, b"no such series", kind="text/plain")
+        time.sleep(self.slow.get(uid, 0))
+        key = (uid, path.endswith("MD5Hash"), uid in self.corrupt)
+        if key not in self.zips:  # made once per series (the benchmark times the clients, not the zipping)
+            self.zips[key] = series_zip(self.catalog[uid]["files"], key[1], key[2], self.compress)
+        body = self.zips[key]
+        with self.lock:
+            drop = self.drop[uid] > 0
+            self.drop[uid] -= drop
+        if drop:  # announce the whole zip, send half, hang up
+            h.send_response(200)
+            h.send_header("Content-Type", "application/zip")
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body[: len(body) // 2])
+            h.wfile.flush()
+            h.close_connection = True
+            h.connection.shutdown(socket.SHUT_RDWR)
+            return
+        return self._send(h, 200, body, kind="application/zip")
+
+    def _cases(self, h, path, query):
+        project = json.loads(query["filters"])["content"]["value"][0]
+        hits = [c for c in self.cases if c["project"]["project_id"] == project]
+        start, size = int(query.get("from", 0)), int(query.get("size", 10))
+        page = hits[start : start + size]
+        body = dict(
+            data=dict(
+                hits=page,
+                pagination=dict(
+                    count=len(page),
+                    total=len(hits),
+                    size=size,
+                    **{"from": start},
+                    page=start // size + 1,
+                    pages=-(-len(hits) // size),
+                ),
+            ),
+            warnings={},
+        )
+        return self._send(h, 200, json.dumps(body).encode())
+
     def handle(self, h):
         url = urlparse(h.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
@@ -218,74 +287,15 @@ class FakeArchive:
             status = 429 if len(self.log) % 2 else 503
             return self._send(h, status, b'{"error": "busy"}', headers={"Retry-After": "0"})
         path = url.path.rstrip("/")
-        if path.endswith("/getSeries"):
-            rows = [
-                s["meta"]
-                for s in self.catalog.values()
-                if s["meta"]["Collection"] == query.get("Collection")
-                and query.get("PatientID", s["meta"]["PatientID"]) == s["meta"]["PatientID"]
-            ]
-            return self._send(h, 200, json.dumps(rows).encode())
-        if path.endswith("/getSeriesMetaData"):
-            s = self.catalog.get(query.get("SeriesInstanceUID"))
-            rows = (
-                []
-                if s is None
-                else [
-                    {
-                        "Collection": s["meta"]["Collection"],
-                        "Subject ID": s["meta"]["PatientID"],
-                        "Study UID": s["meta"]["StudyInstanceUID"],
-                        "Series UID": s["meta"]["SeriesInstanceUID"],
-                        "Modality": s["meta"]["Modality"],
-                        "Number of images": str(s["meta"]["ImageCount"]),
-                    }
-                ]
-            )
-            return self._send(h, 200, json.dumps(rows).encode())
-        if path.endswith("/getImageWithMD5Hash") or path.endswith("/getImage"):
-            uid = query.get("SeriesInstanceUID")
-            if uid not in self.catalog:
-                return self._send(h, 404, b"no such series", kind="text/plain")
-            time.sleep(self.slow.get(uid, 0))
-            key = (uid, path.endswith("MD5Hash"), uid in self.corrupt)
-            if key not in self.zips:  # made once per series (the benchmark times the clients, not the zipping)
-                self.zips[key] = series_zip(self.catalog[uid]["files"], key[1], key[2], self.compress)
-            body = self.zips[key]
-            with self.lock:
-                drop = self.drop[uid] > 0
-                self.drop[uid] -= drop
-            if drop:  # announce the whole zip, send half, hang up
-                h.send_response(200)
-                h.send_header("Content-Type", "application/zip")
-                h.send_header("Content-Length", str(len(body)))
-                h.end_headers()
-                h.wfile.write(body[: len(body) // 2])
-                h.wfile.flush()
-                h.close_connection = True
-                h.connection.shutdown(socket.SHUT_RDWR)
-                return
-            return self._send(h, 200, body, kind="application/zip")
-        if path.endswith("/cases"):
-            project = json.loads(query["filters"])["content"]["value"][0]
-            hits = [c for c in self.cases if c["project"]["project_id"] == project]
-            start, size = int(query.get("from", 0)), int(query.get("size", 10))
-            page = hits[start : start + size]
-            body = dict(
-                data=dict(
-                    hits=page,
-                    pagination=dict(
-                        count=len(page),
-                        total=len(hits),
-                        size=size,
-                        **{"from": start},
-                        page=start // size + 1,
-                        pages=-(-len(hits) // size),
-                    ),
-                ),
-                warnings={},
-            )
-            return self._send(h, 200, json.dumps(body).encode())
+        for suffix, route in (
+            ("/getSeries", self._get_series),
+            ("/getSeriesMetaData", self._series_metadata),
+            ("/getImageWithMD5Hash", self._get_image),
+            ("/getImage", self._get_image),
+            ("/cases", self._cases),
+        ):
+            if path.endswith(suffix):
+                return route(h, path, query)
         if path.startswith("/files/") and path[len("/files/") :] in self.files:
             return self._send(h, 200, self.files[path[len("/files/") :]], kind="application/octet-stream")
         if path.endswith("/status"):

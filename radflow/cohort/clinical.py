@@ -326,11 +326,10 @@ def _read_any_table(path, sheet=None) -> pd.DataFrame:
     return _clean(raw)
 
 
-def read_table(spec: dict) -> pd.DataFrame:
-    """Standard rows from any table through its column mapping (see table_spec): times in time_unit become days,
-    events are 1/0 (or words such as dead/alive; event_values adds the file's own), covariates are carried."""
+def _check_mapping(spec: dict, raw: pd.DataFrame) -> None:
+    """A column mapping's keys are radflow's, its covariates are not radflow's names, its columns are in the file,
+    its time unit is known; ClinicalError naming the file otherwise."""
     path, columns = spec["path"], spec["columns"]
-    raw = _read_any_table(path, spec.get("sheet"))
     unknown = sorted(set(columns) - set(MAPPABLE))
     if unknown:
         raise ClinicalError(f"{path}: the column mapping has unknown keys {unknown}; expected some of {MAPPABLE}")
@@ -347,38 +346,47 @@ def read_table(spec: dict) -> pd.DataFrame:
     unit = spec.get("time_unit", "days")
     if unit not in TIME_UNITS:
         raise ClinicalError(f"{path}: time_unit {unit!r}; expected one of {sorted(TIME_UNITS)}")
+
+
+def _event(value: str, words: dict, path, column: str) -> str:
+    """One cell of an event column as "1", "0" or "" (empty): 1/0, or a word (dead/alive, the file's own)."""
+    key = value.strip().lower()
+    if key == "":
+        return ""
+    if key in words:
+        return str(words[key])
+    number = pd.to_numeric(key, errors="coerce")
+    if number in (0, 1):
+        return str(int(number))
+    raise ClinicalError(
+        f"{path}: column {column!r} holds {value!r}, not an event (1/0, dead/alive, ...); "
+        "name the file's values under event_values"
+    )
+
+
+def read_table(spec: dict) -> pd.DataFrame:
+    """Standard rows from any table through its column mapping (see table_spec): times in time_unit become days,
+    events are 1/0 (or words such as dead/alive; event_values adds the file's own), covariates are carried."""
+    path, columns = spec["path"], spec["columns"]
+    raw = _read_any_table(path, spec.get("sheet"))
+    _check_mapping(spec, raw)
+    factor = TIME_UNITS[spec.get("time_unit", "days")]
     words = {**EVENT_WORDS, **spec.get("event_values", {})}
 
     def days(column):
-        v = pd.to_numeric(raw[column], errors="coerce") * TIME_UNITS[unit]
+        v = pd.to_numeric(raw[column], errors="coerce") * factor
         return v.map(lambda x: "" if pd.isna(x) else f"{x:.10g}")
-
-    def events(column):
-        def one(value):
-            key = value.strip().lower()
-            if key == "":
-                return ""
-            if key in words:
-                return str(words[key])
-            number = pd.to_numeric(key, errors="coerce")
-            if number in (0, 1):
-                return str(int(number))
-            raise ClinicalError(
-                f"{path}: column {column!r} holds {value!r}, not an event (1/0, dead/alive, ...); "
-                "name the file's values under event_values"
-            )
-
-        return raw[column].map(one)
 
     out = {"patient_id": raw[columns["patient_id"]].map(normalise_barcode)}
     for name in ("os", "dss", "pfi"):
         if f"{name}_days" in columns:
             out[f"{name}_days" if name != "os" else "os_days_given"] = days(columns[f"{name}_days"])
         if f"{name}_event" in columns:
-            out[f"{name}_event" if name != "os" else "os_event_given"] = events(columns[f"{name}_event"])
-    for c in ["vital_status", *COVARIATES]:
-        if c in columns:
-            out[c] = raw[columns[c]]
+            column = columns[f"{name}_event"]
+            out[f"{name}_event" if name != "os" else "os_event_given"] = raw[column].map(
+                lambda v, column=column: _event(v, words, path, column)
+            )
+    out.update({c: raw[columns[c]] for c in ["vital_status", *COVARIATES] if c in columns})
     if "sex" in out:
         out["sex"] = out["sex"].str.lower()
     frame = _frame(len(raw), source=Path(path).name, **out)
@@ -443,6 +451,64 @@ def _endpoint(pid, name, events, times, problems) -> tuple[float, object]:
     return (max(times_) if times_ else np.nan), 0
 
 
+def _os_pairs(g: pd.DataFrame, vital: list[str]) -> tuple[list, list, list]:
+    """OS (event, time, source) from each row: its OS/OS.time when given, a death (vital status or days to death),
+    the last follow-up (or an alive vital status without a time)."""
+    events, times, sources = [], [], []
+    death, follow = _numbers(g["days_to_death"]), _numbers(g["days_to_last_follow_up"])
+    given_e, given_t = _numbers(g["os_event_given"]), _numbers(g["os_days_given"])
+    for k, (v, src) in enumerate(zip(vital, g["source"])):
+        pairs = []
+        if not np.isnan(given_e[k]):
+            pairs.append((int(given_e[k]), given_t[k]))
+        if v == "dead" or not np.isnan(death[k]):
+            pairs.append((1, death[k]))
+        if not np.isnan(follow[k]):
+            pairs.append((0, follow[k]))
+        elif v == "alive":
+            pairs.append((0, np.nan))
+        for e, t in pairs:
+            events.append(e), times.append(t), sources.append(src)
+    return events, times, sources
+
+
+def _patient_os(pid, g: pd.DataFrame, problems: list) -> dict:
+    """A patient's OS (days, event, the files it comes from) and vital status, with the problems found."""
+    vital = [v.lower() for v in g["vital_status"]]
+    if {"alive", "dead"} <= set(vital):
+        problems.append(dict(patient_id=pid, reason="rows disagree on vital status; a death wins"))
+    events, times, sources = _os_pairs(g, vital)
+    os_days, os_event = _endpoint(pid, "OS", events, times, problems)
+    if pd.isna(os_event):
+        problems.append(dict(patient_id=pid, reason="no vital status or follow-up: no OS"))
+        return dict(vital_status="", os_days=os_days, os_event=os_event, os_source="")
+    if np.isnan(os_days):
+        problems.append(dict(patient_id=pid, reason="no usable OS time"))
+    used = {s for e, t, s in zip(events, times, sources) if e == os_event and (t == os_days or np.isnan(os_days))}
+    vital_status = "dead" if os_event == 1 else "alive"
+    return dict(vital_status=vital_status, os_days=os_days, os_event=os_event, os_source=";".join(sorted(used)))
+
+
+def _patient_endpoint(pid, g: pd.DataFrame, name: str, problems: list) -> dict:
+    """A patient's DSS or PFI (days, event, source) from the rows that give one."""
+    e, t = _numbers(g[f"{name}_event"]), _numbers(g[f"{name}_days"])
+    has = ~np.isnan(e)
+    days, event = _endpoint(pid, name.upper(), [int(x) for x in e[has]], list(t[has]), problems)
+    return {f"{name}_days": days, f"{name}_event": event, f"{name}_source": ";".join(sorted(set(g["source"][has])))}
+
+
+def _patient_covariates(g: pd.DataFrame, names: list[str]) -> dict:
+    """Each covariate's first value among the patient's rows, and which file gave it."""
+    entry, sources = {}, []
+    for c in names:
+        values = [(v, s) for v, s in zip(g[c], g["source"]) if v]
+        entry[c] = values[0][0] if values else ""
+        if values:
+            sources.append(f"{c}: {values[0][1]}")
+    entry["covariates_source"] = "; ".join(sources)
+    return entry
+
+
 def patient_outcomes(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     """One row per patient from standard rows (see the readers), and the problems found."""
     out, problems = [], []
@@ -451,60 +517,11 @@ def patient_outcomes(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     for pid, g in rows.groupby("patient_id", sort=True):
         if not pid:
             continue
-        vital = [v.lower() for v in g["vital_status"]]
-        if {"alive", "dead"} <= set(vital):
-            problems.append(dict(patient_id=pid, reason="rows disagree on vital status; a death wins"))
-        # OS: each row gives (event, time) pairs from its vital status and days, or from OS/OS.time
-        events, times, sources = [], [], []
-        death, follow = _numbers(g["days_to_death"]), _numbers(g["days_to_last_follow_up"])
-        given_e, given_t = _numbers(g["os_event_given"]), _numbers(g["os_days_given"])
-        for k, (v, src) in enumerate(zip(vital, g["source"])):
-            if not np.isnan(given_e[k]):
-                events.append(int(given_e[k])), times.append(given_t[k]), sources.append(src)
-            if v == "dead" or not np.isnan(death[k]):
-                events.append(1), times.append(death[k]), sources.append(src)
-            if not np.isnan(follow[k]):
-                events.append(0), times.append(follow[k]), sources.append(src)
-            elif v == "alive":
-                events.append(0), times.append(np.nan), sources.append(src)
-        os_days, os_event = _endpoint(pid, "OS", events, times, problems)
-        if pd.isna(os_event):
-            problems.append(dict(patient_id=pid, reason="no vital status or follow-up: no OS"))
-        elif np.isnan(os_days):
-            problems.append(dict(patient_id=pid, reason="no usable OS time"))
-        os_sources = (
-            []
-            if pd.isna(os_event)
-            else sorted(
-                {s for e, t, s in zip(events, times, sources) if e == os_event and (t == os_days or np.isnan(os_days))}
-            )
-        )
-        entry = dict(
-            patient_id=pid,
-            project=next((p for p in g["project"] if p), ""),
-            vital_status="" if pd.isna(os_event) else ("dead" if os_event == 1 else "alive"),
-            os_days=os_days,
-            os_event=os_event,
-            os_source=";".join(os_sources),
-        )
+        entry = dict(patient_id=pid, project=next((p for p in g["project"] if p), ""))
+        entry.update(_patient_os(pid, g, problems))
         for name in ("dss", "pfi"):
-            e, t = _numbers(g[f"{name}_event"]), _numbers(g[f"{name}_days"])
-            has = ~np.isnan(e)
-            days, event = _endpoint(pid, name.upper(), [int(x) for x in e[has]], list(t[has]), problems)
-            entry.update(
-                {
-                    f"{name}_days": days,
-                    f"{name}_event": event,
-                    f"{name}_source": ";".join(sorted(set(g["source"][has]))),
-                }
-            )
-        covariate_sources = []
-        for c in COVARIATES + extra:
-            values = [(v, s) for v, s in zip(g[c], g["source"]) if v]
-            entry[c] = values[0][0] if values else ""
-            if values:
-                covariate_sources.append(f"{c}: {values[0][1]}")
-        entry["covariates_source"] = "; ".join(covariate_sources)
+            entry.update(_patient_endpoint(pid, g, name, problems))
+        entry.update(_patient_covariates(g, COVARIATES + extra))
         out.append(entry)
     df = pd.DataFrame(out, columns=CLINICAL_COLUMNS + extra)
     df["age"] = pd.to_numeric(df["age"], errors="coerce")

@@ -197,10 +197,8 @@ def column_dictionary(
     """One row per column of the modelling table: its kind (identifier, outcome, covariate, feature), unit, how many
     rows have a value, what it means, and, for a column no row has, why: which clinical files this run read and
     which ones give that column (radflow.cohort.clinical.COLUMN_READERS)."""
-    from radflow.cohort.clinical import COLUMN_MEANING, readers_of
-    from radflow.features import feature_unit
-    from radflow.features.dvh import metric_unit
-    from radflow.tables import feature_class, pyradiomics_columns
+    from radflow.cohort.clinical import readers_of
+    from radflow.tables import pyradiomics_columns
 
     doses = {f"dose_{roi}_{m}": (roi, m) for roi, metrics in (dose or {}).items() for m in metrics}
     files = set()
@@ -213,20 +211,7 @@ def column_dictionary(
     rows = []
     for c in table.columns:
         n = int(table[c].notna().sum() - (table[c].astype(str) == "").sum()) if len(table) else 0
-        if c in features:
-            kind, unit = "feature", feature_unit(c, image_units, normalized)
-            meaning = f"pyradiomics {feature_class(c)} feature of the ROI"
-        elif c in IDENTIFIERS:
-            kind, unit, meaning = "identifier", "", IDENTIFIERS[c]
-        elif c in doses:
-            roi, metric = doses[c]
-            kind, unit = "dose", metric_unit(metric)
-            meaning = f"{metric} of {roi}, DVH from its contours in the chosen study's dose grid (dose_series_uid)"
-        elif c in COLUMN_MEANING:
-            kind = "outcome" if c.endswith(("_days", "_event")) else "covariate"
-            meaning, unit = COLUMN_MEANING[c]
-        else:
-            kind, unit, meaning = "covariate", "", "a covariate of the clinical table's column mapping"
+        kind, unit, meaning = _column_meaning(c, features, doses, image_units, normalized)
         why = ""
         if n == 0 and len(table):
             readers = readers_of(c)
@@ -235,6 +220,27 @@ def column_dictionary(
                 why = "no dose grid of the patients' chosen studies holds this ROI (results/dose/dvh.parquet)"
         rows.append(dict(column=c, kind=kind, unit=unit, values=n, rows=len(table), meaning=meaning, why_empty=why))
     return pd.DataFrame(rows, columns=DICTIONARY_COLUMNS)
+
+
+def _column_meaning(c: str, features: set, doses: dict, image_units: str, normalized: bool) -> tuple[str, str, str]:
+    """(kind, unit, meaning) of a modelling-table column: feature, identifier, dose, outcome or covariate."""
+    from radflow.cohort.clinical import COLUMN_MEANING
+    from radflow.features import feature_unit
+    from radflow.features.dvh import metric_unit
+    from radflow.tables import feature_class
+
+    if c in features:
+        return "feature", feature_unit(c, image_units, normalized), f"pyradiomics {feature_class(c)} feature of the ROI"
+    if c in IDENTIFIERS:
+        return "identifier", "", IDENTIFIERS[c]
+    if c in doses:
+        roi, metric = doses[c]
+        meaning = f"{metric} of {roi}, DVH from its contours in the chosen study's dose grid (dose_series_uid)"
+        return "dose", metric_unit(metric), meaning
+    if c in COLUMN_MEANING:
+        meaning, unit = COLUMN_MEANING[c]
+        return ("outcome" if c.endswith(("_days", "_event")) else "covariate"), unit, meaning
+    return "covariate", "", "a covariate of the clinical table's column mapping"
 
 
 def write_modelling_table(

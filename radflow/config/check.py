@@ -116,24 +116,54 @@ def _writable(folder: Path) -> str:
 
 
 def path_problems(config: dict, workdir=".") -> list[str]:
-    """Folders and files the config names that do not exist or cannot be read, and an unwritable results/."""
-    from radflow.cohort.clinical import ClinicalError, detect_format, read_table, table_spec
-
-    workdir = Path(workdir)
-    out = []
+    """Folders and files the config names that do not exist or cannot be read, and an unwritable results/: one
+    check per config section, in the order the config file has them."""
     demo = config.get("demo_cohort")
 
     def made_by_demo(path: str) -> bool:  # the demo_cohort rule writes these first
         return bool(demo) and Path(os.path.abspath(path)).is_relative_to(os.path.abspath(demo))
 
+    out = []
+    for check in (
+        _dicom_root_problems,
+        _clinical_problems,
+        _source_problems,
+        _roi_names_problems,
+        _settings_folder_problems,
+        _studies_problems,
+        _trust_problems,
+        _manifest_problems,
+    ):
+        out += check(config, made_by_demo)
+    why = _writable(Path(workdir) / "results")
+    if why:
+        out.append(f"results folder {os.path.abspath(Path(workdir) / 'results')}: {why}")
+    return out
+
+
+def _section(config: dict, *keys) -> dict:
+    """config[keys[0]][keys[1]]… when each is a mapping, else {} (the schema has said what is wrong)."""
+    for key in keys:
+        config = config.get(key) if isinstance(config, dict) and isinstance(config.get(key), dict) else {}
+    return config
+
+
+def _dicom_root_problems(config: dict, made_by_demo) -> list[str]:
     root = config.get("dicom_root")
-    source = config.get("source") if isinstance(config.get("source"), dict) else {}
-    images = source.get("images") if isinstance(source.get("images"), dict) else None
-    if isinstance(root, str) and not made_by_demo(root) and not images:  # a download makes it
-        if not Path(root).exists():
-            out.append(f"config key dicom_root = {root!r}: the folder does not exist")
-        elif not Path(root).is_dir():
-            out.append(f"config key dicom_root = {root!r}: not a folder")
+    if not isinstance(root, str) or made_by_demo(root) or _section(config, "source", "images"):
+        return []  # (the demo cohort or a download makes it)
+    if not Path(root).exists():
+        return [f"config key dicom_root = {root!r}: the folder does not exist"]
+    if not Path(root).is_dir():
+        return [f"config key dicom_root = {root!r}: not a folder"]
+    return []
+
+
+def _clinical_problems(config: dict, made_by_demo) -> list[str]:
+    """Each clinical file exists and reads: a mapped table's columns are in it, a GDC/TCGA file's format is known."""
+    from radflow.cohort.clinical import ClinicalError, detect_format, read_table, table_spec
+
+    out = []
     for k, entry in enumerate(config.get("clinical") or []):
         path = entry.get("path") if isinstance(entry, dict) else entry
         if not isinstance(path, str) or made_by_demo(path):
@@ -148,62 +178,78 @@ def path_problems(config: dict, workdir=".") -> list[str]:
                 detect_format(path)
         except ClinicalError as err:
             out.append(f"config key clinical[{k}]: {err}")
-    clinical_source = source.get("clinical") if isinstance(source.get("clinical"), dict) else None
-    if clinical_source:
-        if clinical_source.get("from") == "gdc" and not clinical_source.get("project"):
-            out.append("config key source.clinical.from = 'gdc' needs source.clinical.project (e.g. TCGA-HNSC)")
-        if clinical_source.get("from") == "table" and not (
-            clinical_source.get("url") and clinical_source.get("columns")
-        ):
-            out.append(
-                "config key source.clinical.from = 'table' needs source.clinical.url and source.clinical.columns "
-                "(the column mapping, as under clinical)"
-            )
-    if images:
-        out += _image_source_problems(images)
-    roi_names = config.get("roi_names")
-    if isinstance(roi_names, str) and not Path(roi_names).is_file():
-        out.append(f"config key roi_names = {roi_names!r}: the file does not exist")
-    elif isinstance(roi_names, str):
-        out += _model_roi_problems(config, roi_names)
-    settings = config.get("pyradiomics_settings")
-    if isinstance(settings, str):
-        if not Path(settings).is_dir():
-            out.append(f"config key pyradiomics_settings = {settings!r}: the folder does not exist")
-        else:
-            for modality in settings_modalities(config):
-                if not (Path(settings) / f"{modality}.yaml").is_file():
-                    why = (
-                        "the dose features of each RTDOSE use it; radflow ships config/pyradiomics/RTDOSE.yaml"
-                        if modality == "RTDOSE"
-                        else f"modalities lists {modality}"
-                    )
-                    out.append(f"config key pyradiomics_settings = {settings!r}: no {modality}.yaml in it ({why})")
-    model = config.get("model") if isinstance(config.get("model"), dict) else {}
-    studies = model.get("studies")
-    if model.get("time_point") == "listed":
-        if not isinstance(studies, str):
-            out.append(
-                "config key model.time_point = 'listed' needs model.studies: a CSV or TSV file with the "
-                "columns patient_id and study_uid (series_uid optional)"
-            )
-        elif not Path(studies).is_file():
-            out.append(f"config key model.studies = {studies!r}: the file does not exist")
-        else:
-            from radflow.cohort.selection import read_listed
+    return out
 
-            try:
-                read_listed(studies)
-            except Exception as err:  # unreadable or without the columns
-                out.append(f"config key model.studies: {err}")
-    out += _trust_problems(config)
+
+def _source_problems(config: dict, made_by_demo) -> list[str]:
+    out = []
+    clinical = _section(config, "source", "clinical")
+    if clinical.get("from") == "gdc" and not clinical.get("project"):
+        out.append("config key source.clinical.from = 'gdc' needs source.clinical.project (e.g. TCGA-HNSC)")
+    if clinical.get("from") == "table" and not (clinical.get("url") and clinical.get("columns")):
+        out.append(
+            "config key source.clinical.from = 'table' needs source.clinical.url and source.clinical.columns "
+            "(the column mapping, as under clinical)"
+        )
+    images = _section(config, "source", "images")
+    return out + (_image_source_problems(images) if images else [])
+
+
+def _roi_names_problems(config: dict, made_by_demo) -> list[str]:
+    roi_names = config.get("roi_names")
+    if not isinstance(roi_names, str):
+        return []
+    if not Path(roi_names).is_file():
+        return [f"config key roi_names = {roi_names!r}: the file does not exist"]
+    return _model_roi_problems(config, roi_names)
+
+
+def _settings_folder_problems(config: dict, made_by_demo) -> list[str]:
+    """The pyradiomics settings folder holds a file for every modality the run extracts."""
+    settings = config.get("pyradiomics_settings")
+    if not isinstance(settings, str):
+        return []
+    if not Path(settings).is_dir():
+        return [f"config key pyradiomics_settings = {settings!r}: the folder does not exist"]
+    out = []
+    for modality in settings_modalities(config):
+        if not (Path(settings) / f"{modality}.yaml").is_file():
+            why = (
+                "the dose features of each RTDOSE use it; radflow ships config/pyradiomics/RTDOSE.yaml"
+                if modality == "RTDOSE"
+                else f"modalities lists {modality}"
+            )
+            out.append(f"config key pyradiomics_settings = {settings!r}: no {modality}.yaml in it ({why})")
+    return out
+
+
+def _studies_problems(config: dict, made_by_demo) -> list[str]:
+    """model.time_point listed: the studies file exists and has its columns."""
+    model = _section(config, "model")
+    if model.get("time_point") != "listed":
+        return []
+    studies = model.get("studies")
+    if not isinstance(studies, str):
+        return [
+            "config key model.time_point = 'listed' needs model.studies: a CSV or TSV file with the "
+            "columns patient_id and study_uid (series_uid optional)"
+        ]
+    if not Path(studies).is_file():
+        return [f"config key model.studies = {studies!r}: the file does not exist"]
+    from radflow.cohort.selection import read_listed
+
+    try:
+        read_listed(studies)
+    except Exception as err:  # unreadable or without the columns
+        return [f"config key model.studies: {err}"]
+    return []
+
+
+def _manifest_problems(config: dict, made_by_demo) -> list[str]:
     manifest = config.get("manifest")
     if isinstance(manifest, str) and not Path(manifest).is_file():
-        out.append(f"config key manifest = {manifest!r}: the file does not exist")
-    why = _writable(workdir / "results")
-    if why:
-        out.append(f"results folder {os.path.abspath(workdir / 'results')}: {why}")
-    return out
+        return [f"config key manifest = {manifest!r}: the file does not exist"]
+    return []
 
 
 def _image_source_problems(images: dict) -> list[str]:
@@ -269,45 +315,48 @@ def _dose_problems(dose, standard: list[str], roi_names: str) -> list[str]:
     return out
 
 
-def _trust_problems(config: dict) -> list[str]:
+def _trust_problems(config: dict, made_by_demo=None) -> list[str]:
     """robustness, negative_controls, harmonisation and the survival options that use them: what each needs. (Without
     clinical data the negative controls and the harmonisation have no modelling table: the workflow skips them and
     says so when it starts.)"""
     out = []
-    source = config.get("source") if isinstance(config.get("source"), dict) else {}
-    survival = config.get("survival") if isinstance(config.get("survival"), dict) else {}
-    harmonisation = config.get("harmonisation") if isinstance(config.get("harmonisation"), dict) else None
+    survival, harmonisation = _section(config, "survival"), _section(config, "harmonisation")
     if survival.get("min_icc") is not None and not config.get("robustness"):
         out.append("config key survival.min_icc needs robustness (the ICC of each feature comes from it)")
     if survival.get("harmonised") and not harmonisation:
         out.append("config key survival.harmonised = true needs harmonisation (the harmonised table comes from it)")
-    if harmonisation:  # the covariates are columns of the modelling table: the standard clinical ones or mapped ones
-        from radflow.tables import CLINICAL_KEEP
+    return out + _covariate_problems(config, harmonisation) + _batch_file_problems(harmonisation.get("batch"))
 
-        mapped = {
-            name
-            for entry in config.get("clinical") or []
-            if isinstance(entry, dict)
-            for name in (entry.get("covariates") or {})
-        } | set((source.get("clinical") or {}).get("covariates") or {})
-        for name in harmonisation.get("covariates") or []:
-            if name not in set(CLINICAL_KEEP) | mapped:
-                out.append(
-                    f"config key harmonisation.covariates: {name!r} is not a column of the modelling table (expected "
-                    f"one of {', '.join(CLINICAL_KEEP)}, or a covariate mapped under clinical)"
-                )
-    batch = harmonisation.get("batch") if harmonisation else None
-    if isinstance(batch, dict) and isinstance(batch.get("path"), str):
-        if not Path(batch["path"]).is_file():
-            out.append(f"config key harmonisation.batch.path = {batch['path']!r}: the file does not exist")
-        else:
-            from radflow.trust.harmonise import read_batch_file
 
-            try:
-                read_batch_file(batch["path"], batch.get("column", ""))
-            except ValueError as err:
-                out.append(f"config key harmonisation.batch: {err}")
-    return out
+def _covariate_problems(config: dict, harmonisation: dict) -> list[str]:
+    """harmonisation.covariates are columns of the modelling table: the standard clinical ones or mapped ones."""
+    from radflow.tables import CLINICAL_KEEP
+
+    entries = [e for e in config.get("clinical") or [] if isinstance(e, dict)] + [
+        _section(config, "source", "clinical")
+    ]
+    known = set(CLINICAL_KEEP) | {name for entry in entries for name in (entry.get("covariates") or {})}
+    return [
+        f"config key harmonisation.covariates: {name!r} is not a column of the modelling table (expected "
+        f"one of {', '.join(CLINICAL_KEEP)}, or a covariate mapped under clinical)"
+        for name in harmonisation.get("covariates") or []
+        if name not in known
+    ]
+
+
+def _batch_file_problems(batch) -> list[str]:
+    """A harmonisation batch file exists and has patient_id and its column."""
+    if not isinstance(batch, dict) or not isinstance(batch.get("path"), str):
+        return []
+    if not Path(batch["path"]).is_file():
+        return [f"config key harmonisation.batch.path = {batch['path']!r}: the file does not exist"]
+    from radflow.trust.harmonise import read_batch_file
+
+    try:
+        read_batch_file(batch["path"], batch.get("column", ""))
+    except ValueError as err:
+        return [f"config key harmonisation.batch: {err}"]
+    return []
 
 
 def settings_modalities(config: dict) -> list[str]:

@@ -97,6 +97,16 @@ def _skip_sequence(w: _Window, pos: int, implicit: bool, depth=0) -> int:
         pos = _walk(w, pos, implicit, None, depth + 1)  # item of undefined length: up to its delimiter
 
 
+def _explicit(w: _Window, pos: int, head: bytes, tag: int) -> tuple[str, int, int]:
+    """(VR, value length, value position) of an explicit-VR element header at pos."""
+    vr_bytes = head[4:6]
+    if vr_bytes in LONG_VRS:
+        return vr_bytes.decode("ascii"), struct.unpack("<I", w.get(pos + 8, 4))[0], pos + 12
+    if vr_bytes.isalpha() and vr_bytes.isupper():
+        return vr_bytes.decode("ascii"), struct.unpack_from("<H", head, 6)[0], pos + 8
+    raise NeedsPydicom(f"not an explicit VR at tag {tag:08X}")
+
+
 def _walk(w: _Window, pos: int, implicit: bool, found: dict | None, depth=0) -> int:
     """Walk elements from pos; collect TAGS into found (top level only). Returns the position after the item
     delimiter (inside an item) or of the pixel data element (top level)."""
@@ -121,16 +131,7 @@ def _walk(w: _Window, pos: int, implicit: bool, found: dict | None, depth=0) -> 
             vr = TAGS[tag][1] if tag in TAGS else None
             value_pos = pos + 8
         else:
-            vr_bytes = head[4:6]
-            if vr_bytes in LONG_VRS:
-                length = struct.unpack("<I", w.get(pos + 8, 4))[0]
-                value_pos = pos + 12
-            elif vr_bytes.isalpha() and vr_bytes.isupper():
-                length = struct.unpack_from("<H", head, 6)[0]
-                value_pos = pos + 8
-            else:
-                raise NeedsPydicom(f"not an explicit VR at tag {tag:08X}")
-            vr = vr_bytes.decode("ascii")
+            vr, length, value_pos = _explicit(w, pos, head, tag)
         if length == UNDEFINED:
             pos = _skip_sequence(w, value_pos, implicit, depth)
             continue

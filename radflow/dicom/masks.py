@@ -164,14 +164,10 @@ def fill_plane(polys: list[np.ndarray], clusters: list[list[int]], rows: int, co
     return plane
 
 
-def rasterise_roi(contours, grid: Grid, name: str = "ROI", overlap: str = "even-odd") -> tuple[np.ndarray, dict]:
-    """Mask (slices, rows, cols) uint8 of one ROI's contours on a grid, and an audit dict. A contour stored twice on
-    a plane is used once; contours that cross follow the overlap rule (radflow.dicom.contours)."""
-    if overlap not in OVERLAP_RULES:
-        raise ValueError(f"contour overlap rule {overlap!r} is not one of {', '.join(OVERLAP_RULES)}")
-    cols, rows, slices = grid.size
-    warnings, notes = [], []
-    planes: list[tuple[float, np.ndarray]] = []
+def _closed_planes(contours, grid: Grid, warnings: list, notes: list) -> list[tuple[float, np.ndarray]]:
+    """(slice position, in-plane voxel coordinates) of each closed planar contour with 3 or more points, on the grid's
+    index axes; the others are noted and ignored."""
+    planes = []
     for kind, pts in contours:
         if kind != "CLOSED_PLANAR":
             notes.append(f"{kind or 'untyped'} contour ignored")
@@ -183,6 +179,48 @@ def rasterise_roi(contours, grid: Grid, name: str = "ROI", overlap: str = "even-
         if np.ptp(idx[:, 2]) > 0.01:
             warnings.append("a contour is not parallel to the image slices; its mean position is used")
         planes.append((float(idx[:, 2].mean()), idx[:, :2]))
+    return planes
+
+
+def _by_plane(planes: list[tuple[float, np.ndarray]]) -> tuple[np.ndarray, list[list[np.ndarray]]]:
+    """The contours grouped by plane (tolerance: a thousandth of a slice), planes in order of position."""
+    planes = sorted(planes, key=lambda p: p[0])
+    positions, groups = [], []
+    for k, poly in planes:
+        if positions and abs(k - positions[-1]) < 1e-3:
+            groups[-1].append(poly)
+        else:
+            positions.append(k)
+            groups.append([poly])
+    return np.asarray(positions), groups
+
+
+def _outside_warnings(groups, positions: np.ndarray, size, name: str) -> list[str]:
+    """What lies beyond the image: in-plane (clipped at the border) and contour planes beyond its slices."""
+    cols, rows, slices = size
+    out = []
+    pts = np.concatenate([p for g in groups for p in g])
+    if (
+        (pts[:, 0] < -0.5).any()
+        or (pts[:, 0] > cols - 0.5).any()
+        or (pts[:, 1] < -0.5).any()
+        or (pts[:, 1] > rows - 0.5).any()
+    ):
+        out.append(f"ROI '{name}' lies partly outside the image in-plane; clipped at the image border")
+    beyond = int(((positions < -0.5) | (positions > slices - 0.5)).sum())
+    if beyond:
+        out.append(f"ROI '{name}': {beyond} contour plane(s) lie beyond the image's slices; clipped")
+    return out
+
+
+def rasterise_roi(contours, grid: Grid, name: str = "ROI", overlap: str = "even-odd") -> tuple[np.ndarray, dict]:
+    """Mask (slices, rows, cols) uint8 of one ROI's contours on a grid, and an audit dict. A contour stored twice on
+    a plane is used once; contours that cross follow the overlap rule (radflow.dicom.contours)."""
+    if overlap not in OVERLAP_RULES:
+        raise ValueError(f"contour overlap rule {overlap!r} is not one of {', '.join(OVERLAP_RULES)}")
+    cols, rows, slices = grid.size
+    warnings, notes = [], []
+    planes = _closed_planes(contours, grid, warnings, notes)
     mask = np.zeros((slices, rows, cols), np.uint8)
     audit = dict(
         warnings=warnings,
@@ -197,16 +235,7 @@ def rasterise_roi(contours, grid: Grid, name: str = "ROI", overlap: str = "even-
     if not planes:
         audit["warnings"].append(f"ROI '{name}' has no closed planar contours: empty mask")
         return mask, audit
-    # Group contours into planes (tolerance: a thousandth of a slice).
-    planes.sort(key=lambda p: p[0])
-    positions, groups = [], []
-    for k, poly in planes:
-        if positions and abs(k - positions[-1]) < 1e-3:
-            groups[-1].append(poly)
-        else:
-            positions.append(k)
-            groups.append([poly])
-    positions = np.asarray(positions)
+    positions, groups = _by_plane(planes)
     pixel = np.asarray(grid.spacing[:2], float)
     found = audit_roi([[p * pixel for p in g] for g in groups])  # in-plane millimetres
     warnings.extend(found.warnings(name, overlap))
@@ -218,17 +247,7 @@ def rasterise_roi(contours, grid: Grid, name: str = "ROI", overlap: str = "even-
     # Each contour plane stands for a slab as thick as the spacing between contour planes.
     thickness = float(np.median(np.diff(positions))) if len(positions) > 1 else 1.0
     half = thickness / 2 + 1e-6
-    all_pts = np.concatenate([p for g in groups for p in g])
-    if (
-        (all_pts[:, 0] < -0.5).any()
-        or (all_pts[:, 0] > cols - 0.5).any()
-        or (all_pts[:, 1] < -0.5).any()
-        or (all_pts[:, 1] > rows - 0.5).any()
-    ):
-        warnings.append(f"ROI '{name}' lies partly outside the image in-plane; clipped at the image border")
-    outside = int(((positions < -0.5) | (positions > slices - 0.5)).sum())
-    if outside:
-        warnings.append(f"ROI '{name}': {outside} contour plane(s) lie beyond the image's slices; clipped")
+    warnings.extend(_outside_warnings(groups, positions, grid.size, name))
     for k in range(slices):
         nearest = int(np.argmin(np.abs(positions - k)))
         if abs(positions[nearest] - k) <= half:
@@ -345,6 +364,65 @@ def _unions(sidecars: list[dict], out: Path, image: sitk.Image, voxel_mm3: float
     return made
 
 
+def _image_and_grid(image_path) -> tuple[sitk.Image, Grid]:
+    """The image the masks go on and its grid, from a NIfTI path, the image read from it, or a Grid alone."""
+    if isinstance(image_path, Grid):  # a grid alone (from DICOM headers) is enough to rasterise on
+        return image_path.apply_to(sitk.Image([int(v) for v in image_path.size], sitk.sitkUInt8)), image_path
+    if isinstance(image_path, sitk.Image):  # the image as read back from its NIfTI by the series job
+        return image_path, Grid.of_image(image_path)
+    image = sitk.ReadImage(str(image_path))
+    return image, Grid.of_image(image)
+
+
+def _read_structures(path, modalities: dict | None) -> tuple[bool, object, dict]:
+    """(is a SEG, the dataset, its ROIs) of an RTSTRUCT or DICOM SEG; the index's modality, else the file's own."""
+    known = (modalities or {}).get(str(path))
+    if known is None:
+        known = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"]).get("Modality", "")
+    is_seg = str(known).upper() == "SEG"
+    ds, rois = read_seg(path) if is_seg else read_rtstruct(path)
+    return is_seg, ds, rois
+
+
+def _unique_label(name: str, aliases, used: set) -> tuple[str, str, str]:
+    """(label, standard name, the alias pattern that matched): the standard name, or UNMAPPED__<name>, with _2, _3 …
+    for a second and third ROI of that name."""
+    standard, pattern = standard_name(name, aliases)
+    base = standard if standard != UNMAPPED else f"{UNMAPPED}__{_safe(name)}"
+    label, n = base, 1
+    while label in used:
+        n += 1
+        label = f"{base}_{n}"
+    used.add(label)
+    return label, standard, pattern
+
+
+def _mask_of(roi: dict, is_seg: bool, image: sitk.Image, grid: Grid, overlap: str) -> tuple[np.ndarray, dict]:
+    """One ROI's mask on the image and its audit: a SEG segment resampled, or contours rasterised."""
+    if roi.get("error"):
+        raise MaskError(roi["error"])
+    if not is_seg:
+        return rasterise_roi(roi["contours"], grid, roi["name"], overlap)
+    volume = float(sitk.GetArrayViewFromImage(roi["image"]).sum() * np.prod(roi["image"].GetSpacing()))
+    audit = dict(
+        warnings=[],
+        notes=["DICOM SEG segment, resampled nearest-neighbour onto this grid"],
+        polygon_volume_mm3=volume,
+        n_contours=0,
+    )
+    return seg_on_grid(roi["image"], image), audit
+
+
+def _unreadable(path, err: Exception, image_series_uid: str) -> dict:
+    """A structure set that cannot be read: one failed entry for all its ROIs."""
+    if is_machine_error(err):
+        raise err
+    name = Path(path).name
+    return failed_entry(
+        f"(every ROI of {name})", f"{name} cannot be read: {type(err).__name__}: {err}", image_series_uid
+    )
+
+
 def write_masks(
     rtstruct_paths,
     image_path,
@@ -364,71 +442,27 @@ def write_masks(
     found them (the work order); a file not in it is asked for its Modality."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if isinstance(image_path, Grid):  # a grid alone (from DICOM headers) is enough to rasterise on
-        grid = image_path
-        image = grid.apply_to(sitk.Image([int(v) for v in grid.size], sitk.sitkUInt8))
-    elif isinstance(image_path, sitk.Image):  # the image as read back from its NIfTI by the series job
-        image = image_path
-        grid = Grid.of_image(image)
-    else:
-        image = sitk.ReadImage(str(image_path))
-        grid = Grid.of_image(image)
-    spacing = np.asarray(grid.spacing)
-    voxel_mm3 = float(np.prod(spacing))
+    image, grid = _image_and_grid(image_path)
+    voxel_mm3 = float(np.prod(np.asarray(grid.spacing)))
     used: set[str] = set()
     sidecars = []
     for rs_path in sorted(rtstruct_paths):
         try:
-            known = (modalities or {}).get(str(rs_path))
-            if known is None:
-                known = pydicom.dcmread(rs_path, stop_before_pixels=True, specific_tags=["Modality"]).get(
-                    "Modality", ""
-                )
-            is_seg = str(known).upper() == "SEG"
-            ds, rois = read_seg(rs_path) if is_seg else read_rtstruct(rs_path)
+            is_seg, ds, rois = _read_structures(rs_path, modalities)
         except Exception as err:  # a broken structure set is recorded, and the others go on
-            if is_machine_error(err):
-                raise
-            sidecars.append(
-                failed_entry(
-                    f"(every ROI of {Path(rs_path).name})",
-                    f"{Path(rs_path).name} cannot be read: {type(err).__name__}: {err}",
-                    image_series_uid,
-                )
-            )
+            sidecars.append(_unreadable(rs_path, err, image_series_uid))
             continue
+        series_uid = str(ds.SeriesInstanceUID)
         for number, roi in sorted(rois.items()):
-            standard, pattern = standard_name(roi["name"], aliases)
-            base = standard if standard != UNMAPPED else f"{UNMAPPED}__{_safe(roi['name'])}"
-            label, n = base, 1
-            while label in used:
-                n += 1
-                label = f"{base}_{n}"
-            used.add(label)
+            label, standard, pattern = _unique_label(roi["name"], aliases, used)
             try:
-                if roi.get("error"):
-                    raise MaskError(roi["error"])
-                if is_seg:
-                    mask = seg_on_grid(roi["image"], image)
-                    audit = dict(
-                        warnings=[],
-                        notes=["DICOM SEG segment, resampled nearest-neighbour onto this grid"],
-                        polygon_volume_mm3=float(
-                            sitk.GetArrayViewFromImage(roi["image"]).sum() * np.prod(roi["image"].GetSpacing())
-                        ),
-                        n_contours=0,
-                    )
-                else:
-                    mask, audit = rasterise_roi(roi["contours"], grid, roi["name"], overlap)
+                mask, audit = _mask_of(roi, is_seg, image, grid, overlap)
             except Exception as err:  # one broken ROI is recorded, and the others go on
                 if is_machine_error(err):
                     raise
-                entry = failed_entry(
-                    roi["name"],
-                    f"ROI '{roi['name']}' of {Path(rs_path).name} cannot be rasterised: {type(err).__name__}: {err}",
-                    image_series_uid,
-                )
-                entry.update(label=label, roi=standard, rtstruct_series_uid=str(ds.SeriesInstanceUID))
+                why = f"ROI '{roi['name']}' of {Path(rs_path).name} cannot be rasterised: {type(err).__name__}: {err}"
+                entry = failed_entry(roi["name"], why, image_series_uid)
+                entry.update(label=label, roi=standard, rtstruct_series_uid=series_uid)
                 sidecars.append(entry)
                 continue
             count = int(mask.sum())
@@ -449,9 +483,9 @@ def write_masks(
                 roi_pattern=pattern,
                 roi_number=number,
                 rtstruct_sop_uid=str(ds.SOPInstanceUID),
-                rtstruct_series_uid=str(ds.SeriesInstanceUID),
+                rtstruct_series_uid=series_uid,
                 image_series_uid=image_series_uid,
-                relation=relation.get(str(ds.SeriesInstanceUID), "") if isinstance(relation, dict) else relation,
+                relation=relation.get(series_uid, "") if isinstance(relation, dict) else relation,
                 voxel_count=count,
                 volume_mm3=count * voxel_mm3,
                 status="ok",

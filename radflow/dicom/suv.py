@@ -276,6 +276,54 @@ def _decayed_fraction(slices, info, warnings) -> np.ndarray:
     raise SUVError(f"DecayCorrection is {correction or 'missing'}: expected START, ADMIN or NONE")
 
 
+def _from_gml(slices: list[dict], info: dict, warnings: list) -> np.ndarray:
+    """Units GML: SUV already; SUVbw itself, or back from SUVlbm/SUVbsa/SUVibw by the body factor."""
+    first = slices[0]
+    kind = first["suv_type"] or "BW"
+    info["rule"] = f"Units GML, SUVType {kind}"
+    if kind == "BW":
+        return np.ones(len(slices))
+    weight = _weight(first, info, warnings)
+    height = _number(first, "patient_size") * 100.0
+    if not height > 0:
+        raise SUVError(f"SUVType {kind} needs PatientSize (height in m) to back-compute SUVbw: missing")
+    body = _body_factor(kind, weight, height, first["patient_sex"] or "O")
+    info.update(height_cm=height, body_factor=body, patient_sex_used=first["patient_sex"] or "O")
+    return np.full(len(slices), weight / body)
+
+
+def _from_cm2ml(slices: list[dict], info: dict, warnings: list) -> np.ndarray:
+    """Units CM2ML: SUVbsa, back to SUVbw by the body surface area (Du Bois)."""
+    first = slices[0]
+    weight = _weight(first, info, warnings)
+    height = _number(first, "patient_size") * 100.0
+    if not height > 0:
+        raise SUVError("Units CM2ML (SUVbsa) needs PatientSize (height in m) to back-compute SUVbw: missing")
+    bsa = _body_factor("BSA", weight, height, "")
+    info.update(rule="Units CM2ML (SUVbsa, Du Bois)", height_cm=height, bsa_m2=bsa)
+    return np.full(len(slices), weight * 1000.0 / (bsa * 1e4))
+
+
+def _to_bqml(first: dict, units: str, info: dict) -> float:
+    """Bq/ml per stored-and-rescaled value: 1 for BQML, Philips' activity concentration scale for CNTS."""
+    if units == "BQML":
+        info["rule"] = "Units BQML"
+        return 1.0
+    if units != "CNTS":
+        raise SUVError(f"Units {units!r} cannot be converted to SUVbw (BQML, GML, CM2ML and CNTS can)")
+    activity_scale = _number(first, "philips_activity_scale")
+    if not activity_scale > 0:
+        raise SUVError(
+            "Units CNTS without a Philips SUV scale factor (7053,1000) or activity concentration "
+            "scale factor (7053,1009): counts cannot be converted to SUV"
+        )
+    info.update(
+        rule="Units CNTS, Philips activity concentration scale factor (7053,1009)",
+        philips_activity_scale=activity_scale,
+    )
+    return activity_scale
+
+
 def suv_factors(slices: list[dict]) -> tuple[np.ndarray, dict]:
     """(factor per slice, provenance): SUVbw = factor * (stored value * RescaleSlope + RescaleIntercept).
 
@@ -294,47 +342,13 @@ def suv_factors(slices: list[dict]) -> tuple[np.ndarray, dict]:
         raise SUVError(
             f"RescaleIntercept {sorted(intercepts)} is not 0: a PET series with an offset is excluded (IBSI SUV manual)"
         )
-    if units == "GML":
-        kind = first["suv_type"] or "BW"
-        info["rule"] = f"Units GML, SUVType {kind}"
-        if kind == "BW":
-            return np.ones(len(slices)), info
-        weight = _weight(first, info, warnings)
-        height = _number(first, "patient_size") * 100.0
-        if not height > 0:
-            raise SUVError(f"SUVType {kind} needs PatientSize (height in m) to back-compute SUVbw: missing")
-        body = _body_factor(kind, weight, height, first["patient_sex"] or "O")
-        info.update(height_cm=height, body_factor=body, patient_sex_used=first["patient_sex"] or "O")
-        return np.full(len(slices), weight / body), info
-    if units == "CM2ML":
-        weight = _weight(first, info, warnings)
-        height = _number(first, "patient_size") * 100.0
-        if not height > 0:
-            raise SUVError("Units CM2ML (SUVbsa) needs PatientSize (height in m) to back-compute SUVbw: missing")
-        bsa = _body_factor("BSA", weight, height, "")
-        info.update(rule="Units CM2ML (SUVbsa, Du Bois)", height_cm=height, bsa_m2=bsa)
-        return np.full(len(slices), weight * 1000.0 / (bsa * 1e4)), info
-    if units == "CNTS":
-        suv_scale = _number(first, "philips_suv_scale")
-        if suv_scale > 0:
-            info.update(rule="Units CNTS, Philips SUV scale factor (7053,1000)", philips_suv_scale=suv_scale)
-            return np.full(len(slices), suv_scale), info
-        activity_scale = _number(first, "philips_activity_scale")
-        if not activity_scale > 0:
-            raise SUVError(
-                "Units CNTS without a Philips SUV scale factor (7053,1000) or activity concentration "
-                "scale factor (7053,1009): counts cannot be converted to SUV"
-            )
-        info.update(
-            rule="Units CNTS, Philips activity concentration scale factor (7053,1009)",
-            philips_activity_scale=activity_scale,
-        )
-        to_bqml = activity_scale
-    elif units == "BQML":
-        info["rule"] = "Units BQML"
-        to_bqml = 1.0
-    else:
-        raise SUVError(f"Units {units!r} cannot be converted to SUVbw (BQML, GML, CM2ML and CNTS can)")
+    if units in ("GML", "CM2ML"):
+        return (_from_gml if units == "GML" else _from_cm2ml)(slices, info, warnings), info
+    suv_scale = _number(first, "philips_suv_scale") if units == "CNTS" else 0.0
+    if suv_scale > 0:
+        info.update(rule="Units CNTS, Philips SUV scale factor (7053,1000)", philips_suv_scale=suv_scale)
+        return np.full(len(slices), suv_scale), info
+    to_bqml = _to_bqml(first, units, info)
     missing = _missing(
         slices, ["patient_weight", "radiopharmaceutical_sequence", "dose", "half_life", "decay_correction"]
     )

@@ -185,6 +185,40 @@ def plan_structure_sets(structures: list[dict], plan: dict | None) -> tuple[list
     return structures, f"frame of reference: every structure set of the dose's CTs ({why})"
 
 
+def _roi_dvh(roi: dict, row: dict, dose: sitk.Image, overlap: str) -> tuple[dict, pd.DataFrame | None]:
+    """One ROI's DVH row (its metrics, or why there are none: skipped, failed) and its cumulative curve."""
+    from radflow.dicom.masks import contour_kinds, point_reason
+    from radflow.failures import is_machine_error
+
+    why = roi.get("error") or point_reason(roi["roi_type"], contour_kinds(roi["contours"]))
+    if not roi["contours"]:
+        why = why or "no contours"
+    if why:
+        return dict(row, status="skipped" if not roi.get("error") else "failed", reason=why), None
+    try:
+        doses, sample_mm3, info = roi_doses(roi["contours"], dose, roi["name"], overlap)
+    except Exception as err:
+        if is_machine_error(err):
+            raise
+        return dict(row, status="failed", reason=f"{type(err).__name__}: {err}"), None
+    if not len(doses):
+        return dict(row, status="failed", reason="its contours enclose no sampling point"), None
+    ascending = np.sort(doses)
+    row = dict(
+        row,
+        method=METHOD.format(spacing=info["spacing_mm"]),
+        sampling_mm=info["spacing_mm"],
+        samples=info["samples"],
+        outside_dose_grid_pct=100 * info["outside_dose_grid"],
+        polygon_volume_cc=info["polygon_volume_mm3"] / 1000,
+        **dvh_metrics(doses, sample_mm3, ascending=ascending),
+    )
+    if info["outside_dose_grid"] > 0:
+        row["reason"] = f"{100 * info['outside_dose_grid']:.1f} % of the ROI lies outside the dose grid (0 Gy there)"
+    curve = cumulative_dvh(doses, sample_mm3, ascending=ascending).assign(**{k: row[k] for k in CURVE_COLUMNS[:5]})
+    return row, curve
+
+
 def dose_to_rois(
     dose_path,
     sidecar: dict,
@@ -197,7 +231,7 @@ def dose_to_rois(
     """(one DVH row per ROI of the structure sets, their cumulative curves) for the dose grid at dose_path (Gy):
     every ROI with closed contours, named by its standard name; points, markers and ROIs without closed contours
     get a row with status skipped and why, a structure set or ROI that cannot be read one with status failed."""
-    from radflow.dicom.masks import contour_kinds, point_reason, read_rtstruct
+    from radflow.dicom.masks import read_rtstruct
     from radflow.failures import is_machine_error
     from radflow.roi_names import standard_name
 
@@ -218,58 +252,18 @@ def dose_to_rois(
         except Exception as err:  # one broken structure set is recorded; the others go on
             if is_machine_error(err):
                 raise
-            rows.append(
-                dict(
-                    base,
-                    rtstruct_series_uid=s["series_uid"],
-                    roi="",
-                    roi_original="",
-                    status="failed",
-                    reason=f"structure set {s['path']} cannot be read: {type(err).__name__}: {err}",
-                )
-            )
+            why = f"structure set {s['path']} cannot be read: {type(err).__name__}: {err}"
+            rows.append(dict(base, rtstruct_series_uid=s["series_uid"], roi="", roi_original="", status="failed"))
+            rows[-1]["reason"] = why
             continue
         for number, roi in sorted(rois.items()):
-            row = dict(
-                base,
-                rtstruct_series_uid=s["series_uid"],
-                roi=standard_name(roi["name"], aliases)[0],
-                roi_original=roi["name"],
-                status="ok",
-                reason="",
-            )
-            why = roi.get("error") or point_reason(roi["roi_type"], contour_kinds(roi["contours"]))
-            if not roi["contours"]:
-                why = why or "no contours"
-            if why:
-                rows.append(dict(row, status="skipped" if not roi.get("error") else "failed", reason=why))
-                continue
-            try:
-                doses, sample_mm3, info = roi_doses(roi["contours"], dose, roi["name"], overlap)
-            except Exception as err:
-                if is_machine_error(err):
-                    raise
-                rows.append(dict(row, status="failed", reason=f"{type(err).__name__}: {err}"))
-                continue
-            if not len(doses):
-                rows.append(dict(row, status="failed", reason="its contours enclose no sampling point"))
-                continue
-            row.update(
-                method=METHOD.format(spacing=info["spacing_mm"]),
-                sampling_mm=info["spacing_mm"],
-                samples=info["samples"],
-                outside_dose_grid_pct=100 * info["outside_dose_grid"],
-                polygon_volume_cc=info["polygon_volume_mm3"] / 1000,
-                **dvh_metrics(doses, sample_mm3, ascending=(ascending := np.sort(doses))),
-            )
-            if info["outside_dose_grid"] > 0:
-                row["reason"] = (
-                    f"{100 * info['outside_dose_grid']:.1f} % of the ROI lies outside the dose grid (0 Gy there)"
-                )
+            name = standard_name(roi["name"], aliases)[0]
+            row = dict(base, rtstruct_series_uid=s["series_uid"], roi=name, roi_original=roi["name"], status="ok")
+            row["reason"] = ""
+            row, curve = _roi_dvh(roi, row, dose, overlap)
             rows.append(row)
-            curves.append(
-                cumulative_dvh(doses, sample_mm3, ascending=ascending).assign(**{k: row[k] for k in CURVE_COLUMNS[:5]})
-            )
+            if curve is not None:
+                curves.append(curve)
     table = _concat([pd.DataFrame(rows)], DVH_ID_COLUMNS)
     return table, _concat(curves, CURVE_COLUMNS)[CURVE_COLUMNS]
 

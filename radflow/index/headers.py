@@ -140,6 +140,53 @@ def _expected_pixel_bytes(row: dict, get) -> int | None:
     return row["rows"] * row["columns"] * samples * row["number_of_frames"] * bits // 8
 
 
+def _fast_row(path: str, st, fast: dict | None) -> dict | None:
+    """The instance row from the fast reader's header, when it read one radflow needs no more of (not a PET, an
+    RT object, a SEG or a DICOMDIR); else None (pydicom reads the file)."""
+    if (
+        fast is None
+        or str(fast.get("Modality", "")).upper() in FULL_HEADER_MODALITIES | {""}
+        or not fast.get("SeriesInstanceUID")
+        or fast.get("MediaStorageSOPClassUID") == DICOMDIR_CLASS
+    ):
+        return None
+    row = instance_row(fast.get, path, st)
+    row["pixel_problem"] = pixel_data_problem(
+        st.st_size, fast.get("_pixel_start"), fast.get("_pixel_length"), _expected_pixel_bytes(row, fast.get)
+    )
+    return row
+
+
+def _pixel_problem(ds, row: dict, head: bytes, pixel_tell: int, size: int) -> str:
+    """What is wrong with the pixel data pydicom stopped before ("" when nothing is): its length against what the
+    header announces, or an image file that ends before any pixel data."""
+    syntax = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
+    little = (
+        syntax in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
+        or syntax.startswith("1.2.840.10008.1.2.4")
+        or syntax == "1.2.840.10008.1.2.5"
+    )
+    if little and head[:4] == b"\xe0\x7f\x10\x00":  # stopped at the pixel data element
+        start, length = pixel_element(head, pixel_tell, syntax == "1.2.840.10008.1.2")
+        return pixel_data_problem(size, start, length, _expected_pixel_bytes(row, ds.get))
+    if not head and row["modality"] in {*IMAGE_MODALITIES, "RTDOSE"}:
+        # pydicom reads a header cut short without complaint; an image file must go on to its pixels
+        return f"truncated: the file ends at byte {size} before any pixel data"
+    return row.get("pixel_problem", "")
+
+
+def _read_with_pydicom(path: str):
+    """(dataset, position of the pixel data element, its first 12 bytes), or (None, 0, problem)."""
+    try:
+        with open(path, "rb") as fp:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True)
+            return ds, fp.tell(), fp.read(12)
+    except InvalidDicomError:
+        return None, 0, "not a DICOM file (no 'DICM' prefix after the 128-byte preamble)"
+    except Exception as err:  # truncated or corrupt headers raise many kinds of errors
+        return None, 0, f"unreadable DICOM header: {type(err).__name__}: {err}"
+
+
 def read_instance(path) -> tuple[dict | None, list[dict], str]:
     """(instance row, ROI rows if an RTSTRUCT, problem) for one file. A file that is not DICOM gives a problem.
 
@@ -149,31 +196,15 @@ def read_instance(path) -> tuple[dict | None, list[dict], str]:
     st = os.stat(path)
     if st.st_size == 0:
         return None, [], "empty file (0 bytes)"
-    fast = None
     try:
-        fast = read_header(path)
+        row = _fast_row(path, st, read_header(path))
     except OSError as err:
         return None, [], f"unreadable file: {err}"
-    if (
-        fast is not None
-        and str(fast.get("Modality", "")).upper() not in FULL_HEADER_MODALITIES | {""}
-        and fast.get("SeriesInstanceUID")
-        and fast.get("MediaStorageSOPClassUID") != DICOMDIR_CLASS
-    ):
-        row = instance_row(fast.get, path, st)
-        row["pixel_problem"] = pixel_data_problem(
-            st.st_size, fast.get("_pixel_start"), fast.get("_pixel_length"), _expected_pixel_bytes(row, fast.get)
-        )
+    if row is not None:
         return row, [], ""
-    try:
-        with open(path, "rb") as fp:
-            ds = pydicom.dcmread(fp, stop_before_pixels=True)
-            pixel_tell = fp.tell()
-            head = fp.read(12)
-    except InvalidDicomError:
-        return None, [], "not a DICOM file (no 'DICM' prefix after the 128-byte preamble)"
-    except Exception as err:  # truncated or corrupt headers raise many kinds of errors
-        return None, [], f"unreadable DICOM header: {type(err).__name__}: {err}"
+    ds, pixel_tell, head = _read_with_pydicom(path)
+    if ds is None:
+        return None, [], head
     sop_class = _text(ds, "SOPClassUID") or _text(getattr(ds, "file_meta", {}), "MediaStorageSOPClassUID")
     if sop_class == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
         return None, [], "DICOMDIR (a media directory, not an image)"
@@ -181,32 +212,27 @@ def read_instance(path) -> tuple[dict | None, list[dict], str]:
         return None, [], "DICOM file without SeriesInstanceUID"
     row = instance_row(ds.get, path, st)
     row["sop_class_uid"] = sop_class
-    syntax = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
-    little = (
-        syntax in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
-        or syntax.startswith("1.2.840.10008.1.2.4")
-        or syntax == "1.2.840.10008.1.2.5"
-    )
-    if little and head[:4] == b"\xe0\x7f\x10\x00":  # stopped at the pixel data element
-        start, length = pixel_element(head, pixel_tell, syntax == "1.2.840.10008.1.2")
-        row["pixel_problem"] = pixel_data_problem(st.st_size, start, length, _expected_pixel_bytes(row, ds.get))
-    elif not head and row["modality"] in {*IMAGE_MODALITIES, "RTDOSE"}:
-        # pydicom reads a header cut short without complaint; an image file must go on to its pixels
-        row["pixel_problem"] = f"truncated: the file ends at byte {st.st_size} before any pixel data"
+    row["pixel_problem"] = _pixel_problem(ds, row, head, pixel_tell, st.st_size)
+    return row, _by_kind(ds, row, sop_class), ""
+
+
+def _by_kind(ds, row: dict, sop_class: str) -> list[dict]:
+    """What a file of its kind adds to its row (a plan's references, a PET's SUV tags, the series a structure set or
+    SEG references) and its ROI rows (an RTSTRUCT's ROIs, a SEG's segments)."""
     if row["modality"] in ("RTDOSE", "RTPLAN"):
         row["referenced_sop_uids"], row["rt_label"] = _plan_references(ds, row["modality"])
-    rtstruct = row_is_rtstruct(ds, sop_class)
-    if rtstruct:
-        row["referenced_series_uid"] = _referenced_series(ds)
     if row["modality"] == "SEG":
         seg_rows = _seg_rows(ds, row)
         row["referenced_series_uid"] = seg_rows[0]["referenced_series_uid"] if seg_rows else ""
-        return row, seg_rows, ""
+        return seg_rows
     gate = image_modality(row["modality"])
     if gate and gate.header_gate == "suv":
         # the tags that decide the SUV factor, so that the index can refuse a series before conversion
         row["suv_tags"] = json.dumps(suv_tags(ds), sort_keys=True)
-    return row, _roi_rows(ds, row) if rtstruct else [], ""
+    if not row_is_rtstruct(ds, sop_class):
+        return []
+    row["referenced_series_uid"] = _referenced_series(ds)
+    return _roi_rows(ds, row)
 
 
 def _plan_references(ds, modality: str) -> tuple[str, str]:

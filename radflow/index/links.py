@@ -46,19 +46,10 @@ def plan_references(dose: pd.Series, instances: pd.DataFrame) -> tuple[dict, str
     return dict(out, plan_structure_sop_uids="\\".join(present)), ""
 
 
-def link_table(series: pd.DataFrame, rois: pd.DataFrame, instances: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
-    """RTSTRUCT and RTDOSE -> every converted image series they belong to.
-
-    An RTSTRUCT goes to the series it references (ReferencedSeriesInstanceUID, all its converted sub-series);
-    also, and when that reference dangles instead, to every converted image series of the same patient and frame
-    of reference whose slices cover its contours (the PET of a PET/CT), on which its ROIs are rasterised directly.
-    An RTDOSE goes to the converted CT series of its frame of reference; its rows also name the plan it references
-    and the structure sets that plan references (plan_references), whose ROIs then get its DVHs."""
-    images = series[series["convert"]]
-    modality = dict(zip(images["series_uid"], images["modality"]))
+def _structure_sources(rois: pd.DataFrame) -> list[dict]:
+    """Each structure set (RTSTRUCT or SEG) as a source of links: what it references and its contours' extent."""
     sources = []
-    structs = rois.groupby("rtstruct_sop_uid", sort=False) if len(rois) else []
-    for _, g in structs:
+    for _, g in rois.groupby("rtstruct_sop_uid", sort=False) if len(rois) else []:
         rs = g.iloc[0]
         sources.append(
             dict(
@@ -73,7 +64,12 @@ def link_table(series: pd.DataFrame, rois: pd.DataFrame, instances: pd.DataFrame
                 z_max=g["z_max"].max(),
             )
         )
-    links, problems = [], []
+    return sources
+
+
+def _dose_sources(instances: pd.DataFrame, problems: list) -> list[dict]:
+    """Each RTDOSE as a source of links, with the plan it references (plan_references) and what is amiss there."""
+    sources = []
     for _, d in instances[instances["modality"] == "RTDOSE"].iterrows():
         plan, why = plan_references(d, instances)
         if why:
@@ -94,44 +90,65 @@ def link_table(series: pd.DataFrame, rois: pd.DataFrame, instances: pd.DataFrame
                 z_max=np.nan,
             )
         )
+    return sources
+
+
+def _targets(src: dict, images: pd.DataFrame, problems: list) -> dict[str, str]:
+    """{image series: relation} of one source: the series it references, and the series of its patient and frame of
+    reference whose slices cover it (an RTDOSE: CTs only); a dangling reference and no target at all are problems."""
+    targets = {}
+    ref = src["referenced"]
+    referenced = images[images["dicom_series_uid"] == ref] if ref else images.iloc[0:0]
+    for uid in referenced["series_uid"]:
+        targets[uid] = "referenced"
+    about = ("series", src["source_series_uid"], src["patient_id"], src["source_series_uid"])
+    if ref and not len(referenced):
+        problems.append(
+            problem(
+                *about,
+                "warning",
+                f"{src['source_modality']} references image series {ref}, which is not among "
+                "the converted image series; linked by frame of reference and slice "
+                "coverage instead",
+            )
+        )
+    same_for = images[
+        (images["frame_of_reference_uid"] == src["frame_of_reference_uid"])
+        & (images["patient_id"] == src["patient_id"])
+    ]
+    if src["source_modality"] == "RTDOSE":
+        same_for = same_for[same_for["modality"] == "CT"]
+    for _, im in same_for.iterrows():
+        margin = im["slice_spacing"] / 2 if pd.notna(im["slice_spacing"]) else 0.0
+        if _overlaps(src["z_min"], src["z_max"], im["z_min"], im["z_max"], margin):
+            targets.setdefault(im["series_uid"], "same_frame_of_reference")
+    if not targets:
+        problems.append(
+            problem(
+                *about,
+                "excluded",
+                f"{src['source_modality']} has no converted image series to go with "
+                f"(referenced series {ref or '(none)'} absent; no image of frame of reference "
+                f"{src['frame_of_reference_uid'] or '(none)'} covers it)",
+            )
+        )
+    return targets
+
+
+def link_table(series: pd.DataFrame, rois: pd.DataFrame, instances: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
+    """RTSTRUCT and RTDOSE -> every converted image series they belong to.
+
+    An RTSTRUCT goes to the series it references (ReferencedSeriesInstanceUID, all its converted sub-series);
+    also, and when that reference dangles instead, to every converted image series of the same patient and frame
+    of reference whose slices cover its contours (the PET of a PET/CT), on which its ROIs are rasterised directly.
+    An RTDOSE goes to the converted CT series of its frame of reference; its rows also name the plan it references
+    and the structure sets that plan references (plan_references), whose ROIs then get its DVHs."""
+    images = series[series["convert"]]
+    modality = dict(zip(images["series_uid"], images["modality"]))
+    links, problems = [], []
+    sources = _structure_sources(rois) + _dose_sources(instances, problems)
     for src in sources:
-        targets = {}
-        ref = src["referenced"]
-        referenced = images[images["dicom_series_uid"] == ref] if ref else images.iloc[0:0]
-        for uid in referenced["series_uid"]:
-            targets[uid] = "referenced"
-        about = ("series", src["source_series_uid"], src["patient_id"], src["source_series_uid"])
-        if ref and not len(referenced):
-            problems.append(
-                problem(
-                    *about,
-                    "warning",
-                    f"{src['source_modality']} references image series {ref}, which is not among "
-                    "the converted image series; linked by frame of reference and slice "
-                    "coverage instead",
-                )
-            )
-        same_for = images[
-            (images["frame_of_reference_uid"] == src["frame_of_reference_uid"])
-            & (images["patient_id"] == src["patient_id"])
-        ]
-        if src["source_modality"] == "RTDOSE":
-            same_for = same_for[same_for["modality"] == "CT"]
-        for _, im in same_for.iterrows():
-            margin = im["slice_spacing"] / 2 if pd.notna(im["slice_spacing"]) else 0.0
-            if _overlaps(src["z_min"], src["z_max"], im["z_min"], im["z_max"], margin):
-                targets.setdefault(im["series_uid"], "same_frame_of_reference")
-        if not targets:
-            problems.append(
-                problem(
-                    *about,
-                    "excluded",
-                    f"{src['source_modality']} has no converted image series to go with "
-                    f"(referenced series {ref or '(none)'} absent; no image of frame of reference "
-                    f"{src['frame_of_reference_uid'] or '(none)'} covers it)",
-                )
-            )
-        for uid, relation in targets.items():
+        for uid, relation in _targets(src, images, problems).items():
             links.append(
                 dict(
                     {k: src[k] for k in LINK_COLUMNS if k in src},

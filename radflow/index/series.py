@@ -171,6 +171,21 @@ def _series_row(key, uid, sl: Slices, geometry, role, convert, reason) -> dict:
     )
 
 
+def _image_verdict(part, modality: str, refusal: str, modalities, pet_fallback) -> tuple[bool, str, str, dict]:
+    """(convert, reason, severity, geometry) of an image (sub-)series: its slices (check_image_series), whether the
+    config asks for its modality, and for a PET whether SUVbw can be had (check_pet_series)."""
+    convert, reason, geometry = check_image_series(part)
+    if refusal and "duplicate slice position" in reason:
+        reason = f"{reason}: {refusal}"
+    severity = "excluded"
+    if convert and modality not in modalities:
+        convert, reason, severity = False, f"modality {modality} is not in the config's modalities", "info"
+    if convert and IMAGE_MODALITIES[modality].header_gate == "suv":
+        convert, reason, pet_severity = check_pet_series(part, pet_fallback)
+        severity = pet_severity or severity
+    return convert, reason, severity, geometry
+
+
 def series_table(
     instances: pd.DataFrame, pet_fallback: str | None = None, modalities=tuple(DEFAULT_MODALITIES)
 ) -> tuple[pd.DataFrame, list[dict], np.ndarray]:
@@ -222,15 +237,7 @@ def series_table(
         for n, part in enumerate(parts, start=1):
             key = f"{uid}_{n}" if len(parts) > 1 else uid
             keys[part.idx] = key
-            convert, reason, geometry = check_image_series(part)
-            if refusal and "duplicate slice position" in reason:
-                reason = f"{reason}: {refusal}"
-            severity = "excluded"
-            if convert and modality not in modalities:
-                convert, reason, severity = False, f"modality {modality} is not in the config's modalities", "info"
-            if convert and IMAGE_MODALITIES[modality].header_gate == "suv":
-                convert, reason, pet_severity = check_pet_series(part, pet_fallback)
-                severity = pet_severity or severity
+            convert, reason, severity, geometry = _image_verdict(part, modality, refusal, modalities, pet_fallback)
             if reason:
                 problem(key, patient, severity, reason)
             rows.append(_series_row(key, uid, part, geometry, role, convert, reason))
