@@ -51,28 +51,64 @@ def snakemake_env() -> dict:
     return env
 
 
-# The demo scenario (make demo): the demo cohort with every analysis on; a study's template is config/config.yaml.
-DEMO_CONFIG = REPO / ".test" / "demo" / "config.yaml"
+# Test scenarios: .test/<name>/config.yaml, each a config a contributor can also run from the checkout
+# (snakemake --configfile .test/<name>/config.yaml). The demo scenario (make demo) is the demo cohort with every
+# analysis on; a study's template is config/config.yaml.
+SCENARIOS = REPO / ".test"
+DEMO_CONFIG = SCENARIOS / "demo" / "config.yaml"
 
 # robustness, negative controls and harmonisation: the demo scenario has them on (the demo shows them); the demo_run
 # fixture runs them once, the other workflow tests switch them off unless they ask (each costs a run's time)
 TRUST_OFF = dict(robustness=None, negative_controls=None, harmonisation=None)
 
 
-def make_project(workdir: Path, demo_dir: Path, trust: bool = False, **overrides) -> Path:
-    """A project folder of the demo scenario: a copy of config/ (roi_names, pyradiomics settings) with the demo
-    scenario's config.yaml pointing at demo_dir (trust: keep its robustness, negative_controls and harmonisation)."""
+def _rebased(value: str, demo_dir: Path | None) -> str:
+    """A scenario's path as the test's project folder sees it: data/demo/… is the demo cohort the test made,
+    ../shared/reference/… the reference data, config/… the project's copy, anything else the checkout's."""
+    path = Path(value)
+    if path.is_absolute() or value.startswith("config/"):
+        return value
+    if demo_dir is not None and path.parts[:2] == ("data", "demo"):
+        return str(demo_dir.joinpath(*path.parts[2:]))
+    if path.parts[:3] == ("..", "shared", "reference"):
+        return str(REFERENCE.joinpath(*path.parts[3:]))
+    return str(REPO / path)
+
+
+def scenario_config(name: str, demo_dir: Path | None = None) -> dict:
+    """The scenario's config with its paths rebased for a project folder outside the checkout (_rebased)."""
+    cfg = yaml.safe_load((SCENARIOS / name / "config.yaml").read_text())
+    for key in ("demo_cohort", "dicom_root"):
+        if isinstance(cfg.get(key), str):
+            cfg[key] = _rebased(cfg[key], demo_dir)
+    clinical = []
+    for entry in cfg.get("clinical") or []:
+        if isinstance(entry, dict):
+            clinical.append(dict(entry, path=_rebased(entry["path"], demo_dir)))
+        else:
+            clinical.append(_rebased(entry, demo_dir))
+    cfg["clinical"] = clinical
+    model = cfg.get("model") or {}
+    if isinstance(model.get("studies"), str):
+        model["studies"] = _rebased(model["studies"], demo_dir)
+    return cfg
+
+
+def scenario(name: str, workdir: Path, demo_dir: Path | None = None, **overrides) -> Path:
+    """A project folder of the scenario .test/<name>/: a copy of config/ (roi_names, pyradiomics settings) and the
+    scenario's config.yaml (scenario_config), then the overrides (the data the test made, keys a test changes)."""
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copytree(REPO / "config", workdir / "config", dirs_exist_ok=True)
-    cfg = yaml.safe_load(DEMO_CONFIG.read_text())
-    cfg.update(
-        demo_cohort=str(demo_dir), dicom_root=str(demo_dir / "TCGA-HNSC"), clinical=[str(demo_dir / "clinical.tsv")]
-    )
-    if not trust:
-        cfg.update(TRUST_OFF)
+    cfg = scenario_config(name, demo_dir)
     cfg.update(overrides)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return workdir
+
+
+def make_project(workdir: Path, demo_dir: Path, trust: bool = False, **overrides) -> Path:
+    """A project folder of the demo scenario on demo_dir (trust: keep its robustness, negative_controls and
+    harmonisation)."""
+    return scenario("demo", workdir, demo_dir, **{**({} if trust else TRUST_OFF), **overrides})
 
 
 # Two demo patients that hold every modality and relation of the demo between them: TCGA-00-0001 (CT, PET, RTSTRUCT,

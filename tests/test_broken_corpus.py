@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from broken_corpus import KINDS, RUN_LEVEL_KINDS, write_corpus
-from conftest import REPO, make_project, run_snakemake
+from conftest import REPO, make_project, run_snakemake, scenario
 
 pytestmark = pytest.mark.workflow
 
@@ -23,7 +23,10 @@ KEYS = ["patient_id", "series_uid", "roi_label"]
 def corpus_run(demo_dir, tmp_path_factory):
     base = tmp_path_factory.mktemp("corpus")
     expectations = write_corpus(demo_dir, base / "demo")
-    workdir = make_project(base / "project", base / "demo", qc_overlays="none")
+    corpus = base / "demo"
+    workdir = scenario(  # .test/broken_corpus/config.yaml, on the corpus written here
+        "broken_corpus", base / "project", dicom_root=str(corpus / "TCGA-HNSC"), clinical=[str(corpus / "clinical.tsv")]
+    )
     proc = run_snakemake(workdir)
     assert proc.returncode == 0, f"snakemake failed on the broken corpus:\n{proc.stderr[-5000:]}"
     return workdir, expectations

@@ -1,8 +1,9 @@
-"""A real snakemake run with the non-default selection rules: two demo patients, one with a follow-up study that a
-studies file names as its time point, one whose planning RTSTRUCT holds the primary GTV twice (two lesions) and
-roi_instances: union. Checked against the generator's analytic volumes. The first patient's files carry a TCGA
-sample barcode as PatientID (TCGA-00-0003-01A, as some exports do): the patient's ID in every table is the
-patient barcode, so the modelling, ICC and delta tables all find the patient."""
+"""The several-studies scenario (.test/several_studies/): a real snakemake run with the non-default selection rules
+and a cohort that mixes collections. Three demo patients: one with a follow-up study that a studies file names as
+its time point, whose files carry a TCGA sample barcode as PatientID (TCGA-00-0003-01A, as some exports do); one
+whose planning RTSTRUCT holds the primary GTV twice (two lesions, roi_instances: union), with the PatientID of
+another collection (STS_004); one more of another collection (LUNG1-001) with a follow-up. Checked against the
+generator's analytic volumes; every patient is found under its one ID in the modelling, ICC and delta tables."""
 
 from __future__ import annotations
 
@@ -12,23 +13,24 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_project, run_snakemake
+from conftest import REPO, run_snakemake, scenario
 from factory import add_roi, rewrite_dicom, sphere_contours
 
 pytestmark = pytest.mark.workflow
 
-FOLLOWED, DOUBLED = "TCGA-00-0003", "TCGA-00-0004"
+FOLLOWED, DOUBLED, OTHER = "TCGA-00-0003", "TCGA-00-0004", "TCGA-0Z-0008"  # the demo's patients
 SAMPLE_BARCODE = "TCGA-00-0003-01A"  # FOLLOWED's PatientID in its files
+IDS = {FOLLOWED: FOLLOWED, DOUBLED: "STS_004", OTHER: "LUNG1-001"}  # each patient's ID in the tables
 SECOND = dict(centre=(30.0, -40.0, 15.0), radius=8.0)  # inside the body, clear of the other ROIs
 
 
-@pytest.fixture(scope="module")
-def run(demo_dir, truth, tmp_path_factory):
-    base = tmp_path_factory.mktemp("several-studies")
-    root = base / "dicom"
-    for pid in (FOLLOWED, DOUBLED):
+def write_cohort(demo_dir, root):
+    """The scenario's DICOM (data/several_studies in .test/several_studies/config.yaml) from the demo's files."""
+    for pid in (FOLLOWED, DOUBLED, OTHER):
         shutil.copytree(demo_dir / "TCGA-HNSC" / pid, root / pid)
-    rewrite_dicom(sorted((root / FOLLOWED).rglob("*.dcm")), lambda ds: setattr(ds, "PatientID", SAMPLE_BARCODE))
+    written = {FOLLOWED: SAMPLE_BARCODE, DOUBLED: IDS[DOUBLED], OTHER: IDS[OTHER]}
+    for pid, patient_id in written.items():
+        rewrite_dicom(sorted((root / pid).rglob("*.dcm")), lambda ds, v=patient_id: setattr(ds, "PatientID", v))
     # a second lesion drawn as another GTV in the planning RTSTRUCT: "GTV-T" maps to GTVp like "GTV-1"
     rs_folder = next(p for p in (root / DOUBLED).rglob("*RTSTRUCT*") if p.is_dir())
     slices = -90.0 + 2.5 * np.arange(72)  # the demo CT's slice positions
@@ -37,31 +39,32 @@ def run(demo_dir, truth, tmp_path_factory):
         "GTV-T",
         [("CLOSED_PLANAR", c) for c in sphere_contours(SECOND["centre"], SECOND["radius"], slices, n=96)],
     )
-    studies = base / "studies.csv"
-    pd.DataFrame(
-        dict(
-            patient_id=[FOLLOWED, DOUBLED],
-            study_uid=[truth["patients"][FOLLOWED]["followup"]["study_uid"], truth["patients"][DOUBLED]["study_uid"]],
-        )
-    ).to_csv(studies, index=False)
-    workdir = make_project(
-        base / "project",
-        demo_dir,
-        demo_cohort=None,
-        dicom_root=str(root),
-        model=dict(modality="CT", roi="GTVp", time_point="listed", studies=str(studies)),
-        roi_instances="union",
-        qc_overlays="none",
-        robustness=dict(perturbations=[dict(volume_change=-0.1)]),
-    )
+
+
+@pytest.fixture(scope="module")
+def run(demo_dir, truth, tmp_path_factory):
+    base = tmp_path_factory.mktemp("several-studies")
+    write_cohort(demo_dir, base / "dicom")
+    workdir = scenario("several_studies", base / "project", demo_dir, dicom_root=str(base / "dicom"))
     proc = run_snakemake(workdir)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return workdir / "results"
 
 
+def test_the_studies_file_lists_the_demos_studies(truth):
+    """The scenario's studies.csv names the demo's studies (its UIDs are the generator's, fixed by its seed)."""
+    listed = pd.read_csv(REPO / ".test" / "several_studies" / "studies.csv").set_index("patient_id")["study_uid"]
+    p = truth["patients"]
+    assert listed.to_dict() == {
+        FOLLOWED: p[FOLLOWED]["followup"]["study_uid"],
+        IDS[DOUBLED]: p[DOUBLED]["study_uid"],
+        IDS[OTHER]: p[OTHER]["study_uid"],
+    }
+
+
 def test_union_of_two_gtv_instances(run, truth):
     f = pd.read_parquet(run / "features.parquet")
-    gtv = f[(f["patient_id"] == DOUBLED) & (f["roi"] == "GTVp")].set_index("roi_label")
+    gtv = f[(f["patient_id"] == IDS[DOUBLED]) & (f["roi"] == "GTVp")].set_index("roi_label")
     assert list(gtv.index) == ["GTVp", "GTVp_2", "GTVp_union"] and (gtv["status"] == "ok").all()
     union = gtv.loc["GTVp_union"]
     assert union["roi_original"] == "GTV-1 + GTV-T"
@@ -74,7 +77,7 @@ def test_union_of_two_gtv_instances(run, truth):
 def test_listed_studies_and_union_in_the_modelling_table(run, truth):
     table = pd.read_csv(run / "modelling_table.csv").set_index("patient_id")
     cohort = pd.read_csv(run / "cohort.tsv", sep="\t", keep_default_na=False).set_index("patient_id")
-    assert sorted(table.index) == [FOLLOWED, DOUBLED]
+    assert sorted(table.index) == sorted(IDS.values())
     fu = truth["patients"][FOLLOWED]["followup"]
     row = cohort.loc[FOLLOWED]  # the listed follow-up, not the earlier planning study
     assert (row["series_uid"], row["study_uid"], row["study_day"]) == (fu["ct_series_uid"], fu["study_uid"], "91")
@@ -82,31 +85,44 @@ def test_listed_studies_and_union_in_the_modelling_table(run, truth):
     assert f"day 0 series {truth['patients'][FOLLOWED]['ct_series_uid']} GTVp" in row["passed_over"]
     assert row["passed_over"].endswith("not listed")
     assert table.loc[FOLLOWED, "series_uid"] == fu["ct_series_uid"]
-    row = cohort.loc[DOUBLED]  # the union stands for the two lesions
+    row = cohort.loc[IDS[DOUBLED]]  # the union stands for the two lesions
     assert (row["roi_label"], row["roi_original"]) == ("GTVp_union", "GTV-1 + GTV-T")
     assert "instances: union" in row["selection"] and row["passed_over"] == ""
-    assert table.loc[DOUBLED, "roi_original"] == "GTV-1 + GTV-T"
-    # patients of the clinical file without images are accounted for, not modelled
-    assert cohort.loc[~cohort.index.isin([FOLLOWED, DOUBLED]), "reason"].eq("no converted image series").all()
+    assert table.loc[IDS[DOUBLED], "roi_original"] == "GTV-1 + GTV-T"
+    # patients of the clinical files without images are accounted for, not modelled (the demo's TCGA-00-0004 and
+    # TCGA-0Z-0008 among them: their images are STS_004's and LUNG1-001's here)
+    others = cohort.loc[~cohort.index.isin(IDS.values())]
+    assert {DOUBLED, OTHER} <= set(others.index) and others["reason"].eq("no converted image series").all()
+    # LUNG1-001's own outcome, from the mapped table of its collection
+    assert (table.loc[IDS[OTHER], "os_days"], table.loc[IDS[OTHER], "os_event"]) == (2165, 0)
 
 
 def test_delta_table_under_the_union_rule(run, truth):
-    delta = pd.read_csv(run / "delta_radiomics.csv")
-    assert list(delta["patient_id"]) == [FOLLOWED] and list(delta["roi"]) == ["GTVp"]
-    fu = truth["patients"][FOLLOWED]["followup"]
-    assert delta["interval_days"].iloc[0] == fu["day"]
-    assert delta["mask_volume_mm3_relative"].iloc[0] == pytest.approx(fu["gtvp_volume_ratio"] - 1, rel=0.02)
+    delta = pd.read_csv(run / "delta_radiomics.csv").set_index("patient_id")
+    assert sorted(delta.index) == sorted([FOLLOWED, IDS[OTHER]]) and set(delta["roi"]) == {"GTVp"}
+    for pid in (FOLLOWED, OTHER):
+        fu = truth["patients"][pid]["followup"]
+        row = delta.loc[IDS[pid]]
+        assert row["interval_days"] == fu["day"]
+        assert row["mask_volume_mm3_relative"] == pytest.approx(fu["gtvp_volume_ratio"] - 1, rel=0.02)
 
 
-def test_a_sample_barcode_is_its_patient_in_every_table(run):
-    """FOLLOWED's files say TCGA-00-0003-01A: the index keeps that as dicom_patient_id and calls the patient
-    TCGA-00-0003 everywhere (features, perturbed features, the ICC's patients, modelling and delta tables)."""
+def test_every_patient_id_reaches_every_table(run):
+    """The IDs as the files write them: TCGA-00-0003-01A (a sample barcode) is kept as dicom_patient_id and the
+    patient is TCGA-00-0003 everywhere; STS_004 and LUNG1-001 (other collections, not TCGA barcodes) stay as they are.
+    Each reaches the features, the perturbed features, the ICC's patients, and the modelling and delta tables."""
     instances = pd.read_parquet(run / "index" / "instances.parquet")
-    mine = instances[instances["dicom_patient_id"] == SAMPLE_BARCODE]
-    assert len(mine) and set(mine["patient_id"]) == {FOLLOWED}
-    assert set(pd.read_parquet(run / "features.parquet")["patient_id"]) == {FOLLOWED, DOUBLED}
-    assert set(pd.read_parquet(run / "perturbed.parquet")["patient_id"]) == {FOLLOWED, DOUBLED}
+    assert dict(zip(instances["dicom_patient_id"], instances["patient_id"])) == {
+        SAMPLE_BARCODE: FOLLOWED,
+        IDS[DOUBLED]: IDS[DOUBLED],
+        IDS[OTHER]: IDS[OTHER],
+    }
+    everyone = set(IDS.values())
+    assert set(pd.read_parquet(run / "features.parquet")["patient_id"]) == everyone
+    assert set(pd.read_parquet(run / "perturbed.parquet")["patient_id"]) == everyone
+    cohort = pd.read_csv(run / "cohort.tsv", sep="\t", keep_default_na=False)
+    assert set(cohort.loc[cohort["in_modelling_table"].astype(str) == "True", "patient_id"]) == everyone
     icc = pd.read_csv(run / "robustness" / "icc.csv")
-    assert (icc["n_patients"] == 2).all()
-    assert FOLLOWED in set(pd.read_csv(run / "modelling_table.csv")["patient_id"])
-    assert list(pd.read_csv(run / "delta_radiomics.csv")["patient_id"]) == [FOLLOWED]
+    assert len(icc) > 100 and (icc["n_patients"] == 3).all()  # the robustness join found all three
+    assert set(pd.read_csv(run / "modelling_table.csv")["patient_id"]) == everyone
+    assert set(pd.read_csv(run / "delta_radiomics.csv")["patient_id"]) == {FOLLOWED, IDS[OTHER]}
