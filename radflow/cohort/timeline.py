@@ -12,6 +12,11 @@ import pandas as pd
 from radflow.tables import TIMELINE_COLUMNS
 
 
+def write_timeline(series, timeline) -> None:
+    """results/timeline.tsv from the index's series table (the timeline rule's call)."""
+    patient_timeline(pd.read_parquet(series)).to_csv(timeline, sep="\t", index=False)
+
+
 def patient_timeline(series: pd.DataFrame) -> pd.DataFrame:
     """One row per patient x study (see the module's docstring), sorted by patient, day, study UID."""
     if series.empty:

@@ -62,14 +62,17 @@ rule survival:
         "../scripts/survival.py"
 
 
+# One patient's studies in time (radflow.cohort.timeline): a rule that calls one function, declaring its result.
 rule timeline:
     input:
-        "results/index/series.parquet",
+        series="results/index/series.parquet",
     output:
-        report("results/timeline.tsv", caption="../report/timeline.rst", category="Cohort"),
+        timeline=result(report("results/timeline.tsv", caption="../report/timeline.rst", category="Cohort")),
     log:
         "logs/timeline.log",
     conda:
         CONDA_ENV
+    params:
+        call="radflow.cohort.timeline:write_timeline",
     script:
-        "../scripts/timeline.py"
+        "../scripts/call.py"
