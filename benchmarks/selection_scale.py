@@ -19,7 +19,7 @@ import pandas as pd
 
 from radflow.cohort.delta import delta_table
 from radflow.cohort.model import modelling_table
-from radflow.config.settings import defaults
+from radflow.config.build import defaults
 from radflow.tables import CLINICAL_KEEP, ID_COLUMNS
 
 PATIENTS, STUDIES, ROIS, FEATURES = 227, 2, 30, 1130

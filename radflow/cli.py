@@ -8,7 +8,7 @@ import os
 import sys
 from dataclasses import replace
 
-from radflow.config.settings import defaults
+from radflow.config.build import defaults
 from radflow.download.sources import IMAGE_SOURCES
 from radflow.modalities import IMAGE_MODALITIES
 

@@ -101,8 +101,8 @@ def test_the_command_lines_defaults_are_the_schemas():
     here from the schema file itself; the settings objects built from an empty config carry the same values, and a
     perturbation or control without a seed takes the schema's seed."""
     from radflow.cli import build_parser
+    from radflow.config.build import build_settings
     from radflow.config.check import SCHEMA_PATH
-    from radflow.config.settings import Settings
     from radflow.modalities import DEFAULT_MODALITIES
 
     schema = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]
@@ -117,7 +117,7 @@ def test_the_command_lines_defaults_are_the_schemas():
     features = parser.parse_args(["features", "image.nii.gz", "masks", "--out", "f.csv"])
     assert features.feature_rois == schema["feature_rois"]["default"]
     assert features.max_roi_voxels == schema["max_roi_voxels"]["default"] == 4_000_000
-    trust = Settings.from_config(
+    trust = build_settings(
         {"robustness": {"perturbations": [{"rotation_deg": 4}]}, "negative_controls": {"controls": ["shuffled_roi"]}}
     ).perturb
     seeds = [schema[k]["properties"]["seed"]["default"] for k in ("robustness", "negative_controls")]

@@ -160,7 +160,7 @@ def test_the_batch_comes_from_the_site_the_scanner_or_a_file(tmp_path):
 def test_the_harmonised_table_says_it_is_harmonised_and_each_patients_batch(tmp_path):
     """harmonise_step (the workflow's): the copy names the ComBat batch variable and covariates in every row and the
     batch of each patient; the picture names its feature units from the image's modality."""
-    from radflow.config.settings import Settings
+    from radflow.config.build import build_settings
     from radflow.trust.harmonise import harmonise_step
 
     data, covars, _ = cohort(n_per_site=(8, 9), p=4)
@@ -169,7 +169,7 @@ def test_the_harmonised_table_says_it_is_harmonised_and_each_patients_batch(tmp_
     table.insert(1, "modality", "CT")
     table.insert(2, "roi_original", "GTV")
     table["age"] = covars["age"]
-    settings = Settings.from_config(dict(harmonisation=dict(batch="site", covariates=["age"], min_batch=3)))
+    settings = build_settings(dict(harmonisation=dict(batch="site", covariates=["age"], min_batch=3)))
     out = tmp_path / "h.csv"
     harmonise_step(table, None, settings.harmonisation, out, tmp_path / "b.tsv", tmp_path / "h.png")
     copy = pd.read_csv(out)

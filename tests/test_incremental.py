@@ -41,7 +41,7 @@ def test_adding_a_patient_redoes_that_patient_only(demo_dir, tmp_path):
             4600,
             seed=s,
         )
-    workdir = make_project(tmp_path / "project", demo_dir, dicom_root=str(root))
+    workdir = make_project(tmp_path / "project", demo_dir, dicom_root=str(root), dicom_export=False)
     first = run_snakemake(workdir)
     assert first.returncode == 0, first.stderr[-4000:]
     index = workdir / "results" / "index"

@@ -23,7 +23,7 @@ def model(**changes):
     """The schema's model settings (CT, GTVp, baseline, largest) with these changed."""
     from dataclasses import replace
 
-    from radflow.config.settings import defaults
+    from radflow.config.build import defaults
 
     return replace(defaults().model, **changes)
 

@@ -14,7 +14,7 @@ def survival(**changes):
     """The schema's survival settings with these changed."""
     from dataclasses import replace
 
-    from radflow.config.settings import defaults
+    from radflow.config.build import defaults
 
     return replace(defaults().survival, **changes)
 
@@ -39,7 +39,7 @@ def test_benjamini_hochberg_matches_the_definition():
 
 
 def test_a_known_effect_is_found(tmp_path):
-    summary = survival_starter(cohort(), tmp_path)
+    summary = survival_starter(cohort(), tmp_path, survival())
     uni = pd.read_csv(tmp_path / "univariate_cox.csv")
     top = uni.iloc[0]
     assert top["feature"] == "original_firstorder_f0" and top["q_bh"] < 1e-4
@@ -51,7 +51,7 @@ def test_a_known_effect_is_found(tmp_path):
 
 
 def test_noise_gives_a_c_index_near_one_half(tmp_path):
-    summary = survival_starter(cohort(effect=0.0, seed=5), tmp_path)
+    summary = survival_starter(cohort(effect=0.0, seed=5), tmp_path, survival())
     assert 0.35 < summary["cv_c_index"] < 0.65
     assert summary["significant_univariate_q05"] == 0
 
@@ -80,7 +80,10 @@ def test_an_empty_one_patient_or_event_free_table_is_a_summary_not_a_crash(tmp_p
         uni = pd.read_csv(out / "univariate_cox.csv")
         assert len(uni) == 0 and list(uni.columns)[:2] == ["feature", "hazard_ratio_per_sd"]
         assert (out / "km.png").stat().st_size > 1000
-    assert "no patient with an OS time and event" in survival_starter(header_only, tmp_path / "again")["message"]
+    assert (
+        "no patient with an OS time and event"
+        in survival_starter(header_only, tmp_path / "again", survival())["message"]
+    )
 
 
 def test_the_folds_used_and_why_are_said(tmp_path):

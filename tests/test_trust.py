@@ -62,7 +62,7 @@ def test_icc_table(demo_run):
 
 
 def test_the_perturbed_features_are_the_same_when_computed_again(demo_run, perturbed):
-    from radflow.config.settings import Settings
+    from radflow.config.build import build_settings
     from radflow.trust.perturbed import perturbed_series
 
     config = yaml.safe_load((demo_run / "results" / "provenance" / "config.yaml").read_text())  # as run
@@ -74,7 +74,7 @@ def test_the_perturbed_features_are_the_same_when_computed_again(demo_run, pertu
         r / "masks" / p / s,
         r / "features" / p / f"{s}.parquet",
         demo_run / "config" / "pyradiomics" / "CT.yaml",
-        Settings.from_config(config).perturb,
+        build_settings(config).perturb,
     )
     stored = pd.read_parquet(r / "perturbed" / p / f"{s}.parquet")
     pd.testing.assert_frame_equal(again.drop(columns="seconds"), stored.drop(columns="seconds"), check_exact=True)

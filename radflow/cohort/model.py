@@ -14,8 +14,8 @@ import pandas as pd
 
 from radflow.cohort.selection import drawn_rows, plan_studies, read_listed, select, with_context
 from radflow.cohort.timeline import read_timeline
-from radflow.config.settings import ModelSettings
 from radflow.modalities import DOSE_MODALITY
+from radflow.settings import ModelSettings
 from radflow.tables import CLINICAL_COLUMNS, CLINICAL_KEEP, COHORT_COLUMNS, DICTIONARY_COLUMNS, feature_columns
 
 

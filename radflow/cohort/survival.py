@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from radflow.config.settings import SurvivalSettings
+from radflow.settings import SurvivalSettings
 from radflow.tables import model_feature_columns
 
 
@@ -111,18 +111,15 @@ def _penalised(frame: pd.DataFrame, penalizer: float, l1_ratio: float):
 def survival_starter(
     table: pd.DataFrame,
     out_dir,
-    settings: SurvivalSettings | None = None,
+    settings: SurvivalSettings,
     allowed: list[str] | None = None,
     record: dict | None = None,
     seed: int = 0,
 ) -> dict:
     """Fit the starter models on a modelling table with the survival settings (endpoint, minimum events, the
-    penalised Cox model's penalizer and l1_ratio, cross-validation folds; None: the schema's defaults); writes
+    penalised Cox model's penalizer and l1_ratio, cross-validation folds: the config's, radflow.config.build); writes
     univariate_cox.csv, summary.json and km.png. allowed: only these features (e.g. those robust enough); record:
     what summary.json should say of the table and the selection (which table, the ICC threshold)."""
-    from radflow.config.settings import defaults
-
-    settings = settings or defaults().survival
     endpoint, min_events, folds = settings.endpoint, settings.min_events, settings.folds
     penalizer, l1_ratio = settings.penalizer, settings.l1_ratio
     from lifelines.statistics import logrank_test

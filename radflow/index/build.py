@@ -10,7 +10,6 @@ from pathlib import Path
 import pandas as pd
 
 from radflow import __version__
-from radflow.config.settings import IndexSettings
 from radflow.index.cache import _read_with_cache, _unchanged
 from radflow.index.columns import INDEX_FORMAT, PROBLEM_COLUMNS, ROI_COLUMNS, problem
 from radflow.index.headers import crawl
@@ -18,6 +17,7 @@ from radflow.index.links import link_table, select_series
 from radflow.index.series import series_table
 from radflow.modalities import DEFAULT_MODALITIES
 from radflow.roi_names import load_aliases, standard_name
+from radflow.settings import IndexSettings
 
 
 def read_manifest(path) -> list[str]:
@@ -33,7 +33,7 @@ def read_manifest(path) -> list[str]:
 
 
 def index_with(settings: IndexSettings, out_dir, roi_names, progress: bool | None = None, load_instances=True):
-    """build_index with the index settings (radflow.config.settings.IndexSettings), as the workflow's index job and
+    """build_index with the index settings (radflow.settings.IndexSettings), as the workflow's index job and
     the command line call it."""
     return build_index(
         settings.dicom_root,

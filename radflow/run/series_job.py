@@ -20,8 +20,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from radflow.config.settings import FeatureSettings, SeriesSettings
 from radflow.failures import atomic_outputs, is_machine_error
+from radflow.settings import FeatureSettings, SeriesSettings
 
 
 @dataclass

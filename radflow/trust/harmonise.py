@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from radflow.config.settings import HarmonisationSettings
 from radflow.modalities import units as modality_units
+from radflow.settings import HarmonisationSettings
 
 CONVERGENCE = 1e-4
 

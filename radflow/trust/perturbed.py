@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from radflow.config.settings import PerturbSettings
+from radflow.settings import PerturbSettings
 from radflow.tables import PERTURBED_COLUMNS, PERTURBED_IDS, pyradiomics_columns
 
 

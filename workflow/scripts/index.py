@@ -8,7 +8,7 @@ from radflow.index.orders import write_index_orders
 terminal = sys.stderr
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 p = snakemake.params
-s = p.settings  # radflow.config.settings.IndexSettings (threads: as many as snakemake gave the job)
+s = p.settings  # radflow.settings.IndexSettings (threads: as many as snakemake gave the job)
 out = Path(snakemake.output.series).parent
 tables = index_with(
     replace(s, threads=snakemake.threads), out, snakemake.input.roi_names, progress=False, load_instances=False

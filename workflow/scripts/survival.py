@@ -6,7 +6,7 @@ from radflow.cohort.survival import survival_starter
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 i = snakemake.input
-settings = snakemake.params.settings  # radflow.config.settings.SurvivalSettings
+settings = snakemake.params.settings  # radflow.settings.SurvivalSettings
 record = dict(table=i.table, harmonised=bool(settings.harmonised), min_icc=settings.min_icc)
 allowed = None
 if settings.min_icc is not None:  # only features whose robustness ICC (point estimate) reaches min_icc
