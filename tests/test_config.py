@@ -266,3 +266,45 @@ def test_the_workstation_profile_prints_no_empty_shell_commands(tmp_path, demo_d
     quiet = run_snakemake(project, "-n", "--profile", str(REPO / "profiles" / "local"))
     assert quiet.returncode == 0, quiet.stderr[-2000:]
     assert "Shell command" not in quiet.stdout + quiet.stderr and "checkpoint index:" in quiet.stdout + quiet.stderr
+
+
+def test_library_defaults_are_the_schemas():
+    """One default per key: where a library function's keyword stands for a config key (for a caller without a
+    config: the tests, the benchmarks, a notebook), its default is the schema's. Two differ on purpose and are named:
+    build_index reads with one process unless asked (index_threads is the workflow's), and extract_series has no
+    voxel budget unless given one (max_roi_voxels is the workflow's)."""
+    import inspect
+
+    from radflow.cohort.delta import delta_table, write_delta_table
+    from radflow.dicom.convert import convert_series
+    from radflow.dicom.masks import rasterise_roi, write_masks
+    from radflow.features import extract_series
+    from radflow.features.dvh import dose_to_rois
+    from radflow.index import build_index
+    from radflow.qc import series_overlays
+    from radflow.run.series_job import masks_step
+    from radflow.trust.perturbed import chosen_label
+
+    schema = fill_defaults({}, load_schema(SCHEMA))
+    keyword = {
+        (build_index, "pet_fallback"): "pet_fallback",
+        (build_index, "modalities"): "modalities",
+        (build_index, "series_selection"): "series_selection",
+        (build_index, "manifest"): "manifest",
+        (convert_series, "pet_fallback"): "pet_fallback",
+        (write_masks, "overlap"): "contour_overlap",
+        (rasterise_roi, "overlap"): "contour_overlap",
+        (masks_step, "overlap"): "contour_overlap",
+        (masks_step, "roi_instances"): "roi_instances",
+        (dose_to_rois, "overlap"): "contour_overlap",
+        (delta_table, "instances"): "roi_instances",
+        (write_delta_table, "instances"): "roi_instances",
+        (chosen_label, "instances"): "roi_instances",
+        (series_overlays, "instances"): "roi_instances",
+    }
+    for (function, name), key in keyword.items():
+        default = inspect.signature(function).parameters[name].default
+        value = list(default) if isinstance(default, tuple) else default
+        assert value == schema[key], (function.__name__, name, value, schema[key])
+    assert inspect.signature(build_index).parameters["threads"].default == 1 != schema["index_threads"]
+    assert inspect.signature(extract_series).parameters["max_roi_voxels"].default is None

@@ -48,6 +48,10 @@ def slurm_run(slurm, demo_dir, tmp_path_factory):
         str(REPO / "profiles" / "slurm"),
         "--group-components",
         "series=3",
+        # the job states every 2 s instead of Snakemake's 10: on this one-node cluster each step of the dependency
+        # chain would otherwise wait out the interval (a real cluster's scheduler is spared by the profile's pace)
+        "--seconds-between-status-checks",
+        "2",
     ]
     # snakemake can hang on a broken status query: always under a hard timeout (-k: SIGKILL after SIGTERM)
     proc = subprocess.run(["timeout", "-k", "30", "900", *cmd], cwd=workdir, env=env, capture_output=True, text=True)
