@@ -99,22 +99,15 @@ def ordered_features(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- clinical.csv: one row per patient
+# the outcomes (time and event of each endpoint) and the covariates radflow reads from every clinical format
+OUTCOMES = ["os_days", "os_event", "dss_days", "dss_event", "pfi_days", "pfi_event"]
+COVARIATES = ["age", "sex", "stage", "tumour_site", "hpv_status", "smoking"]
 CLINICAL_COLUMNS = [
     "patient_id",
     "project",
-    "age",
-    "sex",
-    "stage",
-    "tumour_site",
-    "hpv_status",
-    "smoking",
+    *COVARIATES,
     "vital_status",
-    "os_days",
-    "os_event",
-    "dss_days",
-    "dss_event",
-    "pfi_days",
-    "pfi_event",
+    *OUTCOMES,
     "os_source",
     "dss_source",
     "pfi_source",
@@ -163,20 +156,7 @@ COHORT_COLUMNS = [
 
 
 # --- modelling_table.csv: the clinical columns it carries (outcomes and covariates)
-CLINICAL_KEEP = [
-    "os_days",
-    "os_event",
-    "dss_days",
-    "dss_event",
-    "pfi_days",
-    "pfi_event",
-    "age",
-    "sex",
-    "stage",
-    "tumour_site",
-    "hpv_status",
-    "smoking",
-]
+CLINICAL_KEEP = [*OUTCOMES, *COVARIATES]
 
 
 # --- harmonised/modelling_table.csv: the modelling table's columns, then these

@@ -124,6 +124,13 @@ def demo_subset(demo_dir: Path, root: Path, patients=DEMO_SUBSET) -> Path:
     return root
 
 
+def read_table(path: Path) -> pd.DataFrame:
+    """A results table as the comparisons read it: parquet as stored, CSV and TSV as text (no type guessing)."""
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
+
+
 def same_rows(table: pd.DataFrame, reference: pd.DataFrame, patients=DEMO_SUBSET) -> None:
     """table equals reference's rows of those patients (columns, values and order)."""
     mine = reference[reference["patient_id"].isin(patients)].reset_index(drop=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-from conftest import DEMO_SUBSET, REPO, demo_subset, make_project, same_rows, snakemake_env
+from conftest import DEMO_SUBSET, REPO, demo_subset, make_project, read_table, same_rows, snakemake_env
 
 pytestmark = pytest.mark.workflow
 
@@ -113,12 +113,6 @@ def _digests(folder: Path) -> dict[str, str]:
     }
 
 
-def _read(path: Path) -> pd.DataFrame:
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
-
-
 def test_kill_full_disk_and_resume_give_the_clean_tables(demo_dir, demo_run, tmp_path):
     from radflow.demo import generate_demo
 
@@ -172,9 +166,9 @@ def test_kill_full_disk_and_resume_give_the_clean_tables(demo_dir, demo_run, tmp
     final = _resume(workdir)
     assert final.returncode == 0, final.stderr[-4000:]
     for table in TABLES:
-        mine = _read(workdir / "results" / table)
+        mine = read_table(workdir / "results" / table)
         mine = mine[mine["patient_id"].isin(DEMO_SUBSET)]  # (cohort.tsv: the clinical file's other patients too)
-        same_rows(mine, _read(demo_run / "results" / table), DEMO_SUBSET)
+        same_rows(mine, read_table(demo_run / "results" / table), DEMO_SUBSET)
     clinical = "clinical.csv"  # the clinical file's every patient, as in the demo run
     assert (workdir / "results" / clinical).read_bytes() == (demo_run / "results" / clinical).read_bytes()
     assert not list((workdir / "results").rglob(".partial-*")), "a killed job's leftovers stayed behind"

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import DEMO_SUBSET, REPO, demo_subset, make_project, same_rows, snakemake_env
+from conftest import DEMO_SUBSET, REPO, demo_subset, make_project, read_table, same_rows, snakemake_env
 from slurm_cluster import LocalSlurm, SlurmUnavailable
 
 pytestmark = pytest.mark.workflow
@@ -74,12 +73,6 @@ def test_jobs_went_through_slurm_in_groups(slurm_run):
     assert not any(rule in s for s in submitted for rule in ("merge_features", "modelling_table", "delta_radiomics"))
 
 
-def _read(path: Path) -> pd.DataFrame:
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
-
-
 @pytest.mark.parametrize(
     "table",
     [
@@ -96,7 +89,7 @@ def test_slurm_tables_equal_local_run(slurm_run, demo_run, table):
     """Each table's rows of the two patients as the local run of the whole demo has them, value for value (the
     clinical table holds every patient of the clinical file, in both runs)."""
     workdir, _ = slurm_run
-    mine, local = _read(workdir / "results" / table), _read(demo_run / "results" / table)
+    mine, local = read_table(workdir / "results" / table), read_table(demo_run / "results" / table)
     if table == "clinical.csv":
         pd.testing.assert_frame_equal(mine, local)
     elif table == "cohort.tsv":  # (every clinical patient is accounted for: the others have no images here)

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from radflow.ids import normalise_barcode
-from radflow.tables import CLINICAL_COLUMNS
+from radflow.tables import CLINICAL_COLUMNS, COVARIATES
 
 MISSING = {
     "",
@@ -67,15 +67,9 @@ STANDARD = [
     "dss_days",
     "pfi_event",
     "pfi_days",
-    "age",
-    "sex",
-    "stage",
-    "tumour_site",
-    "hpv_status",
-    "smoking",
+    *COVARIATES,
     "source",
 ]
-COVARIATES = ["age", "sex", "stage", "tumour_site", "hpv_status", "smoking"]
 # What each column of the standard shape means, its unit, and which readers can fill it: what a table whose column
 # stayed empty says about why (radflow.cohort.model.column_dictionary).
 COLUMN_MEANING = {

@@ -108,6 +108,14 @@ def _penalised(frame: pd.DataFrame, penalizer: float, l1_ratio: float):
     return None
 
 
+def _no_model(summary: dict, out: Path, data: pd.DataFrame, time_col: str, event_col: str, why: str) -> dict:
+    """A starter that fits no model: one Kaplan-Meier curve of all patients saying why, and the summary."""
+    endpoint = time_col.removesuffix("_days").upper()
+    _km_plot(out / "km.png", {"all patients": data}, time_col, event_col, f"{endpoint}: all patients ({why})")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
 def survival_starter(
     table: pd.DataFrame,
     out_dir,
@@ -159,15 +167,7 @@ def survival_starter(
         )
     if n == 0 or events < min_events or n < 4 or not features:
         pd.DataFrame(columns=columns).to_csv(out / "univariate_cox.csv", index=False)
-        _km_plot(
-            out / "km.png",
-            {"all patients": data},
-            time_col,
-            event_col,
-            f"{endpoint.upper()}: all patients (no model: {events} events)",
-        )
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
-        return summary
+        return _no_model(summary, out, data, time_col, event_col, f"no model: {events} events")
 
     z = (data[features] - data[features].mean()) / data[features].std()
     uni = _univariate(z, data[time_col].to_numpy(), data[event_col].to_numpy(), features)
@@ -201,15 +201,7 @@ def survival_starter(
                     f"{int(train['E'].sum())} events), even with 100x the penalizer"
                 ),
             )
-            _km_plot(
-                out / "km.png",
-                {"all patients": data},
-                time_col,
-                event_col,
-                f"{endpoint.upper()}: all patients (the model did not converge)",
-            )
-            (out / "summary.json").write_text(json.dumps(summary, indent=2))
-            return summary
+            return _no_model(summary, out, data, time_col, event_col, "the model did not converge")
         r = model.predict_partial_hazard(test[keep]).to_numpy()
         risk[fold == f] = r
         try:
