@@ -204,9 +204,23 @@ def copy_run(run: Path, dest: Path) -> Path:
 
 
 # The files whose runs take longest, first: `make test`'s two workers take a file each in this order (xdist's
-# --no-loadscope-reorder; the first to the first worker, the second to the other, and so on), so that while one makes
-# the demo run (test_workflow) the other runs the real-data scenario, which does not wait for it.
-FIRST = ("test_workflow.py", "test_real_data.py", "test_slurm.py", "test_download.py", "test_incremental.py")
+# --no-loadscope-reorder: the first to the first worker, the second to the other, then the next file to whichever
+# worker is nearly done), so that the two end together. While one worker makes the demo run (test_workflow) the other
+# runs the real-data scenario and then the incremental one, neither of which waits for the demo run; the files after
+# them read it. (Seconds per file on this machine: BENCHMARKS.md, "Demo run".)
+FIRST = (
+    "test_workflow.py",
+    "test_real_data.py",
+    "test_incremental.py",
+    "test_slurm.py",
+    "test_study.py",
+    "test_kill_resume.py",
+    "test_download.py",
+    "test_dvh.py",
+    "test_broken_corpus.py",
+    "test_several_studies.py",
+    "test_trust.py",
+)
 
 
 def pytest_collection_modifyitems(items):

@@ -31,10 +31,12 @@ def slurm(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def slurm_run(slurm, demo_dir, tmp_path_factory):
-    # tables only (the overlays are tested on the local run): fewer jobs in the serial group jobs
+    # tables only (the overlays and the DICOM export are tested on the local run): fewer jobs in the serial groups
     base = tmp_path_factory.mktemp("project-slurm")
     root = demo_subset(demo_dir, base / "dicom")
-    workdir = make_project(base / "project", demo_dir, demo_cohort=None, dicom_root=str(root), qc_overlays="none")
+    workdir = make_project(
+        base / "project", demo_dir, demo_cohort=None, dicom_root=str(root), qc_overlays="none", dicom_export=False
+    )
     env = snakemake_env()
     env["SLURM_CONF"] = str(slurm.conf)
     # 3 series per group instead of 20: the demo's 11 series become several group jobs, two at a time on the

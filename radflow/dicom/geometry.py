@@ -69,3 +69,14 @@ def direction_from_orientation(orientation) -> np.ndarray:
     row = np.asarray(orientation[:3], dtype=float)
     col = np.asarray(orientation[3:6], dtype=float)
     return np.column_stack([row, col, slice_normal(orientation)])
+
+
+def bounding_box(mask: np.ndarray) -> list[int]:
+    """The mask's bounding box in voxels, as SimpleITK gives it: first index (x, y, z), then size (x, y, z);
+    all zeros for an empty mask."""
+    first, size = [], []
+    for axis in (2, 1, 0):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        first.append(int(hit[0]) if hit.size else 0)
+        size.append(int(hit[-1] - hit[0] + 1) if hit.size else 0)
+    return first + size

@@ -18,7 +18,7 @@ import SimpleITK as sitk
 from pydicom.dataset import Dataset
 
 from radflow.dicom.contours import OVERLAP_RULES, audit_roi, contour_data
-from radflow.dicom.geometry import Grid, direction_from_orientation, position_keys
+from radflow.dicom.geometry import Grid, bounding_box, direction_from_orientation, position_keys
 from radflow.failures import is_machine_error, write_image
 from radflow.records import MaskRecord
 from radflow.roi_names import UNMAPPED, standard_name
@@ -298,17 +298,6 @@ def point_reason(roi_type: str, kinds: dict[str, int]) -> str:
     if kinds and "CLOSED_PLANAR" not in kinds:
         return f"made of {shapes} and no CLOSED_PLANAR contour"
     return ""
-
-
-def bounding_box(mask: np.ndarray) -> list[int]:
-    """The mask's bounding box in voxels, as SimpleITK gives it: first index (x, y, z), then size (x, y, z);
-    all zeros for an empty mask."""
-    first, size = [], []
-    for axis in (2, 1, 0):
-        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
-        first.append(int(hit[0]) if hit.size else 0)
-        size.append(int(hit[-1] - hit[0] + 1) if hit.size else 0)
-    return first + size
 
 
 def _safe(name: str) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from radflow.dicom.masks import bounding_box
+from radflow.dicom.geometry import bounding_box
 from radflow.failures import is_machine_error
 from radflow.features import mesh_shape
 from radflow.features.budget import roi_limits, skip_reason, too_few_dimensions

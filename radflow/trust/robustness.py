@@ -137,7 +137,7 @@ def randomise_contour(image, mask, rng: np.random.Generator, supervoxels: int = 
     grid = [max(2, int(round(edge_mm / s))) for s in image.GetSpacing()]
     # SLIC over the ROI's bounding box and two grid cells around it (not the whole image: the same supervoxels near
     # the ROI at a fraction of the cost)
-    from radflow.dicom.masks import bounding_box
+    from radflow.dicom.geometry import bounding_box
 
     box = bounding_box(inside)
     start = [max(box[k] - 2 * grid[k], 0) for k in range(3)]
@@ -185,7 +185,7 @@ def crop_for_perturbation(image, mask, chains, settings: dict):
     grid is anchored at the image's origin), and the features are those of the whole image, perturbed."""
     import SimpleITK as sitk
 
-    from radflow.dicom.masks import bounding_box
+    from radflow.dicom.geometry import bounding_box
     from radflow.features import crop_margin
 
     box = bounding_box(sitk.GetArrayViewFromImage(mask) > 0)
