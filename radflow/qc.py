@@ -230,9 +230,10 @@ def feature_distributions(features: pd.DataFrame, out_dir: Path) -> list[str]:
             ax.tick_params(labelsize=7)
         for ax in axes.ravel()[len(cols) :]:
             ax.axis("off")
+        patients = rows["patient_id"].nunique()
         title = (
-            f"{modality} ({units or 'values as stored'}) {roi}: {rows['patient_id'].nunique()} patients, "
-            f"{len(rows)} rows; settings {', '.join(sorted(rows['settings'].unique()))}"
+            f"{modality} ({units or 'values as stored'}) {roi}: {patients} patient{'s' * (patients != 1)}, "
+            f"{len(rows)} row{'s' * (len(rows) != 1)}; settings {', '.join(sorted(rows['settings'].unique()))}"
         )
         fig.suptitle(title, fontsize=10)
         name = f"{modality}_{roi}" if several[modality] == 1 else f"{modality}_{units.split(' ')[0]}_{roi}"

@@ -107,7 +107,7 @@ def test_distributions_and_counts(tmp_path):
     )
     # PET in SUV and PET kept in Bq/ml (pet_fallback: bqml) are never one histogram
     pet = features.iloc[:6].assign(modality="PT", roi="GTVp", settings="PT.yaml", status="ok")
-    pet["image_units"] = ["SUVbw (g/ml)"] * 4 + ["BQML"] * 2
+    pet["image_units"] = ["SUVbw (g/ml)"] * 5 + ["BQML"]
     names = feature_distributions(pd.concat([features, pet], ignore_index=True), tmp_path)
     assert names == ["CT_GTVn", "CT_GTVp", "PT_BQML_GTVp", "PT_SUVbw_GTVp"]
     assert (tmp_path / "CT_GTVp.png").stat().st_size > 5000
@@ -116,7 +116,9 @@ def test_distributions_and_counts(tmp_path):
     assert ct["Description"] == (
         "original_shape_MeshVolume [mm³]; original_firstorder_Mean [HU]; original_glcm_Contrast [dimensionless]"
     )
-    assert "original_firstorder_Mean [Bq/ml]" in Image.open(tmp_path / "PT_BQML_GTVp.png").text["Description"]
+    bqml = Image.open(tmp_path / "PT_BQML_GTVp.png").text
+    assert "original_firstorder_Mean [Bq/ml]" in bqml["Description"]
+    assert bqml["Title"] == "PT (BQML) GTVp: 1 patient, 1 row; settings PT.yaml"
     assert "original_firstorder_Mean [SUVbw]" in Image.open(tmp_path / "PT_SUVbw_GTVp.png").text["Description"]
     series = pd.DataFrame(
         {
