@@ -3,7 +3,8 @@ pyradiomics' own (all-pairs diameters), on balls in a 1 mm grid (the sizes of is
 ROIs.
 
 Each round extracts the shape class alone (config/pyradiomics/CT.yaml with only `shape`, no resampling) once with
-each, alternating which goes first; printed: the median seconds of each and the ratio, and whether every shape value
+each (radflow: its shape coefficients and its preparation, radflow.features.preparation; pyradiomics: its own of
+both), alternating which goes first; printed: the median seconds of each and the ratio, and whether every shape value
 agrees to 1e-12 relative.
 
 Run: .venv/bin/python benchmarks/shape_class.py [--rounds 3] [IMAGE.nii.gz MASK.nii.gz ...]
@@ -46,7 +47,7 @@ def extractors(tmp: Path):
     params["setting"].pop("resampledPixelSpacing", None)
     out = {}
     for name, fast in (("radflow", True), ("pyradiomics", False)):
-        params["radflow"] = {"fast_shape": fast}
+        params["radflow"] = {"fast_shape": fast, "fast_preparation": fast}
         path = tmp / f"{name}.yaml"
         path.write_text(yaml.safe_dump(params))
         out[name] = make_extractor(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -513,3 +514,94 @@ def test_cropped_resampling_equals_pyradiomics_on_flat_regions(image, mask, sett
         theirs = feature_values(extractor.execute(image, mask))
     assert failure == "" and len(ours) == len(theirs) > 100
     assert {k: (v, theirs[k]) for k, v in ours.items() if theirs[k] != v} == {}
+
+
+def _with(settings: Path, tmp_path, name: str, **changes) -> Path:
+    """A copy of a settings file with some top-level blocks replaced (None removes one)."""
+    import yaml
+
+    params = yaml.safe_load(settings.read_text()) or {}
+    for key, value in changes.items():
+        params.pop(key, None) if value is None else params.__setitem__(key, value)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def _preparation_cases():
+    rng = np.random.default_rng(11)
+    ct = rng.normal(40, 60, (30, 90, 90)).round().astype(np.int16)
+    ct[:, :, :20] = -1000  # air at the edge of the ROI, inside the resegmentation range
+    ct_image = sitk.GetImageFromArray(ct)
+    ct_image.SetSpacing((0.98, 0.98, 2.5))
+    m = np.zeros(ct.shape, np.uint8)
+    m[8:22, 25:70, 10:60] = 1
+    m[10:20, 30:60, 30:80] = 2  # a second label: the first's voxels there are not the first's
+    mask = sitk.GetImageFromArray(m)
+    mask.CopyInformation(ct_image)
+    pet = sitk.GetImageFromArray(rng.lognormal(0.5, 0.6, (30, 60, 60)).astype(np.float32))
+    pet.SetSpacing((4.0, 4.0, 3.0))
+    pm = np.zeros((30, 60, 60), np.uint8)
+    pm[10:20, 15:45, 20:40] = 1
+    pet_mask = sitk.GetImageFromArray(pm)
+    pet_mask.CopyInformation(pet)
+    whole = sitk.GetImageFromArray(np.ones((6, 12, 12), np.uint8))  # the ROI is the whole image: nothing cropped
+    whole.CopyInformation(sitk.RegionOfInterest(ct_image, (12, 12, 6), (20, 30, 10)))
+    small_ct = sitk.RegionOfInterest(ct_image, (12, 12, 6), (20, 30, 10))
+    return ct_image, mask, pet, pet_mask, small_ct, whole
+
+
+def test_the_fast_preparation_keeps_pyradiomics_values(tmp_path):
+    """radflow.features.preparation (the mask's label check by comparison, the bin edges' minimum and maximum by
+    numpy, one discretisation per ROI for all classes) against pyradiomics' own preparation (`radflow:
+    {fast_preparation: false}`), value for value: CT settings (fixed bin width, resegmentation) on two labels of one
+    mask, a fixed bin count, LoG and wavelet images beside the original (a discretisation of each), a float PET image,
+    an ROI that is the whole image, and the IBSI mode's bin start; a label the mask lacks and an empty mask get
+    pyradiomics' own message."""
+    from radflow.features import extract_roi, make_extractor
+
+    ct_image, mask, pet, pet_mask, small_ct, whole = _preparation_cases()
+    ct = REPO / "config" / "pyradiomics" / "CT.yaml"
+    filters = {"Original": {}, "LoG": {"sigma": [2.0]}, "Wavelet": {}}
+    cases = [
+        (ct, ct_image, mask, 1),
+        (ct, ct_image, mask, 2),
+        (
+            _with(ct, tmp_path, "bincount", setting=dict(label=1, binCount=16, resampledPixelSpacing=None)),
+            ct_image,
+            mask,
+            1,
+        ),
+        (_with(ct, tmp_path, "filters", imageType=filters), ct_image, mask, 1),
+        (REPO / "config" / "pyradiomics" / "PT.yaml", pet, pet_mask, 1),
+        (ct, small_ct, whole, 1),
+        (REPO / "config" / "pyradiomics" / "ibsi" / "C_ibsi.yaml", ct_image, mask, 1),
+    ]
+    compared = 0
+    for settings, image, roi, label in cases:
+        slow = make_extractor(_with(settings, tmp_path, "slow", radflow={"fast_preparation": False}))
+        fast = make_extractor(settings)
+        assert fast.radflow_fast_preparation and not slow.radflow_fast_preparation
+        theirs, why_not = extract_roi(slow, image, roi, label)
+        ours, why = extract_roi(fast, image, roi, label)
+        assert why == why_not == "" and len(ours) == len(theirs) > 90, (settings.name, why, why_not)
+        assert {k: (v, theirs[k]) for k, v in ours.items() if theirs[k] != v} == {}, (settings.name, label)
+        compared += len(ours)
+    assert compared > 1000
+    # the errors are pyradiomics' own, word for word
+    empty = sitk.Image(mask.GetSize(), sitk.sitkUInt8)
+    empty.CopyInformation(mask)
+    for roi, label in ((mask, 3), (empty, 1)):
+        slow = make_extractor(_with(ct, tmp_path, "slow", radflow={"fast_preparation": False}))
+        theirs = extract_roi(slow, ct_image, roi, label)
+        ours = extract_roi(make_extractor(ct), ct_image, roi, label)
+        assert ours == theirs and ours[0] == {} and "pyradiomics: ValueError" in ours[1], (ours, theirs)
+
+
+def test_radflow_settings_block_names_what_it_does_not_know(tmp_path):
+    """A misspelled key in a settings file's `radflow:` block is refused by name, with the keys there are."""
+    from radflow.features import make_extractor
+
+    path = _with(REPO / "config" / "pyradiomics" / "CT.yaml", tmp_path, "typo", radflow={"fast_shapes": False})
+    with pytest.raises(ValueError, match=r"typo\.yaml: radflow: fast_shapes is not one of radflow's settings"):
+        make_extractor(path)

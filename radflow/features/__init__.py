@@ -1,7 +1,7 @@
 """Features per image series x ROI: pyradiomics extraction (extract), with radflow's shortcuts that keep its
-numbers (mesh_shape; the crop before resampling), the IBSI mode (ibsi_mode, ibsi: the phantom conformance), the
-units of every feature (units), which ROIs a job extracts and what that costs (budget), the merged tables (table),
-and dose-volume histograms per ROI from an RTDOSE and its contours (dvh).
+numbers (mesh_shape; preparation; the crop before resampling), the IBSI mode (ibsi_mode, ibsi: the phantom
+conformance), the units of every feature (units), which ROIs a job extracts and what that costs (budget), the
+merged tables (table), and dose-volume histograms per ROI from an RTDOSE and its contours (dvh).
 
 Imports: radflow.dicom (masks), the shared vocabulary (radflow.tables, roi_names, records, failures)."""
 

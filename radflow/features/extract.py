@@ -20,11 +20,14 @@ import SimpleITK as sitk
 
 from radflow.dicom.geometry import bounding_box
 from radflow.failures import is_machine_error
-from radflow.features import mesh_shape
+from radflow.features import mesh_shape, preparation
 from radflow.features.budget import roi_limits, skip_reason, too_few_dimensions
 from radflow.records import image_sidecar
 from radflow.roi_names import FeatureRois
 from radflow.tables import ordered_features
+
+# The keys of a settings file's `radflow:` block (removed before pyradiomics reads the file)
+FAST_PATHS = ("fast_shape", "fast_preparation")
 
 
 def make_extractor(settings_path):
@@ -39,9 +42,16 @@ def make_extractor(settings_path):
     logging.getLogger("radiomics").setLevel(logging.ERROR)
     params = yaml.safe_load(Path(settings_path).read_text()) or {}
     ibsi = params.pop("ibsi", None)
-    # radflow's own switches (not pyradiomics'): fast_shape (default on) computes the shape class's mesh
-    # coefficients with radflow.features.mesh_shape (the same values); false keeps pyradiomics' all-pairs diameters
+    # radflow's own switches (not pyradiomics'), each on by default, each with pyradiomics' values: fast_shape (the
+    # shape class's mesh coefficients by radflow.features.mesh_shape; false keeps pyradiomics' all-pairs diameters)
+    # and fast_preparation (radflow.features.preparation; false keeps pyradiomics' own preparation of each ROI)
     own = params.pop("radflow", None) or {}
+    unknown = sorted(set(own) - set(FAST_PATHS)) if isinstance(own, dict) else ["(not a mapping)"]
+    if unknown:
+        raise ValueError(
+            f"{settings_path}: radflow: {', '.join(map(str, unknown))} is not one of radflow's settings "
+            f"({', '.join(FAST_PATHS)}, each true or false)"
+        )
     # pyradiomics' diagnostics (SHA-1 of the whole image and mask, label statistics) cost seconds per ROI on a
     # planning CT and radflow drops them; a settings file may still ask for them
     params["setting"] = dict(params.get("setting") or {})
@@ -49,6 +59,7 @@ def make_extractor(settings_path):
     extractor = featureextractor.RadiomicsFeatureExtractor(params)
     extractor.radflow_ibsi = ibsi
     extractor.radflow_fast_shape = bool(own.get("fast_shape", True))
+    extractor.radflow_fast_preparation = bool(own.get("fast_preparation", True))
     if ibsi is not None:
         install_bin_start_hook()
     return extractor
@@ -178,7 +189,10 @@ def extract_roi(
                 extractor.settings.update(resampledPixelSpacing=None)  # done, on the grid pyradiomics would use
                 if info is not None:
                     info["resampled_voxels"] = int((sitk.GetArrayViewFromImage(mask) == label).sum())
-        with mesh_shape.enabled(getattr(extractor, "radflow_fast_shape", True)):
+        with (
+            mesh_shape.enabled(getattr(extractor, "radflow_fast_shape", True)),
+            preparation.enabled(getattr(extractor, "radflow_fast_preparation", True)),
+        ):
             result = extractor.execute(image, mask, label=label)
     except Exception as err:  # pyradiomics raises ValueError/AssertionError for small or empty ROIs
         if is_machine_error(err):  # too little memory: fail the job, so that the retry gets more

@@ -140,12 +140,46 @@ def _max_squared(points: np.ndarray) -> float:
                 points = points[ConvexHull(points[:, spans]).vertices]
             except QhullError:  # flat at an angle: a joggled hull keeps every strictly extreme point
                 points = points[ConvexHull(points[:, spans], qhull_options="QJ").vertices]
+    if len(points) <= BRUTE_FORCE:
+        return _exact_max_squared(points, points)
+    return _farthest_pair(points)
+
+
+def _exact_max_squared(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest of ((a_i - b_j)², summed z + y + x) over all i, j: pyradiomics' arithmetic, in chunks."""
     best = 0.0
-    for start in range(0, len(points), 2048):
-        a = points[start : start + 2048, None, :]
-        d = a - points[None, :, :]
+    for start in range(0, len(a), 2048):
+        d = a[start : start + 2048, None, :] - b[None, :, :]
         d = d * d
         best = max(best, float((d[..., 0] + d[..., 1] + d[..., 2]).max()))
+    return best
+
+
+def _farthest_pair(points: np.ndarray) -> float:
+    """The largest squared distance over pairs, with pyradiomics' arithmetic for the pairs that can be it: the
+    squared distances of all pairs as |a|² + |b|² - 2 a.b (a matrix product, on coordinates centred on their mean)
+    are within 1e-12 of the exact ones relative to the largest |a|²; every pair within 1e-9 of that of the largest
+    is computed again as pyradiomics does, and the largest of those is the answer (the true farthest pair is among
+    them: its estimate is at most two rounding errors below the largest estimate)."""
+    centred = points - points.mean(axis=0)
+    norms = (centred * centred).sum(axis=1)
+    tolerance = 1e-9 * float(norms.max()) + 1e-300
+
+    def estimate(s: int) -> np.ndarray:  # rows s to s + 1023 against all (1024 x n floats at a time)
+        return norms[s : s + 1024, None] + norms[None, :] - 2.0 * (centred[s : s + 1024] @ centred.T)
+
+    chunks = range(0, len(points), 1024)
+    tops = [float(estimate(s).max()) for s in chunks]
+    top = max(tops)
+    best = 0.0
+    for s, chunk_top in zip(chunks, tops):
+        if chunk_top < top - tolerance:
+            continue
+        rows, cols = np.nonzero(estimate(s) >= top - tolerance)
+        if len(rows):
+            d = points[s + rows] - points[cols]
+            d = d * d
+            best = max(best, float((d[:, 0] + d[:, 1] + d[:, 2]).max()))
     return best
 
 
