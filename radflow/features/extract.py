@@ -20,14 +20,14 @@ import SimpleITK as sitk
 
 from radflow.dicom.geometry import bounding_box
 from radflow.failures import is_machine_error
-from radflow.features import mesh_shape, preparation
+from radflow.features import mesh_shape, preparation, size_zones
 from radflow.features.budget import roi_limits, skip_reason, too_few_dimensions
 from radflow.records import image_sidecar
 from radflow.roi_names import FeatureRois
 from radflow.tables import ordered_features
 
 # The keys of a settings file's `radflow:` block (removed before pyradiomics reads the file)
-FAST_PATHS = ("fast_shape", "fast_preparation")
+FAST_PATHS = ("fast_shape", "fast_preparation", "fast_size_zones")
 
 
 def make_extractor(settings_path):
@@ -44,7 +44,8 @@ def make_extractor(settings_path):
     ibsi = params.pop("ibsi", None)
     # radflow's own switches (not pyradiomics'), each on by default, each with pyradiomics' values: fast_shape (the
     # shape class's mesh coefficients by radflow.features.mesh_shape; false keeps pyradiomics' all-pairs diameters)
-    # and fast_preparation (radflow.features.preparation; false keeps pyradiomics' own preparation of each ROI)
+    # fast_preparation (radflow.features.preparation; false keeps pyradiomics' own preparation of each ROI) and
+    # fast_size_zones (radflow.features.size_zones: the GLSZM without pyradiomics' dense grey levels x sizes matrix)
     own = params.pop("radflow", None) or {}
     unknown = sorted(set(own) - set(FAST_PATHS)) if isinstance(own, dict) else ["(not a mapping)"]
     if unknown:
@@ -60,6 +61,7 @@ def make_extractor(settings_path):
     extractor.radflow_ibsi = ibsi
     extractor.radflow_fast_shape = bool(own.get("fast_shape", True))
     extractor.radflow_fast_preparation = bool(own.get("fast_preparation", True))
+    extractor.radflow_fast_size_zones = bool(own.get("fast_size_zones", True))
     if ibsi is not None:
         install_bin_start_hook()
     return extractor
@@ -192,6 +194,7 @@ def extract_roi(
         with (
             mesh_shape.enabled(getattr(extractor, "radflow_fast_shape", True)),
             preparation.enabled(getattr(extractor, "radflow_fast_preparation", True)),
+            size_zones.enabled(getattr(extractor, "radflow_fast_size_zones", True)),
         ):
             result = extractor.execute(image, mask, label=label)
     except Exception as err:  # pyradiomics raises ValueError/AssertionError for small or empty ROIs

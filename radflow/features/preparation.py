@@ -17,9 +17,9 @@ the same results bit for bit and raise the same errors:
   builtins' answer depends on the order, goes to pyradiomics whole). The IBSI mode's bin start (ibsi_mode) is left
   to its own hook.
 - RadiomicsFeaturesBase._applyBinning: firstorder and the five texture classes each discretise the same ROI again.
-  Within one `with enabled():` block (one extract_roi), the first class's discretised image is kept and the others
-  get a copy, once their ROI's intensities are checked equal to those it was computed from (image, mask, label and
-  binning settings the same).
+  Within one `with enabled():` block (one extract_roi), the first class's discretised image is kept, read-only, and
+  the others get it too, once their ROI's intensities are checked equal to those it was computed from (image, mask,
+  label and binning settings the same).
 """
 
 from __future__ import annotations
@@ -122,9 +122,12 @@ def _apply_binning(self, matrix):
     if hit is not None and hit.binned.shape == matrix.shape and np.array_equal(hit.inside, inside):
         self.coefficients["grayLevels"] = hit.gray_levels.copy()
         self.coefficients["Ng"] = hit.ng
-        return hit.binned.copy()
+        return hit.binned
     binned = original(self, matrix)
-    cache[key] = _Binned((self.inputImage, self.inputMask), inside, binned.copy(), self.coefficients)
+    # one array for every class, read-only: a class that wrote into it would raise instead of changing another's
+    # input (none does; on a body outline the discretised image is 0.75 GB)
+    binned.flags.writeable = False
+    cache[key] = _Binned((self.inputImage, self.inputMask), inside, binned, self.coefficients)
     return binned
 
 
