@@ -1,5 +1,5 @@
 """Features per image series x ROI: pyradiomics extraction (extract), with radflow's shortcuts that keep its
-numbers (mesh_shape; preparation; the crop before resampling), the IBSI mode (ibsi_mode, ibsi: the phantom
+numbers (mesh_shape; preparation; size_zones; the crop before resampling), the IBSI mode (ibsi_mode, ibsi: the phantom
 conformance), the units of every feature (units), which ROIs a job extracts and what that costs (budget), the
 merged tables (table), and dose-volume histograms per ROI from an RTDOSE and its contours (dvh).
 
