@@ -28,7 +28,12 @@ def summed_otherwise(name: str) -> bool:
     """A feature whose sum radflow adds in another order than pyradiomics, equal to 1e-12 relative: a shape feature
     computed from the mesh's surface or volume (MeshVolume, SurfaceArea, their ratio, Sphericity:
     radflow.features.mesh_shape) and the GLSZM features summed over the whole matrix (ZoneEntropy, the area-grey-level
-    emphases: radflow.features.size_zones); every other value is pyradiomics' own, bit for bit."""
+    emphases: radflow.features.size_zones). Also the GLCM's MCC: numpy's eigenvalues (LAPACK) of a matrix that
+    pyradiomics computes afresh in each process, whose last digit was seen to differ between the workflow's job and
+    another process (STS_006's PET GTV: 0.8818502269417205 and ...208, either way with or without radflow's
+    shortcuts). Every other value is pyradiomics' own, bit for bit."""
+    if name.endswith("_glcm_MCC"):
+        return True
     if "_glszm_" in name:
         return any(word in name for word in ("ZoneEntropy", "AreaLowGray", "AreaHighGray"))
     return name.startswith("original_shape_") and not any(

@@ -143,6 +143,10 @@ def test_kill_full_disk_and_resume_give_the_clean_tables(demo_dir, demo_run, tmp
     big = _big(workdir)
     assert big, "no CT image was converted before the second kill"
     big[0].unlink()
+    # and its features, if they were extracted before the kill: with them, nothing left to run would need the image,
+    # and Snakemake leaves a missing intermediate file missing
+    features = workdir / "results" / "features" / big[0].parent.name / big[0].name.replace(".nii.gz", ".parquet")
+    features.unlink(missing_ok=True)
     starved = _resume(workdir, limit_bytes=1_500_000)
     out = starved.stdout + starved.stderr
     assert starved.returncode != 0, "a run that could not write its images must not succeed"
