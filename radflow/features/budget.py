@@ -55,20 +55,18 @@ def skip_reason(m: dict, spacing, limits: dict, feature_rois: FeatureRois | None
 # per-job peaks and times of real series (LUNG1-001's CT with its lungs, the QIN PET, the sarcoma CT/MR/PET) and of
 # a generated 512 x 512 x 150 planning CT with every ROI extracted (benchmarks/features_cost.py, BENCHMARKS.md):
 # resident memory = the process with its libraries + the image and mask held for the job + the largest extracted
-# ROI, which grows faster than its voxels (pyradiomics' size-zone matrix is grey levels x the largest zone: a
-# 19-million-voxel body outline peaked at 15.6 GB, a 1.7-million-voxel PTV at 1.3 GB, a 3-million-voxel lung at
-# 1.1 GB); time = start-up + per ROI a part that grows with the image + the ROI's resampled voxels (lung
-# parenchyma took 41-46 s per million voxels, a body outline 25, tumours 13-20).
+# ROI, linear in its voxels since radflow.features.size_zones builds the size zone matrix without pyradiomics' dense
+# grey levels x zone sizes (a 19-million-voxel body outline peaked at 15.6 GB before, 3.1 GB after, 2026-12-08);
+# time = start-up + per ROI a part that grows with the image + the ROI's resampled voxels (the body outline's seven
+# classes 45 s, with radflow's shape coefficients, preparation and size zones; 8 s per million voxels keeps a margin
+# for lung parenchyma, the slowest texture measured).
 BASE_MB = 330
 
 
 MB_PER_MVOXEL_IMAGE = 12
 
 
-MB_PER_MVOXEL_ROI = 420
-
-
-MB_PER_MVOXEL_ROI_SQUARED = 20
+MB_PER_MVOXEL_ROI = 150
 
 
 SECONDS_START = 20.0
@@ -80,7 +78,7 @@ SECONDS_PER_ROI = 0.5
 SECONDS_PER_ROI_PER_MVOXEL_IMAGE = 0.03
 
 
-SECONDS_PER_MVOXEL = 50.0
+SECONDS_PER_MVOXEL = 8.0
 
 
 def job_resources(
@@ -107,7 +105,7 @@ def job_resources(
             SECONDS_PER_ROI + SECONDS_PER_ROI_PER_MVOXEL_IMAGE * image_mvoxels + SECONDS_PER_MVOXEL * voxels / 1e6
         )
     v = largest / 1e6
-    mem = BASE_MB + MB_PER_MVOXEL_IMAGE * image_mvoxels + MB_PER_MVOXEL_ROI * v + MB_PER_MVOXEL_ROI_SQUARED * v * v
+    mem = BASE_MB + MB_PER_MVOXEL_IMAGE * image_mvoxels + MB_PER_MVOXEL_ROI * v
     return dict(
         mem_mb=int(np.ceil(mem / 100) * 100),
         minutes=max(2, int(np.ceil(2 * seconds / 60))),
