@@ -103,33 +103,16 @@ def main():
     for run in args.runs:
         profile(str(run), list(ct_rois(run)), ex)
     if args.planning_ct:
-        import pydicom
-        from features_cost import planning_ct
+        from features_vs_pyradiomics import planning_ct_series
 
-        from radflow.dicom.convert import convert_series
-        from radflow.roi_names import FeatureRois, load_aliases
-        from radflow.run.series_job import masks_step
+        from radflow.roi_names import FeatureRois
 
-        planning_ct(tmp / "dicom")
-        files = {p: pydicom.dcmread(p, stop_before_pixels=True) for p in (tmp / "dicom").rglob("*.dcm")}
-        ct = [str(p) for p, d in files.items() if d.Modality == "CT"]
-        rs = next(p for p, d in files.items() if d.Modality == "RTSTRUCT")
-        sidecar = convert_series(ct, tmp / "ct.nii.gz")
-        structures = [
-            dict(path=str(rs), series_uid=str(files[rs].SeriesInstanceUID), modality="RTSTRUCT", relation="referenced")
-        ]
-        masks_step(
-            dict(series_key="ct", structures=structures),
-            tmp / "ct.nii.gz",
-            sidecar,
-            tmp / "masks",
-            load_aliases(REPO / "config" / "roi_names.yaml"),
-        )
+        ((image_path, masks),) = planning_ct_series(tmp)
         wanted = FeatureRois("standard", REPO / "config" / "roi_names.yaml")
-        image = sitk.ReadImage(str(tmp / "ct.nii.gz"))
+        image = sitk.ReadImage(str(image_path))
         rois = [
-            (r["label"], image, sitk.ReadImage(str(tmp / "masks" / f"{r['label']}.nii.gz")))
-            for r in json.loads((tmp / "masks" / "masks.json").read_text())
+            (r["label"], image, sitk.ReadImage(str(masks / f"{r['label']}.nii.gz")))
+            for r in json.loads((masks / "masks.json").read_text())
             if r.get("status") == "ok" and r.get("voxel_count", 0) >= 50 and not wanted.why_not(r)
         ]
         profile("planning CT (standard ROIs)", rois, ex)

@@ -27,6 +27,8 @@ from functools import lru_cache
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
+from radflow.features.switch import Switch
+
 # pyradiomics' cube corners (z, y, x offsets); corner a is bit a of a cube's configuration
 CORNERS = ((0, 0, 0), (0, 0, 1), (0, 1, 1), (0, 1, 0), (1, 0, 0), (1, 0, 1), (1, 1, 1), (1, 1, 0))
 # below this many points a hull does not pay (and Qhull needs a full-dimensional set)
@@ -235,7 +237,7 @@ class _CShape:
         return self.original.calculate_coefficients(mask, spacing)
 
 
-class enabled:
+class enabled(Switch):
     """`with enabled(True):` pyradiomics' shape class computes its coefficients here; `enabled(False)`: in its own C
     (the reference; settings `radflow: {fast_shape: false}`)."""
 
@@ -244,13 +246,4 @@ class enabled:
 
         if not isinstance(radiomics.shape.cShape, _CShape):
             radiomics.shape.cShape = _CShape(radiomics.shape.cShape)
-        self.on = bool(on)
-
-    def __enter__(self):
-        self.before = _STATE["enabled"]
-        _STATE["enabled"] = self.on
-        return self
-
-    def __exit__(self, *exc):
-        _STATE["enabled"] = self.before
-        return False
+        super().__init__(_STATE, on)

@@ -27,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from radflow.features.switch import Switch
+
 _STATE = {"enabled": False, "cache": None}  # pyradiomics' own outside an `enabled(True)` block
 _ORIGINAL = {}
 
@@ -149,20 +151,19 @@ def _install() -> None:
     base.RadiomicsFeaturesBase._applyBinning = _apply_binning
 
 
-class enabled:
+class enabled(Switch):
     """`with enabled(True):` one extraction with radflow's preparation steps (the discretisation shared by the
     classes within the block); `enabled(False)`: pyradiomics' own (settings `radflow: {fast_preparation: false}`)."""
 
     def __init__(self, on: bool = True):
         _install()
-        self.on = bool(on)
+        super().__init__(_STATE, on)
 
     def __enter__(self):
-        self.before = (_STATE["enabled"], _STATE["cache"])
-        _STATE["enabled"] = self.on
-        _STATE["cache"] = {} if self.on else None
-        return self
+        self.cache_before = _STATE["cache"]
+        _STATE["cache"] = {} if self.on else None  # the discretisations of this block's extraction
+        return super().__enter__()
 
     def __exit__(self, *exc):
-        _STATE["enabled"], _STATE["cache"] = self.before
-        return False
+        _STATE["cache"] = self.cache_before
+        return super().__exit__(*exc)

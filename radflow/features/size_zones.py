@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from radflow.features.switch import Switch
+
 _STATE = {"enabled": False}  # pyradiomics' own outside an `enabled(True)` block
 _ORIGINAL = {}
 
@@ -86,19 +88,10 @@ def _install() -> None:
     glszm.RadiomicsGLSZM._initCalculation = _init_calculation
 
 
-class enabled:
+class enabled(Switch):
     """`with enabled(True):` pyradiomics' GLSZM class gets its matrix from here; `enabled(False)`: from its own C
     (settings `radflow: {fast_size_zones: false}`)."""
 
     def __init__(self, on: bool = True):
         _install()
-        self.on = bool(on)
-
-    def __enter__(self):
-        self.before = _STATE["enabled"]
-        _STATE["enabled"] = self.on
-        return self
-
-    def __exit__(self, *exc):
-        _STATE["enabled"] = self.before
-        return False
+        super().__init__(_STATE, on)
